@@ -1,0 +1,465 @@
+"""The on-disk dataset format: one JSON metadata file plus memory-mappable ``.npy`` arrays.
+
+This module is the only place that knows file names, dtypes and the metadata schema. Layout of a
+dataset directory written by ``graphtrain partition`` (``P`` partitions, ``n_p`` nodes and ``e_p``
+edges in partition ``p``, ``N`` nodes and ``E`` edges in all)::
+
+    DIR/
+    ├── meta.json                  format_version, counts, node/edge boundaries (the range book),
+    │                              column schema, partition statistics, sha256 of every array
+    ├── part-0000/
+    │   ├── indptr.npy             int64   [n_p + 1]  CSC offsets by local destination
+    │   ├── src.npy                int64   [e_p]      global source ID of each in-edge
+    │   ├── edge_time.npy          int64   [e_p]      edge time (with --time); sorted within each
+    │   │                                             destination's in-edges
+    │   ├── edge_weight.npy        float64 [e_p]      edge weight (with --weight)
+    │   ├── edge_<name>.npy        [e_p]              other edge columns (int64 or float64)
+    │   ├── node_feat.npy          float32 [n_p, F]   node features (with a node table)
+    │   ├── node_label.npy         int64   [n_p]      class label, -1 where unknown
+    │   ├── node_split.npy         int8    [n_p]      0 train, 1 val, 2 test, -1 none
+    │   ├── raw_id.npy             int64   [n_p]      raw ID of each local node   (int IDs)
+    │   ├── raw_id_offsets.npy     int64   [n_p + 1]  raw IDs as UTF-8 strings:   (string IDs)
+    │   └── raw_id_bytes.npy       uint8   [...]      bytes[offsets[i]:offsets[i+1]]
+    ├── part-0001/ ...
+    └── idmap/                     raw -> global lookup, sorted by hash(raw ID)
+        ├── hash.npy               uint64  [N]  hash of each raw ID, ascending (ties by raw ID)
+        ├── global_id.npy          int64   [N]  global ID of the raw ID in the same row
+        ├── raw.npy                int64   [N]  the raw ID in the same row          (int IDs)
+        ├── raw_offsets.npy        int64   [N + 1]                                 (string IDs)
+        └── raw_bytes.npy          uint8   [...]
+
+Global node IDs of partition ``p`` are ``[node_bounds[p], node_bounds[p+1])``; its edges (the
+in-edges of its nodes) have global edge IDs ``[edge_bounds[p], edge_bounds[p+1])`` in CSC order.
+The global -> raw direction is the per-partition ``raw_id*`` arrays (local ID = global - start), so
+a worker maps its own nodes back without touching anyone else's data.
+
+Checksums are sha256 of each array's data bytes (the ``.npy`` header excluded; np.load checks it).
+Writers build the whole directory under a temporary sibling and rename it into place at the end
+(:func:`staged_directory`), so a failed run never leaves a half-written dataset.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from graphtrain._version import __version__
+from graphtrain.errors import FormatError, OutputExistsError
+from graphtrain.graph import TIME, CSCGraph
+from graphtrain.partition.book import RangePartitionBook
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+IDMAP_DIR = "idmap"
+
+# array file names (without .npy)
+INDPTR = "indptr"
+SRC = "src"
+NODE_FEAT = "node_feat"
+NODE_LABEL = "node_label"
+NODE_SPLIT = "node_split"
+RAW_ID = "raw_id"
+RAW_ID_OFFSETS = "raw_id_offsets"
+RAW_ID_BYTES = "raw_id_bytes"
+IDMAP_HASH = "hash"
+IDMAP_GLOBAL = "global_id"
+IDMAP_RAW = "raw"
+IDMAP_RAW_OFFSETS = "raw_offsets"
+IDMAP_RAW_BYTES = "raw_bytes"
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+ID_TYPES = ("int64", "string")
+
+
+def part_dir_name(part: int) -> str:
+    return f"part-{part:04d}"
+
+
+def edge_file(column: str) -> str:
+    """Array name of an edge column stored under its graphtrain name (``time``, ``weight``, ...)."""
+    return f"edge_{column}"
+
+
+# -- metadata ---------------------------------------------------------------------------------------
+@dataclass
+class EdgeColumn:
+    """One stored edge column.
+
+    Attributes:
+        name: graphtrain name, the file is ``edge_<name>.npy`` (``time`` and ``weight`` are roles).
+        dtype: ``"int64"`` or ``"float64"``.
+        source: the column's name in the user's input (written back by ``export``).
+        unit: for time columns read from a timestamp type, e.g. ``"s"``; else ``None``.
+    """
+
+    name: str
+    dtype: str
+    source: str
+    unit: Optional[str] = None
+
+
+@dataclass
+class NodeSchema:
+    """What node data a dataset holds (all optional).
+
+    Attributes:
+        feature_names: source column names of the ``F`` feature columns (``node_feat.npy``).
+        label: source column name of the label, if any; labels are int64 class IDs, -1 = unknown.
+        num_classes: number of label classes (max label + 1).
+        split: source column name of the train/val/test split, if any.
+        label_values: if the input labels were strings, ``label_values[k]`` is class ``k``'s value.
+    """
+
+    feature_names: List[str] = field(default_factory=list)
+    label: Optional[str] = None
+    num_classes: Optional[int] = None
+    split: Optional[str] = None
+    label_values: Optional[List[str]] = None
+
+
+@dataclass
+class FileRecord:
+    """Integrity record of one array: dtype, shape and sha256 of its data bytes."""
+
+    dtype: str
+    shape: List[int]
+    sha256: str
+
+
+@dataclass
+class DatasetMeta:
+    """Everything in ``meta.json``. ``node_bounds``/``edge_bounds`` are the range partition book."""
+
+    num_parts: int
+    num_nodes: int
+    num_edges: int
+    node_bounds: List[int]
+    edge_bounds: List[int]
+    id_type: str
+    edge_columns: List[EdgeColumn] = field(default_factory=list)
+    node_schema: NodeSchema = field(default_factory=NodeSchema)
+    time_sorted: bool = False
+    id_columns: Dict[str, str] = field(default_factory=dict)  # {"src": input name, "dst": ..., "node_id": ...}
+    partition_stats: Dict[str, object] = field(default_factory=dict)  # method, edge_cut, balance, seed
+    ingest_stats: Dict[str, object] = field(default_factory=dict)  # inputs, rows, self loops, duplicates
+    idmap: Dict[str, object] = field(default_factory=dict)  # {"hash": scheme name}
+    files: Dict[str, FileRecord] = field(default_factory=dict)  # relative path -> record
+    format_version: int = FORMAT_VERSION
+    created_by: str = f"graphtrain {__version__}"
+
+    @property
+    def book(self) -> RangePartitionBook:
+        return RangePartitionBook(self.node_bounds, self.edge_bounds)
+
+    @property
+    def edge_cut(self) -> Optional[int]:
+        cut = self.partition_stats.get("edge_cut")
+        return None if cut is None else int(cut)
+
+    def edge_column(self, name: str) -> Optional[EdgeColumn]:
+        return next((c for c in self.edge_columns if c.name == name), None)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, path: str = META_FILE) -> "DatasetMeta":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(raw, dict) or "format_version" not in raw:
+            raise FormatError(f"{path}: no format_version; not a graphtrain dataset")
+        version = raw["format_version"]
+        if version != FORMAT_VERSION:
+            raise FormatError(
+                f"{path}: dataset format version {version} is not supported by graphtrain {__version__} "
+                f"(it reads version {FORMAT_VERSION}); re-partition the input with this version"
+            )
+        try:
+            raw["edge_columns"] = [EdgeColumn(**c) for c in raw.get("edge_columns", [])]
+            raw["node_schema"] = NodeSchema(**raw.get("node_schema", {}))
+            raw["files"] = {k: FileRecord(**v) for k, v in raw.get("files", {}).items()}
+            meta = cls(**raw)
+        except TypeError as exc:
+            raise FormatError(f"{path}: unexpected metadata layout ({exc})") from None
+        if meta.id_type not in ID_TYPES:
+            raise FormatError(f"{path}: id_type must be one of {ID_TYPES}, got {meta.id_type!r}")
+        book = meta.book  # validates the bounds
+        if book.num_parts != meta.num_parts or book.num_nodes != meta.num_nodes or book.num_edges != meta.num_edges:
+            raise FormatError(f"{path}: boundaries disagree with num_parts/num_nodes/num_edges")
+        return meta
+
+
+# -- writing ----------------------------------------------------------------------------------------
+class NpyWriter:
+    """Stream chunks into a ``.npy`` file whose final shape is known up front; hashes as it writes.
+
+    Args:
+        path: destination file.
+        dtype: element dtype.
+        shape: final shape; chunks are concatenated along axis 0.
+    """
+
+    def __init__(self, path, dtype, shape: Tuple[int, ...]):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        self._row_items = int(np.prod(self.shape[1:], dtype=np.int64)) if len(self.shape) > 1 else 1
+        self._rows_written = 0
+        self._sha = hashlib.sha256()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_2_0(self._fh, header) if _needs_v2(header) else np.lib.format.write_array_header_1_0(self._fh, header)
+
+    def write(self, chunk) -> None:
+        chunk = np.ascontiguousarray(chunk, dtype=self.dtype)
+        if chunk.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self.path.name}: chunk shape {chunk.shape} does not fit array shape {self.shape}")
+        if self._rows_written + chunk.shape[0] > self.shape[0]:
+            raise ValueError(f"{self.path.name}: more than {self.shape[0]} rows written")
+        buf = memoryview(chunk).cast("B")
+        self._sha.update(buf)
+        self._fh.write(buf)
+        self._rows_written += chunk.shape[0]
+
+    def close(self) -> FileRecord:
+        self._fh.close()
+        if self._rows_written != self.shape[0]:
+            raise ValueError(f"{self.path.name}: wrote {self._rows_written} of {self.shape[0]} rows")
+        return FileRecord(dtype=self.dtype.str, shape=list(self.shape), sha256=self._sha.hexdigest())
+
+    def abort(self) -> None:
+        self._fh.close()
+
+
+def _needs_v2(header: dict) -> bool:
+    # .npy version 1.0 headers are limited to 65535 bytes (only enormous shapes need 2.0)
+    return len(repr(header)) > 60000
+
+
+def write_array(path, array) -> FileRecord:
+    """Write a whole array as ``.npy`` and return its record."""
+    array = np.ascontiguousarray(array)
+    writer = NpyWriter(path, array.dtype, array.shape)
+    writer.write(array)
+    return writer.close()
+
+
+def write_meta(directory, meta: DatasetMeta) -> None:
+    """Write ``meta.json`` (last, so a directory with meta.json is complete)."""
+    path = Path(directory) / META_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(meta.to_json(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _is_replaceable(path: Path) -> bool:
+    """Only graphtrain datasets or empty directories may be replaced with ``force``."""
+    if path.is_dir():
+        return (path / META_FILE).is_file() or not any(path.iterdir())
+    return False
+
+
+@contextlib.contextmanager
+def staged_directory(final, force: bool = False) -> Iterator[Path]:
+    """Build a directory under a temporary sibling and rename it to ``final`` on success.
+
+    Args:
+        final: the directory to create.
+        force: replace an existing graphtrain dataset (or empty directory) at ``final``.
+
+    Raises:
+        OutputExistsError: ``final`` exists and ``force`` is not set, or it exists and is not a
+            graphtrain dataset (never deleted, even with ``force``).
+
+    On an exception inside the block the temporary directory is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        if not force:
+            raise OutputExistsError(f"{final} already exists; pass --force to replace it")
+        if not _is_replaceable(final):
+            raise OutputExistsError(
+                f"{final} exists and is not a graphtrain dataset (no {META_FILE}); refusing to replace it even with --force"
+            )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_file(final, force: bool = False) -> Iterator[Path]:
+    """Write a file under a temporary sibling name and rename it to ``final`` on success.
+
+    Raises:
+        OutputExistsError: ``final`` exists and ``force`` is not set, or it is a directory.
+    """
+    final = Path(final)
+    if final.is_dir():
+        raise OutputExistsError(f"{final} is a directory; give a file name")
+    if final.exists() and not force:
+        raise OutputExistsError(f"{final} already exists; pass --force to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# -- reading ----------------------------------------------------------------------------------------
+@dataclass
+class Partition:
+    """One partition opened from disk: its graph and its nodes' data (arrays memory-mapped).
+
+    Attributes:
+        part: partition index.
+        graph: in-edges of the partition's nodes (``node_start = node_bounds[part]``).
+        features: float32 ``[n_p, F]`` or None.
+        labels: int64 ``[n_p]`` (-1 = unknown) or None.
+        split: int8 ``[n_p]`` (see ``SPLIT_CODES``; -1 = none) or None.
+    """
+
+    part: int
+    graph: CSCGraph
+    features: Optional[np.ndarray] = None
+    labels: Optional[np.ndarray] = None
+    split: Optional[np.ndarray] = None
+
+
+class Dataset:
+    """A partitioned dataset directory, opened read-only.
+
+    Opening reads ``meta.json``, checks its version and that every listed array exists with the
+    recorded dtype and shape (headers only). ``verify=True`` also checks every sha256.
+
+    Raises:
+        FormatError: missing directory or files, wrong version, shape/dtype mismatch, bad checksum.
+    """
+
+    def __init__(self, path, verify: bool = False):
+        self.path = Path(path)
+        meta_path = self.path / META_FILE
+        if not self.path.is_dir():
+            raise FormatError(f"{self.path}: no such dataset directory")
+        if not meta_path.is_file():
+            raise FormatError(f"{self.path}: no {META_FILE}; not a graphtrain dataset (or an unfinished one)")
+        self.meta = DatasetMeta.from_json(meta_path.read_text(encoding="utf-8"), str(meta_path))
+        self.book = self.meta.book
+        self._check_files(verify)
+
+    # -- integrity ------------------------------------------------------------------------------
+    def _check_files(self, verify: bool) -> None:
+        for rel, rec in self.meta.files.items():
+            arr = self._load(rel, rec)
+            if verify:
+                if _sha256_of(arr) != rec.sha256:
+                    raise FormatError(f"{self.path / rel}: checksum mismatch (file is corrupt or was modified)")
+
+    def verify(self) -> None:
+        """Check every array's sha256 against ``meta.json``."""
+        self._check_files(verify=True)
+
+    def _load(self, rel: str, rec: Optional[FileRecord] = None) -> np.ndarray:
+        rec = rec or self.meta.files.get(rel)
+        if rec is None:
+            raise FormatError(f"{self.path}: {rel} is not listed in {META_FILE}")
+        path = self.path / rel
+        if not path.is_file():
+            raise FormatError(f"{path}: missing (listed in {META_FILE})")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise FormatError(f"{path}: unreadable array ({exc})") from None
+        if arr.dtype.str != rec.dtype or list(arr.shape) != list(rec.shape):
+            raise FormatError(
+                f"{path}: expected dtype {rec.dtype} shape {tuple(rec.shape)}, found {arr.dtype.str} {arr.shape}"
+            )
+        if arr.size == 0:  # np.load cannot memory-map empty arrays portably; return a plain one
+            arr = np.empty(arr.shape, dtype=arr.dtype)
+        return arr
+
+    def _part_array(self, part: int, name: str) -> Optional[np.ndarray]:
+        rel = f"{part_dir_name(part)}/{name}.npy"
+        return self._load(rel) if rel in self.meta.files else None
+
+    # -- access ---------------------------------------------------------------------------------
+    @property
+    def num_parts(self) -> int:
+        return self.meta.num_parts
+
+    def graph(self, part: int) -> CSCGraph:
+        """Memory-mapped in-edges of partition ``part``."""
+        self.book.node_range(part)  # range check
+        attrs = {c.name: self._part_array(part, edge_file(c.name)) for c in self.meta.edge_columns}
+        return CSCGraph(
+            indptr=self._part_array(part, INDPTR),
+            src=self._part_array(part, SRC),
+            node_start=int(self.book.node_bounds[part]),
+            edge_start=int(self.book.edge_bounds[part]),
+            num_global_nodes=self.meta.num_nodes,
+            edge_attrs=attrs,
+            time_sorted=self.meta.time_sorted and TIME in attrs,
+        )
+
+    def partition(self, part: int) -> Partition:
+        """Graph plus node features, labels and split of partition ``part`` (memory-mapped)."""
+        return Partition(
+            part=part,
+            graph=self.graph(part),
+            features=self._part_array(part, NODE_FEAT),
+            labels=self._part_array(part, NODE_LABEL),
+            split=self._part_array(part, NODE_SPLIT),
+        )
+
+    def raw_ids(self, part: int):
+        """Raw IDs of partition ``part``'s nodes in local order: int64 array, or a pyarrow string array."""
+        if self.meta.id_type == "int64":
+            return self._part_array(part, RAW_ID)
+        import pyarrow as pa
+
+        offsets = np.asarray(self._part_array(part, RAW_ID_OFFSETS))
+        data = np.asarray(self._part_array(part, RAW_ID_BYTES))
+        return pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+
+    def idmap_array(self, name: str) -> np.ndarray:
+        """One array of the raw -> global map (``hash``, ``global_id``, ``raw``, ``raw_offsets``, ``raw_bytes``)."""
+        return self._load(f"{IDMAP_DIR}/{name}.npy")
+
+
+def _sha256_of(array: np.ndarray, chunk_bytes: int = 64 << 20) -> str:
+    """sha256 of an array's data bytes, read in chunks (a memory-mapped array is not loaded whole)."""
+    sha = hashlib.sha256()
+    flat = array.reshape(-1).view(np.uint8) if array.size else np.empty(0, np.uint8)
+    for start in range(0, flat.size, chunk_bytes):
+        sha.update(memoryview(np.ascontiguousarray(flat[start : start + chunk_bytes])))
+    return sha.hexdigest()
+
+
+def open_dataset(path, verify: bool = False) -> Dataset:
+    """Open a dataset directory written by ``graphtrain partition`` (see the module docstring)."""
+    return Dataset(path, verify=verify)

@@ -1,0 +1,38 @@
+"""graphtrain: distributed graph-learning training engine (range-partitioned graphs, Numba samplers, Ray)."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = {}
+exec((HERE / "graphtrain" / "_version.py").read_text(), VERSION)
+
+setup(
+    name="graphtrain",
+    version=VERSION["__version__"],
+    description="Distributed GNN training for fraud and risk graphs: streaming range partitioning, "
+    "Numba CPU/CUDA neighbour sampling, Ray + torch.distributed training.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["graphtrain", "graphtrain.*"]),
+    install_requires=[
+        # torch is pinned by the install command in README/.ci (the CPU build on disk);
+        # a range here keeps pip from replacing an installed torch.
+        "torch>=2.2",
+        "torch-geometric>=2.5",
+        "ray>=2.9",
+        "numpy>=1.24",
+        "pyarrow>=14",
+        "numba>=0.59",
+        "pymetis>=2023.1",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "psutil>=5.9",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["graphtrain=graphtrain.cli:main"]},
+)

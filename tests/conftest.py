@@ -1,0 +1,32 @@
+"""Shared test configuration.
+
+- CUDA kernels are exercised on Numba's CUDA simulator unless a real NVIDIA GPU is present
+  (``NUMBA_ENABLE_CUDASIM`` must be set before numba.cuda is imported, hence here).
+- ``SHARED_DATA`` is the repository's sibling ``shared/data`` folder with the real fraud datasets.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def _has_nvidia_gpu() -> bool:
+    return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None and os.system("nvidia-smi -L >/dev/null 2>&1") == 0
+
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _has_nvidia_gpu():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GRAPHTRAIN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of ../shared/data; the tests that use it fail (not skip) when it is missing, since CI has it."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data folder {SHARED_DATA} not found (set GRAPHTRAIN_SHARED_DATA)")
+    return SHARED_DATA

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from graphtrain import metrics
+from graphtrain.errors import ConfigError
+
+
+def test_perfect_and_random_scores():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7])
+    rep = metrics.binary_report(y, s, threshold=0.5)
+    assert rep["auc"] == 1.0 and rep["ap"] == 1.0 and rep["f1_macro"] == 1.0 and rep["recall_at_k"] == 1.0
+    assert metrics.roc_auc(y, -s) == 0.0
+
+
+def test_recall_at_k():
+    y = np.array([1, 0, 1, 0, 0, 1])
+    s = np.array([0.9, 0.8, 0.1, 0.7, 0.2, 0.6])
+    assert metrics.recall_at_k(y, s, k=1) == pytest.approx(1 / 3)
+    assert metrics.recall_at_k(y, s) == pytest.approx(1 / 3)  # k = 3 positives: 0.9, 0.8, 0.7
+    assert metrics.recall_at_k(y, s, k=4) == pytest.approx(2 / 3)
+
+
+def test_degenerate_inputs():
+    assert np.isnan(metrics.roc_auc([0, 0], [0.1, 0.2]))
+    with pytest.raises(ConfigError):
+        metrics.roc_auc([0, 2], [0.1, 0.2])
+    with pytest.raises(ConfigError):
+        metrics.roc_auc([0, 1], [0.1, np.nan])
+    with pytest.raises(ConfigError):
+        metrics.roc_auc([], [])
+
+
+def test_best_threshold_separates():
+    y = np.array([0] * 50 + [1] * 10)
+    s = np.concatenate([np.linspace(0, 0.4, 50), np.linspace(0.6, 1, 10)])
+    t = metrics.best_f1_threshold(y, s)
+    assert metrics.f1_macro(y, s, t) == 1.0
