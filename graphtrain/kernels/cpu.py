@@ -29,22 +29,26 @@ _NO_I64 = np.empty(0, dtype=np.int64)
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _sample_slots(indptr, weight, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, counts):
+def _sample_slots(indptr, src, weight, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts):
     for i in prange(local_dst.shape[0]):
         bound = bounds[i] if temporal else np.int64(0)
-        counts[i] = _sample_entry(
-            indptr, weight, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, i * k
+        base = i * k
+        c = _sample_entry(
+            indptr, weight, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, base
         )
+        counts[i] = c
+        for j in range(c):  # read sources while the segment is in cache
+            nbr_slots[base + j] = src[slots[base + j]]
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _compact(src, edge_start, slots, counts, offsets, k, nbr, eid):
+def _compact(edge_start, slots, nbr_slots, counts, offsets, k, nbr, eid):
     for i in prange(counts.shape[0]):
         o = offsets[i]
+        base = i * k
         for j in range(counts[i]):
-            p = slots[i * k + j]
-            nbr[o + j] = src[p]
-            eid[o + j] = edge_start + p
+            nbr[o + j] = nbr_slots[base + j]
+            eid[o + j] = edge_start + slots[base + j]
 
 
 def prepare(graph: HopGraph) -> HopGraph:
@@ -73,15 +77,16 @@ def sample_hop(
     weight = graph.weight if use_weight else _NO_F64
     time = graph.time if temporal else _NO_I64
     slots = np.empty(n * k, dtype=np.int64)
+    nbr_slots = np.empty(n * k, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64)
-    _sample_slots(graph.indptr, weight, time, local_dst, keys, bounds, k, bool(replace), bool(use_weight), temporal,
-                  bool(graph.time_sorted), bool(strict), bool(recent), slots, counts)
+    _sample_slots(graph.indptr, graph.src, weight, time, local_dst, keys, bounds, k, bool(replace), bool(use_weight), temporal,
+                  bool(graph.time_sorted), bool(strict), bool(recent), slots, nbr_slots, counts)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     total = int(offsets[-1])
     nbr = np.empty(total, dtype=np.int64)
     eid = np.empty(total, dtype=np.int64)
-    _compact(graph.src, np.int64(graph.edge_start), slots, counts, offsets, k, nbr, eid)
+    _compact(np.int64(graph.edge_start), slots, nbr_slots, counts, offsets, k, nbr, eid)
     return counts, nbr, eid
 
 
