@@ -19,7 +19,7 @@ from graphtrain.kernels.hop_body import make_hop_functions
 from graphtrain.kernels.hop_graph import HopGraph
 
 _sample_entry = make_hop_functions(
-    njit(cache=True, nogil=True), {"rand_below": rng.rand_below, "rand_unit": rng.rand_unit}
+    njit(cache=True, nogil=True, inline="always"), {"rand_below": rng.rand_below, "rand_unit": rng.rand_unit}
 )["sample_entry"]
 _mix64 = rng.mix64
 _combine = rng.combine
@@ -97,44 +97,46 @@ def _first_occurrence(ids, times, use_time, num_shards, first):
 
     Shard ``s`` (chosen by the high hash bits) owns an open-addressing table of the nodes hashing
     into it and visits its nodes in index order, so the first visitor of a node is its first
-    occurrence whatever the number of shards.
+    occurrence whatever the number of shards. Table slots hold int32 positions (``ids`` has fewer
+    than 2**31 entries), so a hop's table stays in the core's L2 cache.
     """
     total = ids.shape[0]
     hashes = np.empty(total, dtype=np.uint64)
-    shard = np.empty(total, dtype=np.int32)
+    shard = np.empty(total, dtype=np.uint8)
     for i in prange(total):
         h = _mix64(np.uint64(ids[i]))
         if use_time:
             h = _combine(h, np.uint64(times[i]))
         hashes[i] = h
-        shard[i] = np.int32((h >> np.uint64(40)) % np.uint64(num_shards))
+        shard[i] = np.uint8((h >> np.uint64(56)) % np.uint64(num_shards))
     for s in prange(num_shards):
         cnt = 0
-        for i in range(total):
-            if shard[i] == s:
-                cnt += 1
+        if num_shards == 1:
+            cnt = total
+        else:
+            for i in range(total):
+                if shard[i] == s:
+                    cnt += 1
         cap = 16
         while cap < 2 * cnt:
             cap <<= 1
         mask = np.uint64(cap - 1)
-        slot_pos = np.full(cap, -1, dtype=np.int64)
-        slot_id = np.empty(cap, dtype=np.int64)
+        table = np.full(cap, -1, dtype=np.int32)
         for i in range(total):
-            if shard[i] != s:
+            if num_shards > 1 and shard[i] != s:
                 continue
             node = ids[i]
-            slot = np.int64(hashes[i] & mask)
+            slot = hashes[i] & mask
             while True:
-                p = slot_pos[slot]
+                p = table[slot]
                 if p < 0:
-                    slot_pos[slot] = i
-                    slot_id[slot] = node
+                    table[slot] = i
                     first[i] = i
                     break
-                if slot_id[slot] == node and (not use_time or times[p] == times[i]):
+                if ids[p] == node and (not use_time or times[p] == times[i]):
                     first[i] = p
                     break
-                slot = (slot + 1) & (cap - 1)
+                slot = (slot + np.uint64(1)) & mask
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -176,7 +178,7 @@ def unique_relabel(
     ids = np.concatenate([prev_ids, cand_ids]).astype(np.int64, copy=False)
     use_time = prev_times is not None
     times = np.concatenate([prev_times, cand_times]).astype(np.int64, copy=False) if use_time else _NO_I64
-    threads = numba.get_num_threads()
+    threads = min(numba.get_num_threads(), 255)
     first = np.empty(ids.shape[0], dtype=np.int64)
     _first_occurrence(ids, times, use_time, threads, first)
     m = cand_ids.shape[0]
