@@ -132,12 +132,13 @@ def _insert_first(ids, times, use_time, slot_idx, mask):
         if use_time:
             h = _combine(h, np.uint64(times[i]))
         slot = h & mask
+        me = np.int64(i)
         while True:
-            old = cuda.atomic.cas(slot_idx, slot, -1, i)
+            old = cuda.atomic.cas(slot_idx, slot, np.int64(-1), me)
             if old == -1:
                 break
             if ids[old] == ids[i] and (not use_time or times[old] == times[i]):
-                cuda.atomic.min(slot_idx, slot, i)
+                cuda.atomic.min(slot_idx, slot, me)
                 break
             slot = (slot + np.uint64(1)) & mask
 
