@@ -60,7 +60,8 @@ from graphtrain.units import format_size, parse_size
 log = get_logger("partition")
 
 DEFAULT_MEMORY_LIMIT = "2G"
-BASELINE_BYTES = 300 << 20  # interpreter + numpy + pyarrow + numba with compiled kernels (measured)
+BASELINE_BYTES = 260 << 20  # interpreter + numpy + pyarrow + Numba with its kernels loaded + reader buffers (measured)
+MIN_MEMORY_LIMIT = 384 << 20
 PER_NODE_BYTES = 24  # part (4) + global id (8) + in/out degree (8) + slack
 _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -140,17 +141,29 @@ class Tuning:
     bin_edges: int
     bin_nodes: int
 
+    # Past these sizes larger working sets no longer buy speed (measured on R-MAT), only memory.
+    MAX_STAGE_BYTES = 256 << 20
+    MAX_CHUNK_ROWS = 1 << 20
+
     @classmethod
     def plan(cls, memory_limit: int, est_rows: int, row_bytes: int, feature_bytes: int = 0) -> "Tuning":
-        work = max(memory_limit - BASELINE_BYTES, 32 << 20)
-        chunk_rows = int(np.clip(work // (4 * (160 + row_bytes)), 1 << 15, 1 << 22))
-        # a bucket holds <= 2 * rows * (distinct share) keys, ~48 bytes each while sorted
+        """Sizes for a run that may use ``memory_limit`` bytes in all.
+
+        Args:
+            memory_limit: bytes.
+            est_rows: estimated input rows (edges plus node-table rows; may over-estimate).
+            row_bytes: stored bytes per edge row (IDs and columns).
+            feature_bytes: bytes of node features per node-table row.
+        """
+        stage = min(max(memory_limit - BASELINE_BYTES, 32 << 20) // 2, cls.MAX_STAGE_BYTES)
+        chunk_rows = int(np.clip(stage // (96 + 4 * row_bytes), 1 << 14, cls.MAX_CHUNK_ROWS))
+        # a bucket holds at most 2 keys per input row (all distinct), ~56 bytes each while sorted
         keys = 2 * max(est_rows, 1)
         buckets = 1
-        while buckets < 4096 and keys * 48 / buckets > work / 2:
+        while buckets < 4096 and keys * 56 / buckets > stage:
             buckets *= 2
-        bin_edges = int(max(work // (2 * (64 + row_bytes)), 1 << 14))
-        bin_nodes = int(max(work // (2 * (24 + feature_bytes)), 1 << 12))
+        bin_edges = int(max(stage // (48 + 3 * row_bytes), 1 << 14))
+        bin_nodes = int(max(stage // (32 + 2 * feature_bytes), 1 << 12))
         return cls(chunk_rows, buckets, bin_edges, bin_nodes)
 
 
@@ -198,7 +211,10 @@ class PartitionOptions:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.id_type not in (None, *fmt.ID_TYPES):
             raise ConfigError(f"id type must be one of {', '.join(fmt.ID_TYPES)}, got {self.id_type!r}")
-        parse_size(self.memory_limit)
+        if parse_size(self.memory_limit) < MIN_MEMORY_LIMIT:
+            raise ConfigError(
+                f"--memory-limit {self.memory_limit} is below the {format_size(MIN_MEMORY_LIMIT)} the runtime itself needs "
+                f"(Python, NumPy, pyarrow and the compiled Numba kernels take about {format_size(BASELINE_BYTES)})")
         if self.passes < 1:
             raise ConfigError(f"passes must be >= 1, got {self.passes}")
         if self.threads is not None and self.threads < 1:
@@ -258,6 +274,11 @@ def _peak_rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def _release_memory() -> None:
+    """Hand memory that pyarrow's pool keeps after a stage back to the OS (~65 MB after ingest)."""
+    pa.default_memory_pool().release_unused()
+
+
 # -- stage 1: ingest ----------------------------------------------------------------------------
 @dataclass
 class _EdgeIngest:
@@ -286,7 +307,7 @@ def _ingest_edges(source, cols: EdgeColumns, id_type: str, builder: IdMapBuilder
              cols.dst: pa.int64() if id_type == "int64" else pa.string()}
     bar = _Progress(progress, "read edges", source.estimated_rows(), "rows")
     units: Dict[str, Optional[str]] = {}
-    for batch in ingest.iter_batches(source, cols.input_columns(), tuning.chunk_rows, types):
+    for batch in ingest.read_ahead(ingest.iter_batches(source, cols.input_columns(), tuning.chunk_rows, types)):
         if batch.num_rows == 0:
             continue
         c = result.num_chunks
@@ -412,14 +433,19 @@ def _missing_error(examples, count, edges, cols: EdgeColumns, id_type: str, node
 
 
 # -- stage 3/4 helpers: rid chunks and adjacency --------------------------------------------------
-def _rid_chunks(builder: IdMapBuilder, spill: SpillDir, ingest_info: _EdgeIngest, with_columns: bool
-                ) -> Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]:
-    """Per ingest chunk: ``(rid_src, rid_dst, edge columns)`` in input order."""
+def _rid_chunks(builder: IdMapBuilder, spill: SpillDir, ingest_info: _EdgeIngest, with_columns: bool,
+                relabel: Optional[np.ndarray] = None) -> Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]:
+    """Per ingest chunk: ``(src, dst, edge columns)`` in input order.
+
+    Endpoints are rids, or ``relabel[rid]`` (e.g. global IDs) when ``relabel`` is given -- applied to
+    the chunk's distinct keys before expanding them to endpoints, which saves one random gather.
+    """
     for c in range(ingest_info.num_chunks):
-        rid = builder.chunk_rids("edge", c)[spill.read(f"echunk_{c:06d}_inv", ingest_info.inv_dtypes[c])]
-        n = rid.shape[0] // 2
+        key_ids = builder.chunk_rids("edge", c) if relabel is None else relabel[builder.chunk_rids("edge", c)]
+        ids = key_ids[spill.read(f"echunk_{c:06d}_inv", ingest_info.inv_dtypes[c])]
+        n = ids.shape[0] // 2
         cols = {name: spill.read(f"echunk_{c:06d}_{name}", dt) for name, dt in ingest_info.columns.items()} if with_columns else {}
-        yield rid[:n], rid[n:], cols
+        yield ids[:n], ids[n:], cols
 
 
 class _Adjacency:
@@ -522,6 +548,7 @@ def partition(
         builder = IdMapBuilder(spill, id_type, tuning.num_buckets)
         edge_info = _ingest_edges(edges, edge_columns, id_type, builder, spill, tuning, options.progress)
         node_info = _ingest_nodes(nodes, node_columns, id_type, builder, spill, tuning, options.progress) if nodes else None
+        _release_memory()
         lap("ingest")
 
         bar = _Progress(options.progress, "assign ids", tuning.num_buckets, "buckets")
@@ -547,7 +574,7 @@ def partition(
         bins = RangeBins(spill, "ebin", plan_edge_bins(node_bounds, builder.in_degree, g, tuning.bin_edges),
                          {"src": np.int64, **edge_info.columns})
         bar = _Progress(options.progress, "route edges", edge_info.num_rows, "edges")
-        route_edges(bins, _rid_chunks(builder, spill, edge_info, with_columns=True), g, options.drop_self_loops, stats, bar.update)
+        route_edges(bins, _rid_chunks(builder, spill, edge_info, with_columns=True, relabel=g), options.drop_self_loops, stats, bar.update)
         bar.close()
         del builder.in_degree, builder.out_degree
         bar = _Progress(options.progress, "write partitions", bins.num_bins, "bins")

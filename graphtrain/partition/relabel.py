@@ -82,16 +82,13 @@ def plan_edge_bins(node_bounds: np.ndarray, in_degree_by_rid: np.ndarray, g: np.
 
 def route_edges(
     bins: RangeBins,
-    rid_chunks: Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]],
-    g: np.ndarray,
+    chunks: Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]],
     drop_self_loops: bool,
     stats: EdgeStats,
     on_chunk: Optional[Callable[[int], None]] = None,
 ) -> None:
-    """Translate each chunk's endpoint rids to global IDs and append the edges to their bins."""
-    for rid_src, rid_dst, cols in rid_chunks:
-        g_src = g[rid_src]
-        g_dst = g[rid_dst]
+    """Append each chunk's edges (endpoints as global IDs) to the bins of their destinations."""
+    for g_src, g_dst, cols in chunks:
         loops = g_src == g_dst
         n_loops = int(loops.sum())
         stats.self_loops += n_loops
@@ -102,7 +99,7 @@ def route_edges(
             stats.dropped_self_loops += n_loops
         bins.add(g_dst, {"src": g_src, **cols})
         if on_chunk is not None:
-            on_chunk(rid_src.shape[0])
+            on_chunk(g_src.shape[0])
 
 
 def write_edge_bins(
