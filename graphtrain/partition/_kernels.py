@@ -90,17 +90,136 @@ def group_order(h, shift, num_groups):
     return starts, order
 
 
+@njit(cache=True, nogil=True)
+def dedupe_small(h, offsets, data, is_string, max_distinct):
+    """Distinct keys of ``h`` in first-seen order, if there are at most ``max_distinct`` of them.
+
+    One growing open-addressing table holding the hashes inline, read in input order: the fastest
+    method while the table stays cache-resident. Gives up (returns ``first`` of length 0 and
+    ``ok = False``) once more than ``max_distinct`` distinct keys appear; use
+    :func:`dedupe_grouped` then.
+
+    Returns:
+        ``(ok, first, inverse)`` as in :func:`dedupe_grouped` (one group).
+    """
+    n = h.shape[0]
+    cap = 1024
+    tkeys = np.empty(cap, dtype=np.uint64)
+    tvals = np.full(cap, -1, dtype=np.int64)
+    first = np.empty(max(1, min(n, 1024)), dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    nu = 0
+    for i in range(n):
+        hv = h[i]
+        slot = np.int64(hv & np.uint64(cap - 1))
+        while True:
+            u = tvals[slot]
+            if u == -1:
+                if nu == max_distinct:
+                    return False, first[:0].copy(), inverse[:0].copy()
+                if nu == first.shape[0]:
+                    grown = np.empty(min(n, 2 * first.shape[0]), dtype=np.int64)
+                    grown[:nu] = first[:nu]
+                    first = grown
+                first[nu] = i
+                tkeys[slot] = hv
+                tvals[slot] = nu
+                inverse[i] = nu
+                nu += 1
+                if 2 * nu > cap:
+                    cap *= 2
+                    new_keys = np.empty(cap, dtype=np.uint64)
+                    new_vals = np.full(cap, -1, dtype=np.int64)
+                    for s in range(tvals.shape[0]):
+                        if tvals[s] >= 0:
+                            t = np.int64(tkeys[s] & np.uint64(cap - 1))
+                            while new_vals[t] >= 0:
+                                t = (t + 1) & np.int64(cap - 1)
+                            new_keys[t] = tkeys[s]
+                            new_vals[t] = tvals[s]
+                    tkeys = new_keys
+                    tvals = new_vals
+                break
+            if tkeys[slot] == hv and (not is_string or _bytes_equal(offsets, data, i, first[u])):
+                inverse[i] = u
+                break
+            slot = (slot + 1) & np.int64(cap - 1)
+    return True, first[:nu].copy(), inverse
+
+
+SMALL_DISTINCT = 1 << 20  # a table of 2M slots x 16 bytes = 32 MiB: about an L3 cache
+
+
+def dedupe(h, offsets, data, is_string):
+    """``(first, inverse)`` of ``h`` in some order: single table when few keys are distinct, radix groups otherwise."""
+    ok, first, inverse = dedupe_small(h, offsets, data, is_string, SMALL_DISTINCT)
+    if ok:
+        return first, inverse
+    groups = groups_for(h.shape[0])
+    first, _, inverse = dedupe_grouped(h, group_shift(groups), groups, offsets, data, is_string, False)
+    return first, inverse
+
+
+@njit(cache=True, nogil=True)
+def _dedupe_run(hg, pos, lo, hi, offsets, data, is_string, firstg, lin):
+    """De-duplicate ``hg[lo:hi]`` with a growing inline-key table (load <= 1/2).
+
+    ``pos[k]`` is element ``k``'s position in the caller's original order (for byte compares).
+    Writes ``firstg[lo + u]`` (grouped position of distinct key ``u``'s first occurrence) and
+    ``lin[k]`` (distinct index of element ``k``); returns the number of distinct keys.
+    """
+    cap = 64
+    while cap < 2 * min(hi - lo, 4096):
+        cap *= 2
+    tkeys = np.empty(cap, dtype=np.uint64)
+    tvals = np.full(cap, -1, dtype=np.int64)
+    nu = 0
+    for k in range(lo, hi):
+        hv = hg[k]
+        slot = np.int64(hv & np.uint64(cap - 1))
+        while True:
+            u = tvals[slot]
+            if u == -1:
+                firstg[lo + nu] = k
+                tkeys[slot] = hv
+                tvals[slot] = nu
+                lin[k] = nu
+                nu += 1
+                if 2 * nu > cap:  # double and re-insert
+                    cap *= 2
+                    new_keys = np.empty(cap, dtype=np.uint64)
+                    new_vals = np.full(cap, -1, dtype=np.int64)
+                    for s in range(tvals.shape[0]):
+                        if tvals[s] >= 0:
+                            t = np.int64(tkeys[s] & np.uint64(cap - 1))
+                            while new_vals[t] >= 0:
+                                t = (t + 1) & np.int64(cap - 1)
+                            new_keys[t] = tkeys[s]
+                            new_vals[t] = tvals[s]
+                    tkeys = new_keys
+                    tvals = new_vals
+                break
+            if tkeys[slot] == hv and (not is_string or _bytes_equal(offsets, data, pos[k], pos[firstg[lo + u]])):
+                lin[k] = u
+                break
+            slot = (slot + 1) & np.int64(cap - 1)
+    return nu
+
+
 @njit(cache=True, parallel=True)
 def dedupe_grouped(h, shift, num_groups, offsets, data, is_string, sort_uniques):
-    """Distinct keys of ``h``, grouped by ``h >> shift``, with the index of each element's key.
+    """Distinct keys of ``h``, grouped by :func:`group_of`, with the index of each element's key.
+
+    Keys are radix-partitioned by hash bits into groups first, so each group's table is small
+    (cache-resident) whether few or all keys are distinct; groups run in parallel.
 
     Args:
         h: uint64 ``[n]`` key hashes.
         shift, num_groups: group of a key is ``group_of(h, shift, num_groups)``; keys sorted by
             group then hash are in global hash order when the groups are the top bits (or the
             next bits of keys sharing their top bits).
-        offsets, data: string buffers of the keys when ``is_string`` (else ignored, pass empties).
-        is_string: compare bytes on equal hashes.
+        offsets, data: string buffers of the keys when ``is_string`` (else pass empties).
+        is_string: confirm equal hashes by comparing bytes.
         sort_uniques: order each group's distinct keys by (hash, bytes); otherwise first-seen order.
 
     Returns:
@@ -110,56 +229,38 @@ def dedupe_grouped(h, shift, num_groups, offsets, data, is_string, sort_uniques)
     """
     n = h.shape[0]
     starts, order = group_order(h, shift, num_groups)
-    first_tmp = np.empty(n, dtype=np.int64)
-    local = np.empty(n, dtype=np.int64)
+    hg = np.empty(n, dtype=np.uint64)
+    for k in prange(n):
+        hg[k] = h[order[k]]
+    firstg = np.empty(n, dtype=np.int64)
+    lin = np.empty(n, dtype=np.int64)
     ucount = np.zeros(num_groups, dtype=np.int64)
     for g in prange(num_groups):
         lo = starts[g]
         hi = starts[g + 1]
-        m = hi - lo
-        if m == 0:
+        if hi == lo:
             continue
-        cap = 1
-        while cap < 2 * m:
-            cap *= 2
-        mask = np.uint64(cap - 1)
-        table = np.full(cap, -1, dtype=np.int64)
-        nu = 0
-        for k in range(lo, hi):
-            i = order[k]
-            hv = h[i]
-            slot = np.int64((hv ^ (hv >> np.uint64(29))) & mask)
-            while True:
-                u = table[slot]
-                if u == -1:
-                    table[slot] = nu
-                    first_tmp[lo + nu] = i
-                    local[i] = nu
-                    nu += 1
-                    break
-                j = first_tmp[lo + u]
-                if h[j] == hv and (not is_string or _bytes_equal(offsets, data, i, j)):
-                    local[i] = u
-                    break
-                slot = (slot + 1) & np.int64(cap - 1)
+        nu = _dedupe_run(hg, order, lo, hi, offsets, data, is_string, firstg, lin)
         ucount[g] = nu
         if sort_uniques and nu > 1:
             keys = np.empty(nu, dtype=np.uint64)
             for u in range(nu):
-                keys[u] = h[first_tmp[lo + u]]
+                keys[u] = hg[firstg[lo + u]]
             perm = np.argsort(keys)
             if is_string:
-                _sort_collision_runs(keys, perm, first_tmp, lo, offsets, data)
+                orig = np.empty(nu, dtype=np.int64)
+                for u in range(nu):
+                    orig[u] = order[firstg[lo + u]]
+                _sort_collision_runs(keys, perm, orig, 0, offsets, data)
             rank = np.empty(nu, dtype=np.int64)
             sorted_first = np.empty(nu, dtype=np.int64)
             for r in range(nu):
                 rank[perm[r]] = r
-                sorted_first[r] = first_tmp[lo + perm[r]]
+                sorted_first[r] = firstg[lo + perm[r]]
             for r in range(nu):
-                first_tmp[lo + r] = sorted_first[r]
+                firstg[lo + r] = sorted_first[r]
             for k in range(lo, hi):
-                i = order[k]
-                local[i] = rank[local[i]]
+                lin[k] = rank[lin[k]]
     ustarts = np.zeros(num_groups + 1, dtype=np.int64)
     for g in range(num_groups):
         ustarts[g + 1] = ustarts[g] + ucount[g]
@@ -168,11 +269,30 @@ def dedupe_grouped(h, shift, num_groups, offsets, data, is_string, sort_uniques)
     for g in prange(num_groups):
         lo = starts[g]
         for u in range(ucount[g]):
-            first[ustarts[g] + u] = first_tmp[lo + u]
+            first[ustarts[g] + u] = order[firstg[lo + u]]
         for k in range(lo, starts[g + 1]):
-            i = order[k]
-            inverse[i] = ustarts[g] + local[i]
+            inverse[order[k]] = ustarts[g] + lin[k]
     return first, ustarts, inverse
+
+
+def groups_for(n: int, at_least: int = 1, per_group: int = 16384, most: int = 1 << 16) -> int:
+    """Power-of-two group count giving about ``per_group`` keys per group (>= ``at_least``)."""
+    g = max(1, at_least)
+    while g < most and n / g > per_group:
+        g *= 2
+    return g
+
+
+@njit(cache=True, nogil=True)
+def count_roles(inverse, num_first_role, num_keys):
+    """Per distinct key: occurrences among elements ``[0, k)`` and among ``[k, n)`` (``k = num_first_role``)."""
+    a = np.zeros(num_keys, dtype=np.int64)
+    b = np.zeros(num_keys, dtype=np.int64)
+    for i in range(num_first_role):
+        a[inverse[i]] += 1
+    for i in range(num_first_role, inverse.shape[0]):
+        b[inverse[i]] += 1
+    return a, b
 
 
 @njit(cache=True, nogil=True)

@@ -31,14 +31,13 @@ from numba import njit
 from graphtrain.errors import ConfigError, InputError
 from graphtrain.kernels.rng import hash_int_ids, hash_strings
 from graphtrain.partition import format as fmt
-from graphtrain.partition._kernels import dedupe_grouped, group_shift, unmix64_np
+from graphtrain.partition._kernels import count_roles, dedupe, dedupe_grouped, group_order, group_shift, groups_for, unmix64_np
 from graphtrain.partition.ingest import IdArray, StringIds, string_ids_from_arrow
 from graphtrain.partition.spill import SpillDir
 
 HASH_SCHEME = "splitmix64-v1"  # int IDs: mix64(id); string IDs: mix64(FNV-1a(bytes) ^ length)
 _EMPTY_OFFSETS = np.zeros(1, dtype=np.int64)
 _EMPTY_BYTES = np.zeros(0, dtype=np.uint8)
-SUBGROUPS = 16  # parallel sub-groups when de-duplicating one bucket
 
 
 def hash_ids(ids: IdArray) -> np.ndarray:
@@ -103,15 +102,16 @@ class IdMapBuilder:
 
     # -- stage 1: chunks ------------------------------------------------------------------------
     def add_chunk(self, kind: str, ids: IdArray, rows: Optional[np.ndarray] = None,
-                  in_degree: Optional[np.ndarray] = None, out_degree: Optional[np.ndarray] = None) -> np.ndarray:
+                  num_sources: Optional[int] = None) -> np.ndarray:
         """De-duplicate one chunk's IDs and spill its distinct keys by bucket.
 
         Args:
             kind: ``"edge"`` or ``"node"``.
             ids: the chunk's IDs (int64 array or :class:`StringIds`).
             rows: for node chunks, int64 global node-table row of each ID.
-            in_degree, out_degree: for edge chunks, int64 per ID occurrence (1 where the occurrence
-                is a destination / a source); summed per node into ``in_degree``/``out_degree``.
+            num_sources: for edge chunks, ``ids`` are ``[sources..., destinations...]`` and this is
+                the number of sources; occurrences are counted per node into ``out_degree`` and
+                ``in_degree``.
 
         Returns:
             ``inverse``: int64 ``[len(ids)]`` index of each ID's distinct key within the chunk
@@ -124,28 +124,32 @@ class IdMapBuilder:
             raise RuntimeError("add_chunk after finish")
         h = hash_ids(ids)
         offsets, data, is_string = _buffers(ids)
-        first, ustarts, inverse = dedupe_grouped(h, self.shift, self.num_buckets, offsets, data, is_string, False)
+        first, inverse = dedupe(h, offsets, data, is_string)
         if kind == "node" and first.shape[0] != h.shape[0]:
             dup = int(np.flatnonzero(first[inverse] != np.arange(h.shape[0]))[0])
             raw = ids.take(np.array([dup])).to_arrow()[0].as_py() if is_string else int(ids[dup])
             raise DuplicateNodeError(raw, [int(rows[first[inverse[dup]]]), int(rows[dup])])
+        uh = h[first]
+        ustarts, order = group_order(uh, self.shift, self.num_buckets)  # distinct keys by bucket
         counts = np.diff(ustarts)
         self._counts[kind].append(counts)
-        uh = h[first]
+        self.spill.write(self._stream(kind, "order", len(self._counts[kind]) - 1), order)
+        grouped = first[order]  # input position of each distinct key, in bucket order
+        ustr = ids.take(grouped) if is_string else None
         degrees = {}
         if kind == "edge":
-            for what, occ in (("din", in_degree), ("dout", out_degree)):
-                degrees[what] = np.bincount(inverse, weights=occ, minlength=first.shape[0]).astype(np.int64)
-        ustr = ids.take(first) if is_string else None
+            out_deg, in_deg = count_roles(inverse, num_sources, first.shape[0])
+            degrees = {"dout": out_deg[order], "din": in_deg[order]}
+        ugh = uh[order]
         for b in np.flatnonzero(counts):
             lo, hi = ustarts[b], ustarts[b + 1]
-            self.spill.append(self._stream(kind, "h", b), uh[lo:hi])
+            self.spill.append(self._stream(kind, "h", b), ugh[lo:hi])
             if is_string:
                 part = StringIds(ustr.offsets[lo : hi + 1] - ustr.offsets[lo], ustr.data[ustr.offsets[lo] : ustr.offsets[hi]])
                 self.spill.append(self._stream(kind, "len", b), np.diff(part.offsets))
                 self.spill.append(self._stream(kind, "bytes", b), part.data)
             if kind == "node":
-                self.spill.append(self._stream(kind, "row", b), rows[first[lo:hi]])
+                self.spill.append(self._stream(kind, "row", b), rows[grouped[lo:hi]])
             for what, per_key in degrees.items():
                 self.spill.append(self._stream(kind, what, b), per_key[lo:hi])
         return inverse
@@ -167,7 +171,6 @@ class IdMapBuilder:
             DuplicateNodeError: the node table repeats an ID across chunks.
         """
         is_string = self.id_type == "string"
-        sub_shift = max(self.shift - 4, 0) if self.num_buckets > 1 else 60
         self.num_missing = 0
         examples: List[MissingNode] = []
         bounds = np.zeros(self.num_buckets + 1, dtype=np.int64)
@@ -185,7 +188,9 @@ class IdMapBuilder:
                 offsets = np.zeros(lens.size + 1, dtype=np.int64)
                 np.cumsum(lens, out=offsets[1:])
                 data = np.concatenate([self.spill.read(self._stream(k, "bytes", b), np.uint8) for k in ("node", "edge")])
-            first, _, inverse = dedupe_grouped(keys, sub_shift, SUBGROUPS, offsets, data, is_string, True)
+            groups = groups_for(keys.shape[0])
+            first, _, inverse = dedupe_grouped(keys, max(self.shift - (groups.bit_length() - 1), 0), groups,
+                                               offsets, data, is_string, True)
             n_node = nh.size
             if n_node:
                 node_inv = inverse[:n_node]
@@ -245,7 +250,10 @@ class IdMapBuilder:
             self.spill.read(self._stream(kind, "rid", b), np.int64, int(seg[b]), int(counts[b]))
             for b in np.flatnonzero(counts)
         ]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        by_bucket = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        rids = np.empty_like(by_bucket)
+        rids[self.spill.read(self._stream(kind, "order", chunk), np.int64)] = by_bucket
+        return rids
 
     def num_chunks(self, kind: str) -> int:
         return len(self._counts[kind])

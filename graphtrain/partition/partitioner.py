@@ -314,8 +314,7 @@ def _ingest_edges(source, cols: EdgeColumns, id_type: str, builder: IdMapBuilder
             values[name] = v
         n = batch.num_rows
         ids = ingest.StringIds.concat([src, dst]) if id_type == "string" else np.concatenate([src, dst])
-        out_deg = np.concatenate([np.ones(n, np.int64), np.zeros(n, np.int64)])
-        inverse = builder.add_chunk("edge", ids, out_degree=out_deg, in_degree=1 - out_deg)
+        inverse = builder.add_chunk("edge", ids, num_sources=n)
         inv_dtype = np.int32 if inverse.shape[0] < 2**31 else np.int64  # indices < number of keys <= 2n
         spill.write(f"echunk_{c:06d}_inv", inverse.astype(inv_dtype))
         result.inv_dtypes.append(inv_dtype)
