@@ -178,7 +178,9 @@ def unique_relabel(
     ids = np.concatenate([prev_ids, cand_ids]).astype(np.int64, copy=False)
     use_time = prev_times is not None
     times = np.concatenate([prev_times, cand_times]).astype(np.int64, copy=False) if use_time else _NO_I64
-    threads = min(numba.get_num_threads(), 255)
+    if ids.shape[0] >= 2**31:  # table slots are int32 positions
+        raise ValueError(f"unique_relabel handles fewer than 2**31 nodes per call, got {ids.shape[0]}")
+    threads = min(numba.get_num_threads(), 255)  # shard IDs are uint8
     first = np.empty(ids.shape[0], dtype=np.int64)
     _first_occurrence(ids, times, use_time, threads, first)
     m = cand_ids.shape[0]

@@ -124,14 +124,20 @@ def sample_hop(
 
 
 # -- unique + relabel -----------------------------------------------------------------------------
+@cuda.jit(device=True)
+def _node_hash(ids, times, use_time, i):
+    """Hash of node ``i``: its global ID, combined with its time bound in temporal mode."""
+    h = _mix64(np.uint64(ids[i]))
+    if use_time:
+        h = _combine(h, np.uint64(times[i]))
+    return h
+
+
 @cuda.jit
 def _insert_first(ids, times, use_time, slot_idx, mask):
     i = cuda.grid(1)
     if i < ids.shape[0]:
-        h = _mix64(np.uint64(ids[i]))
-        if use_time:
-            h = _combine(h, np.uint64(times[i]))
-        slot = h & mask
+        slot = _node_hash(ids, times, use_time, i) & mask
         me = np.int64(i)
         while True:
             old = cuda.atomic.cas(slot_idx, slot, np.int64(-1), me)
@@ -147,10 +153,7 @@ def _insert_first(ids, times, use_time, slot_idx, mask):
 def _lookup_first(ids, times, use_time, slot_idx, mask, first):
     i = cuda.grid(1)
     if i < ids.shape[0]:
-        h = _mix64(np.uint64(ids[i]))
-        if use_time:
-            h = _combine(h, np.uint64(times[i]))
-        slot = h & mask
+        slot = _node_hash(ids, times, use_time, i) & mask
         while True:
             p = slot_idx[slot]
             if ids[p] == ids[i] and (not use_time or times[p] == times[i]):
