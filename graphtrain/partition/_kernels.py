@@ -91,6 +91,22 @@ def group_order(h, shift, num_groups):
 
 
 @njit(cache=True, nogil=True)
+def _regrow(tkeys, tvals, cap):
+    """Re-insert an open-addressing table (inline uint64 keys, int64 values; -1 = empty) into ``cap`` slots."""
+    new_keys = np.empty(cap, dtype=np.uint64)
+    new_vals = np.full(cap, -1, dtype=np.int64)
+    mask = np.uint64(cap - 1)
+    for s in range(tvals.shape[0]):
+        if tvals[s] >= 0:
+            t = np.int64(tkeys[s] & mask)
+            while new_vals[t] >= 0:
+                t = (t + 1) & np.int64(cap - 1)
+            new_keys[t] = tkeys[s]
+            new_vals[t] = tvals[s]
+    return new_keys, new_vals
+
+
+@njit(cache=True, nogil=True)
 def dedupe_small(h, offsets, data, is_string, max_distinct):
     """Distinct keys of ``h`` in first-seen order, if there are at most ``max_distinct`` of them.
 
@@ -126,19 +142,9 @@ def dedupe_small(h, offsets, data, is_string, max_distinct):
                 tvals[slot] = nu
                 inverse[i] = nu
                 nu += 1
-                if 2 * nu > cap:
+                if 2 * nu > cap:  # keep the load factor <= 1/2
                     cap *= 2
-                    new_keys = np.empty(cap, dtype=np.uint64)
-                    new_vals = np.full(cap, -1, dtype=np.int64)
-                    for s in range(tvals.shape[0]):
-                        if tvals[s] >= 0:
-                            t = np.int64(tkeys[s] & np.uint64(cap - 1))
-                            while new_vals[t] >= 0:
-                                t = (t + 1) & np.int64(cap - 1)
-                            new_keys[t] = tkeys[s]
-                            new_vals[t] = tvals[s]
-                    tkeys = new_keys
-                    tvals = new_vals
+                    tkeys, tvals = _regrow(tkeys, tvals, cap)
                 break
             if tkeys[slot] == hv and (not is_string or _bytes_equal(offsets, data, i, first[u])):
                 inverse[i] = u
@@ -185,19 +191,9 @@ def _dedupe_run(hg, pos, lo, hi, offsets, data, is_string, firstg, lin):
                 tvals[slot] = nu
                 lin[k] = nu
                 nu += 1
-                if 2 * nu > cap:  # double and re-insert
+                if 2 * nu > cap:  # keep the load factor <= 1/2
                     cap *= 2
-                    new_keys = np.empty(cap, dtype=np.uint64)
-                    new_vals = np.full(cap, -1, dtype=np.int64)
-                    for s in range(tvals.shape[0]):
-                        if tvals[s] >= 0:
-                            t = np.int64(tkeys[s] & np.uint64(cap - 1))
-                            while new_vals[t] >= 0:
-                                t = (t + 1) & np.int64(cap - 1)
-                            new_keys[t] = tkeys[s]
-                            new_vals[t] = tvals[s]
-                    tkeys = new_keys
-                    tvals = new_vals
+                    tkeys, tvals = _regrow(tkeys, tvals, cap)
                 break
             if tkeys[slot] == hv and (not is_string or _bytes_equal(offsets, data, pos[k], pos[firstg[lo + u]])):
                 lin[k] = u

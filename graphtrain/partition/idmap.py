@@ -101,8 +101,21 @@ class IdMapBuilder:
         return f"{kind}_{what}_{bucket:05d}"
 
     # -- stage 1: chunks ------------------------------------------------------------------------
+    @staticmethod
+    def distinct_keys(ids: IdArray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hash and de-duplicate one chunk's IDs: ``(h, first, inverse)``.
+
+        Pure and thread-safe (the kernels release the GIL), so it can run in a read-ahead thread
+        while the previous chunk is spilled; pass the result to :meth:`add_chunk` as ``keys``.
+        """
+        h = hash_ids(ids)
+        offsets, data, is_string = _buffers(ids)
+        first, inverse = dedupe(h, offsets, data, is_string)
+        return h, first, inverse
+
     def add_chunk(self, kind: str, ids: IdArray, rows: Optional[np.ndarray] = None,
-                  num_sources: Optional[int] = None) -> np.ndarray:
+                  num_sources: Optional[int] = None,
+                  keys: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None) -> np.ndarray:
         """De-duplicate one chunk's IDs and spill its distinct keys by bucket.
 
         Args:
@@ -112,6 +125,7 @@ class IdMapBuilder:
             num_sources: for edge chunks, ``ids`` are ``[sources..., destinations...]`` and this is
                 the number of sources; occurrences are counted per node into ``out_degree`` and
                 ``in_degree``.
+            keys: :meth:`distinct_keys` of ``ids`` if already computed.
 
         Returns:
             ``inverse``: int64 ``[len(ids)]`` index of each ID's distinct key within the chunk
@@ -122,9 +136,8 @@ class IdMapBuilder:
         """
         if self.num_nodes is not None:
             raise RuntimeError("add_chunk after finish")
-        h = hash_ids(ids)
-        offsets, data, is_string = _buffers(ids)
-        first, inverse = dedupe(h, offsets, data, is_string)
+        h, first, inverse = keys if keys is not None else self.distinct_keys(ids)
+        is_string = isinstance(ids, StringIds)
         if kind == "node" and first.shape[0] != h.shape[0]:
             dup = int(np.flatnonzero(first[inverse] != np.arange(h.shape[0]))[0])
             raw = ids.take(np.array([dup])).to_arrow()[0].as_py() if is_string else int(ids[dup])

@@ -143,7 +143,8 @@ class Tuning:
 
     # Past these sizes larger working sets no longer buy speed (measured on R-MAT), only memory.
     MAX_STAGE_BYTES = 256 << 20
-    MAX_CHUNK_ROWS = 1 << 20
+    MAX_CHUNK_ROWS = 1 << 19
+    CHUNKS_IN_FLIGHT = 3  # one being spilled, one queued, one being read and de-duplicated
 
     @classmethod
     def plan(cls, memory_limit: int, est_rows: int, row_bytes: int, feature_bytes: int = 0) -> "Tuning":
@@ -156,7 +157,7 @@ class Tuning:
             feature_bytes: bytes of node features per node-table row.
         """
         stage = min(max(memory_limit - BASELINE_BYTES, 32 << 20) // 2, cls.MAX_STAGE_BYTES)
-        chunk_rows = int(np.clip(stage // (96 + 4 * row_bytes), 1 << 14, cls.MAX_CHUNK_ROWS))
+        chunk_rows = int(np.clip(stage // (cls.CHUNKS_IN_FLIGHT * (64 + 3 * row_bytes)), 1 << 14, cls.MAX_CHUNK_ROWS))
         # a bucket holds at most 2 keys per input row (all distinct), ~56 bytes each while sorted
         keys = 2 * max(est_rows, 1)
         buckets = 1
@@ -305,25 +306,34 @@ def _ingest_edges(source, cols: EdgeColumns, id_type: str, builder: IdMapBuilder
     stored = cols.stored_names()
     types = {cols.src: pa.int64() if id_type == "int64" else pa.string(),
              cols.dst: pa.int64() if id_type == "int64" else pa.string()}
-    bar = _Progress(progress, "read edges", source.estimated_rows(), "rows")
     units: Dict[str, Optional[str]] = {}
-    for batch in ingest.read_ahead(ingest.iter_batches(source, cols.input_columns(), tuning.chunk_rows, types)):
-        if batch.num_rows == 0:
-            continue
+
+    def prepared():
+        """Read, validate, hash and de-duplicate batches (runs in the read-ahead thread)."""
+        for batch in ingest.iter_batches(source, cols.input_columns(), tuning.chunk_rows, types):
+            if batch.num_rows == 0:
+                continue
+            src = ingest.read_ids(batch, cols.src, id_type)
+            dst = ingest.read_ids(batch, cols.dst, id_type)
+            values: Dict[str, np.ndarray] = {}
+            for in_name, name in stored.items():
+                if name == TIME:
+                    v, unit = ingest.read_time_column(batch, in_name)
+                    if name in units and units[name] != unit:
+                        raise batch.error(0, f"time unit changed from {units[name]} to {unit}", in_name)
+                    units[name] = unit
+                elif name == WEIGHT:
+                    v = ingest.read_float_column(batch, in_name, non_negative=True)
+                else:
+                    v = ingest.read_number_column(batch, in_name)
+                values[name] = (v, in_name, batch)
+            ids = ingest.StringIds.concat([src, dst]) if id_type == "string" else np.concatenate([src, dst])
+            yield batch.num_rows, ids, builder.distinct_keys(ids), values
+
+    bar = _Progress(progress, "read edges", source.estimated_rows(), "rows")
+    for n, ids, keys, values in ingest.read_ahead(prepared()):
         c = result.num_chunks
-        src = ingest.read_ids(batch, cols.src, id_type)
-        dst = ingest.read_ids(batch, cols.dst, id_type)
-        values: Dict[str, np.ndarray] = {}
-        for in_name, name in stored.items():
-            if name == TIME:
-                v, unit = ingest.read_time_column(batch, in_name)
-                if name in units and units[name] != unit:
-                    raise batch.error(0, f"time unit changed from {units[name]} to {unit}", in_name)
-                units[name] = unit
-            elif name == WEIGHT:
-                v = ingest.read_float_column(batch, in_name, non_negative=True)
-            else:
-                v = ingest.read_number_column(batch, in_name)
+        for name, (v, in_name, batch) in values.items():
             if name not in result.columns:
                 result.columns[name] = v.dtype
                 result.schema.append(fmt.EdgeColumn(name=name, dtype=v.dtype.name, source=in_name, unit=units.get(name)))
@@ -332,15 +342,11 @@ def _ingest_edges(source, cols: EdgeColumns, id_type: str, builder: IdMapBuilder
                     v = v.astype(np.float64)
                 else:
                     raise batch.error(0, f"column changed from integers to {v.dtype} values", in_name)
-            values[name] = v
-        n = batch.num_rows
-        ids = ingest.StringIds.concat([src, dst]) if id_type == "string" else np.concatenate([src, dst])
-        inverse = builder.add_chunk("edge", ids, num_sources=n)
+            spill.write(f"echunk_{c:06d}_{name}", v)
+        inverse = builder.add_chunk("edge", ids, num_sources=n, keys=keys)
         inv_dtype = np.int32 if inverse.shape[0] < 2**31 else np.int64  # indices < number of keys <= 2n
         spill.write(f"echunk_{c:06d}_inv", inverse.astype(inv_dtype))
         result.inv_dtypes.append(inv_dtype)
-        for name, v in values.items():
-            spill.write(f"echunk_{c:06d}_{name}", v)
         result.num_chunks += 1
         result.num_rows += n
         bar.update(n)
