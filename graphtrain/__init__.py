@@ -9,7 +9,10 @@ what they need:
 - :mod:`graphtrain.train`     -- Ray + torch.distributed trainer.
 - :mod:`graphtrain.fraud`     -- synthetic transaction graphs, ring detection, reports.
 """
+from graphtrain import _jit_cache
 from graphtrain._version import __version__
 from graphtrain.errors import GraphtrainError
+
+_jit_cache.configure()
 
 __all__ = ["__version__", "GraphtrainError"]

@@ -26,15 +26,17 @@ _combine = rng.combine
 
 _NO_F64 = np.empty(0, dtype=np.float64)
 _NO_I64 = np.empty(0, dtype=np.int64)
+_NO_I32 = np.empty(0, dtype=np.int32)
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _sample_slots(indptr, src, weight, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts):
+def _sample_slots(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts):
     for i in prange(local_dst.shape[0]):
         bound = bounds[i] if temporal else np.int64(0)
         base = i * k
         c = _sample_entry(
-            indptr, weight, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, base
+            indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal,
+            time_sorted, strict, recent, slots, base
         )
         counts[i] = c
         for j in range(c):  # read sources while the segment is in cache
@@ -75,11 +77,15 @@ def sample_hop(
     temporal = time_bound is not None
     bounds = np.ascontiguousarray(time_bound, dtype=np.int64) if temporal else _NO_I64
     weight = graph.weight if use_weight else _NO_F64
+    cum_weight = graph.cum_weight if use_weight and graph.cum_weight is not None else _NO_F64
+    cum_positive = graph.cum_positive if use_weight and graph.cum_positive is not None else _NO_I32
+    if use_weight and not (temporal and not graph.time_sorted) and graph.cum_weight is None:
+        raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
     time = graph.time if temporal else _NO_I64
     slots = np.empty(n * k, dtype=np.int64)
     nbr_slots = np.empty(n * k, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64)
-    _sample_slots(graph.indptr, graph.src, weight, time, local_dst, keys, bounds, k, bool(replace), bool(use_weight), temporal,
+    _sample_slots(graph.indptr, graph.src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, bool(replace), bool(use_weight), temporal,
                   bool(graph.time_sorted), bool(strict), bool(recent), slots, nbr_slots, counts)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])

@@ -58,6 +58,8 @@ def to_device(graph: HopGraph) -> HopGraph:
         weight=_dev(graph.weight if graph.weight is not None else np.empty(0), np.float64),
         time=_dev(graph.time if graph.time is not None else np.empty(0, np.int64), np.int64),
         time_sorted=bool(graph.time_sorted),
+        cum_weight=_dev(graph.cum_weight if graph.cum_weight is not None else np.empty(0), np.float64),
+        cum_positive=_dev(graph.cum_positive if graph.cum_positive is not None else np.empty(0, np.int32), np.int32),
     )
 
 
@@ -65,12 +67,13 @@ prepare = to_device
 
 
 @cuda.jit
-def _sample_slots(indptr, weight, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, counts):
+def _sample_slots(indptr, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, counts):
     i = cuda.grid(1)
     if i < local_dst.shape[0]:
         bound = bounds[i] if temporal else 0
         counts[i] = _sample_entry(
-            indptr, weight, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, i * k
+            indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal,
+            time_sorted, strict, recent, slots, i * k
         )
 
 
@@ -100,6 +103,8 @@ def sample_hop(
 
     ``graph`` should come from :func:`to_device` (host arrays are copied on every call otherwise).
     """
+    if use_weight and not (time_bound is not None and not graph.time_sorted) and graph.cum_weight is None:
+        raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
     g = graph if _on_device(graph.indptr) else to_device(graph)
     d_dst = _dev(local_dst, np.int64)
     d_keys = _dev(keys, np.uint64)
@@ -110,7 +115,7 @@ def sample_hop(
     slots = cuda.device_array(max(1, n * k), dtype=np.int64)
     d_counts = cuda.device_array(max(1, n), dtype=np.int64)
     if n:
-        _sample_slots[_blocks(n), THREADS](g.indptr, g.weight, g.time, d_dst, d_keys, d_bounds, k, bool(replace),
+        _sample_slots[_blocks(n), THREADS](g.indptr, g.weight, g.cum_weight, g.cum_positive, g.time, d_dst, d_keys, d_bounds, k, bool(replace),
                                            bool(use_weight), temporal, bool(g.time_sorted), bool(strict), bool(recent), slots, d_counts)
     counts = d_counts.copy_to_host()[:n]
     offsets = np.zeros(n + 1, dtype=np.int64)

@@ -21,11 +21,20 @@ Algorithms, for one frontier entry with destination ``v`` (local), stream key ``
 - **recent** (temporal): the ``min(k, d)`` eligible edges with the largest ``(time, position)``,
   most recent first. No randomness.
 - **weighted, with replacement**: draw ``j`` takes the first eligible edge whose running weight sum
-  exceeds ``rand_unit(key, j) * total`` (inverse CDF, sequential sums in CSC order). O(k * deg).
+  exceeds ``rand_unit(key, j) * total`` (inverse CDF over the per-segment running sums
+  ``cum_weight``, found by binary search: O(k log deg)).
 - **weighted, without replacement**: successive sampling -- each of ``k`` rounds picks one of the
   not-yet-chosen eligible edges with probability proportional to its weight (the distribution of
   Efraimidis-Spirakis exponential keys, computed without logarithms); all positive-weight eligible
-  edges when there are at most ``k``. Output in ascending edge position. O(k * deg).
+  edges when there are at most ``k``. Output in ascending edge position. Round ``j`` draws
+  ``u = rand_unit(key, j) * rest`` (``rest`` = total minus the weights chosen so far, subtracted in
+  the order chosen) on the axis without the chosen edges, moves it past every chosen edge that
+  starts at or before it (ascending), and binary-searches ``cum_weight``: O(k log deg + k^2). If
+  rounding ever makes that land past the end, on a zero weight or on a chosen edge (cancellation
+  in ``rest`` with weights of very different magnitudes), the round falls back to an exact linear
+  scan.
+- Temporal sampling over segments that are not time-sorted (eligible edges are not a prefix) uses
+  linear scans instead: O(k * deg).
 
 Edges of weight 0 are never drawn; an entry whose eligible weights sum to 0 gets no edges.
 The body writes edge *positions* (local edge indices) into ``slots[base : base + k]`` and returns
@@ -153,6 +162,76 @@ def make_hop_functions(jit, rng):
 
     sample_weighted = jit(sample_weighted)
 
+    def upper_bound(cum, lo, hi, u):
+        """Smallest position ``p`` in ``[lo, hi)`` with ``cum[p] > u``, or ``hi``."""
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if cum[mid] > u:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    upper_bound = jit(upper_bound)
+
+    def nth_positive(cum_positive, lo, hi, r):
+        """Position of the ``r``-th (1-based) positive-weight edge in ``[lo, hi)``."""
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if cum_positive[mid] >= r:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    nth_positive = jit(nth_positive)
+
+    def sample_weighted_prefix(weight, cum_weight, cum_positive, time, lo, hi, key, k, replace, slots, base):
+        """Weighted draws over the eligible prefix ``[lo, hi)`` of a segment starting at ``lo``."""
+        if hi <= lo:
+            return 0
+        npos = np.int64(cum_positive[hi - 1])
+        if npos == 0:
+            return 0
+        total = cum_weight[hi - 1]
+        if replace:
+            last = nth_positive(cum_positive, lo, hi, npos)
+            for j in range(k):
+                p = upper_bound(cum_weight, lo, hi, rand_unit(key, np.uint64(j)) * total)
+                slots[base + j] = p if p < hi else last
+            return k
+        if npos <= k:
+            for r in range(npos):
+                slots[base + r] = nth_positive(cum_positive, lo, hi, r + 1)
+            return npos
+        rest = total
+        for j in range(k):
+            u = rand_unit(key, np.uint64(j)) * rest
+            shifted = u
+            for q in range(j):  # chosen positions, ascending
+                c = slots[base + q]
+                start = cum_weight[c - 1] if c > lo else 0.0
+                if start <= shifted:
+                    shifted += weight[c]
+                else:
+                    break
+            p = upper_bound(cum_weight, lo, hi, shifted)
+            exact = p >= hi or not weight[p] > 0.0
+            for q in range(j):
+                if slots[base + q] == p:
+                    exact = True
+            if exact:  # rounding (e.g. cancellation in rest) broke the shortcut: exact linear route for this round
+                p = weighted_pick(weight, time, lo, hi, False, 0, False, slots, base, j, u)
+            q = base + j
+            while q > base and slots[q - 1] > p:
+                slots[q] = slots[q - 1]
+                q -= 1
+            slots[q] = p
+            rest -= weight[p]
+        return k
+
+    sample_weighted_prefix = jit(sample_weighted_prefix)
+
     def sample_recent(time, lo, hi, scan, bound, strict, k, slots, base):
         if not scan:  # eligible edges are the time-sorted prefix [lo, hi)
             c = min(k, hi - lo)
@@ -182,11 +261,12 @@ def make_hop_functions(jit, rng):
 
     sample_recent = jit(sample_recent)
 
-    def sample_entry(indptr, weight, time, v, key, bound, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, base):
+    def sample_entry(indptr, weight, cum_weight, cum_positive, time, v, key, bound, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, base):
         """Sample up to ``k`` in-edges of local destination ``v``; write positions to ``slots[base:base+k]``.
 
         Args:
-            indptr: int64 CSC offsets; weight: float64 per edge (read only if ``use_weight``);
+            indptr: int64 CSC offsets; weight, cum_weight, cum_positive: float64 / float64 / int32
+            per edge (read only if ``use_weight``; see :class:`~graphtrain.kernels.hop_graph.HopGraph`);
             time: int64 per edge (read only if ``temporal``); v: local destination; key: uint64
             stream key; bound: int64 time bound (temporal); k: fanout (>= 1); flags as named.
 
@@ -202,7 +282,9 @@ def make_hop_functions(jit, rng):
             else:
                 scan = True
         if use_weight:
-            return sample_weighted(weight, time, lo, hi, scan, bound, strict, key, k, replace, slots, base)
+            if scan:
+                return sample_weighted(weight, time, lo, hi, scan, bound, strict, key, k, replace, slots, base)
+            return sample_weighted_prefix(weight, cum_weight, cum_positive, time, lo, hi, key, k, replace, slots, base)
         if recent:
             return sample_recent(time, lo, hi, scan, bound, strict, k, slots, base)
         d = hi - lo

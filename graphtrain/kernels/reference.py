@@ -50,7 +50,7 @@ def _floyd(keys: np.ndarray, d: np.ndarray, k: int) -> np.ndarray:
 
 
 def _weighted_entry(w: np.ndarray, key, k: int, replace: bool) -> np.ndarray:
-    """Indices into ``w`` (the entry's eligible edges in CSC order) drawn by weight."""
+    """Indices into ``w`` (an entry's eligible edges, not a prefix: temporal scan mode) drawn by weight."""
     drawable = np.nonzero(w > 0)[0]
     if drawable.size == 0:
         return drawable
@@ -68,6 +68,55 @@ def _weighted_entry(w: np.ndarray, key, k: int, replace: bool) -> np.ndarray:
         u = rand_unit_np(key, _U64(j)) * cum[-1]
         chosen[rest[min(int(np.searchsorted(cum, u, side="right")), rest.size - 1)]] = True
     return drawable[np.nonzero(chosen)[0]]
+
+
+def _linear_pick(w: np.ndarray, lo: int, hi: int, chosen: list, u) -> int:
+    """First drawable, not yet chosen position in ``[lo, hi)`` whose running weight sum exceeds ``u``."""
+    acc = 0.0
+    last = lo - 1
+    taken = set(chosen)
+    for p in range(lo, hi):
+        if p in taken or not w[p] > 0.0:
+            continue
+        acc += w[p]
+        last = p
+        if acc > u:
+            return p
+    return last
+
+
+def _weighted_prefix_entry(graph: HopGraph, lo: int, hi: int, key, k: int, replace: bool) -> np.ndarray:
+    """Weighted draws over an eligible prefix ``[lo, hi)`` using the running sums (same arithmetic as the kernels)."""
+    if hi <= lo:
+        return np.empty(0, dtype=np.int64)
+    w, cw, cp = graph.weight, graph.cum_weight, graph.cum_positive
+    npos = int(cp[hi - 1])
+    if npos == 0:
+        return np.empty(0, dtype=np.int64)
+    total = cw[hi - 1]
+    if replace:
+        p = lo + np.searchsorted(cw[lo:hi], rand_unit_np(key, np.arange(k, dtype=_U64)) * total, side="right")
+        last = lo + int(np.searchsorted(cp[lo:hi], npos, side="left"))
+        return np.where(p < hi, p, last).astype(np.int64)
+    if npos <= k:
+        return (lo + np.searchsorted(cp[lo:hi], np.arange(1, npos + 1), side="left")).astype(np.int64)
+    chosen: list = []  # ascending
+    rest = total
+    for j in range(k):
+        u = rand_unit_np(key, _U64(j)) * rest
+        shifted = u
+        for c in chosen:
+            start = cw[c - 1] if c > lo else 0.0
+            if start <= shifted:
+                shifted = shifted + w[c]
+            else:
+                break
+        p = lo + int(np.searchsorted(cw[lo:hi], shifted, side="right"))
+        if p >= hi or not w[p] > 0.0 or p in chosen:
+            p = _linear_pick(w, lo, hi, chosen, u)
+        chosen.insert(int(np.searchsorted(np.asarray(chosen, dtype=np.int64), p)), p)
+        rest = rest - w[p]
+    return np.asarray(chosen, dtype=np.int64)
 
 
 def _recent_entry(t: np.ndarray, k: int) -> np.ndarray:
@@ -126,7 +175,9 @@ def sample_hop(
             pos = np.arange(lo[i], hi[i], dtype=np.int64)
             if scan:
                 pos = pos[_eligible_mask(graph.time[pos], time_bound[i], strict)]
-            if use_weight:
+            if use_weight and not scan:
+                pos = _weighted_prefix_entry(graph, int(lo[i]), int(hi[i]), keys[i], k, replace)
+            elif use_weight:
                 pos = pos[_weighted_entry(graph.weight[pos], keys[i], k, replace)]
             elif recent:
                 pos = pos[_recent_entry(graph.time[pos], k)]

@@ -23,7 +23,7 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.graph import TIME, CSCGraph
 from graphtrain.kernels import get_backend, resolve_backend
-from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.hop_graph import HopGraph, with_weight_prefix
 from graphtrain.log import get_logger
 
 log = get_logger("sampling")
@@ -162,7 +162,7 @@ class LocalHopSampler(HopSampler):
             )
             if not hg.time_sorted and time is not None:
                 log.info("edge times are not sorted within destinations: temporal sampling scans every in-edge")
-            hg = self._kernels.prepare(hg)
+            hg = self._kernels.prepare(with_weight_prefix(hg))
             self._prepared[weight] = hg
         return hg
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphtrain.graph import CSCGraph
-from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.hop_graph import HopGraph, with_weight_prefix
 
 
 def random_hop_graph(num_nodes=60, num_edges=900, seed=0, time_sorted=True, edge_start=100):
@@ -25,7 +25,7 @@ def random_hop_graph(num_nodes=60, num_edges=900, seed=0, time_sorted=True, edge
             lo, hi = g.indptr[v], g.indptr[v + 1]
             perm[lo:hi] = lo + rs.permutation(hi - lo)
         src_arr, t, w = src_arr[perm], t[perm], w[perm]
-    return HopGraph(g.indptr, src_arr, edge_start, w.astype(np.float64), t.astype(np.int64), time_sorted)
+    return with_weight_prefix(HopGraph(g.indptr, src_arr, edge_start, w.astype(np.float64), t.astype(np.int64), time_sorted))
 
 
 def random_entries(hg: HopGraph, n, seed=1, max_time=120):

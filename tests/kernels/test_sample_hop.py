@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphtrain.kernels import cpu, get_backend, reference
-from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.hop_graph import HopGraph, with_weight_prefix
 
 from tests.kernels.graphs import MODES, mode_kwargs, random_entries, random_hop_graph
 
@@ -117,7 +117,7 @@ def test_weighted_never_draws_zero_weight_edges_and_skips_all_zero_entries():
     hg = random_hop_graph()
     w = hg.weight.copy()
     w[hg.indptr[3] : hg.indptr[4]] = 0.0  # node 3: every in-edge has weight 0
-    hg = hg._replace(weight=w)
+    hg = with_weight_prefix(hg._replace(weight=w))
     local, keys, _ = random_entries(hg, 300)
     local[:5] = 3
     for replace in (False, True):
@@ -132,8 +132,8 @@ def test_weighted_never_draws_zero_weight_edges_and_skips_all_zero_entries():
 def _star(weights, time=None):
     """One destination (local 0) whose in-edges have the given weights."""
     d = len(weights)
-    return HopGraph(np.array([0, d], np.int64), np.arange(d, dtype=np.int64) + 1, 0,
-                    np.asarray(weights, np.float64), time, time is not None)
+    return with_weight_prefix(HopGraph(np.array([0, d], np.int64), np.arange(d, dtype=np.int64) + 1, 0,
+                                       np.asarray(weights, np.float64), time, time is not None))
 
 
 def _chi2_ok(observed, expected, critical):
@@ -198,3 +198,42 @@ def test_empty_batch_and_graph_without_edges():
         assert counts.tolist() == [0, 0] and nbr.size == 0 and eid.size == 0
         counts, nbr, eid = get_backend(backend).sample_hop(hg, np.empty(0, np.int64), np.empty(0, np.uint64), 3)
         assert counts.size == 0 and nbr.size == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    exponents=st.lists(st.integers(-300, 300), min_size=1, max_size=60),
+    zeros=st.lists(st.booleans(), min_size=60, max_size=60),
+    k=st.integers(1, 12),
+    replace=st.booleans(),
+    seed=st.integers(0, 2**32),
+)
+def test_weighted_extreme_weights_agree_and_stay_valid(exponents, zeros, k, replace, seed):
+    """Weights spanning 600 orders of magnitude (rounding stress for the running sums): CPU and
+    reference agree exactly, draw only positive weights, and never repeat without replacement."""
+    w = np.array([0.0 if z else 10.0 ** e for e, z in zip(exponents, zeros)])
+    hg = _star(w)
+    keys = np.arange(64, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
+    local = np.zeros(64, dtype=np.int64)
+    got = cpu.sample_hop(hg, local, keys, k, use_weight=True, replace=replace)
+    ref = reference.sample_hop(hg, local, keys, k, use_weight=True, replace=replace)
+    for a, b in zip(got, ref):
+        assert np.array_equal(a, b)
+    counts, _, eid = got
+    positive = int((w > 0).sum())
+    assert np.all(w[eid] > 0)
+    if replace:
+        assert np.all(counts == (k if positive else 0))
+    else:
+        assert np.all(counts == min(k, positive))
+        for e in _split(counts, eid):
+            assert np.unique(e).size == e.size
+
+
+def test_weighted_hub_with_few_positive_weights_takes_them_all():
+    w = np.zeros(100_000)
+    w[[7, 50_000, 99_999]] = [1.0, 2.0, 3.0]
+    hg = _star(w)
+    counts, _, eid = cpu.sample_hop(hg, np.zeros(3, np.int64), np.arange(3, dtype=np.uint64), 5, use_weight=True)
+    assert counts.tolist() == [3, 3, 3]
+    assert eid.tolist() == [7, 50_000, 99_999] * 3
