@@ -12,7 +12,10 @@ from typing import Optional, Tuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from graphtrain.kernels import rng
 from graphtrain.kernels.hop_body import make_hop_functions
@@ -29,9 +32,40 @@ _NO_I64 = np.empty(0, dtype=np.int64)
 _NO_I32 = np.empty(0, dtype=np.int32)
 
 
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to load ``arr[idx]`` into cache (LLVM ``llvm.prefetch``; no effect on results)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary, ind = args
+        aryty = signature.args[0]
+        array = context.make_array(aryty)(context, builder, ary)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, array, [ind], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        i32 = ir.IntType(32)
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _sample_slots(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts):
-    for i in prange(local_dst.shape[0]):
+    n = local_dst.shape[0]
+    for i in prange(n):
+        # entries are independent dependency chains (indptr -> segment -> sources): start the loads early
+        if i + _AHEAD < n:
+            _prefetch(indptr, local_dst[i + _AHEAD])
+        if i + _AHEAD // 2 < n:
+            ahead = indptr[local_dst[i + _AHEAD // 2]]
+            if ahead < src.shape[0]:
+                _prefetch(src, ahead)
         bound = bounds[i] if temporal else np.int64(0)
         base = i * k
         c = _sample_entry(
