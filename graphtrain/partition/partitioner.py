@@ -17,6 +17,7 @@ at a time, plus about 24 bytes per node for the assignment, global IDs and degre
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import resource
 import shutil
@@ -543,8 +544,7 @@ def partition(
         t = now
 
     out_dir = Path(out_dir)
-    with fmt.staged_directory(out_dir, options.force) as tmp:
-        spill = SpillDir(tmp / "_spill")
+    with fmt.staged_directory(out_dir, options.force) as tmp, contextlib.closing(SpillDir(tmp / "_spill")) as spill:
         id_type = _decide_id_type(options, edges, edge_columns, nodes, node_columns)
         row_bytes = 8 * (len(edge_columns.input_columns()))
         feature_bytes = 4 * len(node_columns.features) if node_columns else 0
@@ -595,6 +595,7 @@ def partition(
                                              builder.sorted_raw, max(tuning.chunk_rows, 1 << 20)))
         del g, part
         spill_bytes = spill.bytes_written
+        spill.close()
         shutil.rmtree(spill.root)
         lap("idmap")
 

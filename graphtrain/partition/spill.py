@@ -8,6 +8,7 @@ page cache, not the process's resident memory).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -16,27 +17,56 @@ import numpy as np
 class SpillDir:
     """Named append-only binary streams under ``root``.
 
+    Appends go through a bounded set of open file handles (least recently used closed first), so
+    thousands of small per-bucket appends cost a write each rather than an open/close each. A
+    stream's handle is flushed and closed before the stream is read, rewritten or removed.
+
     Args:
         root: directory (created if missing).
+        max_open: most append handles kept open at once (well under common file-descriptor limits).
     """
 
-    def __init__(self, root):
+    def __init__(self, root, max_open: int = 256):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._bytes_written = 0
+        self._open: "OrderedDict[str, object]" = OrderedDict()
+        self._max_open = max(1, int(max_open))
 
     def path(self, name: str) -> Path:
         return self.root / f"{name}.bin"
 
+    def _handle(self, name: str):
+        fh = self._open.get(name)
+        if fh is not None:
+            self._open.move_to_end(name)
+            return fh
+        if len(self._open) >= self._max_open:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
+        fh = open(self.path(name), "ab")
+        self._open[name] = fh
+        return fh
+
+    def _settle(self, name: str) -> None:
+        """Flush and close ``name``'s append handle, if open."""
+        fh = self._open.pop(name, None)
+        if fh is not None:
+            fh.close()
+
+    def close(self) -> None:
+        """Close every append handle."""
+        while self._open:
+            _, fh = self._open.popitem()
+            fh.close()
+
     def append(self, name: str, array: np.ndarray) -> None:
         """Append ``array``'s bytes to stream ``name``."""
         array = np.ascontiguousarray(array)
-        if array.size == 0:
-            self.path(name).touch()
-            return
-        with open(self.path(name), "ab") as fh:
+        fh = self._handle(name)
+        if array.size:
             fh.write(memoryview(array).cast("B"))
-        self._bytes_written += array.nbytes
+            self._bytes_written += array.nbytes
 
     def write(self, name: str, array: np.ndarray) -> None:
         """Replace stream ``name`` with ``array``."""
@@ -46,6 +76,7 @@ class SpillDir:
     def read(self, name: str, dtype, start: int = 0, count: int = -1) -> np.ndarray:
         """Elements ``[start, start + count)`` (``count = -1``: to the end) of stream ``name``."""
         dtype = np.dtype(dtype)
+        self._settle(name)
         path = self.path(name)
         if not path.exists():
             if start == 0 and count in (0, -1):
@@ -57,13 +88,15 @@ class SpillDir:
 
     def length(self, name: str, dtype) -> int:
         """Number of ``dtype`` elements in stream ``name`` (0 if it does not exist)."""
+        self._settle(name)
         path = self.path(name)
         return path.stat().st_size // np.dtype(dtype).itemsize if path.exists() else 0
 
     def exists(self, name: str) -> bool:
-        return self.path(name).exists()
+        return name in self._open or self.path(name).exists()
 
     def remove(self, name: str) -> None:
+        self._settle(name)
         try:
             os.unlink(self.path(name))
         except FileNotFoundError:

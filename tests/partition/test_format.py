@@ -150,3 +150,21 @@ def test_npy_writer_open_length(tmp_path):
     w = fmt.NpyWriter(tmp_path / "e.npy", np.float32, (-1, 3))
     rec = w.close()
     assert np.load(tmp_path / "e.npy").shape == (0, 3) and rec.shape == [0, 3]
+
+
+def test_spill_streams_with_few_open_handles(tmp_path):
+    from graphtrain.partition.spill import SpillDir
+
+    spill = SpillDir(tmp_path / "s", max_open=3)
+    for round_ in range(4):
+        for k in range(10):  # more streams than open handles: least recently used are closed
+            spill.append(f"s{k}", np.full(5, round_ * 10 + k, dtype=np.int64))
+    assert spill.read("s7", np.int64).tolist() == [7] * 5 + [17] * 5 + [27] * 5 + [37] * 5
+    assert spill.length("s2", np.int64) == 20 and spill.read("s2", np.int64, 5, 3).tolist() == [12, 12, 12]
+    spill.append("s2", np.array([99]))
+    assert spill.read("s2", np.int64)[-1] == 99
+    spill.write("s2", np.array([1, 2]))
+    assert spill.read("s2", np.int64).tolist() == [1, 2]
+    spill.remove("s3")
+    assert not spill.exists("s3") and spill.read("s3", np.int64).size == 0
+    spill.close()
