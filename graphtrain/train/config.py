@@ -5,8 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Optional, Tuple
 
 from graphtrain.errors import ConfigError
-from graphtrain.train.models import MODELS
-
+MODELS = ("sage", "gat", "gcn")
 MONITORS = ("auc", "ap", "f1_macro", "recall_at_k", "accuracy")
 CLASS_WEIGHTS = ("balanced", "none")
 

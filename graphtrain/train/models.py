@@ -24,8 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from graphtrain.errors import ConfigError
-
-MODELS = ("sage", "gat", "gcn")
+from graphtrain.train.config import MODELS
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,13 @@ class Trainer:
             log.info("resuming from %s", start)
 
         def on_restart(exc, ckpt):
-            self.restarts.append({"error": str(exc), "rank": exc.rank, "resumed_from": ckpt})
+            from graphtrain.train.checkpoint import read_manifest
+
+            where = {}
+            if ckpt:
+                man = read_manifest(ckpt)
+                where = {"epoch": man.epoch, "batch": man.batch, "global_step": man.global_step}
+            self.restarts.append({"error": str(exc), "rank": exc.rank, "resumed_from": ckpt, **where})
             log.warning("%s; restarting the workers from %s", exc, ckpt or "the beginning")
 
         results = run_with_restarts(lambda ck: self._run("fit", ck), self.latest_checkpoint, self.max_restarts,

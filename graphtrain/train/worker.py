@@ -170,8 +170,12 @@ class _Context:
                            cfg.dropout, cfg.heads, cfg.activation_checkpointing)
 
     def build_model(self):
+        """The model, initialised from the run's seed (the same weights on every worker and every run)."""
+        import torch
+
         from graphtrain.train.models import build_model
 
+        torch.manual_seed(_derive_seed(self.cfg.seed, 0x1A17))
         if self.cfg.model == "custom":
             model = copy.deepcopy(self.task.custom_model)
         else:
