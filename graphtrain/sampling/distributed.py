@@ -7,6 +7,7 @@ group):
 
 1. the requester splits its IDs by owner worker with the worker book (one ``searchsorted``),
 2. the per-owner counts are exchanged, then the payloads (IDs, stream keys, time bounds),
+   (answers whose sizes the requester knows -- one feature row per ID -- skip the count exchange),
 3. each owner answers from what it holds -- :class:`~graphtrain.sampling.hop.LocalHopSampler` for
    a hop, :class:`~graphtrain.sampling.features.LocalNodeData` for features and labels -- and
 4. the answers travel back the same way and are put back into request order.
@@ -103,9 +104,16 @@ class Exchange:
             ``(received, recv_counts)``: rows from worker 0, then worker 1, ...; ``recv_counts[j]``
             rows came from worker ``j``.
         """
+        return self.all_to_all_sized(rows, send_counts, None)
+
+    def all_to_all_sized(self, rows: np.ndarray, send_counts: np.ndarray, recv_counts: Optional[np.ndarray]):
+        """:meth:`all_to_all` when the receiver already knows ``recv_counts`` (e.g. answers to its own
+        requests): one collective instead of two. ``recv_counts=None`` exchanges them first."""
         send_counts = np.ascontiguousarray(send_counts, dtype=np.int64)
         rows = np.ascontiguousarray(rows)
-        recv_counts = self.exchange_counts(send_counts)
+        if recv_counts is None:
+            recv_counts = self.exchange_counts(send_counts)
+        recv_counts = np.ascontiguousarray(recv_counts, dtype=np.int64)
         if self.world_size == 1:
             return rows, recv_counts
         import torch
@@ -311,7 +319,7 @@ def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Ca
     requests, recv_counts = exchange.all_to_all(ids[routing.order], routing.send_counts)
     answers = np.asarray(serve(requests), dtype=dtype)
     answers = np.ascontiguousarray(answers).reshape((requests.shape[0],) + tuple(row_shape))
-    back, _ = exchange.all_to_all(answers, recv_counts)
+    back, _ = exchange.all_to_all_sized(answers, recv_counts, routing.send_counts)  # one answer per request
     return _scatter_back(routing, back)
 
 

@@ -24,9 +24,9 @@ driver (e.g. NFS), since rank 0 writes it and the driver resumes from it.
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -239,12 +239,16 @@ class Trainer:
             self.restarts.append({"error": str(exc), "rank": exc.rank, "resumed_from": ckpt, **where})
             log.warning("%s; restarting the workers from %s", exc, ckpt or "the beginning")
 
+        t0 = time.perf_counter()
         results = run_with_restarts(lambda ck: self._run("fit", ck), self.latest_checkpoint, self.max_restarts,
                                     on_restart, start)
+        wall = time.perf_counter() - t0
         head = results[0]
         metrics = head["metrics"] or {}
         train = {k: sum(r["train"][k] for r in results) for k in ("bytes_sent", "bytes_received", "batches", "seeds")}
-        train["seconds"] = max(r["train"]["seconds"] for r in results)
+        for k in ("seconds", "startup_seconds", "eval_seconds"):
+            train[k] = max(r["train"][k] for r in results)
+        train["fit_seconds"] = wall
         self.result = {
             "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
             "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],

@@ -29,6 +29,7 @@ import numpy as np
 
 from graphtrain.errors import ConfigError
 from graphtrain.log import get_logger
+from graphtrain.sampling.features import NodeDataSource
 
 log = get_logger("train.worker")
 
@@ -87,6 +88,7 @@ class _Context:
         from graphtrain.sampling.distributed import Exchange, open_worker_shard
         from graphtrain.train.config import TrainConfig
 
+        self.started = time.perf_counter()
         self.task = task
         self.cfg = TrainConfig.from_dict(task.config)
         self.rank, self.world = task.rank, task.world_size
@@ -183,12 +185,14 @@ class _Context:
         return model.to(self.device)
 
     def loader(self, seeds: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+        """A loader over ``seeds``; their labels are fetched once here, features per batch."""
         from graphtrain.sampling.loader import NodeLoader
         from graphtrain.sampling.neighbor import NeighborSampler
 
         sampler = NeighborSampler(self.shard.hop_sampler(self.cfg.backend), list(self.cfg.fanouts),
                                   seed=seed, backend=self.cfg.backend)
-        return NodeLoader(sampler, seeds, batch_size, node_data=self.node_data, shuffle=shuffle, seed=seed,
+        data = _SeedLabels(self.node_data, seeds)
+        return NodeLoader(sampler, seeds, batch_size, node_data=data, shuffle=shuffle, seed=seed,
                           prefetch=self.cfg.prefetch)
 
     def broadcast(self, obj):
@@ -200,6 +204,29 @@ class _Context:
         box = [obj]
         dist.broadcast_object_list(box, src=0, group=self.data_group)
         return box[0]
+
+
+class _SeedLabels(NodeDataSource):
+    """Node data whose ``labels`` are looked up among a fixed seed set fetched once (a collective at
+    construction), so a batch costs one feature fetch instead of a feature and a label fetch."""
+
+    def __init__(self, node_data, seeds: np.ndarray):
+        self.node_data = node_data
+        self._ids = np.unique(seeds)
+        self._labels = node_data.labels(self._ids)
+
+    @property
+    def num_features(self):
+        return self.node_data.num_features
+
+    def features(self, ids):
+        return self.node_data.features(ids)
+
+    def labels(self, ids):
+        pos = np.searchsorted(self._ids, ids)
+        if pos.size and (pos.max() >= self._ids.size or np.any(self._ids[pos] != ids)):
+            raise ConfigError("labels were asked for nodes that are not seeds of this loader")
+        return self._labels[pos]
 
 
 def _limit_threads(n: int) -> None:
@@ -350,7 +377,8 @@ def _fit(ctx: _Context) -> dict:
         ctx._report({"type": "checkpoint", "path": str(path), "epoch": state["epoch"], "batch": state["batch"]})
         return str(path)
 
-    train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "seeds": 0}
+    train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "seeds": 0,
+                   "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0}
     while not state["finished"] and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         ddp.train()
@@ -386,7 +414,9 @@ def _fit(ctx: _Context) -> dict:
         epoch_loss = float(np.mean(losses)) if losses else None
         losses_all = ctx.exchange.all_reduce_sum(np.array([sum(losses), len(losses)], dtype=np.float64))
         record = {"epoch": epoch, "loss": float(losses_all[0] / max(losses_all[1], 1)) if losses_all[1] else epoch_loss}
+        t_eval = time.perf_counter()
         val = _evaluate(ctx, model, seeds, ["val"]) if _has(seeds, "val") else None
+        train_stats["eval_seconds"] += time.perf_counter() - t_eval
         decision = None
         if ctx.rank == 0:
             es = state["early_stopping"]
