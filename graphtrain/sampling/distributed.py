@@ -33,7 +33,7 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
 from graphtrain.partition.book import RangePartitionBook
-from graphtrain.sampling.features import LocalNodeData, NodeDataSource, split_by_owner
+from graphtrain.sampling.features import LocalNodeData, NodeDataSource
 from graphtrain.sampling.hop import HopOptions, HopResult, HopSampler, LocalHopSampler
 
 
@@ -164,10 +164,11 @@ class _Routing:
 
 
 def _route(book: RangePartitionBook, ids: np.ndarray, world_size: int) -> _Routing:
-    split = split_by_owner(book, ids)
-    send_counts = np.zeros(world_size, dtype=np.int64)
-    send_counts[split.parts] = np.diff(split.offsets)
-    return _Routing(split.order, send_counts)
+    """Group IDs by owner worker: the same grouping as :func:`split_by_owner`, with a radix sort."""
+    owner = book.node_part(ids)
+    send_counts = np.bincount(owner, minlength=world_size).astype(np.int64)
+    small = owner.astype(np.int16) if world_size < 2**15 else owner  # NumPy radix-sorts 16-bit keys
+    return _Routing(np.argsort(small, kind="stable").astype(np.int64), send_counts)
 
 
 def _scatter_back(routing: _Routing, grouped: np.ndarray) -> np.ndarray:
@@ -217,6 +218,8 @@ class DistributedHopSampler(HopSampler):
         temporal = options.temporal is not None
         if temporal and node_time is None:
             raise ConfigError("temporal sampling needs a time bound for every frontier entry")
+        if ex.world_size == 1:  # everything is local: no routing, no copies
+            return self.local.sample_hop(global_nodes, keys, node_time, options)
         routing = _route(self.book, global_nodes, ex.world_size)
         o = routing.order
         cols = [global_nodes[o], np.asarray(keys, dtype=np.uint64)[o].view(np.int64)]
@@ -315,6 +318,8 @@ def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Ca
         ``[n, *row_shape]`` rows of ``dtype`` in the order of ``ids``.
     """
     ids = np.asarray(ids, dtype=np.int64)
+    if exchange.world_size == 1:  # everything is local
+        return np.ascontiguousarray(np.asarray(serve(ids), dtype=dtype)).reshape((ids.shape[0],) + tuple(row_shape))
     routing = _route(book, ids, exchange.world_size)
     requests, recv_counts = exchange.all_to_all(ids[routing.order], routing.send_counts)
     answers = np.asarray(serve(requests), dtype=dtype)

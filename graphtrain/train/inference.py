@@ -6,7 +6,7 @@ input layer is the node features). For layer ``l`` it walks its nodes in chunks 
 the chunk's nodes first and then their other in-neighbours (the sampling kernels' unique +
 relabel), fetches the layer ``l - 1`` embeddings of those in-neighbours from their owners through
 the data plane (:func:`~graphtrain.sampling.distributed.fetch_node_rows`), and applies
-``model.layer(l, x, edge_index)``; the chunk's rows of the result are its layer-``l`` embeddings.
+``model.layer(l, x, edge_index, num_dst)``; the chunk's rows of the result are its layer-``l`` embeddings.
 
 Every chunk step is a collective, so all workers run ``max_w ceil(n_w / chunk_size)`` steps per
 layer (those with fewer nodes take part with empty chunks). Memory per worker: two embedding tables
@@ -69,7 +69,7 @@ def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device
             xt = torch.from_numpy(x).to(device)
             et = torch.from_numpy(edge_index).to(device)
             with torch.autocast(device_type="cuda", enabled=amp and xt.is_cuda):
-                res = model.layer(l, xt, et)[: b - a]
+                res = model.layer(l, xt, et, b - a)[: b - a]
             out[a:b] = res.float().cpu().numpy()
         h = out
     return h

@@ -5,14 +5,16 @@ them, the last layer producing class logits. Two ways to run it:
 
 - **sampled mini-batches** (training): ``model(x, edge_index, num_sampled_nodes, num_sampled_edges)``
   on a :class:`~graphtrain.sampling.minibatch.MiniBatch` in PyG hop order. Before layer ``l`` the
-  batch is trimmed with :func:`torch_geometric.utils.trim_to_layer` to the nodes and edges layer
-  ``l`` still needs, so the last layer only computes the seeds; ``out[:batch_size]`` are their logits.
+  batch is cut to the nodes and edges layer ``l`` still needs (the cut of PyG's
+  :func:`~torch_geometric.utils.trim_to_layer`), and only the nodes of hops ``0 .. L-1-l`` get layer-``l`` outputs (SAGE and GAT
+  run bipartite, like DGL's blocks), so the last layer only computes the seeds; ``out[:batch_size]``
+  are their logits.
 - **layer-wise** (full-graph inference): :meth:`GNN.layer` applies one layer to a subgraph
   whose first rows are the destination nodes (see :mod:`graphtrain.train.inference`).
 
 A user model can replace these (``Trainer(model=my_module)``): any ``torch.nn.Module`` with
 ``forward(x, edge_index, num_sampled_nodes_per_hop, num_sampled_edges_per_hop) -> logits`` trains;
-layer-wise inference also needs ``num_layers``, ``layer_out_channels(l)`` and ``layer(l, x, edge_index)``.
+layer-wise inference also needs ``num_layers``, ``layer_out_channels(l)`` and ``layer(l, x, edge_index, num_dst)`` (outputs of the first ``num_dst`` nodes).
 """
 from __future__ import annotations
 
@@ -107,9 +109,20 @@ class GNN(nn.Module):
     def layer_out_channels(self, l: int) -> int:
         return self._widths[l + 1]
 
-    def layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        """Layer ``l`` on a (sub)graph: ``[N, in_l] -> [N, out_l]`` (ReLU + dropout unless last)."""
-        h = self.convs[l](x, edge_index)
+    def layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor, num_dst: Optional[int] = None) -> torch.Tensor:
+        """Layer ``l`` on a (sub)graph: ``[N, in_l] -> [num_dst, out_l]`` (ReLU + dropout unless last).
+
+        Only the first ``num_dst`` nodes (default: all) get outputs; every edge must point into them.
+        SAGE and GAT run bipartite (sources ``x``, destinations ``x[:num_dst]``), so nodes that only
+        send messages cost nothing beyond their rows of ``x``; GCN computes every row and slices.
+        """
+        conv = self.convs[l]
+        if num_dst is None or num_dst == x.shape[0]:
+            h = conv(x, edge_index)
+        elif self.config.name in ("sage", "gat"):
+            h = conv((x, x[:num_dst]), edge_index)
+        else:
+            h = conv(x, edge_index)[:num_dst]
         if l < self.num_layers - 1:
             h = F.relu(h)
             h = F.dropout(h, p=self.config.dropout, training=self.training)
@@ -119,17 +132,22 @@ class GNN(nn.Module):
                 num_sampled_nodes_per_hop: Optional[List[int]] = None,
                 num_sampled_edges_per_hop: Optional[List[int]] = None) -> torch.Tensor:
         """Logits ``[N', out_channels]``; with hop counts the first ``batch_size`` rows are the seeds'."""
-        from torch_geometric.utils import trim_to_layer
-
-        for l in range(self.num_layers):
+        L = self.num_layers
+        for l in range(L):
+            ei, num_dst = edge_index, None
             if num_sampled_nodes_per_hop is not None:
-                x, edge_index, _ = trim_to_layer(l, num_sampled_nodes_per_hop, num_sampled_edges_per_hop, x, edge_index)
+                # trim_to_layer's cut: layer l reads the nodes of hops 0..L-l and the edges of hops 1..L-l;
+                # only the nodes of hops 0..L-1-l (all the edges point into them) need its output
+                nodes, edges = num_sampled_nodes_per_hop, num_sampled_edges_per_hop
+                x = x[: int(sum(nodes[: L - l + 1]))]
+                ei = edge_index[:, : int(sum(edges[: L - l]))]
+                num_dst = int(sum(nodes[: L - l]))
             if self.config.activation_checkpointing and self.training:
                 from torch.utils.checkpoint import checkpoint
 
-                x = checkpoint(self.layer, l, x, edge_index, use_reentrant=False)
+                x = checkpoint(self.layer, l, x, ei, num_dst, use_reentrant=False)
             else:
-                x = self.layer(l, x, edge_index)
+                x = self.layer(l, x, ei, num_dst)
         return x
 
 
