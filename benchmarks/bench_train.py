@@ -133,7 +133,7 @@ def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: in
     tr = r["train"]
     per_worker_batches = tr["batches"] / workers
     return {"seconds": tr["seconds"], "seeds": tr["seeds"], "batches": tr["batches"], "fit_seconds": tr["fit_seconds"],
-            "startup_seconds": tr["startup_seconds"], "eval_seconds": tr["eval_seconds"],
+            "startup_seconds": tr["startup_seconds"], "eval_seconds": tr["eval_seconds"] + tr["final_seconds"],
             "bytes_sent_per_worker_batch": tr["bytes_sent"] / max(tr["batches"], 1),
             "per_worker_batches": per_worker_batches}
 
@@ -260,7 +260,7 @@ def main(argv=None):
         print(f"1-worker epoch overhead over the no-Ray baseline: {one['seconds'] / base['seconds'] - 1:+.1%} (target <= 10%)")
     for name, r in ((n, r) for n, r in rows.items() if "fit_seconds" in r):
         launch = r["fit_seconds"] - r["seconds"] - r["eval_seconds"]
-        print(f"{name}: launch/teardown overhead (fit wall - epoch - validation) {launch:.1f} s "
+        print(f"{name}: launch/teardown overhead (fit wall - epoch - evaluation) {launch:.1f} s "
               f"(worker start-up to first batch {r['startup_seconds']:.1f} s)")
     if two and base:
         est = estimate_bytes_per_batch(cut_fraction, base, args.features, 2)

@@ -218,10 +218,15 @@ class Trainer:
 
         Returns:
             ``{"val": {...}, "test": {...}, "epochs_run", "best_epoch", "stopped_early", "history",
-            "checkpoint", "restarts", "num_workers", "train": {...}}``; metric dicts hold ``auc``,
-            ``ap``, ``f1_macro``, ``recall_at_k``, ``threshold``, ``count``, ``positives`` (binary
-            labels) or ``accuracy`` and ``f1_macro`` (more classes). A metric undefined for the split
-            (one class only) is None.
+            "checkpoint", "restarts", "num_workers", "batches_per_epoch", "train": {...}}``; metric
+            dicts hold ``auc``, ``ap``, ``f1_macro``, ``recall_at_k``, ``threshold``, ``count``,
+            ``positives`` (binary labels) or ``accuracy`` and ``f1_macro`` (more classes); a metric
+            undefined for the split (one class only) is None. ``train`` sums over workers
+            ``bytes_sent``/``bytes_received`` (data plane, training batches only), ``batches`` and
+            ``seeds``; times in seconds (slowest worker): ``seconds`` (training loops),
+            ``startup_seconds`` (worker start to first batch), ``eval_seconds`` (per-epoch
+            validation), ``final_seconds`` (final evaluation and checkpoint), ``fit_seconds``
+            (driver wall time of ``fit``, Ray placement and any restarts included).
         """
         from graphtrain.train.group import run_with_restarts
 
@@ -246,7 +251,7 @@ class Trainer:
         head = results[0]
         metrics = head["metrics"] or {}
         train = {k: sum(r["train"][k] for r in results) for k in ("bytes_sent", "bytes_received", "batches", "seeds")}
-        for k in ("seconds", "startup_seconds", "eval_seconds"):
+        for k in ("seconds", "startup_seconds", "eval_seconds", "final_seconds"):
             train[k] = max(r["train"][k] for r in results)
         train["fit_seconds"] = wall
         self.result = {

@@ -446,8 +446,10 @@ def _fit(ctx: _Context) -> dict:
     if ctx.world > 1:
         final_state = ctx.broadcast(_cpu_state(model) if ctx.rank == 0 else None)
         model.load_state_dict(final_state)
+    t_eval = time.perf_counter()
     result = _evaluate(ctx, model, seeds, [s for s in ("val", "test") if _has(seeds, s)])
     path = save(finished=True)
+    train_stats["final_seconds"] = time.perf_counter() - t_eval
     stats = ctx.exchange.all_reduce_sum(np.array([train_stats["bytes_sent"], train_stats["bytes_received"]], dtype=np.int64))
     if ctx.rank != 0:
         return {"rank": ctx.rank, "train": train_stats}
