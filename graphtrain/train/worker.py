@@ -107,7 +107,8 @@ class _Context:
         self.exchange = Exchange(self.rank, self.world, self.data_group)
         self.dataset = open_dataset(task.dataset_dir)
         meta = self.dataset.meta
-        self.shard = open_worker_shard(self.dataset, task.runs, self.exchange, backend=self.cfg.backend)
+        # node tables are gathered on the host (memory-mapped); the hop sampler uses cfg.backend
+        self.shard = open_worker_shard(self.dataset, task.runs, self.exchange, backend="cpu")
         self.num_features = len(meta.node_schema.feature_names) or None
         self.num_classes = int(meta.node_schema.num_classes or 0)
         self.node_data = self.shard.distributed_node_data(self.num_features, meta.node_schema.label is not None)
@@ -171,8 +172,9 @@ class _Context:
         return ModelConfig(cfg.model, self.num_features, max(self.num_classes, 2), cfg.hidden, cfg.num_layers,
                            cfg.dropout, cfg.heads, cfg.activation_checkpointing)
 
-    def build_model(self):
-        """The model, initialised from the run's seed (the same weights on every worker and every run)."""
+    def build_model(self, config=None):
+        """The model (``config``: a ModelConfig, default: from the training config and the dataset),
+        initialised from the run's seed: the same weights on every worker and every run."""
         import torch
 
         from graphtrain.train.models import build_model
@@ -181,7 +183,7 @@ class _Context:
         if self.cfg.model == "custom":
             model = copy.deepcopy(self.task.custom_model)
         else:
-            model = build_model(self.model_config())
+            model = build_model(config or self.model_config())
         return model.to(self.device)
 
     def loader(self, seeds: np.ndarray, batch_size: int, shuffle: bool, seed: int):
@@ -479,14 +481,18 @@ def _model_record(ctx: _Context, model) -> dict:
 
 # -- evaluate / predict -----------------------------------------------------------------------------
 def _load_model(ctx: _Context):
+    """The checkpoint's model (its own ModelConfig), read by rank 0 and broadcast."""
     from graphtrain.train import checkpoint as ck
+    from graphtrain.train.models import ModelConfig
 
-    states = None
+    loaded = None
     if ctx.rank == 0:
-        states = ck.load_states(ctx.task.resume_from, names=("model",))
-    states = ctx.broadcast(states)
-    model = ctx.build_model()
-    model.load_state_dict(states["model"])
+        loaded = {"model": ck.read_manifest(ctx.task.resume_from).model,
+                  "states": ck.load_states(ctx.task.resume_from, names=("model",))}
+    loaded = ctx.broadcast(loaded)
+    config = None if ctx.cfg.model == "custom" else ModelConfig.from_dict(loaded["model"])
+    model = ctx.build_model(config)
+    model.load_state_dict(loaded["states"]["model"])
     return model
 
 
