@@ -115,7 +115,12 @@ class NodeLoader:
             for job in jobs:
                 yield self._make(*job)
             return
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphtrain-loader")
+        # Numba's thread count is per thread: the loader thread inherits the iterating thread's
+        # (else its parallel kernels would use every core on top of the training thread)
+        import numba
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphtrain-loader",
+                                  initializer=numba.set_num_threads, initargs=(numba.get_num_threads(),))
         pending: deque = deque()
         try:
             for job in jobs:

@@ -250,12 +250,11 @@ def _derive_seed(seed: int, *parts: int) -> int:
 
 def _node_id() -> str:
     """The Ray node this worker runs on ("local" outside Ray)."""
-    try:
-        import ray
+    import ray
 
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # not under Ray
+    if not ray.is_initialized():  # run outside Ray (tests, profiling): do not start one
         return "local"
+    return ray.get_runtime_context().get_node_id()
 
 
 def _to_pyg(batch, device):
@@ -409,13 +408,15 @@ def _fit(ctx: _Context) -> dict:
             if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < nb:
                 save()
         after = ctx.exchange.stats.as_dict()
-        train_stats["seconds"] += time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0
+        train_stats["seconds"] += epoch_seconds
         train_stats["batches"] += len(losses)
         for k in ("bytes_sent", "bytes_received"):
             train_stats[k] += after[k] - before[k]
         epoch_loss = float(np.mean(losses)) if losses else None
         losses_all = ctx.exchange.all_reduce_sum(np.array([sum(losses), len(losses)], dtype=np.float64))
-        record = {"epoch": epoch, "loss": float(losses_all[0] / max(losses_all[1], 1)) if losses_all[1] else epoch_loss}
+        record = {"epoch": epoch, "loss": float(losses_all[0] / max(losses_all[1], 1)) if losses_all[1] else epoch_loss,
+                  "seconds": epoch_seconds, "batches": len(losses)}
         t_eval = time.perf_counter()
         val = _evaluate(ctx, model, seeds, ["val"]) if _has(seeds, "val") else None
         train_stats["eval_seconds"] += time.perf_counter() - t_eval
