@@ -8,8 +8,8 @@ class-weighted cross-entropy. The training seeds are the stratified 70% training
 labelled nodes (:mod:`graphtrain.train.splits`), the same for every row.
 
 Rows (each one epoch over the training seeds, every process limited to one thread for torch and
-one for Numba -- the "one core per worker" of the issue; the loader's prefetch thread overlaps
-sampling with training in every graphtrain row):
+one for Numba, and by default no prefetch thread -- the "one core per worker" of the issue;
+``--prefetch N`` lets every graphtrain process sample ahead on a second thread):
 
 - ``baseline``: one process, no Ray: ``NeighborSampler`` on the merged graph + ``LocalNodeData`` +
   the same PyG model and loop (``graphtrain.train.models.GNN``).
@@ -80,7 +80,7 @@ def train_seeds(ds, fractions=(0.7, 0.15, 0.15), seed=0) -> np.ndarray:
     return np.concatenate(ids).astype(np.int64)
 
 
-def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int) -> dict:
+def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
     """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step."""
     import numba
     import torch
@@ -97,7 +97,8 @@ def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int) -
     torch.manual_seed(0)
     graph = merge_graphs([ds.graph(p) for p in range(ds.num_parts)])
     data = LocalNodeData.from_dataset(ds)
-    loader = NodeLoader(NeighborSampler(graph, fanouts, seed=0), seeds, batch_size, node_data=data, seed=0)
+    loader = NodeLoader(NeighborSampler(graph, fanouts, seed=0), seeds, batch_size, node_data=data, seed=0,
+                        prefetch=prefetch)
     model = GNN(ModelConfig("sage", data.num_features, 2, hidden, len(fanouts), 0.2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     counts = np.bincount(data.labels(seeds), minlength=2)
@@ -124,11 +125,11 @@ def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int) -
             "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist()}
 
 
-def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path) -> dict:
+def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int) -> dict:
     from graphtrain.train import Trainer
 
     t = Trainer(ds_dir, "sage", fanouts, batch_size, 1, num_workers=workers, hidden=hidden, dropout=0.2,
-                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False)
+                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch)
     r = t.fit()
     tr = r["train"]
     per_worker_batches = tr["batches"] / workers
@@ -187,6 +188,9 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="batches sampled ahead in a background thread (default 0: every graphtrain process is "
+                         "single-threaded, i.e. one core per worker; >0 lets a process use a second core)")
     ap.add_argument("--work-dir", default=os.environ.get("GRAPHTRAIN_BENCH_DIR"),
                     help="keep the partitioned dataset here between runs (default: a temporary directory)")
     ap.add_argument("--dgl-python", default=os.environ.get("GRAPHTRAIN_DGL_PYTHON"), help="python with dgl 2.x")
@@ -211,11 +215,12 @@ def main(argv=None):
     print(f"graph: R-MAT scale {args.scale}, {ds.meta.num_nodes:,} nodes, {ds.meta.num_edges:,} edges, "
           f"{args.features} features, 2 hash partitions (edge cut {cut_fraction:.1%}); dataset ready in "
           f"{time.perf_counter() - t0:.1f} s; {seeds.size:,} training seeds, batch {args.batch_size}, "
-          f"fanouts {args.fanouts}, SAGE hidden {args.hidden}; 1 torch + 1 Numba thread per process", flush=True)
+          f"fanouts {args.fanouts}, SAGE hidden {args.hidden}; 1 torch + 1 Numba thread per process, "
+          f"prefetch {args.prefetch}", flush=True)
 
     rows = {}
     if "baseline" not in args.skip:
-        rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden)
+        rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch)
         print(f"  baseline done: {base['seconds']:.1f} s", flush=True)
     else:
         base = None
@@ -228,7 +233,7 @@ def main(argv=None):
             connect(num_cpus=2)
             ray_init = time.perf_counter() - t
         rows[f"graphtrain ray {w} worker{'s' if w > 1 else ''}"] = r = run_trainer(
-            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}")
+            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch)
         print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s", flush=True)
     if args.dgl_python and "dgl" not in args.skip:
         for th in args.dgl_threads:

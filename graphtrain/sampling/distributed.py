@@ -275,10 +275,13 @@ class DistributedNodeData(NodeDataSource):
         exchange: the data-plane exchange.
         num_features: ``F`` of the dataset (None without features), the same on every worker.
         has_labels: whether the dataset has labels (the same on every worker).
+        cached_ids: sorted int64 global IDs of remote nodes whose features this worker keeps a copy
+            of (:func:`hot_remote_nodes`); fetched once here -- a collective, so every worker must
+            construct its DistributedNodeData at the same point -- and served locally afterwards.
     """
 
     def __init__(self, local: LocalNodeData, book: RangePartitionBook, exchange: Exchange,
-                 num_features: Optional[int], has_labels: bool):
+                 num_features: Optional[int], has_labels: bool, cached_ids: Optional[np.ndarray] = None):
         if book.num_parts != exchange.world_size:
             raise ConfigError(f"worker book has {book.num_parts} parts for {exchange.world_size} workers")
         self.local = local
@@ -286,15 +289,38 @@ class DistributedNodeData(NodeDataSource):
         self.exchange = exchange
         self._num_features = num_features
         self._has_labels = bool(has_labels)
+        self._cache_ids = np.zeros(0, dtype=np.int64)
+        self._cache_rows = None
+        if num_features is not None and cached_ids is not None:
+            ids = np.unique(np.asarray(cached_ids, dtype=np.int64))
+            self._cache_rows = self._fetch(ids)
+            self._cache_ids = ids
 
     @property
     def num_features(self) -> Optional[int]:
         return self._num_features
 
+    @property
+    def cache_size(self) -> int:
+        """Remote nodes whose features are cached here."""
+        return int(self._cache_ids.size)
+
+    def _fetch(self, ids) -> np.ndarray:
+        return fetch_node_rows(self.exchange, self.book, ids, self.local.features, np.float32, (self._num_features,))
+
     def features(self, ids) -> Optional[np.ndarray]:
         if self._num_features is None:
             return None
-        return fetch_node_rows(self.exchange, self.book, ids, self.local.features, np.float32, (self._num_features,))
+        ids = np.asarray(ids, dtype=np.int64)
+        if not self._cache_ids.size:
+            return self._fetch(ids)
+        pos = np.minimum(np.searchsorted(self._cache_ids, ids), self._cache_ids.size - 1)
+        hit = self._cache_ids[pos] == ids
+        out = np.empty((ids.size, self._num_features), dtype=np.float32)
+        out[hit] = self._cache_rows[pos[hit]]
+        miss = ~hit
+        out[miss] = self._fetch(ids[miss])  # still a collective when nothing misses here
+        return out
 
     def labels(self, ids) -> Optional[np.ndarray]:
         if not self._has_labels:
@@ -326,6 +352,23 @@ def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Ca
     answers = np.ascontiguousarray(answers).reshape((requests.shape[0],) + tuple(row_shape))
     back, _ = exchange.all_to_all_sized(answers, recv_counts, routing.send_counts)  # one answer per request
     return _scatter_back(routing, back)
+
+
+def hot_remote_nodes(graph: CSCGraph, max_nodes: int) -> np.ndarray:
+    """The ``max_nodes`` remote nodes that appear most often as sources of ``graph``'s in-edges.
+
+    Those are the remote nodes this worker's sampling reaches most often (on power-law graphs a few
+    hubs are most of them), so caching their features removes most of the feature traffic. Returns
+    sorted int64 global IDs (fewer when the graph has fewer remote sources).
+    """
+    if max_nodes <= 0:
+        return np.zeros(0, dtype=np.int64)
+    src = np.asarray(graph.src)
+    remote = src[(src < graph.node_start) | (src >= graph.node_stop)]
+    ids, counts = np.unique(remote, return_counts=True)
+    if ids.size > max_nodes:
+        ids = ids[np.argpartition(-counts, max_nodes - 1)[:max_nodes]]
+    return np.sort(ids)
 
 
 # -- a worker's share of a dataset -------------------------------------------------------------------
@@ -389,8 +432,13 @@ class WorkerShard:
     def hop_sampler(self, backend: str = "auto") -> DistributedHopSampler:
         return DistributedHopSampler(LocalHopSampler(self.graph, backend), self.book, self.exchange)
 
-    def distributed_node_data(self, num_features: Optional[int], has_labels: bool) -> DistributedNodeData:
-        return DistributedNodeData(self.node_data, self.book, self.exchange, num_features, has_labels)
+    def distributed_node_data(self, num_features: Optional[int], has_labels: bool,
+                              cache_nodes: int = 0) -> DistributedNodeData:
+        """Node data of every node; ``cache_nodes``: remote nodes whose features to cache (a collective)."""
+        cached = hot_remote_nodes(self.graph, cache_nodes) if cache_nodes and self.exchange.world_size > 1 else None
+        if self.exchange.world_size > 1 and num_features is not None:  # every worker takes part in the cache fill
+            cached = np.zeros(0, np.int64) if cached is None else cached
+        return DistributedNodeData(self.node_data, self.book, self.exchange, num_features, has_labels, cached)
 
 
 def open_worker_shard(dataset, runs, exchange: Exchange, backend: str = "auto") -> WorkerShard:

@@ -38,6 +38,8 @@ class TrainConfig:
         backend: sampling kernel backend (``auto``, ``cpu``, ``cuda``, ``reference``).
         threads_per_worker: torch and Numba threads of each worker.
         prefetch: batches each worker samples ahead in a background thread.
+        feature_cache_mb: each worker keeps the features of the remote nodes its in-edges point at
+            most often (hubs), up to this many MiB, fetched once at start (0: no cache).
         inference_chunk: destination nodes per step of layer-wise inference.
         log_every: report the training loss every this many batches.
         collective_timeout_s: torch.distributed timeout; a hung collective fails after this long.
@@ -68,6 +70,7 @@ class TrainConfig:
     backend: str = "auto"
     threads_per_worker: int = 1
     prefetch: int = 2
+    feature_cache_mb: float = 64.0
     inference_chunk: int = 65536
     log_every: int = 10
     collective_timeout_s: float = 600.0
@@ -86,6 +89,8 @@ class TrainConfig:
         for name, v in (("checkpoint_every", self.checkpoint_every), ("prefetch", self.prefetch)):
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+        if not self.feature_cache_mb >= 0:
+            raise ConfigError(f"feature_cache_mb must be >= 0, got {self.feature_cache_mb}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
             raise ConfigError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
         if self.patience is not None and self.patience < 1:

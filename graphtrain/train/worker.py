@@ -111,7 +111,9 @@ class _Context:
         self.shard = open_worker_shard(self.dataset, task.runs, self.exchange, backend="cpu")
         self.num_features = len(meta.node_schema.feature_names) or None
         self.num_classes = int(meta.node_schema.num_classes or 0)
-        self.node_data = self.shard.distributed_node_data(self.num_features, meta.node_schema.label is not None)
+        cache_nodes = int(self.cfg.feature_cache_mb * 2**20 // (4 * self.num_features)) if self.num_features else 0
+        self.node_data = self.shard.distributed_node_data(self.num_features, meta.node_schema.label is not None,
+                                                          cache_nodes)
         self.worker_seed = _derive_seed(self.cfg.seed, self.rank)
         self._report({"type": "start", "rank": self.rank, "pid": os.getpid(), "node": _node_id()})
 

@@ -39,6 +39,7 @@ def _sample_on_worker(rank, world, ds_dir, out_dir):
     ds = open_dataset(ds_dir)
     shard = open_worker_shard(ds, ds.book.contiguous_runs(world), Exchange(rank, world), backend="cpu")
     data = shard.distributed_node_data(3, True)
+    cached = shard.distributed_node_data(3, True, cache_nodes=40)  # hub features copied once
     n = ds.meta.num_nodes
     out = {}
     for name, kw in MODES.items():
@@ -49,11 +50,13 @@ def _sample_on_worker(rank, world, ds_dir, out_dir):
         out[f"{name}_nodes"] = np.array(b.num_sampled_nodes)
         out[f"{name}_edges"] = np.array(b.num_sampled_edges)
         out[f"{name}_x"] = data.features(b.n_id)
+        out[f"{name}_xc"] = cached.features(b.n_id)
         out[f"{name}_y"] = data.labels(b.seeds)
     # a worker asking for nothing still takes part in the collective
     ask = np.zeros(0, np.int64) if rank == 0 else np.array([n - 1, 0, n // 2])
     out["empty_x"] = data.features(ask)
     out["bytes_sent"] = np.array(shard.exchange.stats.bytes_sent)
+    out["cache_size"] = np.array(cached.cache_size)
     np.savez(f"{out_dir}/rank{rank}.npz", **out)
 
 
@@ -77,12 +80,14 @@ def test_distributed_batches_equal_the_single_process_batches(six_parts, tmp_pat
                           node_time=got[f"{name}_node_time"] if "temporal" in kw else None)
             _same_batch(want, b)
             assert np.array_equal(got[f"{name}_x"], local.features(want.n_id))
+            assert np.array_equal(got[f"{name}_xc"], local.features(want.n_id))
             assert np.array_equal(got[f"{name}_y"], local.labels(want.seeds))
             assert len(set(ds.book.node_part(want.n_id).tolist())) == 6  # the batch spans every partition
         assert got["empty_x"].shape == ((0, 3) if rank == 0 else (3, 3))
         if rank:
             assert np.array_equal(got["empty_x"], local.features(np.array([n - 1, 0, n // 2])))
         assert (int(got["bytes_sent"]) > 0) == (world > 1)
+        assert (int(got["cache_size"]) == 40) == (world > 1)
 
 
 def test_merge_graphs_and_bad_shards(six_parts):
