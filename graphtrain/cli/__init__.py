@@ -16,6 +16,7 @@ from graphtrain.errors import GraphtrainError
 # one module per command group; each registers its sub-commands
 COMMAND_MODULES: List[str] = [
     "graphtrain.cli.partition",
+    "graphtrain.cli.train",
 ]
 
 

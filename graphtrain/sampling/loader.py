@@ -96,13 +96,31 @@ class NodeLoader:
     def __iter__(self) -> Iterator[MiniBatch]:
         epoch = self.epoch
         self.epoch += 1
+        return self.batches(epoch)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[MiniBatch]:
+        """Batches ``start, start + 1, ...`` of ``epoch``: what iterating that epoch yields, from ``start`` on.
+
+        A run resumed from a checkpoint taken after batch ``start - 1`` continues here with exactly
+        the batches the uninterrupted run would have drawn.
+        """
+        if not _is_int(epoch) or epoch < 0 or not _is_int(start) or not 0 <= start <= len(self):
+            raise ConfigError(f"epoch must be >= 0 and start in [0, {len(self)}], got epoch={epoch!r}, start={start!r}")
+        return self._iterate(int(epoch), int(start))
+
+    def _iterate(self, epoch: int, start: int) -> Iterator[MiniBatch]:
         perm = self.permutation(epoch)
-        jobs = [(epoch, b, perm[b * self.batch_size : (b + 1) * self.batch_size]) for b in range(len(self))]
+        jobs = [(epoch, b, perm[b * self.batch_size : (b + 1) * self.batch_size]) for b in range(start, len(self))]
         if self.prefetch == 0:
             for job in jobs:
                 yield self._make(*job)
             return
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphtrain-loader")
+        # Numba's thread count is per thread: the loader thread inherits the iterating thread's
+        # (else its parallel kernels would use every core on top of the training thread)
+        import numba
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphtrain-loader",
+                                  initializer=numba.set_num_threads, initargs=(numba.get_num_threads(),))
         pending: deque = deque()
         try:
             for job in jobs:

@@ -1,0 +1,327 @@
+"""Distributed training throughput: no-Ray baseline vs graphtrain on 1 and 2 Ray workers vs DGL 2.1.
+
+Setup (defaults = the issue's benchmark): R-MAT scale 20 (1,048,576 nodes) with 10M edges
+(``graphtrain.rmat``), random float32 features (64 dims) and random binary labels (10% positive) on
+``--labelled`` nodes, partitioned into 2 hash partitions by ``graphtrain.partition``. GraphSAGE
+(2 layers, mean aggregation, hidden 256, dropout 0.2), fanouts ``[15, 10]``, batch 1024, Adam,
+class-weighted cross-entropy. The training seeds are the stratified 70% training split of the
+labelled nodes (:mod:`graphtrain.train.splits`), the same for every row.
+
+Rows (each one epoch over the training seeds, every process limited to one thread for torch and
+one for Numba, and by default no prefetch thread -- the "one core per worker" of the issue;
+``--prefetch N`` lets every graphtrain process sample ahead on a second thread):
+
+- ``baseline``: one process, no Ray: ``NeighborSampler`` on the merged graph + ``LocalNodeData`` +
+  the same PyG model and loop (``graphtrain.train.models.GNN``).
+- ``2 independent no-Ray processes``: a hardware control -- two baseline processes at once, half
+  the seeds each, no communication: the best two single-threaded processes can do on this machine.
+- ``ray 1 worker`` / ``ray 2 workers``: ``graphtrain.train.Trainer`` (each worker samples across the
+  partition border and fetches remote features through the gloo all-to-all data plane; DDP
+  gradients). Epoch time is measured inside the workers; ``fit`` wall time also includes worker
+  start (process, imports, process groups, dataset open, split) and the validation pass.
+- ``dgl``: DGL 2.1 ``NeighborSampler`` + ``DataLoader`` + ``SAGEConv`` in the DGL venv (a
+  subprocess, same graph, features, labels and seeds saved to a temporary ``.npz``), for each of
+  ``--dgl-threads``.
+
+Also printed: scaling efficiency (2-worker seeds/s / (2 x 1-worker seeds/s)), the 1-worker epoch
+overhead over the baseline, Ray/launch overhead, and bytes sent per worker per batch next to an
+analytic estimate from the edge cut (see :func:`estimate_bytes_per_batch`).
+
+Example (the RESULTS.md command)::
+
+    flock /tmp/graphtrain-bench.lock python benchmarks/bench_train.py --dgl-python /work/venvs/dgl/bin/python
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def build_dataset(root: Path, scale: int, num_edges: int, feat_dim: int, labelled: int, parts: int, seed: int) -> Path:
+    from graphtrain.partition.partitioner import partition_arrays
+    from graphtrain.rmat import rmat_edges
+
+    out = root / f"rmat{scale}-{num_edges}-f{feat_dim}-l{labelled}-p{parts}-s{seed}"
+    if (out / "meta.json").is_file():
+        return out
+    n = 1 << scale
+    src, dst = rmat_edges(scale, 0, num_edges, seed=seed)
+    rs = np.random.default_rng(seed)
+    feats = rs.standard_normal((n, feat_dim), dtype=np.float32)
+    labels = np.full(n, -1, dtype=np.int64)
+    chosen = rs.choice(n, labelled, replace=False)
+    labels[chosen] = (rs.random(labelled) < 0.1).astype(np.int64)
+    partition_arrays(src, dst, out, parts, node_ids=np.arange(n), node_features=feats, node_labels=labels,
+                     method="hash", seed=seed)
+    return out
+
+
+def train_seeds(ds, fractions=(0.7, 0.15, 0.15), seed=0) -> np.ndarray:
+    """The training split the Trainer makes (stratified roles, partition by partition)."""
+    from graphtrain.train.splits import class_counts, stratified_roles
+
+    labels = [np.asarray(ds.partition(p).labels) for p in range(ds.num_parts)]
+    counts = np.array([class_counts(l, 2) for l in labels])
+    before = np.cumsum(counts, axis=0) - counts
+    ids = []
+    for p, l in enumerate(labels):
+        lo = ds.book.node_range(p)[0]
+        roles = stratified_roles(l, lo, before[p], fractions, seed)
+        ids.append(lo + np.flatnonzero(roles == 0))
+    return np.concatenate(ids).astype(np.int64)
+
+
+def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
+    """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step."""
+    import numba
+    import torch
+    from torch.nn import functional as F
+
+    from graphtrain.sampling.distributed import merge_graphs
+    from graphtrain.sampling.features import LocalNodeData
+    from graphtrain.sampling.loader import NodeLoader
+    from graphtrain.sampling.neighbor import NeighborSampler
+    from graphtrain.train.models import GNN, ModelConfig
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    torch.manual_seed(0)
+    graph = merge_graphs([ds.graph(p) for p in range(ds.num_parts)])
+    data = LocalNodeData.from_dataset(ds)
+    loader = NodeLoader(NeighborSampler(graph, fanouts, seed=0), seeds, batch_size, node_data=data, seed=0,
+                        prefetch=prefetch)
+    model = GNN(ModelConfig("sage", data.num_features, 2, hidden, len(fanouts), 0.2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    counts = np.bincount(data.labels(seeds), minlength=2)
+    weight = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32)
+    model.train()
+    sizes = {"nodes": 0, "hop_nodes": np.zeros(len(fanouts) + 1), "hop_edges": np.zeros(len(fanouts))}
+    n_batches = n_seeds = 0
+    t0 = time.perf_counter()
+    for batch in loader:
+        d = batch.to_pyg()
+        out = model(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
+        loss = F.cross_entropy(out, d.y, weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n_batches += 1
+        n_seeds += batch.batch_size
+        sizes["nodes"] += batch.num_nodes
+        sizes["hop_nodes"] += batch.num_sampled_nodes
+        sizes["hop_edges"] += batch.num_sampled_edges
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "seeds": n_seeds, "batches": n_batches,
+            "mean_nodes": sizes["nodes"] / n_batches, "mean_hop_nodes": (sizes["hop_nodes"] / n_batches).tolist(),
+            "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist()}
+
+
+def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, out):
+    from graphtrain.partition import open_dataset
+
+    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch))
+
+
+def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
+    """Hardware control: two independent no-Ray processes at once, each training on half the seeds.
+
+    No communication at all, so ``(pair seeds/s) / (2 x baseline seeds/s)`` is the best scaling
+    efficiency this machine allows two single-threaded processes (shared caches, memory bandwidth,
+    the hypervisor's idea of two cores).
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_baseline_share, args=(str(ds_dir), seeds[k::2], fanouts, batch_size, hidden, prefetch, q))
+             for k in range(2)]
+    for p in procs:
+        p.start()
+    results = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {"seconds": max(r["seconds"] for r in results), "seeds": sum(r["seeds"] for r in results),
+            "batches": sum(r["batches"] for r in results)}
+
+
+def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int) -> dict:
+    from graphtrain.train import Trainer
+
+    t = Trainer(ds_dir, "sage", fanouts, batch_size, 1, num_workers=workers, hidden=hidden, dropout=0.2,
+                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch)
+    r = t.fit()
+    tr = r["train"]
+    per_worker_batches = tr["batches"] / workers
+    return {"seconds": tr["seconds"], "seeds": tr["seeds"], "batches": tr["batches"], "fit_seconds": tr["fit_seconds"],
+            "startup_seconds": tr["startup_seconds"], "eval_seconds": tr["eval_seconds"] + tr["final_seconds"],
+            "bytes_sent_per_worker_batch": tr["bytes_sent"] / max(tr["batches"], 1),
+            "per_worker_batches": per_worker_batches}
+
+
+def estimate_bytes_per_batch(cut_fraction: float, base: dict, feat_dim: int, workers: int) -> float:
+    """Expected bytes one worker sends per batch, from the edge cut and the batch sizes.
+
+    A sampled in-neighbour lies on another worker with probability ``rho = edge_cut / E`` (with
+    ``W`` hash partitions, ``1 - 1/W``). Seeds are the worker's own nodes, so hop 1 asks nobody.
+    Each remote hop-2 frontier entry costs a 16-byte request (ID, key) and an 8-byte count plus 16
+    bytes (source, edge ID) per sampled edge in the answer; each remote non-seed node of the batch
+    costs an 8-byte ID request and a ``4 F``-byte feature row. Traffic is symmetric, so what one
+    worker sends (its requests plus its answers to the others) equals one batch's requests plus
+    answers.
+    """
+    rho = cut_fraction
+    n1 = base["mean_hop_nodes"][1]
+    e2 = base["mean_hop_edges"][1] if len(base["mean_hop_edges"]) > 1 else 0.0
+    non_seed = base["mean_nodes"] - base["mean_hop_nodes"][0]
+    return rho * (n1 * (16 + 8) + e2 * 16 + non_seed * (8 + 4 * feat_dim))
+
+
+def run_dgl(python: str, ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, threads: int, tmp: Path) -> dict:
+    from graphtrain.sampling.distributed import merge_graphs
+    from graphtrain.sampling.features import LocalNodeData
+
+    path = tmp / "dgl-input.npz"
+    if not path.exists():
+        g = merge_graphs([ds.graph(p) for p in range(ds.num_parts)])
+        data = LocalNodeData.from_dataset(ds)
+        ids = np.arange(ds.meta.num_nodes)
+        np.savez(path, src=np.asarray(g.src), dst=g.dst(), num_nodes=ds.meta.num_nodes, features=data.features(ids),
+                 labels=data.labels(ids), train_ids=seeds, fanouts=np.array(fanouts))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), DGLBACKEND="pytorch")
+    proc = subprocess.run([python, str(Path(__file__).with_name("_dgl_train_worker.py")), str(path), str(batch_size),
+                           str(hidden), "1"], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"DGL worker failed ({python}):\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    ep = res["epochs"][0]
+    return {"seconds": ep["seconds"], "seeds": ep["seeds"], "batches": ep["batches"], "dgl": res["dgl"]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=20, help="R-MAT scale: 2**scale nodes (default 20)")
+    ap.add_argument("--edges", type=int, default=10_000_000, help="number of edges (default 10M)")
+    ap.add_argument("--features", type=int, default=64, help="feature dimensions")
+    ap.add_argument("--labelled", type=int, default=150_000, help="labelled nodes (70%% of them train: one epoch)")
+    ap.add_argument("--fanouts", type=int, nargs="+", default=[15, 10])
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefetch", type=int, default=0,
+                    help="batches sampled ahead in a background thread (default 0: every graphtrain process is "
+                         "single-threaded, i.e. one core per worker; >0 lets a process use a second core)")
+    ap.add_argument("--work-dir", default=os.environ.get("GRAPHTRAIN_BENCH_DIR"),
+                    help="keep the partitioned dataset here between runs (default: a temporary directory)")
+    ap.add_argument("--dgl-python", default=os.environ.get("GRAPHTRAIN_DGL_PYTHON"), help="python with dgl 2.x")
+    ap.add_argument("--dgl-threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["baseline", "ray1", "ray2", "dgl"])
+    ap.add_argument("--json", help="also write the results as JSON to this file")
+    args = ap.parse_args(argv)
+
+    from graphtrain.partition import open_dataset
+    from graphtrain.train.group import connect
+
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="bench-train-")
+    tmp = Path(tmp_ctx.name)
+    work = Path(args.work_dir) if args.work_dir else tmp
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    ds_dir = build_dataset(work, args.scale, args.edges, args.features, args.labelled, 2, args.seed)
+    ds = open_dataset(ds_dir)
+    seeds = train_seeds(ds)
+    cut = ds.meta.edge_cut
+    cut_fraction = cut / ds.meta.num_edges if cut is not None else 0.5
+    print(f"graph: R-MAT scale {args.scale}, {ds.meta.num_nodes:,} nodes, {ds.meta.num_edges:,} edges, "
+          f"{args.features} features, 2 hash partitions (edge cut {cut_fraction:.1%}); dataset ready in "
+          f"{time.perf_counter() - t0:.1f} s; {seeds.size:,} training seeds, batch {args.batch_size}, "
+          f"fanouts {args.fanouts}, SAGE hidden {args.hidden}; 1 torch + 1 Numba thread per process, "
+          f"prefetch {args.prefetch}", flush=True)
+
+    rows = {}
+    if "baseline" not in args.skip:
+        rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch)
+        print(f"  baseline done: {base['seconds']:.1f} s", flush=True)
+        rows["2 independent no-Ray processes"] = pair = run_baseline_pair(
+            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch)
+        print(f"  hardware control done: {pair['seconds']:.1f} s", flush=True)
+    else:
+        base = pair = None
+    ray_init = None
+    for w, key in ((1, "ray1"), (2, "ray2")):
+        if key in args.skip:
+            continue
+        if ray_init is None:
+            t = time.perf_counter()
+            connect(num_cpus=2)
+            ray_init = time.perf_counter() - t
+        rows[f"graphtrain ray {w} worker{'s' if w > 1 else ''}"] = r = run_trainer(
+            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch)
+        print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s", flush=True)
+    if args.dgl_python and "dgl" not in args.skip:
+        for th in args.dgl_threads:
+            r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp)
+            rows[f"dgl {r['dgl']} ({th} thread{'s' if th > 1 else ''})"] = r
+            print(f"  dgl {th} thread(s) done: {r['seconds']:.1f} s", flush=True)
+
+    print()
+    header = f"{'run':<32} {'epoch s':>9} {'seeds/s':>10} {'x baseline':>10} {'batches':>8} {'fit wall s':>10} {'start s':>8} {'eval s':>7}"
+    print(header)
+    print("-" * len(header))
+    base_rate = base["seeds"] / base["seconds"] if base else None
+    for name, r in rows.items():
+        rate = r["seeds"] / r["seconds"]
+        xb = f"{rate / base_rate:.2f}" if base_rate else "-"
+        fit = f"{r['fit_seconds']:.1f}" if "fit_seconds" in r else "-"
+        st = f"{r['startup_seconds']:.1f}" if "startup_seconds" in r else "-"
+        ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else "-"
+        print(f"{name:<32} {r['seconds']:>9.1f} {rate:>10,.0f} {xb:>10} {r['batches']:>8} {fit:>10} {st:>8} {ev:>7}")
+    one = rows.get("graphtrain ray 1 worker")
+    two = rows.get("graphtrain ray 2 workers")
+    print()
+    if ray_init is not None:
+        print(f"ray.init (local, 2 CPUs): {ray_init:.1f} s")
+    def rate(r):
+        return r["seeds"] / r["seconds"]
+
+    if pair and base:
+        print(f"hardware control: 2 independent processes reach {rate(pair) / (2 * rate(base)):.0%} of 2 x one "
+              f"process's seeds/s (the ceiling of any 2-process scaling on this machine)")
+    if one and two:
+        eff = rate(two) / (2 * rate(one))
+        print(f"scaling efficiency 1 -> 2 workers (seeds/s): {eff:.0%} (target >= 90%)"
+              + (f"; {rate(two) / rate(pair):.0%} of the 2-process hardware control" if pair else ""))
+    if one and base:
+        print(f"1-worker epoch overhead over the no-Ray baseline: {one['seconds'] / base['seconds'] - 1:+.1%} (target <= 10%)")
+    for name, r in ((n, r) for n, r in rows.items() if "fit_seconds" in r):
+        launch = r["fit_seconds"] - r["seconds"] - r["eval_seconds"]
+        print(f"{name}: launch/teardown overhead (fit wall - epoch - evaluation) {launch:.1f} s "
+              f"(worker start-up to first batch {r['startup_seconds']:.1f} s)")
+    if two and base:
+        est = estimate_bytes_per_batch(cut_fraction, base, args.features, 2)
+        meas = two["bytes_sent_per_worker_batch"]
+        print(f"bytes sent per worker per batch (2 workers): measured {meas / 1e6:.2f} MB, "
+              f"estimate from the {cut_fraction:.1%} edge cut {est / 1e6:.2f} MB (ratio {meas / est:.2f})")
+    dgl_rows = {n: r for n, r in rows.items() if n.startswith("dgl")}
+    for n, r in dgl_rows.items():
+        for mine in (one, two):
+            if mine:
+                label = "1 worker" if mine is one else "2 workers"
+                print(f"epoch time graphtrain {label} / {n}: {mine['seconds'] / r['seconds']:.2f} (< 1 = faster than DGL)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "ray_init_s": ray_init, "cut_fraction": cut_fraction}, indent=2))
+    tmp_ctx.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""``graphtrain train`` and ``graphtrain predict``: thin commands over :mod:`graphtrain.train`.
+
+Defaults come from :class:`graphtrain.train.config.TrainConfig` (read here without importing
+torch or Ray, so ``graphtrain --help`` stays fast).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from graphtrain.errors import ConfigError
+
+
+def _defaults():
+    from graphtrain.train.config import TrainConfig
+
+    return TrainConfig()
+
+
+def _int_list(text: str):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 15,10, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one fanout, e.g. 15,10")
+    return values
+
+
+def _float_list(text: str):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.7,0.15,0.15, got {text!r}") from None
+
+
+def _add_cluster_args(p, d) -> None:
+    c = p.add_argument_group("cluster")
+    c.add_argument("--num-workers", "-w", type=int, default=1, metavar="N",
+                   help="workers; each serves a contiguous run of partitions (1 <= N <= partitions)")
+    c.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to join: HOST:PORT of `ray start --head`, or 'auto' (default: start a local Ray)")
+    c.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="Ray CPUs reserved per worker")
+    c.add_argument("--threads-per-worker", type=int, default=d.threads_per_worker, metavar="T",
+                   help="torch and Numba threads per worker")
+    c.add_argument("--num-cpus", type=int, metavar="N", help="logical CPUs of a local Ray (default: all cores)")
+    c.add_argument("--use-gpu", action="store_true", help="one GPU per worker (NCCL gradients, AMP unless --no-amp)")
+    c.add_argument("--inference-chunk", type=int, default=d.inference_chunk, metavar="N",
+                   help="destination nodes per step of layer-wise inference")
+
+
+def register(sub) -> None:
+    d = _defaults()
+    p = sub.add_parser(
+        "train", help="train a GNN on a partitioned dataset with Ray workers",
+        description="Data-parallel GNN training: each worker opens its run of partitions memory-mapped, samples "
+        "across partition borders and fetches remote features through all-to-all exchanges, and gradients are "
+        "synchronised with DDP. Checkpoints are written periodically; a worker that dies is restarted from the last "
+        "one. Prints one JSON line with the final metrics.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dataset", metavar="DIR", help="dataset directory written by `graphtrain partition` (with features and labels)")
+    m = p.add_argument_group("model and schedule")
+    m.add_argument("--model", choices=["sage", "gat", "gcn"], default=d.model)
+    m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
+                   help="neighbours sampled per hop; one hop per layer")
+    m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker")
+    m.add_argument("--epochs", type=int, default=d.epochs)
+    m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width")
+    m.add_argument("--dropout", type=float, default=d.dropout)
+    m.add_argument("--heads", type=int, default=d.heads, help="GAT attention heads")
+    m.add_argument("--lr", type=float, default=d.lr)
+    m.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    m.add_argument("--class-weight", choices=["balanced", "none"], default=d.class_weight,
+                   help="weight the loss by inverse class frequency (rare fraud labels)")
+    m.add_argument("--monitor", choices=["auc", "ap", "f1_macro", "recall_at_k", "accuracy"], default=d.monitor,
+                   help="validation metric for early stopping and the best model")
+    m.add_argument("--patience", type=int, metavar="N", help="stop after N epochs without improvement (default: never)")
+    m.add_argument("--min-delta", type=float, default=d.min_delta, help="smallest improvement that counts")
+    m.add_argument("--split", type=_float_list, default=list(d.split_fractions), metavar="TR,VA,TE",
+                   help="train/val/test fractions for datasets without a stored split (stratified by label)")
+    m.add_argument("--seed", type=int, default=d.seed)
+    m.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
+    m.add_argument("--activation-checkpointing", action="store_true", help="recompute activations in backward (deep models)")
+    m.add_argument("--recall-k", type=int, metavar="K", help="k of recall@k (default: number of positives)")
+    c = p.add_argument_group("checkpoints")
+    c.add_argument("--checkpoint-dir", metavar="D", help="checkpoint directory (default: a new temporary directory)")
+    c.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+                   help="also checkpoint every N batches within an epoch (0: at epoch ends only)")
+    c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
+    c.add_argument("--max-restarts", type=int, default=3, help="worker failures survived by restarting from the last checkpoint")
+    _add_cluster_args(p, d)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are off anyway when stderr is not a terminal)")
+    p.set_defaults(func=run_train)
+
+    q = sub.add_parser(
+        "predict", help="score every node with a trained model (layer-wise) into a Parquet file by raw ID",
+        description="Full-graph, layer-wise inference with all in-edges (not sampled), distributed over the workers; "
+        "writes node_id (raw ID), score, pred and label columns to one Parquet file, atomically.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    q.add_argument("dataset", metavar="DIR", help="dataset directory")
+    q.add_argument("--checkpoint", required=True, metavar="C", help="checkpoint directory (uses its newest) or one checkpoint")
+    q.add_argument("--out", required=True, metavar="FILE", help="Parquet file to write")
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_cluster_args(q, d)
+    q.set_defaults(func=run_predict)
+
+
+def run_train(args) -> int:
+    from graphtrain.train import Trainer
+
+    trainer = Trainer(
+        args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
+        num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
+        progress=False if args.no_progress else None,
+        hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,
+        class_weight=args.class_weight, monitor=args.monitor, patience=args.patience, min_delta=args.min_delta,
+        split_fractions=tuple(args.split), seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
+        activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
+        recall_k=args.recall_k, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
+    )
+    result = trainer.fit()
+    summary = {k: v for k, v in result.items() if k != "history"}
+    print(json.dumps(summary))
+    return 0
+
+
+def run_predict(args) -> int:
+    from graphtrain.train import predict
+
+    if args.num_workers is None or args.num_workers < 1:
+        raise ConfigError(f"--num-workers must be >= 1, got {args.num_workers}")
+    summary = predict(args.dataset, args.checkpoint, args.out, num_workers=args.num_workers, address=args.address,
+                      force=args.force, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
+                      threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
+                      use_gpu=args.use_gpu)
+    print(json.dumps(summary))
+    return 0

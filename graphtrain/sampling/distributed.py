@@ -1,0 +1,459 @@
+"""Distributed sampling and feature fetch: the frontier and node IDs go to their owners in bulk.
+
+``W`` workers each serve a contiguous run of partitions, i.e. one node range of the *worker book*
+(``dataset.book.coarsen(runs)``, ``W + 1`` boundaries). Every remote access is one collective
+exchange between all workers (:class:`Exchange`, ``torch.distributed.all_to_all_single`` on a gloo
+group):
+
+1. the requester splits its IDs by owner worker with the worker book (one ``searchsorted``),
+2. the per-owner counts are exchanged, then the payloads (IDs, stream keys, time bounds),
+   (answers whose sizes the requester knows -- one feature row per ID -- skip the count exchange),
+3. each owner answers from what it holds -- :class:`~graphtrain.sampling.hop.LocalHopSampler` for
+   a hop, :class:`~graphtrain.sampling.features.LocalNodeData` for features and labels -- and
+4. the answers travel back the same way and are put back into request order.
+
+Because a hop entry's sample depends only on (graph, key, time bound, options), the
+:class:`DistributedHopSampler` returns exactly what a single process holding the whole graph
+returns for the same seeds and batch index; :class:`DistributedNodeData` likewise returns the same
+rows. No worker ever loads another worker's structure or features.
+
+**Collective discipline.** Every call of :meth:`DistributedHopSampler.sample_hop`,
+:meth:`DistributedNodeData.features` / ``labels`` and :func:`fetch_node_rows` is a collective: all
+workers of the group must make the same calls in the same order (with possibly empty inputs). The
+training loop guarantees that by giving every worker the same number of batches. Use one exchange
+from one thread at a time (the loader's prefetch thread owns the data-plane group while it runs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from graphtrain.errors import ConfigError
+from graphtrain.graph import CSCGraph
+from graphtrain.partition.book import RangePartitionBook
+from graphtrain.sampling.features import LocalNodeData, NodeDataSource
+from graphtrain.sampling.hop import HopOptions, HopResult, HopSampler, LocalHopSampler
+
+
+@dataclass
+class ExchangeStats:
+    """Traffic of one :class:`Exchange` (bytes to/from *other* workers; a worker's own share is not counted).
+
+    Attributes:
+        calls: number of all-to-all payload exchanges (count exchanges not included).
+        bytes_sent: payload bytes sent to other workers.
+        bytes_received: payload bytes received from other workers.
+    """
+
+    calls: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
+
+
+class Exchange:
+    """Variable-size all-to-all of NumPy rows among the ``W`` workers of a torch.distributed group.
+
+    Args:
+        rank, world_size: this worker's rank and the number of workers.
+        group: a torch.distributed process group (gloo: the payloads are host arrays); None for the
+            default group. With ``world_size == 1`` torch.distributed is not used at all.
+    """
+
+    def __init__(self, rank: int, world_size: int, group=None):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ConfigError(f"rank {rank} is not in [0, {world_size})")
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.group = group
+        self.stats = ExchangeStats()
+
+    def _all_to_all_flat(self, send, send_sizes: np.ndarray, recv_sizes: np.ndarray):
+        import torch
+        import torch.distributed as dist
+
+        out = torch.empty(int(recv_sizes.sum()), dtype=send.dtype)
+        dist.all_to_all_single(out, send, output_split_sizes=recv_sizes.tolist(),
+                               input_split_sizes=send_sizes.tolist(), group=self.group)
+        return out
+
+    def exchange_counts(self, send_counts: np.ndarray) -> np.ndarray:
+        """int64 ``[W]``: ``result[j]`` is what worker ``j`` put at this worker's index of its ``send_counts``."""
+        send_counts = np.ascontiguousarray(send_counts, dtype=np.int64)
+        if self.world_size == 1:
+            return send_counts.copy()
+        import torch
+        import torch.distributed as dist
+
+        out = torch.empty(self.world_size, dtype=torch.int64)
+        dist.all_to_all_single(out, torch.from_numpy(send_counts), group=self.group)
+        return out.numpy()
+
+    def all_to_all(self, rows: np.ndarray, send_counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Send ``rows[offsets[j]:offsets[j+1]]`` to worker ``j`` (``offsets = cumsum(send_counts)``).
+
+        Args:
+            rows: ``[n, ...]`` rows grouped by destination worker, ascending (int64, float32, ...).
+            send_counts: int64 ``[W]`` rows for each worker.
+
+        Returns:
+            ``(received, recv_counts)``: rows from worker 0, then worker 1, ...; ``recv_counts[j]``
+            rows came from worker ``j``.
+        """
+        return self.all_to_all_sized(rows, send_counts, None)
+
+    def all_to_all_sized(self, rows: np.ndarray, send_counts: np.ndarray, recv_counts: Optional[np.ndarray]):
+        """:meth:`all_to_all` when the receiver already knows ``recv_counts`` (e.g. answers to its own
+        requests): one collective instead of two. ``recv_counts=None`` exchanges them first."""
+        send_counts = np.ascontiguousarray(send_counts, dtype=np.int64)
+        rows = np.ascontiguousarray(rows)
+        if recv_counts is None:
+            recv_counts = self.exchange_counts(send_counts)
+        recv_counts = np.ascontiguousarray(recv_counts, dtype=np.int64)
+        if self.world_size == 1:
+            return rows, recv_counts
+        import torch
+
+        width = int(np.prod(rows.shape[1:], dtype=np.int64))
+        send = torch.from_numpy(rows.reshape(-1))
+        out = self._all_to_all_flat(send, send_counts * width, recv_counts * width)
+        received = out.numpy().reshape((-1,) + rows.shape[1:])
+        itemsize = rows.dtype.itemsize * width
+        me = self.rank
+        self.stats.calls += 1
+        self.stats.bytes_sent += int(send_counts.sum() - send_counts[me]) * itemsize
+        self.stats.bytes_received += int(recv_counts.sum() - recv_counts[me]) * itemsize
+        return received, recv_counts
+
+    def all_reduce_sum(self, values: np.ndarray) -> np.ndarray:
+        """Element-wise sum over workers of a small int64 or float64 array."""
+        values = np.ascontiguousarray(values)
+        if self.world_size == 1:
+            return values.copy()
+        import torch
+        import torch.distributed as dist
+
+        t = torch.from_numpy(values.copy())
+        dist.all_reduce(t, group=self.group)
+        return t.numpy()
+
+    def all_gather_sizes(self, n: int) -> np.ndarray:
+        """int64 ``[W]``: the ``n`` of every worker."""
+        mine = np.zeros(self.world_size, dtype=np.int64)
+        mine[self.rank] = n
+        return self.all_reduce_sum(mine)
+
+    def gather_rows(self, rows: np.ndarray, root: int = 0) -> Optional[np.ndarray]:
+        """All workers' ``rows`` concatenated by rank at ``root`` (None elsewhere)."""
+        counts = np.zeros(self.world_size, dtype=np.int64)
+        counts[root] = rows.shape[0]
+        received, _ = self.all_to_all(rows, counts)
+        return received if self.rank == root else None
+
+
+@dataclass
+class _Routing:
+    """Where each requested ID went: owners ascending, as :func:`split_by_owner` grouped them."""
+
+    order: np.ndarray  # int64 [n] request positions in owner-grouped order
+    send_counts: np.ndarray  # int64 [W]
+
+
+def _route(book: RangePartitionBook, ids: np.ndarray, world_size: int) -> _Routing:
+    """Group IDs by owner worker: the same grouping as :func:`split_by_owner`, with a radix sort."""
+    owner = book.node_part(ids)
+    send_counts = np.bincount(owner, minlength=world_size).astype(np.int64)
+    small = owner.astype(np.int16) if world_size < 2**15 else owner  # NumPy radix-sorts 16-bit keys
+    return _Routing(np.argsort(small, kind="stable").astype(np.int64), send_counts)
+
+
+def _scatter_back(routing: _Routing, grouped: np.ndarray) -> np.ndarray:
+    """Rows answered in owner-grouped order -> rows in request order."""
+    out = np.empty_like(grouped)
+    out[routing.order] = grouped
+    return out
+
+
+class DistributedHopSampler(HopSampler):
+    """A :class:`HopSampler` whose frontier may hold any global node: entries go to their owner workers.
+
+    Args:
+        local: samples this worker's node range (``book.node_range(exchange.rank)``).
+        book: the worker book (``W`` parts; ``dataset.book.coarsen(runs)``).
+        exchange: the data-plane exchange of the ``W`` workers.
+
+    Per hop: one count and one payload exchange for the requests (``[id, key]`` or
+    ``[id, key, time]`` int64 rows), one count and one payload exchange for the answers (per
+    requester: its entries' edge counts, then their sources, then their edge IDs).
+    """
+
+    def __init__(self, local: LocalHopSampler, book: RangePartitionBook, exchange: Exchange):
+        if book.num_parts != exchange.world_size:
+            raise ConfigError(f"worker book has {book.num_parts} parts for {exchange.world_size} workers")
+        lo, hi = book.node_range(exchange.rank)
+        g = local.graph
+        if (g.node_start, g.node_stop) != (lo, hi):
+            raise ConfigError(f"worker {exchange.rank} holds nodes [{g.node_start}, {g.node_stop}) but its range is [{lo}, {hi})")
+        self.local = local
+        self.book = book
+        self.exchange = exchange
+
+    @property
+    def num_global_nodes(self) -> int:
+        return self.book.num_nodes
+
+    def check_options(self, options: HopOptions) -> None:
+        self.local.check_options(options)
+
+    def check_nodes(self, global_nodes: np.ndarray) -> None:
+        """Every in-range node has an owner; nothing more to check."""
+
+    def sample_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
+        ex = self.exchange
+        global_nodes = np.asarray(global_nodes, dtype=np.int64)
+        temporal = options.temporal is not None
+        if temporal and node_time is None:
+            raise ConfigError("temporal sampling needs a time bound for every frontier entry")
+        if ex.world_size == 1:  # everything is local: no routing, no copies
+            return self.local.sample_hop(global_nodes, keys, node_time, options)
+        routing = _route(self.book, global_nodes, ex.world_size)
+        o = routing.order
+        cols = [global_nodes[o], np.asarray(keys, dtype=np.uint64)[o].view(np.int64)]
+        if temporal:
+            cols.append(np.asarray(node_time, dtype=np.int64)[o])
+        requests, recv_counts = ex.all_to_all(np.stack(cols, axis=1), routing.send_counts)
+        counts, nbr, eid = self.local.sample_hop(
+            requests[:, 0], requests[:, 1].view(np.uint64), requests[:, 2] if temporal else None, options)
+        # answer each requester j with [counts_j, nbr_j, eid_j] (int64)
+        entry_off = np.concatenate([[0], np.cumsum(recv_counts)])
+        edge_off = np.concatenate([[0], np.cumsum(counts)])
+        pieces, sizes = [], np.zeros(ex.world_size, dtype=np.int64)
+        for j in range(ex.world_size):
+            a, b = entry_off[j], entry_off[j + 1]
+            ea, eb = edge_off[a], edge_off[b]
+            pieces += [counts[a:b], nbr[ea:eb], eid[ea:eb]]
+            sizes[j] = (b - a) + 2 * (eb - ea)
+        answers, answer_sizes = ex.all_to_all(np.concatenate(pieces).astype(np.int64, copy=False), sizes)
+        # parse per owner, in owner order (= owner-grouped request order)
+        g_counts, g_nbr, g_eid = [], [], []
+        pos = 0
+        for j in range(ex.world_size):
+            n_j = int(routing.send_counts[j])
+            msg = answers[pos : pos + int(answer_sizes[j])]
+            pos += int(answer_sizes[j])
+            c = msg[:n_j]
+            e_j = int(c.sum())
+            g_counts.append(c)
+            g_nbr.append(msg[n_j : n_j + e_j])
+            g_eid.append(msg[n_j + e_j : n_j + 2 * e_j])
+        return _reorder_csr(o, np.concatenate(g_counts), np.concatenate(g_nbr), np.concatenate(g_eid))
+
+
+def _reorder_csr(order: np.ndarray, counts_g: np.ndarray, nbr_g: np.ndarray, eid_g: np.ndarray) -> HopResult:
+    """Segments listed in grouped order (entry ``order[k]`` at position ``k``) -> request order."""
+    n = order.size
+    grouped_pos = np.empty(n, dtype=np.int64)
+    grouped_pos[order] = np.arange(n, dtype=np.int64)
+    counts = counts_g[grouped_pos]
+    g_start = np.concatenate([[0], np.cumsum(counts_g)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
+    out_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
+    total = int(counts.sum())
+    idx = np.repeat(g_start[grouped_pos] - out_start, counts) + np.arange(total, dtype=np.int64)
+    return HopResult(counts.astype(np.int64, copy=False), nbr_g[idx], eid_g[idx])
+
+
+class DistributedNodeData(NodeDataSource):
+    """Features and labels of any global node, fetched from the owner workers.
+
+    Args:
+        local: this worker's node tables (the partitions of its run).
+        book: the worker book.
+        exchange: the data-plane exchange.
+        num_features: ``F`` of the dataset (None without features), the same on every worker.
+        has_labels: whether the dataset has labels (the same on every worker).
+        cached_ids: sorted int64 global IDs of remote nodes whose features this worker keeps a copy
+            of (:func:`hot_remote_nodes`); fetched once here -- a collective, so every worker must
+            construct its DistributedNodeData at the same point -- and served locally afterwards.
+    """
+
+    def __init__(self, local: LocalNodeData, book: RangePartitionBook, exchange: Exchange,
+                 num_features: Optional[int], has_labels: bool, cached_ids: Optional[np.ndarray] = None):
+        if book.num_parts != exchange.world_size:
+            raise ConfigError(f"worker book has {book.num_parts} parts for {exchange.world_size} workers")
+        self.local = local
+        self.book = book
+        self.exchange = exchange
+        self._num_features = num_features
+        self._has_labels = bool(has_labels)
+        self._cache_ids = np.zeros(0, dtype=np.int64)
+        self._cache_rows = None
+        if num_features is not None and cached_ids is not None:
+            ids = np.unique(np.asarray(cached_ids, dtype=np.int64))
+            self._cache_rows = self._fetch(ids)
+            self._cache_ids = ids
+
+    @property
+    def num_features(self) -> Optional[int]:
+        return self._num_features
+
+    @property
+    def cache_size(self) -> int:
+        """Remote nodes whose features are cached here."""
+        return int(self._cache_ids.size)
+
+    def _fetch(self, ids) -> np.ndarray:
+        return fetch_node_rows(self.exchange, self.book, ids, self.local.features, np.float32, (self._num_features,))
+
+    def features(self, ids) -> Optional[np.ndarray]:
+        if self._num_features is None:
+            return None
+        ids = np.asarray(ids, dtype=np.int64)
+        if not self._cache_ids.size:
+            return self._fetch(ids)
+        pos = np.minimum(np.searchsorted(self._cache_ids, ids), self._cache_ids.size - 1)
+        hit = self._cache_ids[pos] == ids
+        out = np.empty((ids.size, self._num_features), dtype=np.float32)
+        out[hit] = self._cache_rows[pos[hit]]
+        miss = ~hit
+        out[miss] = self._fetch(ids[miss])  # still a collective when nothing misses here
+        return out
+
+    def labels(self, ids) -> Optional[np.ndarray]:
+        if not self._has_labels:
+            return None
+        return fetch_node_rows(self.exchange, self.book, ids, self.local.labels, np.int64)
+
+
+def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Callable[[np.ndarray], np.ndarray],
+                    dtype, row_shape: Tuple[int, ...] = ()) -> np.ndarray:
+    """Rows of arbitrary global node IDs from their owners (a collective; see the module docstring).
+
+    Args:
+        exchange: the data-plane exchange.
+        book: the worker book (``W`` parts); part ``w`` is served by worker ``w``.
+        ids: int64 ``[n]`` global node IDs (any owners, repeats allowed).
+        serve: called on this worker with int64 global IDs of its own range that others (and
+            itself) ask for; returns ``[m, *row_shape]`` rows.
+        dtype, row_shape: of one row (all workers must agree).
+
+    Returns:
+        ``[n, *row_shape]`` rows of ``dtype`` in the order of ``ids``.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if exchange.world_size == 1:  # everything is local
+        return np.ascontiguousarray(np.asarray(serve(ids), dtype=dtype)).reshape((ids.shape[0],) + tuple(row_shape))
+    routing = _route(book, ids, exchange.world_size)
+    requests, recv_counts = exchange.all_to_all(ids[routing.order], routing.send_counts)
+    answers = np.asarray(serve(requests), dtype=dtype)
+    answers = np.ascontiguousarray(answers).reshape((requests.shape[0],) + tuple(row_shape))
+    back, _ = exchange.all_to_all_sized(answers, recv_counts, routing.send_counts)  # one answer per request
+    return _scatter_back(routing, back)
+
+
+def hot_remote_nodes(graph: CSCGraph, max_nodes: int) -> np.ndarray:
+    """The ``max_nodes`` remote nodes that appear most often as sources of ``graph``'s in-edges.
+
+    Those are the remote nodes this worker's sampling reaches most often (on power-law graphs a few
+    hubs are most of them), so caching their features removes most of the feature traffic. Returns
+    sorted int64 global IDs (fewer when the graph has fewer remote sources).
+    """
+    if max_nodes <= 0:
+        return np.zeros(0, dtype=np.int64)
+    src = np.asarray(graph.src)
+    remote = src[(src < graph.node_start) | (src >= graph.node_stop)]
+    ids, counts = np.unique(remote, return_counts=True)
+    if ids.size > max_nodes:
+        ids = ids[np.argpartition(-counts, max_nodes - 1)[:max_nodes]]
+    return np.sort(ids)
+
+
+# -- a worker's share of a dataset -------------------------------------------------------------------
+def merge_graphs(graphs: Sequence[CSCGraph]) -> CSCGraph:
+    """Consecutive partitions' graphs as one graph of their merged node range.
+
+    A single graph is returned as is (still memory-mapped); several are concatenated in memory.
+    """
+    graphs = list(graphs)
+    if not graphs:
+        raise ConfigError("no partitions to merge")
+    if len(graphs) == 1:
+        return graphs[0]
+    for a, b in zip(graphs, graphs[1:]):
+        if b.node_start != a.node_stop or b.edge_start != a.edge_start + a.num_edges:
+            raise ConfigError(f"partitions starting at nodes {a.node_start} and {b.node_start} are not consecutive")
+    names = set(graphs[0].edge_attrs)
+    if any(set(g.edge_attrs) != names for g in graphs):
+        raise ConfigError("partitions to merge have different edge columns")
+    indptr = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for g in graphs:
+        indptr.append(np.asarray(g.indptr[1:], dtype=np.int64) + base)
+        base += g.num_edges
+    return CSCGraph(
+        indptr=np.concatenate(indptr),
+        src=np.concatenate([np.asarray(g.src) for g in graphs]),
+        node_start=graphs[0].node_start,
+        edge_start=graphs[0].edge_start,
+        num_global_nodes=graphs[0].num_global_nodes,
+        edge_attrs={k: np.concatenate([np.asarray(g.edge_attrs[k]) for g in graphs]) for k in names},
+        time_sorted=all(g.time_sorted for g in graphs),
+    )
+
+
+@dataclass
+class WorkerShard:
+    """What one worker opens of a dataset: its run of partitions and the views built on them.
+
+    Attributes:
+        rank: the worker's index; it serves partitions ``[runs[rank], runs[rank + 1])``.
+        runs: int64 ``[W + 1]`` partition boundaries of the workers.
+        book: the worker book (``dataset.book.coarsen(runs)``).
+        graph: in-edges of the worker's nodes (merged range).
+        node_data: memory-mapped node tables of the worker's partitions.
+        exchange: the data-plane exchange.
+    """
+
+    rank: int
+    runs: np.ndarray
+    book: RangePartitionBook
+    graph: CSCGraph
+    node_data: LocalNodeData
+    exchange: Exchange
+    parts: List[int] = field(default_factory=list)
+
+    @property
+    def node_range(self) -> Tuple[int, int]:
+        return self.book.node_range(self.rank)
+
+    def hop_sampler(self, backend: str = "auto") -> DistributedHopSampler:
+        return DistributedHopSampler(LocalHopSampler(self.graph, backend), self.book, self.exchange)
+
+    def distributed_node_data(self, num_features: Optional[int], has_labels: bool,
+                              cache_nodes: int = 0) -> DistributedNodeData:
+        """Node data of every node; ``cache_nodes``: remote nodes whose features to cache (a collective)."""
+        cached = hot_remote_nodes(self.graph, cache_nodes) if cache_nodes and self.exchange.world_size > 1 else None
+        if self.exchange.world_size > 1 and num_features is not None:  # every worker takes part in the cache fill
+            cached = np.zeros(0, np.int64) if cached is None else cached
+        return DistributedNodeData(self.node_data, self.book, self.exchange, num_features, has_labels, cached)
+
+
+def open_worker_shard(dataset, runs, exchange: Exchange, backend: str = "auto") -> WorkerShard:
+    """Open worker ``exchange.rank``'s run of partitions of ``dataset`` (memory-mapped).
+
+    Args:
+        dataset: an opened :class:`~graphtrain.partition.format.Dataset`.
+        runs: ``W + 1`` partition boundaries (``dataset.book.contiguous_runs(W)``).
+        exchange: the data-plane exchange (its ``world_size`` is ``W``).
+    """
+    runs = np.asarray(runs, dtype=np.int64)
+    if runs.size != exchange.world_size + 1:
+        raise ConfigError(f"{runs.size - 1} partition runs for {exchange.world_size} workers")
+    book = dataset.book.coarsen(runs)
+    parts = list(range(int(runs[exchange.rank]), int(runs[exchange.rank + 1])))
+    graph = merge_graphs([dataset.graph(p) for p in parts])
+    node_data = LocalNodeData.from_dataset(dataset, parts, backend=backend)
+    return WorkerShard(exchange.rank, runs, book, graph, node_data, exchange, parts)

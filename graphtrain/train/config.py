@@ -1,0 +1,131 @@
+"""The training configuration: one frozen dataclass, the single source of defaults (API and CLI)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Optional, Tuple
+
+from graphtrain.errors import ConfigError
+MODELS = ("sage", "gat", "gcn")
+MONITORS = ("auc", "ap", "f1_macro", "recall_at_k", "accuracy")
+CLASS_WEIGHTS = ("balanced", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (sent to every worker; stored in every checkpoint).
+
+    Attributes:
+        model: ``"sage"``, ``"gat"``, ``"gcn"`` or ``"custom"`` (a user ``torch.nn.Module``).
+        fanouts: neighbours sampled per node at each hop; its length is the number of layers.
+        batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
+        epochs: maximum number of epochs.
+        hidden: hidden width. dropout: dropout after each hidden layer. heads: GAT attention heads.
+        lr, weight_decay: Adam.
+        class_weight: ``"balanced"`` weights the loss by ``n_train / (C * n_train_c)`` per class
+            (computed over all workers' training nodes), ``"none"`` does not.
+        monitor: validation metric for early stopping and the best model (higher is better).
+        patience: stop after this many epochs without improvement of ``monitor`` by more than
+            ``min_delta`` (None: never stop early). The best model is restored at the end either way.
+        split_fractions: train/val/test fractions for datasets without a stored split.
+        seed: seed of the split, shuffles, sampling and dropout.
+        use_gpu: one GPU per worker (NCCL for gradients; the data plane stays on gloo).
+        amp: mixed precision (``torch.autocast``) -- applied on GPU only.
+        activation_checkpointing: recompute layer activations in the backward pass.
+        checkpoint_every: also checkpoint every this many batches inside an epoch (0: epoch ends only).
+        keep_checkpoints: newest checkpoints kept on disk.
+        eval_batch_size: seeds per evaluation batch (default: ``batch_size``).
+        recall_k: ``k`` of recall@k (default: the number of positives of the evaluated split).
+        backend: sampling kernel backend (``auto``, ``cpu``, ``cuda``, ``reference``).
+        threads_per_worker: torch and Numba threads of each worker.
+        prefetch: batches each worker samples ahead in a background thread.
+        feature_cache_mb: each worker keeps the features of the remote nodes its in-edges point at
+            most often (hubs), up to this many MiB, fetched once at start (0: no cache).
+        inference_chunk: destination nodes per step of layer-wise inference.
+        log_every: report the training loss every this many batches.
+        collective_timeout_s: torch.distributed timeout; a hung collective fails after this long.
+    """
+
+    model: str = "sage"
+    fanouts: Tuple[int, ...] = (15, 10)
+    batch_size: int = 1024
+    epochs: int = 10
+    hidden: int = 128
+    dropout: float = 0.2
+    heads: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    class_weight: str = "balanced"
+    monitor: str = "auc"
+    patience: Optional[int] = None
+    min_delta: float = 0.0
+    split_fractions: Tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    use_gpu: bool = False
+    amp: bool = True
+    activation_checkpointing: bool = False
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    eval_batch_size: Optional[int] = None
+    recall_k: Optional[int] = None
+    backend: str = "auto"
+    threads_per_worker: int = 1
+    prefetch: int = 2
+    feature_cache_mb: float = 64.0
+    inference_chunk: int = 65536
+    log_every: int = 10
+    collective_timeout_s: float = 600.0
+
+    def validate(self) -> "TrainConfig":
+        if self.model not in MODELS + ("custom",):
+            raise ConfigError(f"model must be one of {MODELS} (or a torch.nn.Module), got {self.model!r}")
+        if not self.fanouts or any(not isinstance(k, int) or k < 1 for k in self.fanouts):
+            raise ConfigError(f"fanouts must be positive integers, one per layer, e.g. 15,10; got {list(self.fanouts)}")
+        positive = {"batch_size": self.batch_size, "epochs": self.epochs, "hidden": self.hidden, "heads": self.heads,
+                    "keep_checkpoints": self.keep_checkpoints, "threads_per_worker": self.threads_per_worker,
+                    "inference_chunk": self.inference_chunk, "log_every": self.log_every}
+        for name, v in positive.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        for name, v in (("checkpoint_every", self.checkpoint_every), ("prefetch", self.prefetch)):
+            if not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+        if not self.feature_cache_mb >= 0:
+            raise ConfigError(f"feature_cache_mb must be >= 0, got {self.feature_cache_mb}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise ConfigError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 (or None to never stop early), got {self.patience!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.recall_k is not None and self.recall_k < 1:
+            raise ConfigError(f"recall_k must be >= 1, got {self.recall_k}")
+        from graphtrain.train.splits import check_fractions
+
+        check_fractions(self.split_fractions)
+        return self
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.fanouts)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fanouts"] = list(self.fanouts)
+        d["split_fractions"] = list(self.split_fractions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "fanouts" in d:
+            d["fanouts"] = tuple(d["fanouts"])
+        if "split_fractions" in d:
+            d["split_fractions"] = tuple(d["split_fractions"])
+        return cls(**d)

@@ -1,0 +1,247 @@
+"""Ray placement and start of the workers; failure detection. Ray places and restarts, we only ask.
+
+- :func:`connect` joins a Ray cluster (``address``: ``"auto"``, ``"HOST:PORT"`` of ``ray start
+  --head``, or ``ray://...``) or starts a local one; an unreachable address fails fast with a
+  :class:`ConfigError` (a TCP probe before ``ray.init``).
+- :class:`WorkerGroup` reserves one placement-group bundle per worker (``cpus_per_worker`` CPUs,
+  one GPU with ``use_gpu``; ``SPREAD`` over the nodes), finds a rendezvous address on bundle 0's
+  node, and runs :func:`~graphtrain.train.worker.run_worker` as one Ray task per bundle.
+  :meth:`WorkerGroup.run` waits for all of them; the first that fails makes it cancel (kill) the
+  others -- they would otherwise wait in a collective -- and raise :class:`WorkerFailure`, or the
+  worker's own :class:`~graphtrain.errors.GraphtrainError` when the failure is the user's input.
+- :class:`ProgressChannel` is a tiny actor the workers post progress to (fire and forget); the
+  driver drains it while it waits.
+
+Ray reuses task worker processes, so a second run on the same cluster skips the imports.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from graphtrain.errors import ConfigError, GraphtrainError
+from graphtrain.log import get_logger
+
+log = get_logger("train.group")
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+class WorkerFailure(Exception):
+    """A worker process died or raised an unexpected error; the run can resume from a checkpoint."""
+
+    def __init__(self, rank: int, cause: BaseException):
+        self.rank = rank
+        self.cause = cause
+        super().__init__(f"worker {rank} failed: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}")
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Raise ConfigError unless ``HOST:PORT`` accepts TCP connections (``auto`` and ``ray://`` pass through)."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"Ray address must be 'auto', 'ray://HOST:PORT' or 'HOST:PORT' (of `ray start --head`), got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it with "
+                          "`ray start --head` on the head node, or check the address and firewall") from None
+
+
+def connect(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:
+    """Join the Ray cluster at ``address``, or start a local one (``num_cpus`` logical CPUs); no-op if connected.
+
+    The job's workers get graphtrain's parent directory on ``PYTHONPATH``, so a source checkout
+    works without installing (on a real cluster, install graphtrain on every node).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        check_address(address)
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
+    kwargs = dict(runtime_env={"env_vars": env}, logging_level="WARNING", log_to_driver=True)
+    if address:
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, TimeoutError) as exc:
+            raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from None
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+
+
+def _progress_actor():
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class ProgressChannel:
+        """Messages posted by workers, drained by the driver."""
+
+        def __init__(self):
+            self._items = []
+
+        def put(self, item) -> None:
+            self._items.append(item)
+
+        def drain(self) -> list:
+            items, self._items = self._items, []
+            return items
+
+    return ProgressChannel
+
+
+def _free_port():
+    """(node IP, a free TCP port) on the node this runs on."""
+    import ray
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port = s.getsockname()[1]
+    return ray.util.get_node_ip_address(), port
+
+
+class WorkerGroup:
+    """``num_workers`` Ray tasks, one per placement-group bundle (see the module docstring).
+
+    Args:
+        num_workers: W.
+        cpus_per_worker: logical CPUs reserved per worker.
+        use_gpu: reserve one GPU per worker.
+        start_timeout_s: how long to wait for the cluster to have room for all bundles.
+    """
+
+    def __init__(self, num_workers: int, cpus_per_worker: float = 1.0, use_gpu: bool = False, start_timeout_s: float = 60.0):
+        self.num_workers = num_workers
+        self.cpus_per_worker = cpus_per_worker
+        self.use_gpu = use_gpu
+        self.start_timeout_s = start_timeout_s
+        self.pg = None
+        self.progress = None
+
+    def __enter__(self) -> "WorkerGroup":
+        import ray
+        from ray.util.placement_group import placement_group
+
+        bundle = {"CPU": self.cpus_per_worker}
+        if self.use_gpu:
+            bundle["GPU"] = 1
+        total = ray.cluster_resources()
+        need_cpu = self.cpus_per_worker * self.num_workers
+        if total.get("CPU", 0) < need_cpu or (self.use_gpu and total.get("GPU", 0) < self.num_workers):
+            raise ConfigError(f"{self.num_workers} workers need {need_cpu:g} CPUs{' and ' + str(self.num_workers) + ' GPUs' if self.use_gpu else ''}; "
+                              f"the Ray cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs "
+                              "(lower --cpus-per-worker or --num-workers, or add nodes)")
+        self.pg = placement_group([dict(bundle) for _ in range(self.num_workers)], strategy="SPREAD")
+        ready, _ = ray.wait([self.pg.ready()], timeout=self.start_timeout_s)
+        if not ready:
+            ray.util.remove_placement_group(self.pg)
+            self.pg = None
+            raise ConfigError(f"the Ray cluster did not free {self.num_workers} x {bundle} within {self.start_timeout_s:g} s")
+        self.progress = _progress_actor().remote()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import ray
+
+        if self.progress is not None:
+            ray.kill(self.progress)
+            self.progress = None
+        if self.pg is not None:
+            ray.util.remove_placement_group(self.pg)
+            self.pg = None
+
+    def _strategy(self, rank: int):
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        return PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=rank)
+
+    def rendezvous(self):
+        """``(ip, port)`` for torch.distributed's TCP rendezvous, on bundle 0's node."""
+        import ray
+
+        task = ray.remote(num_cpus=0)(_free_port).options(scheduling_strategy=self._strategy(0))
+        return ray.get(task.remote(), timeout=self.start_timeout_s)
+
+    def run(self, make_task: Callable[[int, str, int], object], on_progress: Callable[[dict], None],
+            poll_s: float = 0.2) -> List[dict]:
+        """Run one worker per bundle and wait for all.
+
+        Args:
+            make_task: ``(rank, master_addr, master_port) -> WorkerTask``.
+            on_progress: called on the driver with each message the workers post.
+
+        Raises:
+            GraphtrainError: a worker rejected the input/configuration (not worth a restart).
+            WorkerFailure: a worker died or failed otherwise (the caller may restart).
+        """
+        import ray
+        from ray.exceptions import RayTaskError
+
+        from graphtrain.train.worker import run_worker
+
+        addr, port = self.rendezvous()
+        remote = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=1 if self.use_gpu else 0, max_retries=0)(run_worker)
+        refs = [remote.options(scheduling_strategy=self._strategy(r)).remote(make_task(r, addr, port))
+                for r in range(self.num_workers)]
+        rank_of = {ref: r for r, ref in enumerate(refs)}
+        results: List[Optional[dict]] = [None] * self.num_workers
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
+                self._drain(on_progress)
+                for ref in done:
+                    try:
+                        results[rank_of[ref]] = ray.get(ref)
+                    except RayTaskError as exc:
+                        cause = getattr(exc, "cause", None)
+                        if isinstance(cause, GraphtrainError):
+                            raise cause from None
+                        raise WorkerFailure(rank_of[ref], exc) from None
+                    except ray.exceptions.RayError as exc:  # worker process died, node lost, ...
+                        raise WorkerFailure(rank_of[ref], exc) from None
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        self._drain(on_progress)
+        return results
+
+    def _drain(self, on_progress) -> None:
+        import ray
+
+        for msg in ray.get(self.progress.drain.remote()):
+            on_progress(msg)
+
+
+def run_with_restarts(run_once: Callable[[Optional[str]], List[dict]], latest: Callable[[], Optional[str]],
+                      max_restarts: int, on_restart: Callable[[WorkerFailure, Optional[str]], None],
+                      resume_from: Optional[str] = None) -> List[dict]:
+    """Call ``run_once(checkpoint)``; after a :class:`WorkerFailure`, again from the latest checkpoint.
+
+    Args:
+        run_once: starts a worker group from a checkpoint (None: from scratch) and returns its results.
+        latest: the newest checkpoint written so far, or None.
+        max_restarts: failures tolerated before giving up.
+        on_restart: told about each failure and the checkpoint the next attempt starts from.
+        resume_from: checkpoint of the first attempt.
+    """
+    failures = 0
+    start = resume_from
+    while True:
+        try:
+            return run_once(start)
+        except WorkerFailure as exc:
+            failures += 1
+            start = latest() or resume_from
+            if failures > max_restarts:
+                where = f"; the last checkpoint is {start}" if start else "; no checkpoint was written"
+                raise GraphtrainError(f"training failed {failures} times (limit --max-restarts {max_restarts}): {exc}{where}") from exc
+            on_restart(exc, start)

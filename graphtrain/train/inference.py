@@ -1,0 +1,75 @@
+"""Layer-wise full-graph inference: every node scored with all its in-edges, not sampled.
+
+Each worker holds the embeddings of its own node range, one layer at a time (``[n_w, H]``; the
+input layer is the node features). For layer ``l`` it walks its nodes in chunks of
+``chunk_size`` destinations; for each chunk it takes *all* their in-edges from its graph, numbers
+the chunk's nodes first and then their other in-neighbours (the sampling kernels' unique +
+relabel), fetches the layer ``l - 1`` embeddings of those in-neighbours from their owners through
+the data plane (:func:`~graphtrain.sampling.distributed.fetch_node_rows`), and applies
+``model.layer(l, x, edge_index, num_dst)``; the chunk's rows of the result are its layer-``l`` embeddings.
+
+Every chunk step is a collective, so all workers run ``max_w ceil(n_w / chunk_size)`` steps per
+layer (those with fewer nodes take part with empty chunks). Memory per worker: two embedding tables
+of its nodes plus one chunk's subgraph.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from graphtrain.errors import ConfigError
+from graphtrain.kernels import get_backend
+from graphtrain.sampling.distributed import fetch_node_rows
+
+
+def _check_layerwise(model) -> None:
+    for attr in ("num_layers", "layer", "layer_out_channels"):
+        if not hasattr(model, attr):
+            raise ConfigError(f"layer-wise inference needs model.{attr} (see graphtrain.train.models); "
+                              f"{type(model).__name__} has none")
+
+
+@torch.no_grad()
+def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device=None, backend: str = "cpu",
+                     amp: bool = False) -> np.ndarray:
+    """Final-layer outputs (float32 ``[n_w, C]``) of this worker's nodes (a collective).
+
+    Args:
+        model: a :class:`~graphtrain.train.models.GNN` (or any module with the layer-wise methods).
+        shard: this worker's :class:`~graphtrain.sampling.distributed.WorkerShard`.
+        features: float32 ``[n_w, F]`` features of the worker's nodes, in ID order.
+        chunk_size: destination nodes per step.
+        device: where the model runs.
+    """
+    _check_layerwise(model)
+    model.eval()
+    ex, book, graph = shard.exchange, shard.book, shard.graph
+    lo, hi = shard.node_range
+    n = hi - lo
+    steps = int(ex.all_gather_sizes(-(-n // chunk_size)).max())
+    relabel = get_backend(backend).unique_relabel
+    indptr = np.asarray(graph.indptr)
+    h = np.ascontiguousarray(features, dtype=np.float32)
+    for l in range(model.num_layers):
+        width = int(model.layer_out_channels(l))
+        out = np.empty((n, width), dtype=np.float32)
+        table = h
+        for step in range(steps):
+            a, b = min(n, step * chunk_size), min(n, (step + 1) * chunk_size)
+            dst = np.arange(lo + a, lo + b, dtype=np.int64)
+            e0, e1 = int(indptr[a]), int(indptr[b])
+            src = np.asarray(graph.src[e0:e1], dtype=np.int64)
+            deg = np.diff(indptr[a : b + 1])
+            new_index, local = relabel(dst, src)
+            n_id = np.concatenate([dst, src[new_index]])
+            x = fetch_node_rows(ex, book, n_id, lambda ids: table[ids - lo], np.float32, (table.shape[1],))
+            if b == a:
+                continue
+            edge_index = np.stack([local, np.repeat(np.arange(b - a, dtype=np.int64), deg)])
+            xt = torch.from_numpy(x).to(device)
+            et = torch.from_numpy(edge_index).to(device)
+            with torch.autocast(device_type="cuda", enabled=amp and xt.is_cuda):
+                res = model.layer(l, xt, et, b - a)[: b - a]
+            out[a:b] = res.float().cpu().numpy()
+        h = out
+    return h

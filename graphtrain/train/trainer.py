@@ -1,0 +1,359 @@
+"""The public training API: :class:`Trainer` (``fit``, ``evaluate``, ``predict``) and :func:`predict`.
+
+::
+
+    from graphtrain.train import Trainer
+
+    trainer = Trainer("data/tx", model="sage", fanouts=[15, 10], batch_size=1024, epochs=20,
+                      num_workers=4, checkpoint_dir="ckpt/tx", patience=3)
+    result = trainer.fit()              # {"val": {...}, "test": {...}, "epochs_run": ..., ...}
+    trainer.evaluate("test")            # metrics of the checkpointed model
+    trainer.predict("scores.parquet")   # every node, layer-wise, by raw ID
+
+The driver (this process) validates the dataset and options, joins or starts Ray, deals the
+dataset's partitions out to the workers in contiguous runs (``book.contiguous_runs(W)``: any
+``W <= P``), and runs :func:`~graphtrain.train.worker.run_worker` on each. If a worker dies, the
+whole group is stopped and started again from the newest checkpoint (at most ``max_restarts``
+times); since the checkpoint's position fixes all random draws, the resumed run continues exactly
+as the uninterrupted one would have.
+
+Multi-node: start Ray on each machine (``ray start --head`` on one, ``ray start
+--address=HEAD:6379`` on the others) and pass ``address="HEAD:6379"``. The dataset directory must
+be readable at the same path on every node, and the checkpoint directory must be shared with the
+driver (e.g. NFS), since rank 0 writes it and the driver resumes from it.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from graphtrain.errors import ConfigError, FormatError
+from graphtrain.log import get_logger
+from graphtrain.train.config import TrainConfig
+
+log = get_logger("train")
+
+SCORE_COLUMNS = ("node_id", "score", "pred", "label")
+
+
+def _check_dataset(dataset_dir, need_labels: bool, need_features: bool = True):
+    from graphtrain.partition.format import open_dataset
+
+    ds = open_dataset(dataset_dir)  # FormatError for missing / corrupt / wrong-version datasets
+    schema = ds.meta.node_schema
+    if need_labels and schema.label is None:
+        raise ConfigError(f"{dataset_dir}: the dataset has no node labels to train on; partition it with "
+                          "--nodes ... --label COLUMN")
+    if need_features and not schema.feature_names:
+        raise ConfigError(f"{dataset_dir}: the dataset has no node features; partition it with --nodes ... --features COLUMNS")
+    return ds
+
+
+def _check_workers(num_workers, num_parts: int) -> int:
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
+        raise ConfigError(f"num_workers must be an integer >= 1, got {num_workers!r}")
+    if num_workers > num_parts:
+        raise ConfigError(f"{num_workers} workers but the dataset has {num_parts} partitions; each worker serves at least "
+                          f"one partition: use --num-workers <= {num_parts} or re-partition with --num-parts >= {num_workers}")
+    return int(num_workers)
+
+
+class _Progress:
+    """Driver-side view of the workers' progress: tqdm bars on a terminal, log lines otherwise."""
+
+    def __init__(self, enabled: Optional[bool]):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+        self.events: List[dict] = []
+        self.worker_pids: Dict[int, int] = {}
+        self.worker_nodes: Dict[int, str] = {}
+        self.checkpoints: List[dict] = []
+
+    def __call__(self, msg: dict) -> None:
+        self.events.append(msg)
+        kind = msg.get("type")
+        if kind == "start":
+            self.worker_pids[msg["rank"]] = msg["pid"]
+            self.worker_nodes[msg["rank"]] = msg["node"]
+        elif kind == "checkpoint":
+            self.checkpoints.append(msg)
+        elif kind == "batch" and self.enabled:
+            from tqdm import tqdm
+
+            if self.bar is None or self.bar.desc != f"epoch {msg['epoch']}":
+                self.close()
+                self.bar = tqdm(total=msg["num_batches"], desc=f"epoch {msg['epoch']}", leave=True)
+            self.bar.n = msg["batch"]
+            self.bar.set_postfix(loss=f"{msg['loss']:.4f}")
+        elif kind == "epoch":
+            val = msg.get("val") or {}
+            shown = {k: round(v, 4) for k, v in val.items() if isinstance(v, float) and k != "threshold"}
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{msg['loss']:.4f}", **shown)
+                self.close()
+            log.info("epoch %d/%d: loss %.4f, val %s%s", msg["epoch"] + 1, msg["num_epochs"], msg["loss"] or float("nan"),
+                     shown, " (early stop)" if msg.get("stopped_early") else "")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Trainer:
+    """Distributed GNN training on a partitioned dataset (see the module docstring).
+
+    Args:
+        dataset_dir: a dataset written by ``graphtrain partition`` (with node features and labels).
+        model: ``"sage"``, ``"gat"``, ``"gcn"``, or a ``torch.nn.Module`` following the protocol in
+            :mod:`graphtrain.train.models` (its ``fanouts`` length must match its layer count).
+        fanouts, batch_size, epochs: sampling and schedule (see :class:`TrainConfig`).
+        num_workers: workers (1 <= W <= number of partitions).
+        address: Ray cluster address (``"auto"``, ``"HOST:PORT"``); None starts a local Ray.
+        checkpoint_dir: where checkpoints go (default: a new temporary directory, logged).
+        resume: continue from the newest checkpoint in ``checkpoint_dir`` if there is one.
+        max_restarts: worker failures survived by restarting from the last checkpoint.
+        cpus_per_worker: Ray CPUs reserved per worker.
+        num_cpus: logical CPUs of a local Ray started here (default: the machine's).
+        progress: progress bars (default: when stderr is a terminal).
+        **options: any other :class:`TrainConfig` field (hidden, lr, patience, use_gpu, amp,
+            activation_checkpointing, checkpoint_every, seed, threads_per_worker, ...).
+
+    Raises:
+        FormatError: the dataset is missing, corrupt or of another format version.
+        ConfigError: bad options, no labels or features, ``num_workers`` out of range.
+    """
+
+    def __init__(self, dataset_dir, model="sage", fanouts: Sequence[int] = (15, 10), batch_size: int = 1024,
+                 epochs: int = 10, num_workers: int = 1, *, address: Optional[str] = None,
+                 checkpoint_dir=None, resume: bool = False, max_restarts: int = 3, cpus_per_worker: float = 1.0,
+                 num_cpus: Optional[int] = None, progress: Optional[bool] = None, **options):
+        import torch
+
+        self.dataset_dir = str(Path(dataset_dir).resolve())
+        self.custom_model = None
+        if isinstance(model, torch.nn.Module):
+            self.custom_model, model = model, "custom"
+        elif not isinstance(model, str):
+            raise ConfigError(f"model must be 'sage', 'gat', 'gcn' or a torch.nn.Module, got {type(model).__name__}")
+        try:
+            self.config = TrainConfig(model=model, fanouts=tuple(int(f) for f in fanouts), batch_size=batch_size,
+                                      epochs=epochs, **options).validate()
+        except TypeError as exc:
+            raise ConfigError(f"unknown training option: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"fanouts must be integers, got {list(fanouts)}") from None
+        self.dataset = _check_dataset(self.dataset_dir, need_labels=True)
+        self.num_workers = _check_workers(num_workers, self.dataset.num_parts)
+        if max_restarts < 0:
+            raise ConfigError(f"max_restarts must be >= 0, got {max_restarts}")
+        if not cpus_per_worker > 0:
+            raise ConfigError(f"cpus_per_worker must be > 0, got {cpus_per_worker}")
+        if address:
+            from graphtrain.train.group import check_address
+
+            check_address(address)
+        self.address = address
+        self.max_restarts = int(max_restarts)
+        self.cpus_per_worker = float(cpus_per_worker)
+        self.num_cpus = num_cpus
+        self.resume = bool(resume)
+        if checkpoint_dir is None:
+            checkpoint_dir = tempfile.mkdtemp(prefix="graphtrain-ckpt-")
+            log.info("checkpoints go to %s", checkpoint_dir)
+        self.checkpoint_dir = str(Path(checkpoint_dir).resolve())
+        self._progress_enabled = progress
+        self.progress: Optional[_Progress] = None
+        self.restarts: List[dict] = []
+        self.result: Optional[dict] = None
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def worker_pids(self) -> Dict[int, int]:
+        """Process ID of each worker of the current (or last) group, by rank."""
+        return dict(self.progress.worker_pids) if self.progress else {}
+
+    @property
+    def worker_nodes(self) -> Dict[int, str]:
+        """Ray node ID each worker of the current (or last) group runs on, by rank."""
+        return dict(self.progress.worker_nodes) if self.progress else {}
+
+    def latest_checkpoint(self) -> Optional[str]:
+        from graphtrain.train.checkpoint import latest_checkpoint
+
+        path = latest_checkpoint(self.checkpoint_dir)
+        return None if path is None else str(path)
+
+    def _run(self, mode: str, resume_from: Optional[str], config: Optional[TrainConfig] = None,
+             num_workers: Optional[int] = None, splits: Sequence[str] = ("val", "test")) -> List[dict]:
+        from graphtrain.train.group import WorkerGroup, connect
+        from graphtrain.train.worker import WorkerTask
+
+        connect(self.address, self.num_cpus)
+        W = num_workers or self.num_workers
+        cfg = config or self.config
+        runs = self.dataset.book.contiguous_runs(W).tolist()
+        self.progress = _Progress(self._progress_enabled)
+        try:
+            with WorkerGroup(W, self.cpus_per_worker, cfg.use_gpu) as group:
+                def make(rank, addr, port):
+                    return WorkerTask(mode, self.dataset_dir, rank, W, runs, addr, port, cfg.to_dict(),
+                                      checkpoint_dir=self.checkpoint_dir if mode == "fit" else None,
+                                      resume_from=resume_from, custom_model=self.custom_model,
+                                      progress=group.progress, splits=list(splits))
+
+                return group.run(make, self.progress)
+        finally:
+            self.progress.close()
+
+    # -- API -----------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train; return the final metrics (``val``, ``test``) and a summary of the run.
+
+        Returns:
+            ``{"val": {...}, "test": {...}, "epochs_run", "best_epoch", "stopped_early", "history",
+            "checkpoint", "restarts", "num_workers", "batches_per_epoch", "train": {...}}``; metric
+            dicts hold ``auc``, ``ap``, ``f1_macro``, ``recall_at_k``, ``threshold``, ``count``,
+            ``positives`` (binary labels) or ``accuracy`` and ``f1_macro`` (more classes); a metric
+            undefined for the split (one class only) is None. ``train`` sums over workers
+            ``bytes_sent``/``bytes_received`` (data plane, training batches only), ``batches`` and
+            ``seeds``; times in seconds (slowest worker): ``seconds`` (training loops),
+            ``startup_seconds`` (worker start to first batch), ``eval_seconds`` (per-epoch
+            validation), ``final_seconds`` (final evaluation and checkpoint), ``fit_seconds``
+            (driver wall time of ``fit``, Ray placement and any restarts included).
+        """
+        from graphtrain.train.group import run_with_restarts
+
+        start = self.latest_checkpoint() if self.resume else None
+        if start:
+            log.info("resuming from %s", start)
+
+        def on_restart(exc, ckpt):
+            from graphtrain.train.checkpoint import read_manifest
+
+            where = {}
+            if ckpt:
+                man = read_manifest(ckpt)
+                where = {"epoch": man.epoch, "batch": man.batch, "global_step": man.global_step}
+            self.restarts.append({"error": str(exc), "rank": exc.rank, "resumed_from": ckpt, **where})
+            log.warning("%s; restarting the workers from %s", exc, ckpt or "the beginning")
+
+        t0 = time.perf_counter()
+        results = run_with_restarts(lambda ck: self._run("fit", ck), self.latest_checkpoint, self.max_restarts,
+                                    on_restart, start)
+        wall = time.perf_counter() - t0
+        head = results[0]
+        metrics = head["metrics"] or {}
+        train = {k: sum(r["train"][k] for r in results) for k in ("bytes_sent", "bytes_received", "batches", "seeds")}
+        for k in ("seconds", "startup_seconds", "eval_seconds", "final_seconds"):
+            train[k] = max(r["train"][k] for r in results)
+        train["fit_seconds"] = wall
+        self.result = {
+            "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
+            "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],
+            "checkpoint": head["checkpoint"], "restarts": len(self.restarts), "num_workers": self.num_workers,
+            "batches_per_epoch": head["batches_per_epoch"], "train": train,
+        }
+        return self.result
+
+    def _checkpoint(self, checkpoint) -> str:
+        from graphtrain.train.checkpoint import resolve_checkpoint
+
+        path = checkpoint or self.latest_checkpoint()
+        if path is None:
+            raise ConfigError(f"no checkpoint in {self.checkpoint_dir}; call fit() first or pass checkpoint=...")
+        return str(resolve_checkpoint(path))
+
+    def evaluate(self, split: Union[str, Sequence[str]] = "test", checkpoint=None) -> Dict[str, dict]:
+        """Metrics of a checkpointed model (default: the newest) on ``"val"`` and/or ``"test"`` (sampled)."""
+        splits = [split] if isinstance(split, str) else list(split)
+        bad = [s for s in splits if s not in ("train", "val", "test")]
+        if bad:
+            raise ConfigError(f"split must be 'train', 'val' or 'test', got {bad[0]!r}")
+        path = self._checkpoint(checkpoint)
+        results = self._run("evaluate", path, splits=splits)
+        return {k: v for k, v in (results[0]["metrics"] or {}).items() if k in splits}
+
+    def predict(self, out_path, checkpoint=None, force: bool = False) -> dict:
+        """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see :func:`predict`)."""
+        return predict(self.dataset_dir, checkpoint or self._checkpoint(None), out_path, num_workers=self.num_workers,
+                       address=self.address, force=force, cpus_per_worker=self.cpus_per_worker, num_cpus=self.num_cpus,
+                       model=self.custom_model, progress=self._progress_enabled)
+
+
+def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address: Optional[str] = None,
+            force: bool = False, cpus_per_worker: float = 1.0, num_cpus: Optional[int] = None, model=None,
+            progress: Optional[bool] = None, **overrides) -> dict:
+    """Score every node of a dataset with a checkpoint's model (layer-wise, all in-edges) into one Parquet file.
+
+    Columns: ``node_id`` (the raw ID, as ingested), ``score`` (probability of class 1 for binary
+    labels, else of the predicted class), ``pred`` (arg-max class), ``label`` (-1 unknown). Rows are
+    in global-ID order. The file is written under a temporary name and renamed at the end.
+
+    Args:
+        dataset_dir: the dataset (the one trained on, or another with the same features).
+        checkpoint: a checkpoint directory (its newest checkpoint) or one checkpoint.
+        out_path: the Parquet file to write (``force`` to replace an existing one).
+        num_workers: workers for the inference (any number <= partitions; need not match training).
+        model: the ``torch.nn.Module`` for checkpoints of a user model.
+        **overrides: :class:`TrainConfig` fields to change (e.g. ``inference_chunk``, ``threads_per_worker``).
+
+    Returns:
+        ``{"path", "rows", "checkpoint"}``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphtrain.partition.format import staged_file
+    from graphtrain.train.checkpoint import read_manifest, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint)
+    manifest = read_manifest(ckpt)
+    out_path = Path(out_path)
+    if out_path.exists() and not force:
+        from graphtrain.errors import OutputExistsError
+
+        raise OutputExistsError(f"{out_path} already exists; pass --force to replace it")
+    ds = _check_dataset(dataset_dir, need_labels=False)
+    W = _check_workers(num_workers, ds.num_parts)
+    cfg = TrainConfig.from_dict(manifest.train)
+    if cfg.model == "custom" and model is None:
+        raise ConfigError(f"{ckpt} holds a user model ({manifest.model.get('class')}); pass the same module as model=")
+    feats = len(ds.meta.node_schema.feature_names)
+    if manifest.model.get("in_channels") not in (None, feats):
+        raise ConfigError(f"the checkpoint's model reads {manifest.model['in_channels']} features; {dataset_dir} has {feats}")
+    try:
+        cfg = replace(cfg, **overrides).validate()
+    except TypeError as exc:
+        raise ConfigError(f"unknown option: {exc}") from None
+    trainer = Trainer.__new__(Trainer)
+    trainer.dataset_dir, trainer.dataset, trainer.num_workers = str(Path(dataset_dir).resolve()), ds, W
+    trainer.address, trainer.num_cpus, trainer.cpus_per_worker = address, num_cpus, float(cpus_per_worker)
+    trainer.custom_model, trainer.config, trainer._progress_enabled = model, cfg, progress
+    trainer.checkpoint_dir, trainer.progress = None, None
+    results = trainer._run("predict", str(ckpt))
+    rows = 0
+    with staged_file(out_path, force) as tmp:
+        writer = None
+        try:
+            for r in results:
+                probs = r["probs"]
+                pred = probs.argmax(axis=1).astype(np.int64)
+                score = probs[:, 1] if probs.shape[1] == 2 else probs[np.arange(probs.shape[0]), pred]
+                table = pa.table({"node_id": pa.array(r["raw_id"]), "score": pa.array(score.astype(np.float32)),
+                                  "pred": pa.array(pred), "label": pa.array(np.asarray(r["labels"], dtype=np.int64))})
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+    log.info("wrote %d scores to %s", rows, out_path)
+    return {"path": str(out_path), "rows": rows, "checkpoint": str(ckpt)}

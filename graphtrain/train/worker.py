@@ -1,0 +1,553 @@
+"""The per-worker program: :func:`run_worker` (one Ray task per worker; see :mod:`graphtrain.train.group`).
+
+A worker receives a :class:`WorkerTask` -- the dataset path, its rank, the partition runs, the
+rendezvous address and the configuration -- and nothing else. It then
+
+1. joins the torch.distributed group (gloo on CPU, NCCL on GPU) for DDP gradients, plus a second
+   gloo group for the data plane (the loader's prefetch thread uses it while the main thread
+   all-reduces gradients, so the two must not share a group),
+2. opens its run of partitions memory-mapped (:func:`~graphtrain.sampling.distributed.open_worker_shard`),
+3. works out the train/val/test roles of its nodes and deals the seeds out evenly
+   (:mod:`graphtrain.train.splits`),
+4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``).
+
+Every worker runs the same number of batches per epoch (see :func:`~graphtrain.train.splits.pad_to_batches`),
+so the data-plane collectives of all workers line up. Randomness: the loader shuffles with
+``worker_seed = f(seed, rank)``, the sampler keys with the same seed, and dropout reseeds torch with
+``f(worker_seed, global_step)`` before every step -- a checkpoint's position is its RNG state.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from graphtrain.errors import ConfigError
+from graphtrain.log import get_logger
+from graphtrain.sampling.features import NodeDataSource
+
+log = get_logger("train.worker")
+
+
+@dataclass
+class WorkerTask:
+    """Everything a worker receives (small; no data).
+
+    Attributes:
+        mode: ``"fit"``, ``"evaluate"`` or ``"predict"``.
+        dataset_dir: path of the dataset (the same path on every node).
+        rank, world_size: this worker and the number of workers.
+        runs: ``world_size + 1`` partition boundaries; this worker serves ``[runs[rank], runs[rank + 1])``.
+        master_addr, master_port: torch.distributed rendezvous (rank 0's node).
+        config: :class:`~graphtrain.train.config.TrainConfig` as a dict.
+        checkpoint_dir: where rank 0 writes checkpoints (fit), or None.
+        resume_from: checkpoint to start from (fit: resume; evaluate/predict: the model to use).
+        custom_model: a user ``torch.nn.Module`` (``config["model"] == "custom"``), else None.
+        progress: a :class:`~graphtrain.train.group.ProgressChannel` actor handle, or None.
+        splits: which splits ``"evaluate"`` scores.
+    """
+
+    mode: str
+    dataset_dir: str
+    rank: int
+    world_size: int
+    runs: List[int]
+    master_addr: str
+    master_port: int
+    config: Dict[str, Any]
+    checkpoint_dir: Optional[str] = None
+    resume_from: Optional[str] = None
+    custom_model: Any = None
+    progress: Any = None
+    splits: List[str] = field(default_factory=lambda: ["val", "test"])
+
+
+@dataclass
+class RoleSeeds:
+    """A worker's seeds of one role: ``seeds`` (int64), ``is_pad`` (bool, padding entries) and
+    ``present`` (the role has nodes on some worker; the same on all workers)."""
+
+    seeds: np.ndarray
+    is_pad: np.ndarray
+    present: bool
+
+
+# -- bring-up ------------------------------------------------------------------------------------
+class _Context:
+    """A worker's live state: process groups, dataset shard, data sources, device."""
+
+    def __init__(self, task: WorkerTask):
+        import torch
+
+        from graphtrain.partition.format import open_dataset
+        from graphtrain.sampling.distributed import Exchange, open_worker_shard
+        from graphtrain.train.config import TrainConfig
+
+        self.started = time.perf_counter()
+        self.task = task
+        self.cfg = TrainConfig.from_dict(task.config)
+        self.rank, self.world = task.rank, task.world_size
+        _limit_threads(self.cfg.threads_per_worker)
+        self.device = torch.device("cuda", 0) if self.cfg.use_gpu else torch.device("cpu")
+        self.data_group = None
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group(
+                "nccl" if self.cfg.use_gpu else "gloo",
+                init_method=f"tcp://{task.master_addr}:{task.master_port}",
+                rank=self.rank, world_size=self.world, timeout=timedelta(seconds=self.cfg.collective_timeout_s),
+            )
+            self.data_group = dist.new_group(backend="gloo")
+        self.exchange = Exchange(self.rank, self.world, self.data_group)
+        self.dataset = open_dataset(task.dataset_dir)
+        meta = self.dataset.meta
+        # node tables are gathered on the host (memory-mapped); the hop sampler uses cfg.backend
+        self.shard = open_worker_shard(self.dataset, task.runs, self.exchange, backend="cpu")
+        self.num_features = len(meta.node_schema.feature_names) or None
+        self.num_classes = int(meta.node_schema.num_classes or 0)
+        cache_nodes = int(self.cfg.feature_cache_mb * 2**20 // (4 * self.num_features)) if self.num_features else 0
+        self.node_data = self.shard.distributed_node_data(self.num_features, meta.node_schema.label is not None,
+                                                          cache_nodes)
+        self.worker_seed = _derive_seed(self.cfg.seed, self.rank)
+        self._report({"type": "start", "rank": self.rank, "pid": os.getpid(), "node": _node_id()})
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _report(self, msg: dict) -> None:
+        if self.task.progress is not None:
+            self.task.progress.put.remote(msg)
+
+    # -- seeds -----------------------------------------------------------------------------------
+    def roles(self) -> np.ndarray:
+        """int8 role of each of this worker's nodes (0 train, 1 val, 2 test, -1 none), in ID order."""
+        from graphtrain.train.splits import class_counts, dataset_roles, stratified_roles
+
+        ds, parts = self.dataset, self.shard.parts
+        labels = {p: np.asarray(ds.partition(p).labels) for p in parts}
+        if all(ds.partition(p).split is not None for p in parts) and ds.meta.node_schema.split is not None:
+            return np.concatenate([dataset_roles(ds.partition(p).split, labels[p]) for p in parts]) if parts else np.zeros(0, np.int8)
+        counts = np.zeros((ds.num_parts, self.num_classes), dtype=np.int64)
+        for p in parts:
+            counts[p] = class_counts(labels[p], self.num_classes)
+        counts = self.exchange.all_reduce_sum(counts)
+        before = np.cumsum(counts, axis=0) - counts
+        return np.concatenate([
+            stratified_roles(labels[p], ds.book.node_range(p)[0], before[p], self.cfg.split_fractions, self.cfg.seed)
+            for p in parts
+        ])
+
+    def seeds_by_role(self):
+        """``{role: (seeds, is_pad)}`` dealt to this worker, and the global train class counts."""
+        from graphtrain.train.splits import ROLES, balanced_chunk, class_counts, pad_to_batches
+
+        lo, _ = self.shard.node_range
+        roles = self.roles()
+        labels = self.shard.node_data.labels(np.arange(lo, lo + roles.size, dtype=np.int64))
+        out = {}
+        for name, code in ROLES.items():
+            own = lo + np.flatnonzero(roles == code).astype(np.int64)
+            chunk, longest = balanced_chunk(self.exchange, own)
+            bs = self.cfg.batch_size if name == "train" else (self.cfg.eval_batch_size or self.cfg.batch_size)
+            # evaluation may pad an empty chunk with any node (padding is not scored); training may not
+            fallback = None if name == "train" or self.shard.graph.num_nodes == 0 else lo
+            seeds, is_pad = pad_to_batches(chunk, longest, bs, fallback)
+            out[name] = RoleSeeds(seeds, is_pad, longest > 0)
+        train_counts = self.exchange.all_reduce_sum(class_counts(np.where(roles == 0, labels, -1), self.num_classes))
+        return out, train_counts
+
+    # -- model -----------------------------------------------------------------------------------
+    def model_config(self):
+        from graphtrain.train.models import ModelConfig
+
+        cfg = self.cfg
+        return ModelConfig(cfg.model, self.num_features, max(self.num_classes, 2), cfg.hidden, cfg.num_layers,
+                           cfg.dropout, cfg.heads, cfg.activation_checkpointing)
+
+    def build_model(self, config=None):
+        """The model (``config``: a ModelConfig, default: from the training config and the dataset),
+        initialised from the run's seed: the same weights on every worker and every run."""
+        import torch
+
+        from graphtrain.train.models import build_model
+
+        torch.manual_seed(_derive_seed(self.cfg.seed, 0x1A17))
+        if self.cfg.model == "custom":
+            model = copy.deepcopy(self.task.custom_model)
+        else:
+            model = build_model(config or self.model_config())
+        return model.to(self.device)
+
+    def loader(self, seeds: np.ndarray, batch_size: int, shuffle: bool, seed: int):
+        """A loader over ``seeds``; their labels are fetched once here, features per batch."""
+        from graphtrain.sampling.loader import NodeLoader
+        from graphtrain.sampling.neighbor import NeighborSampler
+
+        sampler = NeighborSampler(self.shard.hop_sampler(self.cfg.backend), list(self.cfg.fanouts),
+                                  seed=seed, backend=self.cfg.backend)
+        data = _SeedLabels(self.node_data, seeds)
+        return NodeLoader(sampler, seeds, batch_size, node_data=data, shuffle=shuffle, seed=seed,
+                          prefetch=self.cfg.prefetch)
+
+    def broadcast(self, obj):
+        """``obj`` of rank 0 on every worker (over the data-plane group)."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, group=self.data_group)
+        return box[0]
+
+
+class _SeedLabels(NodeDataSource):
+    """Node data whose ``labels`` are looked up among a fixed seed set fetched once (a collective at
+    construction), so a batch costs one feature fetch instead of a feature and a label fetch."""
+
+    def __init__(self, node_data, seeds: np.ndarray):
+        self.node_data = node_data
+        self._ids = np.unique(seeds)
+        self._labels = node_data.labels(self._ids)
+
+    @property
+    def num_features(self):
+        return self.node_data.num_features
+
+    def features(self, ids):
+        return self.node_data.features(ids)
+
+    def labels(self, ids):
+        pos = np.searchsorted(self._ids, ids)
+        if pos.size and (pos.max() >= self._ids.size or np.any(self._ids[pos] != ids)):
+            raise ConfigError("labels were asked for nodes that are not seeds of this loader")
+        return self._labels[pos]
+
+
+def _limit_threads(n: int) -> None:
+    import numba
+    import torch
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def _derive_seed(seed: int, *parts: int) -> int:
+    from graphtrain.kernels.rng import combine_np, seed_key
+
+    key = seed_key(int(seed))
+    for p in parts:
+        key = combine_np(key, np.uint64(p))
+    return int(np.uint64(key) >> np.uint64(1))
+
+
+def _node_id() -> str:
+    """The Ray node this worker runs on ("local" outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():  # run outside Ray (tests, profiling): do not start one
+        return "local"
+    return ray.get_runtime_context().get_node_id()
+
+
+def _to_pyg(batch, device):
+    data = batch.to_pyg()
+    return data.to(device) if device.type != "cpu" else data
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+def _predict_split(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray):
+    """Class probabilities of ``seeds`` (a collective); gathered at rank 0 as ``(ids, labels, probs)``."""
+    import torch
+
+    cfg = ctx.cfg
+    bs = cfg.eval_batch_size or cfg.batch_size
+    ids, labels, probs = [], [], []
+    model.eval()
+    if seeds.size:
+        loader = ctx.loader(seeds, bs, shuffle=False, seed=_derive_seed(cfg.seed, 1_000_003, ctx.rank))
+        with torch.no_grad():
+            for b, batch in enumerate(loader.batches(0)):
+                data = _to_pyg(batch, ctx.device)
+                with torch.autocast(device_type="cuda", enabled=cfg.amp and ctx.device.type == "cuda"):
+                    out = model(data.x, data.edge_index, data.num_sampled_nodes, data.num_sampled_edges)[: batch.batch_size]
+                keep = ~is_pad[b * bs : b * bs + batch.batch_size]
+                ids.append(batch.seeds[keep])
+                labels.append(batch.y[keep])
+                probs.append(torch.softmax(out.float(), dim=1).cpu().numpy()[keep].astype(np.float64))
+    C = max(ctx.num_classes, 2)
+    ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    probs = np.concatenate(probs) if probs else np.zeros((0, C))
+    meta = ctx.exchange.gather_rows(np.stack([ids, labels], axis=1))
+    probs = ctx.exchange.gather_rows(probs)
+    if ctx.rank != 0:
+        return None
+    return meta[:, 0], meta[:, 1], probs
+
+
+def _evaluate(ctx: _Context, model, seeds, names, threshold=None) -> Optional[Dict[str, dict]]:
+    """Metrics of the named splits at rank 0 (None elsewhere). ``test`` uses ``val``'s threshold."""
+    from graphtrain.train.evaluation import split_metrics
+
+    out = {}
+    for name in names:
+        got = _predict_split(ctx, model, seeds[name].seeds, seeds[name].is_pad)
+        if ctx.rank == 0:
+            _, labels, probs = got
+            t = threshold if name != "val" else None
+            out[name] = split_metrics(labels, probs, t, ctx.cfg.recall_k)
+            if name == "val":
+                threshold = out[name].get("threshold")
+    return out if ctx.rank == 0 else None
+
+
+# -- fit ------------------------------------------------------------------------------------------
+def _fit(ctx: _Context) -> dict:
+    import torch
+    from torch.nn import functional as F
+
+    from graphtrain.train import checkpoint as ck
+    from graphtrain.train.evaluation import improved
+
+    cfg, task = ctx.cfg, ctx.task
+    seeds, train_counts = ctx.seeds_by_role()
+    if ctx.num_classes < 2 or np.count_nonzero(train_counts) < 2:
+        raise ConfigError(f"training needs labelled nodes of at least two classes; the training split has class counts "
+                          f"{train_counts.tolist()}")
+    train_seeds = seeds["train"].seeds
+    model = ctx.build_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    use_amp = cfg.amp and ctx.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    weight = None
+    if cfg.class_weight == "balanced":
+        n = train_counts.sum()
+        weight = torch.tensor(np.where(train_counts > 0, n / (len(train_counts) * np.maximum(train_counts, 1)), 0.0),
+                              dtype=torch.float32, device=ctx.device)
+
+    loader = ctx.loader(train_seeds, cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
+    nb = len(loader)
+    state = {"epoch": 0, "batch": 0, "global_step": 0, "history": [],
+             "early_stopping": {"best": None, "best_epoch": None, "bad_epochs": 0}, "finished": False}
+    best_state = None
+    if task.resume_from:
+        loaded = None
+        if ctx.rank == 0:
+            man = ck.read_manifest(task.resume_from)
+            loaded = {"manifest": {k: getattr(man, k) for k in ("epoch", "batch", "global_step", "history",
+                                                                 "early_stopping", "finished", "batches_per_epoch")},
+                      "states": ck.load_states(task.resume_from)}
+        loaded = ctx.broadcast(loaded)
+        man, states = loaded["manifest"], loaded["states"]
+        if man["batches_per_epoch"] != nb and man["batch"] != 0:
+            raise ConfigError(f"checkpoint {task.resume_from} was taken mid-epoch with {man['batches_per_epoch']} batches "
+                              f"per epoch; this run has {nb} (a different worker count or batch size); resume it with the "
+                              "same settings, or from an epoch-end checkpoint")
+        state.update({k: man[k] for k in state})
+        model.load_state_dict(states["model"])
+        optimizer.load_state_dict(states["optimizer"])
+        if scaler is not None and "scaler" in states:
+            scaler.load_state_dict(states["scaler"])
+        best_state = states.get("best_model")
+    ddp = model
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model, device_ids=[0] if ctx.device.type == "cuda" else None)
+
+    def save(finished=False, model_state=None):
+        if ctx.rank != 0 or task.checkpoint_dir is None:
+            return None
+        man = ck.CheckpointManifest(
+            epoch=state["epoch"], batch=state["batch"], global_step=state["global_step"], batches_per_epoch=nb,
+            num_workers=ctx.world, model=_model_record(ctx, model), train=cfg.to_dict(),
+            dataset={"path": str(task.dataset_dir), "num_nodes": ctx.dataset.meta.num_nodes,
+                     "num_edges": ctx.dataset.meta.num_edges, "num_parts": ctx.dataset.num_parts},
+            history=state["history"], early_stopping=state["early_stopping"], finished=finished)
+        path = ck.save_checkpoint(task.checkpoint_dir, man, {
+            "model": model_state or _cpu_state(model), "optimizer": optimizer.state_dict(), "best_model": best_state,
+            "scaler": scaler.state_dict() if scaler is not None else None}, keep=cfg.keep_checkpoints)
+        ctx._report({"type": "checkpoint", "path": str(path), "epoch": state["epoch"], "batch": state["batch"]})
+        return str(path)
+
+    train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "seeds": 0,
+                   "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0}
+    while not state["finished"] and state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        ddp.train()
+        before = ctx.exchange.stats.as_dict()
+        t0 = time.perf_counter()
+        losses = []
+        for b, batch in enumerate(loader.batches(epoch, state["batch"]), start=state["batch"]):
+            torch.manual_seed(_derive_seed(ctx.worker_seed, state["global_step"]))
+            data = _to_pyg(batch, ctx.device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", enabled=use_amp):
+                out = ddp(data.x, data.edge_index, data.num_sampled_nodes, data.num_sampled_edges)[: batch.batch_size]
+                loss = F.cross_entropy(out.float(), data.y, weight=weight)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            losses.append(float(loss.detach()))
+            train_stats["seeds"] += batch.batch_size
+            state["batch"], state["global_step"] = b + 1, state["global_step"] + 1
+            if ctx.rank == 0 and (b + 1) % cfg.log_every == 0:
+                ctx._report({"type": "batch", "epoch": epoch, "batch": b + 1, "num_batches": nb, "loss": losses[-1]})
+            if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < nb:
+                save()
+        after = ctx.exchange.stats.as_dict()
+        epoch_seconds = time.perf_counter() - t0
+        train_stats["seconds"] += epoch_seconds
+        train_stats["batches"] += len(losses)
+        for k in ("bytes_sent", "bytes_received"):
+            train_stats[k] += after[k] - before[k]
+        epoch_loss = float(np.mean(losses)) if losses else None
+        losses_all = ctx.exchange.all_reduce_sum(np.array([sum(losses), len(losses)], dtype=np.float64))
+        record = {"epoch": epoch, "loss": float(losses_all[0] / max(losses_all[1], 1)) if losses_all[1] else epoch_loss,
+                  "seconds": epoch_seconds, "batches": len(losses)}
+        t_eval = time.perf_counter()
+        val = _evaluate(ctx, model, seeds, ["val"]) if _has(seeds, "val") else None
+        train_stats["eval_seconds"] += time.perf_counter() - t_eval
+        decision = None
+        if ctx.rank == 0:
+            es = state["early_stopping"]
+            value = (val or {}).get("val", {}).get(cfg.monitor)
+            record["val"] = (val or {}).get("val")
+            if improved(value, es["best"], cfg.min_delta):
+                es.update(best=value, best_epoch=epoch, bad_epochs=0)
+                best_state = _cpu_state(model)
+            elif value is not None:
+                es["bad_epochs"] += 1
+            stop = cfg.patience is not None and es["bad_epochs"] >= cfg.patience
+            decision = {"stop": stop, "record": record, "early_stopping": es}
+        decision = ctx.broadcast(decision)
+        state["history"].append(decision["record"])
+        state["early_stopping"] = decision["early_stopping"]
+        state["epoch"], state["batch"] = epoch + 1, 0
+        state["finished"] = decision["stop"] or state["epoch"] >= cfg.epochs
+        if ctx.rank == 0:
+            ctx._report({"type": "epoch", "epoch": epoch, "num_epochs": cfg.epochs, **decision["record"],
+                         "stopped_early": decision["stop"]})
+        if not state["finished"]:
+            save()
+
+    # final model: the best by the monitored metric when there was a validation split
+    if ctx.rank == 0 and best_state is not None:
+        model.load_state_dict(best_state)
+    if ctx.world > 1:
+        final_state = ctx.broadcast(_cpu_state(model) if ctx.rank == 0 else None)
+        model.load_state_dict(final_state)
+    t_eval = time.perf_counter()
+    result = _evaluate(ctx, model, seeds, [s for s in ("val", "test") if _has(seeds, s)])
+    path = save(finished=True)
+    train_stats["final_seconds"] = time.perf_counter() - t_eval
+    stats = ctx.exchange.all_reduce_sum(np.array([train_stats["bytes_sent"], train_stats["bytes_received"]], dtype=np.int64))
+    if ctx.rank != 0:
+        return {"rank": ctx.rank, "train": train_stats}
+    return {
+        "rank": 0, "metrics": result, "epochs_run": len(state["history"]), "history": state["history"],
+        "best_epoch": state["early_stopping"]["best_epoch"],
+        "stopped_early": bool(state["history"] and len(state["history"]) < cfg.epochs),
+        "global_step": state["global_step"], "batches_per_epoch": nb, "checkpoint": path,
+        "train": train_stats, "bytes_sent_all_workers": int(stats[0]),
+    }
+
+
+def _has(seeds, name) -> bool:
+    """The split has nodes on some worker (the same answer on every worker)."""
+    return seeds[name].present
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _model_record(ctx: _Context, model) -> dict:
+    if ctx.cfg.model == "custom":
+        return {"name": "custom", "class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    return ctx.model_config().to_dict()
+
+
+# -- evaluate / predict -----------------------------------------------------------------------------
+def _load_model(ctx: _Context):
+    """The checkpoint's model (its own ModelConfig), read by rank 0 and broadcast."""
+    from graphtrain.train import checkpoint as ck
+    from graphtrain.train.models import ModelConfig
+
+    loaded = None
+    if ctx.rank == 0:
+        loaded = {"model": ck.read_manifest(ctx.task.resume_from).model,
+                  "states": ck.load_states(ctx.task.resume_from, names=("model",))}
+    loaded = ctx.broadcast(loaded)
+    config = None if ctx.cfg.model == "custom" else ModelConfig.from_dict(loaded["model"])
+    model = ctx.build_model(config)
+    model.load_state_dict(loaded["states"]["model"])
+    return model
+
+
+def _evaluate_mode(ctx: _Context) -> dict:
+    seeds, _ = ctx.seeds_by_role()
+    model = _load_model(ctx)
+    names = [s for s in ctx.task.splits if _has(seeds, s)]
+    if "test" in names and "val" not in names and _has(seeds, "val"):
+        names = ["val"] + names
+    result = _evaluate(ctx, model, seeds, names)
+    return {"rank": ctx.rank, "metrics": result}
+
+
+def _predict_mode(ctx: _Context) -> dict:
+    import torch
+
+    model = _load_model(ctx)
+    lo, hi = ctx.shard.node_range
+    ids = np.arange(lo, hi, dtype=np.int64)
+    feats = ctx.shard.node_data.features(ids)
+    logits = layerwise_logits_for(ctx, model, feats)
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    labels = ctx.shard.node_data.labels(ids)
+    raw = [ctx.dataset.raw_ids(p) for p in ctx.shard.parts]
+    if ctx.dataset.meta.id_type == "int64":
+        raw = np.concatenate([np.asarray(r) for r in raw]) if raw else np.zeros(0, np.int64)
+    else:
+        import pyarrow as pa
+
+        raw = pa.concat_arrays(raw)
+    return {"rank": ctx.rank, "raw_id": raw, "probs": probs.astype(np.float32),
+            "labels": labels if labels is not None else np.full(ids.size, -1, np.int64)}
+
+
+def layerwise_logits_for(ctx: _Context, model, feats):
+    from graphtrain.train.inference import layerwise_logits
+
+    backend = "cpu" if ctx.cfg.backend in ("auto", "cuda") else ctx.cfg.backend
+    return layerwise_logits(model, ctx.shard, feats, ctx.cfg.inference_chunk, ctx.device, backend,
+                            amp=ctx.cfg.amp and ctx.device.type == "cuda")
+
+
+def run_worker(task: WorkerTask) -> dict:
+    """Run one worker of a fit / evaluate / predict (the body of each Ray task)."""
+    ctx = _Context(task)
+    try:
+        if task.mode == "fit":
+            return _fit(ctx)
+        if task.mode == "evaluate":
+            return _evaluate_mode(ctx)
+        if task.mode == "predict":
+            return _predict_mode(ctx)
+        raise ConfigError(f"unknown worker mode {task.mode!r}")
+    finally:
+        ctx.close()

@@ -1,0 +1,42 @@
+"""Run a function on W processes joined in a gloo group (for data-plane tests without Ray)."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+from pathlib import Path
+
+
+def _entry(fn, rank, world, init_file, args, errors):
+    import torch.distributed as dist
+
+    try:
+        os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+        try:
+            fn(rank, world, *args)
+        finally:
+            dist.destroy_process_group()
+    except BaseException:
+        errors.put((rank, traceback.format_exc()))
+        raise
+
+
+def run_group(fn, world: int, tmp: Path, *args, timeout: float = 120.0) -> None:
+    """Call ``fn(rank, world, *args)`` in ``world`` spawned processes; raise if any fails."""
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    init_file = Path(tmp) / f"pg-init-{os.getpid()}-{world}-{id(fn)}"
+    procs = [ctx.Process(target=_entry, args=(fn, r, world, str(init_file), args, errors)) for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.kill()
+    msgs = []
+    while not errors.empty():
+        msgs.append("rank %d:\n%s" % errors.get())
+    if alive or msgs or any(p.exitcode != 0 for p in procs):
+        raise AssertionError(f"group of {world} failed (timed out: {len(alive)}):\n" + "\n".join(msgs))

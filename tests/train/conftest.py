@@ -1,0 +1,64 @@
+"""Shared fixtures of the training tests: tiny labelled datasets and one local Ray instance.
+
+Ray is started once per session (4 logical CPUs on the 2-core CI machine) and reused: Ray keeps
+its task worker processes, so only the first run pays for importing torch in the workers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphtrain.partition.partitioner import partition_arrays
+
+RAY_CPUS = 4
+
+
+def make_graph(n=600, e=6000, seed=0, positives=0.2):
+    """A random graph whose binary labels are visible in feature 0 and in the neighbours' features."""
+    rs = np.random.default_rng(seed)
+    y = (rs.random(n) < positives).astype(np.int64)
+    src = rs.integers(0, n, e)
+    # fraud-like homophily: half of a positive node's in-edges come from other positives
+    pos = np.flatnonzero(y == 1)
+    dst = rs.integers(0, n, e)
+    from_pos = (y[dst] == 1) & (rs.random(e) < 0.5)
+    src[from_pos] = rs.choice(pos, from_pos.sum())
+    x = rs.normal(size=(n, 8)).astype(np.float32)
+    x[:, 0] += 1.5 * y
+    raw = rs.choice(10**9, n, replace=False) + 10**9  # sparse raw IDs
+    return raw, raw[src], raw[dst], x, y
+
+
+@pytest.fixture(scope="session")
+def labelled_dataset(tmp_path_factory):
+    """4 partitions (LDG), 600 nodes, 8 features, binary labels, no stored split."""
+    root = tmp_path_factory.mktemp("train-ds")
+    raw, src, dst, x, y = make_graph()
+    partition_arrays(src, dst, root / "ds", 4, node_ids=raw, node_features=x, node_labels=y, method="ldg")
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
+def graph_arrays():
+    return make_graph()
+
+
+@pytest.fixture
+def ray_local():
+    """A local Ray (started on first use, shared by the session)."""
+    import ray
+
+    from graphtrain.train.group import connect
+
+    connect(num_cpus=RAY_CPUS)
+    yield ray
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except ImportError:
+        pass

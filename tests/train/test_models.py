@@ -1,0 +1,106 @@
+"""Models on sampled batches (trim_to_layer) and layer-wise full-graph inference, without Ray."""
+import numpy as np
+import pytest
+import torch
+
+from graphtrain.errors import ConfigError
+from graphtrain.partition import open_dataset
+from graphtrain.sampling.distributed import Exchange, open_worker_shard
+from graphtrain.sampling.features import LocalNodeData
+from graphtrain.sampling.neighbor import NeighborSampler
+from graphtrain.train.inference import layerwise_logits
+from graphtrain.train.models import GNN, ModelConfig
+from tests.sampling.dist_helpers import run_group
+from tests.sampling.test_on_disk import _merged
+
+
+def _model(name, **kw):
+    torch.manual_seed(0)
+    return GNN(ModelConfig(name, in_channels=8, out_channels=2, hidden_channels=8, **kw)).eval()
+
+
+@pytest.mark.parametrize("name", ["sage", "gat", "gcn"])
+def test_trimmed_batch_gives_the_untrimmed_seed_outputs(labelled_dataset, name):
+    ds = open_dataset(labelled_dataset)
+    whole = _merged(ds)
+    data = LocalNodeData.from_dataset(ds, backend="cpu")
+    b = NeighborSampler(whole, [4, 3], seed=1, backend="cpu").sample(np.arange(0, 600, 11))
+    b.x = data.features(b.n_id)
+    d = b.to_pyg()
+    model = _model(name)
+    with torch.no_grad():
+        trimmed = model(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: b.batch_size]
+        full = model(d.x, d.edge_index)[: b.batch_size]
+    assert trimmed.shape == (b.batch_size, 2)
+    if name in ("sage", "gat"):  # a node's output only depends on its in-edges: trimming is exact
+        assert torch.allclose(trimmed, full, atol=1e-5)
+    else:  # GCN normalises by source degrees within the trimmed graph, as PyG's trim_to_layer does
+        assert torch.isfinite(trimmed).all()
+
+
+def test_activation_checkpointing_gives_the_same_gradients(labelled_dataset):
+    ds = open_dataset(labelled_dataset)
+    whole = _merged(ds)
+    b = NeighborSampler(whole, [4, 3], seed=1, backend="cpu").sample(np.arange(0, 600, 7))
+    b.x = LocalNodeData.from_dataset(ds, backend="cpu").features(b.n_id)
+    d = b.to_pyg()
+    grads = []
+    for ckpt in (False, True):
+        model = _model("sage", activation_checkpointing=ckpt, dropout=0.5).train()
+        torch.manual_seed(3)
+        out = model(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: b.batch_size]
+        out.sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_model_config_errors():
+    with pytest.raises(ConfigError, match="model must be one of"):
+        ModelConfig("mlp", 8, 2).validate()
+    with pytest.raises(ConfigError, match="multiple of heads"):
+        ModelConfig("gat", 8, 2, hidden_channels=7, heads=2).validate()
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        ModelConfig("sage", 8, 1).validate()
+
+
+def _full_graph_logits(ds, model):
+    whole = _merged(ds)
+    x = torch.from_numpy(np.asarray(LocalNodeData.from_dataset(ds, backend="cpu").features(np.arange(ds.meta.num_nodes))))
+    ei = torch.from_numpy(np.stack([whole.src, whole.dst()]))
+    with torch.no_grad():
+        return model(x, ei).numpy()
+
+
+def _layerwise_on_worker(rank, world, ds_dir, out_dir, name):
+    ds = open_dataset(ds_dir)
+    shard = open_worker_shard(ds, ds.book.contiguous_runs(world), Exchange(rank, world), backend="cpu")
+    lo, hi = shard.node_range
+    feats = shard.node_data.features(np.arange(lo, hi))
+    out = layerwise_logits(_model(name), shard, feats, chunk_size=50)
+    np.save(f"{out_dir}/logits{rank}.npy", out)
+
+
+@pytest.mark.parametrize("name", ["sage", "gat", "gcn"])
+def test_layerwise_inference_equals_the_full_graph_forward_on_one_worker(labelled_dataset, tmp_path, name):
+    ds = open_dataset(labelled_dataset)
+    _layerwise_on_worker(0, 1, str(labelled_dataset), str(tmp_path), name)
+    got = np.load(tmp_path / "logits0.npy")
+    want = _full_graph_logits(ds, _model(name))
+    if name in ("sage", "gat"):  # a destination's in-edges (and self-loop) are all in its chunk's subgraph
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    else:  # GCN's source-side degree is the source's in-degree within the chunk subgraph (as in sampled batches)
+        assert got.shape == want.shape and np.isfinite(got).all()
+
+
+def test_distributed_layerwise_inference_equals_one_worker(labelled_dataset, tmp_path):
+    """Two workers fetching their in-neighbours' embeddings from each other give the 1-worker result."""
+    for world in (1, 2):
+        d = tmp_path / f"w{world}"
+        d.mkdir()
+        if world == 1:
+            _layerwise_on_worker(0, 1, str(labelled_dataset), str(d), "gcn")
+        else:
+            run_group(_layerwise_on_worker, world, tmp_path, str(labelled_dataset), str(d), "gcn")
+    one = np.load(tmp_path / "w1" / "logits0.npy")
+    two = np.concatenate([np.load(tmp_path / "w2" / f"logits{r}.npy") for r in range(2)])
+    np.testing.assert_allclose(two, one, atol=1e-5)

@@ -1,0 +1,48 @@
+"""``graphtrain train`` / ``predict``: one JSON line of final metrics; scores by raw ID; errors exit non-zero."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from graphtrain.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.ray
+def test_train_then_predict(ray_local, labelled_dataset, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    code = main(["train", str(labelled_dataset), "--model", "sage", "--fanouts", "5,5", "--batch-size", "64",
+                 "--epochs", "2", "--num-workers", "2", "--checkpoint-dir", str(ck), "--hidden", "16", "--lr", "0.01",
+                 "--checkpoint-every", "2", "--no-progress"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["epochs_run"] == 2 and result["val"]["auc"] > 0.6 and set(result["test"]) >= {"auc", "ap", "f1_macro", "recall_at_k"}
+    out = tmp_path / "scores.parquet"
+    assert main(["predict", str(labelled_dataset), "--checkpoint", str(ck), "--out", str(out), "--num-workers", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip())
+    assert summary["rows"] == 600 and pq.read_table(out).column_names == ["node_id", "score", "pred", "label"]
+    # no overwrite without --force
+    assert main(["predict", str(labelled_dataset), "--checkpoint", str(ck), "--out", str(out)]) != 0
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_errors_exit_non_zero_with_a_message(labelled_dataset, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "graphtrain.cli", *map(str, args)], cwd=REPO, capture_output=True, text=True)
+
+    p = run("train", tmp_path / "missing", "--epochs", "1")
+    assert p.returncode == 2 and "no such dataset directory" in p.stderr
+    p = run("train", labelled_dataset, "--num-workers", "9")
+    assert p.returncode == 2 and "9 workers but the dataset has 4 partitions" in p.stderr
+    p = run("train", labelled_dataset, "--address", "127.0.0.1:1")
+    assert p.returncode == 2 and "cannot reach the Ray cluster" in p.stderr
+    p = run("train", labelled_dataset, "--fanouts", "15,x")
+    assert p.returncode == 2 and "comma-separated integers" in p.stderr
+    p = run("predict", labelled_dataset, "--checkpoint", tmp_path / "none", "--out", tmp_path / "s.parquet")
+    assert p.returncode == 2 and "no such checkpoint" in p.stderr

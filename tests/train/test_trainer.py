@@ -1,0 +1,91 @@
+"""Trainer end to end on a local Ray: fit / evaluate / predict, elastic worker counts, early stopping, models."""
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from graphtrain import metrics
+from graphtrain.train import Trainer
+from graphtrain.train.models import GNN, ModelConfig
+
+pytestmark = pytest.mark.ray
+FAST = dict(hidden=16, lr=0.01, num_cpus=4, progress=False)
+
+
+def expected_split(y):
+    """(train, val, test) sizes of the stratified 0.7/0.15/0.15 split (see graphtrain.train.splits)."""
+    n = np.bincount(y)
+    train = n * 7 // 10
+    val = (n - train) // 2
+    return int(train.sum()), int(val.sum()), int((n - train - val).sum())
+
+
+def _labels_by_raw(graph_arrays):
+    raw, _, _, _, y = graph_arrays
+    return dict(zip(raw.tolist(), y.tolist()))
+
+
+def test_fit_evaluate_predict_on_two_workers(ray_local, labelled_dataset, graph_arrays, tmp_path):
+    t = Trainer(labelled_dataset, "sage", [5, 5], 32, 3, num_workers=2, checkpoint_dir=tmp_path / "ck",
+                checkpoint_every=3, **FAST)
+    r = t.fit()
+    assert r["epochs_run"] == 3 and r["restarts"] == 0 and r["num_workers"] == 2
+    sizes = expected_split(graph_arrays[4])
+    for split, size in zip(("val", "test"), sizes[1:]):
+        m = r[split]
+        assert m["count"] == size and m["positives"] > 5
+        assert m["auc"] > 0.8 and m["ap"] > 0.5 and 0 < m["recall_at_k"] <= 1 and 0 < m["f1_macro"] <= 1
+    assert r["test"]["threshold"] == r["val"]["threshold"]  # F1 threshold chosen on val, applied to test
+    assert [h["epoch"] for h in r["history"]] == [0, 1, 2] and r["history"][-1]["loss"] < r["history"][0]["loss"]
+    assert r["train"]["bytes_sent"] > 0  # cross-partition hops and features went through the data plane
+    assert len(set(t.worker_pids.values())) == 2
+    # evaluate() of the final checkpoint reproduces fit()'s numbers (same model, same sampling keys)
+    ev = t.evaluate(["val", "test"])
+    assert ev["test"]["auc"] == pytest.approx(r["test"]["auc"]) and ev["val"]["ap"] == pytest.approx(r["val"]["ap"])
+    # predict: every node once, by raw ID, labels carried over, layer-wise scores rank the positives
+    out = t.predict(tmp_path / "scores.parquet")
+    table = pq.read_table(out["path"]).to_pandas()
+    by_raw = _labels_by_raw(graph_arrays)
+    assert out["rows"] == 600 and sorted(table.node_id) == sorted(by_raw)
+    assert all(by_raw[i] == l for i, l in zip(table.node_id, table.label))
+    assert table.score.between(0, 1).all() and set(table.pred) <= {0, 1}
+    assert metrics.roc_auc(table.label, table.score) > 0.8
+    with pytest.raises(Exception, match="already exists"):
+        t.predict(tmp_path / "scores.parquet")
+
+
+def test_one_partitioning_trains_on_1_2_and_4_workers(ray_local, labelled_dataset, graph_arrays, tmp_path):
+    seen = {}
+    for w in (1, 2, 4):
+        r = Trainer(labelled_dataset, "sage", [5, 5], 50, 1, num_workers=w, checkpoint_dir=tmp_path / f"w{w}", **FAST).fit()
+        seen[w] = r
+        train_nodes = expected_split(graph_arrays[4])[0]
+        assert train_nodes <= r["train"]["seeds"] <= train_nodes + w - 1  # padding: at most one seed per worker
+        assert r["train"]["batches"] == w * r["batches_per_epoch"]  # equal batch counts on every worker
+        assert r["val"]["auc"] > 0.6
+    # the split is the dataset's, not the worker count's
+    assert len({(r["val"]["count"], r["val"]["positives"], r["test"]["positives"]) for r in seen.values()}) == 1
+    assert seen[1]["train"]["bytes_sent"] == 0 < seen[2]["train"]["bytes_sent"] < seen[4]["train"]["bytes_sent"]
+
+
+def test_early_stopping_restores_the_best_model(ray_local, labelled_dataset, tmp_path):
+    t = Trainer(labelled_dataset, "sage", [4], 64, 6, num_workers=1, checkpoint_dir=tmp_path, patience=1,
+                min_delta=1.0, **FAST)  # nothing improves by more than 1.0: stop after the second epoch
+    r = t.fit()
+    assert r["stopped_early"] and r["epochs_run"] == 2 and r["best_epoch"] == 0
+    assert r["val"]["auc"] == pytest.approx(r["history"][0]["val"]["auc"])  # the reported model is the best one
+
+
+@pytest.mark.parametrize("model,extra", [("gat", {"heads": 2}), ("gcn", {"activation_checkpointing": True})])
+def test_gat_and_gcn_train(ray_local, labelled_dataset, tmp_path, model, extra):
+    r = Trainer(labelled_dataset, model, [5, 5], 64, 3, num_workers=2, checkpoint_dir=tmp_path,
+                **{**FAST, "lr": 0.03}, **extra).fit()
+    assert r["val"]["auc"] > 0.7
+
+
+def test_a_user_module_trains(ray_local, labelled_dataset, tmp_path):
+    module = GNN(ModelConfig("sage", in_channels=8, out_channels=2, hidden_channels=8))
+    t = Trainer(labelled_dataset, module, [5, 5], 64, 1, num_workers=1, checkpoint_dir=tmp_path, **FAST)
+    r = t.fit()
+    assert r["val"]["auc"] > 0.6
+    out = t.predict(tmp_path / "s.parquet")  # the same module rebuilds the checkpointed model
+    assert out["rows"] == 600
