@@ -7,10 +7,11 @@
 2. **Components** of the high-risk accounts and the transactions among them (distinct account
    pairs, direction ignored), after cutting bridges with ``min_size`` or more accounts on both sides
    (two rings joined by one stray transaction, see :mod:`graphtrain.fraud.bridges`).
-3. **Communities.** A component whose shape is none of the typologies (see
-   :mod:`graphtrain.fraud.ring_shapes`) and that is large enough to hold two rings is split into
-   Louvain communities (modularity, seeded); a component that has a typology's shape is kept whole,
-   so a long cycle is not cut into arcs.
+3. **Cycles and communities.** A component whose shape is none of the typologies (see
+   :mod:`graphtrain.fraud.ring_shapes`) and that is large enough to hold two rings first gives up
+   its cycle-shaped strongly connected parts (money going round); what is left is split into
+   Louvain communities (modularity at resolution 0.5, seeded). A component that has a typology's
+   shape is kept whole.
 4. **Oversized groups** (more than ``max_size`` members) are cut by FRAUDAR-style peeling
    (:mod:`graphtrain.fraud.peeling`): the densest block (scores as node priors, camouflage-resistant
    edge weights) becomes a group and the rest is split into components again, until nothing
@@ -35,6 +36,10 @@ from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
 
 log = get_logger("fraud.rings")
+
+# below 1, Louvain prefers fewer, larger communities: rings joined by stray transactions still come
+# apart, and a long cycle inside a merged group is less often cut into arcs
+LOUVAIN_RESOLUTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,35 @@ def _louvain(sub: _RiskSubgraph, nodes: np.ndarray, seed: int) -> List[np.ndarra
     g = nx.Graph()
     g.add_nodes_from(range(nodes.size))
     g.add_weighted_edges_from(zip(u.tolist(), v.tolist(), w.tolist()))
-    parts = nx.community.louvain_communities(g, weight="weight", seed=seed)
+    parts = nx.community.louvain_communities(g, weight="weight", seed=seed, resolution=LOUVAIN_RESOLUTION)
     return [np.sort(nodes[np.fromiter(p, dtype=np.int64)]) for p in parts]
+
+
+def _cycles_apart(sub: _RiskSubgraph, nodes: np.ndarray, min_size: int) -> List[np.ndarray]:
+    """Split off the cycle-shaped strongly connected parts of a group (none: empty list).
+
+    Money that goes round is a strongly connected component of the directed transactions; the other
+    typologies are acyclic, and stray transactions rarely close a loop, so a cycle ring joined to
+    other rings is still its own strongly connected component.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    src, dst = sub.induced(nodes, directed=True)
+    adj = coo_matrix((np.ones(src.size), (src, dst)), shape=(nodes.size, nodes.size)).tocsr()
+    labels = connected_components(adj, directed=True, connection="strong")[1]
+    cycles = [c for c in _groups_of(labels, np.arange(nodes.size))
+              if c.size >= min_size and sub.shape(nodes[c]) == "cycle"]
+    if not cycles or (len(cycles) == 1 and cycles[0].size == nodes.size):
+        return []
+    rest = np.ones(nodes.size, dtype=bool)
+    for c in cycles:
+        rest[c] = False
+    keep = rest[src] & rest[dst]
+    left = components(nodes.size, src[keep], dst[keep])
+    pieces = [nodes[c] for c in cycles]
+    pieces += [nodes[p] for p in _groups_of(left, np.flatnonzero(rest))]
+    return pieces
 
 
 def _peel_apart(sub: _RiskSubgraph, nodes: np.ndarray, config: RingConfig) -> List[np.ndarray]:
@@ -196,7 +228,7 @@ def find_groups(graph: TransactionGraph, scores: np.ndarray, config: RingConfig)
     while pending:
         group = pending.pop()
         if group.size >= 2 * config.min_size and sub.shape(group) == "other":
-            parts = _louvain(sub, group, config.seed)
+            parts = _cycles_apart(sub, group, config.min_size) or _louvain(sub, group, config.seed)
             if len(parts) > 1:
                 pending.extend(p for p in parts if p.size >= config.min_size)
                 continue
