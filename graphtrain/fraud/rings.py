@@ -122,7 +122,7 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
             "internal_transactions": int(sel.size),
             "time_start": int(e_time[sel].min()) if e_time is not None and sel.size else None,
             "time_end": int(e_time[sel].max()) if e_time is not None and sel.size else None,
-            "total_amount": float(e_amount[sel].sum()) if graph.amount is not None else None,
+            "total_amount": round(float(e_amount[sel].sum()), 2) if graph.amount is not None else None,
             "members": [_py(ids[a]) for a in g],
         })
         for j, a in enumerate(g):
@@ -132,8 +132,8 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
                 "account_id": _py(ids[a]),
                 "role": roles[j],
                 "score": float(scores[a]),
-                "flow_in": float(flow_in[a]),
-                "flow_out": float(flow_out[a]),
+                "flow_in": round(float(flow_in[a]), 2),
+                "flow_out": round(float(flow_out[a]), 2),
                 "internal_counterparties": int(counterparties[j]),
                 "shared_counterparties": int(shared[a]),
             })
