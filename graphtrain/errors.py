@@ -22,18 +22,21 @@ class InputError(GraphtrainError):
     Args:
         path: the file at fault.
         message: what is wrong, e.g. ``"expected an integer ID, got 'abc'"``.
-        row: 1-based data row (header excluded) where known.
+        row: 1-based position where known: the physical line (header included) of a text file, or
+            the data row of a Parquet file / in-memory table.
         column: the column name where known.
+        unit: ``"line"`` (text files) or ``"row"`` -- how ``row`` is counted and printed.
     """
 
-    def __init__(self, path, message: str, row: Optional[int] = None, column: Optional[str] = None):
+    def __init__(self, path, message: str, row: Optional[int] = None, column: Optional[str] = None, unit: str = "row"):
         self.path = str(path)
         self.row = row
         self.column = column
+        self.unit = unit
         self.problem = message
         where = self.path
         if row is not None:
-            where += f", row {row}"
+            where += f", {unit} {row}"
         if column is not None:
             where += f", column '{column}'"
         super().__init__(f"{where}: {message}")

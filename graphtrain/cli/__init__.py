@@ -15,6 +15,7 @@ from graphtrain.errors import GraphtrainError
 
 # one module per command group; each registers its sub-commands
 COMMAND_MODULES: List[str] = [
+    "graphtrain.cli.partition",
     "graphtrain.cli.generate",
 ]
 

@@ -21,7 +21,7 @@ All arithmetic is modulo 2**64.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -147,9 +147,18 @@ def rand_unit_np(key, counter) -> np.ndarray:
     return (rand_u64_np(key, counter) >> _S11).astype(np.float64) * _INV_2_53
 
 
+@njit(cache=True, parallel=True)
+def _mix64_array(x, out):
+    for i in prange(x.shape[0]):
+        out[i] = mix64(x[i])
+
+
 def hash_int_ids(ids: np.ndarray) -> np.ndarray:
-    """Hash int64 IDs to uint64 with :func:`mix64_np` (a bijection, so no collisions)."""
-    return mix64_np(np.asarray(ids, dtype=np.int64).view(np.uint64))
+    """Hash int64 IDs to uint64 with :func:`mix64` (a bijection, so no collisions); parallel."""
+    x = np.ascontiguousarray(ids, dtype=np.int64).view(np.uint64)
+    out = np.empty(x.shape[0], dtype=np.uint64)
+    _mix64_array(x, out)
+    return out
 
 
 def seed_key(seed: int) -> np.uint64:

@@ -201,38 +201,58 @@ class DatasetMeta:
 
 # -- writing ----------------------------------------------------------------------------------------
 class NpyWriter:
-    """Stream chunks into a ``.npy`` file whose final shape is known up front; hashes as it writes.
+    """Stream chunks into a ``.npy`` file, hashing the data bytes as they are written.
 
     Args:
         path: destination file.
         dtype: element dtype.
-        shape: final shape; chunks are concatenated along axis 0.
+        shape: final shape; chunks are concatenated along axis 0. ``shape[0] = -1`` means the length
+            is known only at :meth:`close`: the header is written with room for any length and
+            rewritten in place (same size) at the end.
     """
+
+    _HEADER_BYTES = 128  # fixed-size v1.0 header: room for 2-D shapes with 20-digit dimensions
 
     def __init__(self, path, dtype, shape: Tuple[int, ...]):
         self.path = Path(path)
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
-        self._row_items = int(np.prod(self.shape[1:], dtype=np.int64)) if len(self.shape) > 1 else 1
+        self._open_length = self.shape[0] == -1
         self._rows_written = 0
         self._sha = hashlib.sha256()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "wb")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
-        np.lib.format.write_array_header_2_0(self._fh, header) if _needs_v2(header) else np.lib.format.write_array_header_1_0(self._fh, header)
+        self._fh.write(self._header(self.shape if not self._open_length else (10**19,) + self.shape[1:]))
+
+    def _header(self, shape) -> bytes:
+        body = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (np.lib.format.dtype_to_descr(self.dtype), tuple(shape))
+        pad = self._HEADER_BYTES - 10 - len(body) - 1
+        if pad < 0:
+            raise ValueError(f"{self.path.name}: shape {shape} too large for the fixed .npy header")
+        text = (body + " " * pad + "\n").encode("latin1")
+        return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+    @property
+    def rows_written(self) -> int:
+        return self._rows_written
 
     def write(self, chunk) -> None:
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype)
         if chunk.shape[1:] != self.shape[1:]:
             raise ValueError(f"{self.path.name}: chunk shape {chunk.shape} does not fit array shape {self.shape}")
-        if self._rows_written + chunk.shape[0] > self.shape[0]:
+        if not self._open_length and self._rows_written + chunk.shape[0] > self.shape[0]:
             raise ValueError(f"{self.path.name}: more than {self.shape[0]} rows written")
-        buf = memoryview(chunk).cast("B")
-        self._sha.update(buf)
-        self._fh.write(buf)
+        if chunk.size:
+            buf = memoryview(chunk).cast("B")
+            self._sha.update(buf)
+            self._fh.write(buf)
         self._rows_written += chunk.shape[0]
 
     def close(self) -> FileRecord:
+        if self._open_length:
+            self.shape = (self._rows_written,) + self.shape[1:]
+            self._fh.seek(0)
+            self._fh.write(self._header(self.shape))
         self._fh.close()
         if self._rows_written != self.shape[0]:
             raise ValueError(f"{self.path.name}: wrote {self._rows_written} of {self.shape[0]} rows")
@@ -240,11 +260,6 @@ class NpyWriter:
 
     def abort(self) -> None:
         self._fh.close()
-
-
-def _needs_v2(header: dict) -> bool:
-    # .npy version 1.0 headers are limited to 65535 bytes (only enormous shapes need 2.0)
-    return len(repr(header)) > 60000
 
 
 def write_array(path, array) -> FileRecord:

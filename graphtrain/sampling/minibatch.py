@@ -139,3 +139,13 @@ class MiniBatch:
         for name, col in self.edge_attrs.items():
             data[f"edge_{name}"] = t(col)
         return data
+
+    def to_dgl(self):
+        """DGL message-flow blocks, ``blocks[0]`` for the first layer (needs dgl; see :mod:`graphtrain.sampling.dgl_blocks`).
+
+        Raises:
+            ImportError: dgl is not importable (it is an optional dependency).
+        """
+        from graphtrain.sampling.dgl_blocks import to_dgl_blocks
+
+        return to_dgl_blocks(self)

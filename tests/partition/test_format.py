@@ -138,3 +138,15 @@ def test_npy_writer_checks_row_count(tmp_path):
     rec = w.close()
     assert np.array_equal(np.load(tmp_path / "c.npy"), np.arange(4, dtype=np.float32).reshape(2, 2))
     assert rec.shape == [2, 2] and rec.dtype == "<f4"
+
+
+def test_npy_writer_open_length(tmp_path):
+    w = fmt.NpyWriter(tmp_path / "d.npy", np.int64, (-1,))
+    for k in range(3):
+        w.write(np.arange(k * 10, k * 10 + 7))
+    rec = w.close()
+    arr = np.load(tmp_path / "d.npy", mmap_mode="r")
+    assert rec.shape == [21] and arr.shape == (21,) and arr[7] == 10
+    w = fmt.NpyWriter(tmp_path / "e.npy", np.float32, (-1, 3))
+    rec = w.close()
+    assert np.load(tmp_path / "e.npy").shape == (0, 3) and rec.shape == [0, 3]

@@ -1,0 +1,148 @@
+"""Node features and labels for a batch of global node IDs, fetched through the range partition book.
+
+:func:`split_by_owner` groups IDs by the partition that owns them (one ``searchsorted`` over the
+book's ``P + 1`` boundaries) -- the same split a distributed fetch uses to build its all-to-all
+requests. :class:`LocalNodeData` serves the partitions this process holds (memory-mapped
+``node_feat.npy`` / ``node_label.npy``, or in-memory arrays of a whole graph) and refuses IDs owned
+by partitions it does not hold.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+
+from graphtrain.errors import ConfigError
+from graphtrain.kernels import get_backend
+from graphtrain.partition.book import RangePartitionBook
+
+
+@dataclass
+class OwnerSplit:
+    """IDs grouped by owning partition.
+
+    Attributes:
+        parts: int64 ``[Q]`` partitions owning at least one ID, ascending.
+        offsets: int64 ``[Q + 1]``; the IDs of ``parts[q]`` are ``ids[order[offsets[q]:offsets[q + 1]]]``.
+        order: int64 ``[n]`` positions into the input, grouped by owner (stable within an owner).
+        local: int64 ``[n]`` local ID (within its owner) of ``ids[order[i]]``.
+    """
+
+    parts: np.ndarray
+    offsets: np.ndarray
+    order: np.ndarray
+    local: np.ndarray
+
+
+def split_by_owner(book: RangePartitionBook, ids) -> OwnerSplit:
+    """Group global node IDs by owner partition (raises ConfigError for IDs out of range)."""
+    part, local = book.node_to_local(ids)
+    order = np.argsort(part, kind="stable")
+    sorted_part = part[order]
+    parts, starts = np.unique(sorted_part, return_index=True)
+    offsets = np.append(starts, sorted_part.size).astype(np.int64)
+    return OwnerSplit(parts.astype(np.int64), offsets, order.astype(np.int64), local[order])
+
+
+class NodeDataSource(ABC):
+    """Features and labels of nodes by global ID."""
+
+    @property
+    @abstractmethod
+    def num_features(self) -> Optional[int]:
+        """F, or None when there are no features."""
+
+    @abstractmethod
+    def features(self, ids) -> Optional[np.ndarray]:
+        """float32 ``[len(ids), F]`` features of the given global node IDs (None without features)."""
+
+    @abstractmethod
+    def labels(self, ids) -> Optional[np.ndarray]:
+        """int64 ``[len(ids)]`` labels (-1 = unknown) of the given global node IDs (None without labels)."""
+
+
+class LocalNodeData(NodeDataSource):
+    """Node tables of the partitions held by this process.
+
+    Args:
+        book: the dataset's range partition book.
+        features: partition -> float32 ``[n_p, F]`` table (possibly memory-mapped); may be empty.
+        labels: partition -> int64 ``[n_p]`` table; may be empty.
+        backend: kernel backend used for the row gather.
+    """
+
+    def __init__(
+        self,
+        book: RangePartitionBook,
+        features: Optional[Dict[int, np.ndarray]] = None,
+        labels: Optional[Dict[int, np.ndarray]] = None,
+        backend: str = "auto",
+    ):
+        self.book = book
+        self._features = dict(features or {})
+        self._labels = dict(labels or {})
+        self._kernels = get_backend(backend)
+        widths = {t.shape[1] for t in self._features.values()}
+        if len(widths) > 1:
+            raise ConfigError(f"feature tables of different widths {sorted(widths)}")
+        self._num_features = widths.pop() if widths else None
+        for name, tables in (("features", self._features), ("labels", self._labels)):
+            for p, t in tables.items():
+                lo, hi = book.node_range(p)
+                if t.shape[0] != hi - lo:
+                    raise ConfigError(f"{name} of partition {p} have {t.shape[0]} rows for {hi - lo} nodes")
+
+    @classmethod
+    def from_arrays(cls, features=None, labels=None, backend: str = "auto") -> "LocalNodeData":
+        """Node tables of a whole in-memory graph (one partition holding every node)."""
+        n = features.shape[0] if features is not None else (labels.shape[0] if labels is not None else None)
+        if n is None:
+            raise ConfigError("give features, labels or both")
+        if features is not None and labels is not None and labels.shape[0] != n:
+            raise ConfigError(f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
+        book = RangePartitionBook([0, n], [0, 0])  # edges are not looked up here
+        feats = None if features is None else {0: np.asarray(features, dtype=np.float32)}
+        labs = None if labels is None else {0: np.asarray(labels, dtype=np.int64)}
+        return cls(book, feats, labs, backend)
+
+    @classmethod
+    def from_dataset(cls, dataset, parts: Optional[Iterable[int]] = None, backend: str = "auto") -> "LocalNodeData":
+        """Memory-mapped node tables of ``parts`` (default: all) of an opened dataset."""
+        parts = range(dataset.num_parts) if parts is None else parts
+        feats, labs = {}, {}
+        for p in parts:
+            part = dataset.partition(int(p))
+            if part.features is not None:
+                feats[int(p)] = part.features
+            if part.labels is not None:
+                labs[int(p)] = part.labels
+        return cls(dataset.book, feats, labs, backend)
+
+    @property
+    def num_features(self) -> Optional[int]:
+        return self._num_features
+
+    def _gather(self, tables: Dict[int, np.ndarray], ids, what: str) -> Optional[np.ndarray]:
+        if not tables:
+            return None
+        split = split_by_owner(self.book, ids)
+        sample = next(iter(tables.values()))
+        out = np.empty((split.order.size,) + sample.shape[1:], dtype=sample.dtype)
+        for q, p in enumerate(split.parts):
+            table = tables.get(int(p))
+            if table is None:
+                raise ConfigError(
+                    f"{what} of nodes in partition {int(p)} are not held by this process "
+                    f"(it holds partitions {sorted(tables)}); remote nodes need the distributed fetch"
+                )
+            a, b = split.offsets[q], split.offsets[q + 1]
+            out[split.order[a:b]] = self._kernels.gather_rows(table, split.local[a:b])
+        return out
+
+    def features(self, ids) -> Optional[np.ndarray]:
+        return self._gather(self._features, ids, "features")
+
+    def labels(self, ids) -> Optional[np.ndarray]:
+        return self._gather(self._labels, ids, "labels")
