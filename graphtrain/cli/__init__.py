@@ -17,6 +17,7 @@ from graphtrain.errors import GraphtrainError
 COMMAND_MODULES: List[str] = [
     "graphtrain.cli.partition",
     "graphtrain.cli.generate",
+    "graphtrain.cli.prepare_data",
 ]
 
 

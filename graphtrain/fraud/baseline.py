@@ -178,6 +178,12 @@ def _classifier(seed: int, max_iter: int):
     return HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
 
 
+def train_and_score(x: np.ndarray, labels: np.ndarray, train_rows: np.ndarray, seed: int = 0, max_iter: int = 100) -> np.ndarray:
+    """Fit the classifier on ``train_rows`` (indices with labels 0/1) and return float64 scores of every row."""
+    model = _classifier(seed, max_iter).fit(x[train_rows], np.asarray(labels)[train_rows])
+    return model.predict_proba(x)[:, 1].astype(np.float64)
+
+
 def fit_scores(x: np.ndarray, labels: np.ndarray, split: np.ndarray, seed: int = 0, folds: int = 5,
                max_iter: int = 100) -> np.ndarray:
     """Train on the train split and score every row; train rows get out-of-fold scores.
@@ -200,8 +206,7 @@ def fit_scores(x: np.ndarray, labels: np.ndarray, split: np.ndarray, seed: int =
         raise ConfigError("the baseline needs training accounts of both classes (labels 0 and 1 in the train split)")
     if folds < 2 or np.bincount(y).min() < folds:
         raise ConfigError(f"cannot cross-fit {folds} folds: the train split has {int(np.bincount(y).min())} accounts of its rarer class")
-    model = _classifier(seed, max_iter).fit(x[train], y)
-    scores = model.predict_proba(x)[:, 1]
+    scores = train_and_score(x, labels, train, seed=seed, max_iter=max_iter)
     for fit_rows, held_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(train, y):
         fold_model = _classifier(seed, max_iter).fit(x[train[fit_rows]], y[fit_rows])
         scores[train[held_rows]] = fold_model.predict_proba(x[train[held_rows]])[:, 1]

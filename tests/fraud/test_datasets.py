@@ -1,5 +1,8 @@
 """Loaders of the real datasets in ../shared/data and their conversion to edge list + account table."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +67,20 @@ def test_tree_baseline_on_amazon(shared_data):
     test = split == TEST
     assert metrics.roc_auc(g.accounts.labels[test], scores[test]) > 0.96
     assert metrics.average_precision(g.accounts.labels[test], scores[test]) > 0.85
+
+
+def test_prepare_data_cli(shared_data, tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "graphtrain.cli", "prepare-data", *args], cwd=tmp_path,
+                              capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+
+    ok = cli("amlsim", str(shared_data / "amlsim" / "20K_fanin200"), "--out", str(tmp_path / "aml"))
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert summary["accounts"] == 20000 and summary["positives"] == 954
+    back = load_prepared(tmp_path / "aml").graph
+    assert back.num_edges == 118250 and back.amount is not None and back.directed
+    missing = cli("tolokers", str(tmp_path / "none.npz"), "--out", str(tmp_path / "t"))
+    assert missing.returncode != 0 and "none.npz: no such file" in missing.stderr and not (tmp_path / "t").exists()
