@@ -16,14 +16,14 @@ moved to the next account), lognormal amounts, times uniform over ``days``.
 **Planted.** Rings of the five typologies and their legitimate look-alikes (see
 :mod:`graphtrain.fraud.typologies`), members uniform over the account space, plus camouflage
 transactions from ring members to random and to popular accounts (:mod:`graphtrain.fraud.planting`).
-Each planted transaction is inserted at a uniformly random position of the background stream, so
-the file order says nothing about which rows are planted.
+Planted transactions are scattered at random positions among the background rows (see
+:mod:`graphtrain.fraud.placement`), so the file order says nothing about which rows are planted.
 
-**Bounded memory.** The background and the account table are produced ``chunk_rows`` rows at a time
-(about 200 bytes per row while a chunk is built and written); only the planted accounts and
-transactions are held whole (about 50 bytes per planted transaction, see
-:mod:`graphtrain.fraud.planting`), which is independent of the background's size. Output is
-deterministic for a seed and independent of ``chunk_rows``.
+**Bounded memory.** The background and the account table are produced ``chunk_rows`` rows at a
+time (about 200 bytes per row while a chunk is built and written); planted transactions are built
+per slot of a million background rows, when the writer reaches it. What is held whole is the plan:
+who is in which pattern, about 25 bytes per planted account (see :mod:`graphtrain.fraud.planting`).
+Output is deterministic for a seed and independent of ``chunk_rows``.
 """
 from __future__ import annotations
 
@@ -37,7 +37,16 @@ import numpy as np
 
 from graphtrain._version import __version__
 from graphtrain.fraud.draws import lognormal_at, stream_key, uniform_at
-from graphtrain.fraud.planting import PlantingPlan, Transactions, compress_rmat_ids, plan_patterns
+from graphtrain.fraud.placement import PlantedStream
+from graphtrain.fraud.planting import (
+    CAMOUFLAGE_TX,
+    LOOKALIKE_TX,
+    RING_TX,
+    PlantingPlan,
+    Transactions,
+    compress_rmat_ids,
+    plan_patterns,
+)
 from graphtrain.fraud.synthetic_accounts import (
     FEATURES,
     account_features,
@@ -47,7 +56,7 @@ from graphtrain.fraud.synthetic_accounts import (
 )
 from graphtrain.fraud.tables import TableWriter
 from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.typologies import BACKGROUND_MU, BACKGROUND_SIGMA
+from graphtrain.fraud.typologies import BACKGROUND_MU, BACKGROUND_SIGMA, roles_of
 from graphtrain.log import get_logger
 from graphtrain.partition.format import staged_directory
 from graphtrain.rmat import rmat_edges
@@ -199,33 +208,22 @@ def _background_chunk(config: GeneratorConfig, start: int, count: int) -> Transa
     return Transactions(src, dst, np.maximum(np.round(amount, 2), 0.01), time)
 
 
-def _planted_positions(planted: Transactions, background_edges: int, seed: int):
-    """Sort the planted transactions by a uniform insertion position in ``[0, background_edges]``."""
-    j = np.arange(len(planted), dtype=np.int64)
-    pos = np.minimum((uniform_at(stream_key(seed, "planted-position"), j) * (background_edges + 1)).astype(np.int64), background_edges)
-    order = np.argsort(pos, kind="stable")
-    sorted_planted = Transactions(*(getattr(planted, f)[order] for f in ("src", "dst", "amount", "time")))
-    return sorted_planted, pos[order]
-
-
 def _write_transactions(path: Path, config: GeneratorConfig, plan: PlantingPlan) -> Dict[str, int]:
     import pyarrow as pa
 
-    rings = plan.ring_transactions()
-    looks = plan.lookalike_transactions()
-    planted, positions = _planted_positions(Transactions.concat([rings, looks, plan.camouflage]), config.background_edges, config.seed)
+    planted = PlantedStream(plan, config.background_edges, config.seed)
     schema = pa.schema([("src", _id_type(config)), ("dst", _id_type(config)), ("amount", pa.float64()), ("time", pa.int64())])
     total_bg = config.background_edges
     chunks = max(1, math.ceil(total_bg / config.chunk_rows))
+    counts = np.zeros(3, dtype=np.int64)  # ring, look-alike, camouflage transactions
     with TableWriter(path, schema) as writer:
         for c in range(chunks):
             start = c * config.chunk_rows
             count = min(config.chunk_rows, total_bg - start)
             bg = _background_chunk(config, start, count)
-            lo = np.searchsorted(positions, start, side="left")
-            hi = positions.size if c == chunks - 1 else np.searchsorted(positions, start + count, side="left")
-            at = positions[lo:hi] - start
-            cols = {f: np.insert(getattr(bg, f), at, getattr(planted, f)[lo:hi]) for f in ("src", "dst", "amount", "time")}
+            extra, positions, kinds = planted.between(start, start + count)
+            counts += np.bincount(kinds, minlength=3)
+            cols = {f: np.insert(getattr(bg, f), positions - start, getattr(extra, f)) for f in Transactions.FIELDS}
             writer.write(pa.table({
                 "src": _id_column(cols["src"], config),
                 "dst": _id_column(cols["dst"], config),
@@ -235,34 +233,43 @@ def _write_transactions(path: Path, config: GeneratorConfig, plan: PlantingPlan)
             if chunks > 1 and (c + 1) % max(1, chunks // 10) == 0:
                 log.info("transactions: chunk %d/%d", c + 1, chunks)
     return {
-        "transactions": total_bg + len(planted),
+        "transactions": total_bg + int(counts.sum()),
         "background_transactions": total_bg,
-        "ring_transactions": len(rings),
-        "lookalike_transactions": len(looks),
-        "camouflage_transactions": len(plan.camouflage),
+        "ring_transactions": int(counts[RING_TX]),
+        "lookalike_transactions": int(counts[LOOKALIKE_TX]),
+        "camouflage_transactions": int(counts[CAMOUFLAGE_TX]),
     }
 
 
-def _write_ground_truth(directory: Path, config: GeneratorConfig, plan: PlantingPlan) -> Dict[str, int]:
+def _write_ground_truth(directory: Path, config: GeneratorConfig, plan: PlantingPlan, batch: int = 100_000) -> Dict[str, int]:
     import pyarrow as pa
 
-    from graphtrain.fraud.tables import write_table
+    def write(path: Path, first: int, stop: int, id_name: str, kind_name: str) -> int:
+        """Patterns ``[first, stop)`` as rows (pattern number from 1), in batches of patterns."""
+        schema = pa.schema([(id_name, pa.int64()), ("account_id", _id_type(config)), ("role", pa.string()),
+                            (kind_name, pa.string())])
+        members = 0
+        with TableWriter(path, schema) as writer:
+            for lo in range(first, max(stop, first + 1), batch):
+                hi = min(lo + batch, stop)
+                sizes = np.diff(plan.offsets[lo : hi + 1]) if hi > lo else np.empty(0, np.int64)
+                index = plan.members[plan.offsets[lo] : plan.offsets[hi]] if hi > lo else np.empty(0, np.int64)
+                writer.write(pa.table({
+                    id_name: np.repeat(np.arange(lo - first + 1, hi - first + 1, dtype=np.int64), sizes),
+                    "account_id": _id_column(index, config),
+                    "role": pa.array([r for p in range(lo, hi) for r in roles_of(plan.kinds[p], int(sizes[p - lo]))],
+                                     type=pa.string()),
+                    kind_name: pa.array([plan.kinds[p] for p in range(lo, hi) for _ in range(int(sizes[p - lo]))],
+                                        type=pa.string()),
+                }, schema=schema))
+                members += int(index.size)
+        return members
 
-    def table(patterns, id_name, kind_name):
-        sizes = [p.members.size for p in patterns]
-        members = np.concatenate([p.members for p in patterns]) if patterns else np.empty(0, np.int64)
-        return pa.table({
-            id_name: pa.array(np.repeat(np.arange(1, len(patterns) + 1, dtype=np.int64), sizes)),
-            "account_id": _id_column(members, config),
-            "role": pa.array([r for p in patterns for r in p.roles], type=pa.string()),
-            kind_name: pa.array([p.kind for p, s in zip(patterns, sizes) for _ in range(s)], type=pa.string()),
-        })
-
-    write_table(directory / RINGS_FILE, table(plan.rings, "ring_id", "typology"))
-    write_table(directory / LOOKALIKES_FILE, table(plan.lookalikes, "pattern_id", "kind"))
+    ring_members = write(directory / RINGS_FILE, 0, plan.num_rings, "ring_id", "typology")
+    look_members = write(directory / LOOKALIKES_FILE, plan.num_rings, plan.num_patterns, "pattern_id", "kind")
     return {
-        "rings": len(plan.rings),
-        "ring_members": int(sum(p.members.size for p in plan.rings)),
-        "lookalikes": len(plan.lookalikes),
-        "lookalike_members": int(sum(p.members.size for p in plan.lookalikes)),
+        "rings": plan.num_rings,
+        "ring_members": ring_members,
+        "lookalikes": plan.num_patterns - plan.num_rings,
+        "lookalike_members": look_members,
     }

@@ -1,13 +1,16 @@
-"""Choose the accounts of planted rings and look-alikes and build all their transactions.
+"""Who is in which planted ring or look-alike, and each pattern's transactions on demand.
 
-Everything here is held in memory and is proportional to the number of planted accounts, not to
-the size of the background graph: about 40 bytes per planted transaction (a ring member has a few
-ring transactions per round plus up to ``camouflage`` camouflage transactions) and 24 bytes per
-planted account. Members are drawn uniformly over the whole account index space (so, after
-partitioning, rings cross partitions) and no account is in two patterns. Ring members are
-ordinary accounts, as money mules are: accounts whose expected background degree exceeds
-``HUB_DEGREE_FACTOR`` times the mean (the R-MAT hubs, about 5% of the accounts with the default
-parameters) are never ring members.
+:func:`plan_patterns` draws the members of every pattern up front -- a few int arrays, about 25
+bytes per planted account and 20 per pattern -- and :meth:`PlantingPlan.transactions` builds the
+transactions of one pattern (its typology's, plus a ring's camouflage) only when the writer needs
+them. So memory does not grow with the number of planted transactions, and nothing depends on the
+order in which patterns are built: pattern ``p``'s transactions are a pure function of
+``(seed, p)``.
+
+Members are drawn uniformly over the whole account index space (so, after partitioning, rings
+cross partitions) and no account is in two patterns. Ring members are ordinary accounts, as money
+mules are: accounts whose expected background degree exceeds ``HUB_DEGREE_FACTOR`` times the mean
+(the R-MAT hubs, about 5% of the accounts with the default parameters) are never ring members.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from graphtrain.fraud.typologies import (
     LOOKALIKES,
     TYPOLOGIES,
     PlantedPattern,
+    roles_of,
 )
 from graphtrain.rmat import rmat_edges
 
@@ -33,6 +37,9 @@ HUB_DEGREE_FACTOR = 4.0
 
 # account classes used by the feature model (synthetic_accounts.py)
 NORMAL, RING_MEMBER, RING_HUB, LOOKALIKE_PERSON, LOOKALIKE_BUSINESS = 0, 1, 2, 3, 4
+
+# what a planted transaction is (counted in the generator's summary)
+RING_TX, LOOKALIKE_TX, CAMOUFLAGE_TX = 0, 1, 2
 
 
 @dataclass
@@ -44,11 +51,16 @@ class Transactions:
     amount: np.ndarray
     time: np.ndarray
 
+    FIELDS = ("src", "dst", "amount", "time")
+
     @classmethod
     def concat(cls, parts: List["Transactions"]) -> "Transactions":
         if not parts:
             return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64))
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("src", "dst", "amount", "time")))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.FIELDS))
+
+    def take(self, index) -> "Transactions":
+        return Transactions(*(getattr(self, f)[index] for f in self.FIELDS))
 
     def __len__(self) -> int:
         return int(self.src.shape[0])
@@ -56,36 +68,76 @@ class Transactions:
 
 @dataclass
 class PlantingPlan:
-    """All planted accounts and transactions of one generated graph.
+    """The planted patterns of one generated graph: patterns ``0 .. num_rings - 1`` are laundering
+    rings (ring ID = pattern + 1), the rest legitimate look-alikes.
 
     Attributes:
-        rings: laundering rings (ring number = list position + 1).
-        lookalikes: legitimate look-alike patterns.
-        camouflage: transactions from ring members to random and popular accounts.
-        planted_index: int64 ``[P]`` sorted indices of every account in a ring or look-alike.
-        planted_class: int8 ``[P]`` class of each (``RING_MEMBER``, ``RING_HUB``, ``LOOKALIKE_*``).
+        kinds: typology or look-alike kind of each pattern ``[P]``.
+        num_rings: how many of the patterns are rings.
+        offsets: int64 ``[P + 1]``; pattern ``p``'s members are ``members[offsets[p]:offsets[p+1]]``.
+        members: int64 account indices of all patterns' members (in role order).
+        planted_index: int64 sorted indices of every planted account.
+        planted_class: int8 class of each (``RING_MEMBER``, ``RING_HUB``, ``LOOKALIKE_*``).
+        settings: ``(num_accounts, scale, rmat_abc, camouflage, start, period, seed)``.
     """
 
-    rings: List[PlantedPattern]
-    lookalikes: List[PlantedPattern]
-    camouflage: Transactions
+    kinds: List[str]
+    num_rings: int
+    offsets: np.ndarray
+    members: np.ndarray
     planted_index: np.ndarray
     planted_class: np.ndarray
+    settings: tuple
 
-    def ring_transactions(self) -> Transactions:
-        return Transactions.concat([Transactions(p.src, p.dst, p.amount, p.time) for p in self.rings])
+    @property
+    def num_patterns(self) -> int:
+        return len(self.kinds)
 
-    def lookalike_transactions(self) -> Transactions:
-        return Transactions.concat([Transactions(p.src, p.dst, p.amount, p.time) for p in self.lookalikes])
+    def members_of(self, p: int) -> np.ndarray:
+        return self.members[self.offsets[p] : self.offsets[p + 1]]
+
+    def pattern(self, p: int) -> PlantedPattern:
+        """Pattern ``p`` with its typology's transactions (a pure function of the seed and ``p``)."""
+        _, _, _, _, start, period, seed = self.settings
+        is_ring = p < self.num_rings
+        table, stream, number = (TYPOLOGIES, "ring", p) if is_ring else (LOOKALIKES, "lookalike", p - self.num_rings)
+        draws = Draws(child_key(stream_key(seed, stream), number))
+        return table[self.kinds[p]][0](self.members_of(p), draws, start, period)
+
+    def transactions(self, p: int) -> Tuple[Transactions, np.ndarray]:
+        """All transactions pattern ``p`` plants, and the kind of each (``RING_TX``, ``LOOKALIKE_TX``, ``CAMOUFLAGE_TX``)."""
+        pat = self.pattern(p)
+        own = Transactions(pat.src, pat.dst, pat.amount, pat.time)
+        if p >= self.num_rings:
+            return own, np.full(len(own), LOOKALIKE_TX, dtype=np.int8)
+        camo = self._camouflage(p)
+        kinds = np.concatenate([np.full(len(own), RING_TX, np.int8), np.full(len(camo), CAMOUFLAGE_TX, np.int8)])
+        return Transactions.concat([own, camo]), kinds
+
+    def _camouflage(self, ring: int) -> Transactions:
+        """1..``camouflage`` transactions from each member of ring ``ring``: half to uniform accounts, half to popular ones."""
+        num_accounts, scale, abc, camouflage, start, period, seed = self.settings
+        if camouflage <= 0:
+            return Transactions.concat([])
+        members = self.members_of(ring)
+        key = child_key(stream_key(seed, "camouflage"), ring)
+        counts = 1 + below_at(child_key(key, 0), np.arange(members.size), camouflage)
+        src = np.repeat(members, counts)
+        j = np.arange(src.size, dtype=np.int64)
+        uniform_dst = np.minimum((uniform_at(child_key(key, 1), j) * num_accounts).astype(np.int64), num_accounts - 1)
+        popular_dst = popular_accounts(num_accounts, scale, src.size, int(child_key(key, 2)) & 0x7FFF_FFFF_FFFF_FFFF, abc)
+        dst = np.where(uniform_at(child_key(key, 3), j) < 0.5, uniform_dst, popular_dst)
+        dst = np.where(dst == src, (dst + 1) % num_accounts, dst)
+        amount = np.maximum(np.round(lognormal_at(child_key(key, 4), j, BACKGROUND_MU, BACKGROUND_SIGMA), 2), 0.01)
+        time = start + np.minimum((uniform_at(child_key(key, 5), j) * period).astype(np.int64), period - 1)
+        return Transactions(src, dst, amount, time)
 
     def class_of(self, index: np.ndarray) -> np.ndarray:
         """int8 class of each account index (``NORMAL`` for accounts in no pattern)."""
         index = np.asarray(index, dtype=np.int64)
-        pos = np.searchsorted(self.planted_index, index)
-        pos = np.minimum(pos, max(self.planted_index.size - 1, 0))
-        hit = self.planted_index.size > 0
         out = np.full(index.shape, NORMAL, dtype=np.int8)
-        if hit:
+        if self.planted_index.size:
+            pos = np.minimum(np.searchsorted(self.planted_index, index), self.planted_index.size - 1)
             found = self.planted_index[pos] == index
             out[found] = self.planted_class[pos[found]]
         return out
@@ -180,6 +232,17 @@ def compress_rmat_ids(v: np.ndarray, scale: int, num_accounts: int) -> np.ndarra
     return np.minimum(idx, num_accounts - 1)
 
 
+def _classes(kinds: List[str], sizes: List[int], num_rings: int) -> np.ndarray:
+    out = []
+    for p, (kind, size) in enumerate(zip(kinds, sizes)):
+        roles = roles_of(kind, size)
+        if p < num_rings:
+            out += [RING_HUB if r in HUB_ROLES else RING_MEMBER for r in roles]
+        else:
+            out += [LOOKALIKE_BUSINESS if r in BUSINESS_ROLES else LOOKALIKE_PERSON for r in roles]
+    return np.asarray(out, dtype=np.int8)
+
+
 def plan_patterns(
     num_accounts: int,
     scale: int,
@@ -193,7 +256,7 @@ def plan_patterns(
     period: int,
     seed: int,
 ) -> PlantingPlan:
-    """Draw members, build every ring and look-alike, and the ring members' camouflage transactions.
+    """Draw every pattern's kind, size and members.
 
     Rings cycle through the five typologies in order (ring ``r`` has typology ``r mod 5``), look-alikes
     through the four look-alike kinds, so every kind is present once there are enough patterns.
@@ -214,46 +277,10 @@ def plan_patterns(
     ring_members = distinct_accounts(num_accounts, sum(ring_sizes), stream_key(seed, "members"), accept=ordinary)
     look_members = distinct_accounts(num_accounts, sum(look_sizes), stream_key(seed, "lookalike-members"), exclude=ring_members)
     members = np.concatenate([ring_members, look_members])
-
-    def build(kinds, sizes, table, offset, stream):
-        patterns = []
-        for i, (kind, size) in enumerate(zip(kinds, sizes)):
-            draws = Draws(child_key(stream_key(seed, stream), i))
-            patterns.append(table[kind][0](members[offset : offset + size], draws, start, period))
-            offset += size
-        return patterns, offset
-
-    rings, offset = build(ring_kinds, ring_sizes, TYPOLOGIES, 0, "ring")
-    lookalikes, _ = build(look_kinds, look_sizes, LOOKALIKES, offset, "lookalike")
-    camo = _camouflage(rings, num_accounts, scale, camouflage, rmat_abc, start, period, seed)
-
-    index, classes = [], []
-    for p in rings:
-        index.append(p.members)
-        classes.append(np.where(np.isin(p.roles, list(HUB_ROLES)), RING_HUB, RING_MEMBER))
-    for p in lookalikes:
-        index.append(p.members)
-        classes.append(np.where(np.isin(p.roles, list(BUSINESS_ROLES)), LOOKALIKE_BUSINESS, LOOKALIKE_PERSON))
-    index = np.concatenate(index) if index else np.empty(0, np.int64)
-    classes = np.concatenate(classes).astype(np.int8) if classes else np.empty(0, np.int8)
-    order = np.argsort(index)
-    return PlantingPlan(rings, lookalikes, camo, index[order], classes[order])
-
-
-def _camouflage(rings, num_accounts, scale, camouflage, rmat_abc, start, period, seed) -> Transactions:
-    """1..``camouflage`` transactions from each ring member: half to uniform accounts, half to popular ones."""
-    if not rings or camouflage <= 0:
-        return Transactions.concat([])
-    members = np.concatenate([p.members for p in rings])
-    key = stream_key(seed, "camouflage")
-    counts = 1 + below_at(child_key(key, 0), np.arange(members.size), camouflage)
-    src = np.repeat(members, counts)
-    m = src.size
-    j = np.arange(m, dtype=np.int64)
-    uniform_dst = np.minimum((uniform_at(child_key(key, 1), j) * num_accounts).astype(np.int64), num_accounts - 1)
-    popular_dst = popular_accounts(num_accounts, scale, m, int(child_key(key, 2)) & 0x7FFFFFFF, rmat_abc)
-    dst = np.where(uniform_at(child_key(key, 3), j) < 0.5, uniform_dst, popular_dst)
-    dst = np.where(dst == src, (dst + 1) % num_accounts, dst)
-    amount = np.maximum(np.round(lognormal_at(child_key(key, 4), j, BACKGROUND_MU, BACKGROUND_SIGMA), 2), 0.01)
-    time = start + np.minimum((uniform_at(child_key(key, 5), j) * period).astype(np.int64), period - 1)
-    return Transactions(src, dst, amount, time)
+    kinds, sizes = ring_kinds + look_kinds, ring_sizes + look_sizes
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    classes = _classes(kinds, sizes, num_rings)
+    order = np.argsort(members)
+    return PlantingPlan(kinds, num_rings, offsets, members, members[order], classes[order],
+                        (num_accounts, scale, tuple(rmat_abc), camouflage, start, period, seed))

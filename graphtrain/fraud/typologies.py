@@ -28,7 +28,7 @@ and supply chains do:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -65,6 +65,27 @@ class PlantedPattern:
     dst: np.ndarray
     amount: np.ndarray
     time: np.ndarray
+
+
+def roles_of(kind: str, k: int) -> List[str]:
+    """Role of each of the ``k`` members of a pattern of this kind, in member order.
+
+    The hub is member 0 (collector, distributor, origin, employer, merchant); a scatter-gather's
+    beneficiary is the last member; blocks have their senders (buyers) in the first half.
+    """
+    half = k // 2
+    layouts = {
+        "fan_in": ["collector"] + ["source"] * (k - 1),
+        "fan_out": ["distributor"] + ["recipient"] * (k - 1),
+        "cycle": ["link"] * k,
+        "scatter_gather": ["origin"] + ["intermediate"] * (k - 2) + ["beneficiary"],
+        "bipartite": ["sender"] * half + ["receiver"] * (k - half),
+        "payroll": ["employer"] + ["employee"] * (k - 1),
+        "subscription": ["merchant"] + ["customer"] * (k - 1),
+        "shared_household": ["household"] * k,
+        "supplier_block": ["buyer"] * half + ["supplier"] * (k - half),
+    }
+    return layouts[kind]
 
 
 def _pattern(kind, members, roles, src, dst, amount, time) -> PlantedPattern:
@@ -109,8 +130,7 @@ def fan_in(members, draws: Draws, start: int, period: int) -> PlantedPattern:
         dst.append(np.full(k - 1, members[0]))
         amount.append(base * draws.uniform(k - 1, 0.85, 1.0))
         time.append(t + (draws.uniform(k - 1) * 6 * HOUR).astype(np.int64))
-    roles = ["collector"] + ["source"] * (k - 1)
-    return _pattern("fan_in", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("fan_in", members, roles_of("fan_in", k), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def fan_out(members, draws: Draws, start: int, period: int) -> PlantedPattern:
@@ -123,8 +143,7 @@ def fan_out(members, draws: Draws, start: int, period: int) -> PlantedPattern:
         dst.append(members[1:])
         amount.append(base * draws.uniform(k - 1, 0.9, 1.1))
         time.append(t + (draws.uniform(k - 1) * 6 * HOUR).astype(np.int64))
-    roles = ["distributor"] + ["recipient"] * (k - 1)
-    return _pattern("fan_out", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("fan_out", members, roles_of("fan_out", k), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def cycle(members, draws: Draws, start: int, period: int) -> PlantedPattern:
@@ -139,7 +158,7 @@ def cycle(members, draws: Draws, start: int, period: int) -> PlantedPattern:
         dst.append(np.roll(members, -1))
         amount.append(base * draws.uniform(1, 0.9, 1.1)[0] * (1.0 - fee) ** np.arange(k))
         time.append(t + np.cumsum(draws.uniform(k, HOUR, 12 * HOUR)).astype(np.int64))
-    return _pattern("cycle", members, ["link"] * k, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("cycle", members, roles_of("cycle", k), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def scatter_gather(members, draws: Draws, start: int, period: int) -> PlantedPattern:
@@ -157,8 +176,7 @@ def scatter_gather(members, draws: Draws, start: int, period: int) -> PlantedPat
         dst += [mid, np.full(m, members[-1])]
         amount += [sent, sent * (1.0 - draws.uniform(m, 0.01, 0.04))]
         time += [t_in, t_out]
-    roles = ["origin"] + ["intermediate"] * m + ["beneficiary"]
-    return _pattern("scatter_gather", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("scatter_gather", members, roles_of("scatter_gather", len(members)), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def _dense_pairs(draws: Draws, s: int, r: int, density: float):
@@ -183,8 +201,7 @@ def bipartite(members, draws: Draws, start: int, period: int) -> PlantedPattern:
         dst.append(receivers[ri])
         amount.append(base * draws.uniform(n, 0.8, 1.2))
         time.append(t + (draws.uniform(n) * 2 * DAY).astype(np.int64))
-    roles = ["sender"] * s + ["receiver"] * (len(members) - s)
-    return _pattern("bipartite", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("bipartite", members, roles_of("bipartite", len(members)), *map(np.concatenate, (src, dst, amount, time)))
 
 
 # -- legitimate look-alikes -----------------------------------------------------------------------
@@ -198,8 +215,7 @@ def payroll(members, draws: Draws, start: int, period: int) -> PlantedPattern:
         dst.append(members[1:])
         amount.append(salary * draws.uniform(k - 1, 0.99, 1.01))
         time.append(t + (draws.uniform(k - 1) * 2 * HOUR).astype(np.int64))
-    roles = ["employer"] + ["employee"] * (k - 1)
-    return _pattern("payroll", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("payroll", members, roles_of("payroll", k), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def subscription(members, draws: Draws, start: int, period: int) -> PlantedPattern:
@@ -213,8 +229,7 @@ def subscription(members, draws: Draws, start: int, period: int) -> PlantedPatte
         dst.append(np.full(k - 1, members[0]))
         amount.append(np.full(k - 1, price))
         time.append(np.minimum(t + offset, start + period - 1))
-    roles = ["merchant"] + ["customer"] * (k - 1)
-    return _pattern("subscription", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("subscription", members, roles_of("subscription", k), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def shared_household(members, draws: Draws, start: int, period: int) -> PlantedPattern:
@@ -228,7 +243,7 @@ def shared_household(members, draws: Draws, start: int, period: int) -> PlantedP
         dst.append(np.roll(members, -1))
         amount.append(share * draws.uniform(k, 0.95, 1.05))
         time.append(np.minimum(t + np.cumsum(draws.uniform(k, 6 * HOUR, 2 * DAY)).astype(np.int64), start + period - 1))
-    return _pattern("shared_household", members, ["household"] * k, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("shared_household", members, roles_of("shared_household", k), *map(np.concatenate, (src, dst, amount, time)))
 
 
 def supplier_block(members, draws: Draws, start: int, period: int) -> PlantedPattern:
@@ -244,8 +259,7 @@ def supplier_block(members, draws: Draws, start: int, period: int) -> PlantedPat
         dst.append(suppliers[ri])
         amount.append(invoice * draws.uniform(si.size, 0.95, 1.05))
         time.append(np.minimum(t + (draws.uniform(si.size) * 5 * DAY).astype(np.int64), start + period - 1))
-    roles = ["buyer"] * s + ["supplier"] * (len(members) - s)
-    return _pattern("supplier_block", members, roles, *map(np.concatenate, (src, dst, amount, time)))
+    return _pattern("supplier_block", members, roles_of("supplier_block", len(members)), *map(np.concatenate, (src, dst, amount, time)))
 
 
 PatternFn = Callable[[np.ndarray, Draws, int, int], PlantedPattern]

@@ -12,6 +12,7 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, OutputExistsError
+from graphtrain.fraud import placement
 from graphtrain.fraud.generate import generate, read_manifest
 from graphtrain.fraud.generator_config import GeneratorConfig
 from graphtrain.fraud.typologies import LOOKALIKES, TYPOLOGIES
@@ -55,21 +56,25 @@ def test_output_independent_of_chunking_and_streamed_in_chunks(tmp_path):
     assert accounts.num_row_groups == -(-2000 // 700)
 
 
-def test_memory_does_not_grow_with_the_background(tmp_path):
-    """NumPy memory (tracemalloc sees every NumPy buffer) is set by the chunk size, not by the edge count."""
-    generate(GeneratorConfig(num_accounts=500, num_rings=2, num_lookalikes=2, chunk_rows=500), tmp_path / "warm")
+def test_memory_does_not_grow_with_the_graph(tmp_path, monkeypatch):
+    """NumPy memory (tracemalloc sees every NumPy buffer) is set by the chunk size, not by the size of
+    the graph nor by the number of planted rings (one per 400 accounts by default)."""
+    # planted transactions are built per slot of background rows; small slots let a small test
+    # graph span many of them, as a large graph spans many slots of the default million rows
+    monkeypatch.setattr(placement, "SLOT_ROWS", 8192)
+    generate(GeneratorConfig(num_accounts=500, chunk_rows=500), tmp_path / "warm")
     peaks = []
-    for n in (4000, 32000):
+    for n in (4000, 64000):
         tracemalloc.start()
-        generate(GeneratorConfig(num_accounts=n, num_rings=5, num_lookalikes=5, chunk_rows=2000), tmp_path / f"g{n}")
+        generate(GeneratorConfig(num_accounts=n, chunk_rows=2000), tmp_path / f"g{n}")
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    # 8x the accounts and transactions; the account table's per-chunk work and the planted part
-    # are the same size, so the peak may only grow a little
-    assert peaks[1] < 1.3 * peaks[0], peaks
+    # 16x the accounts, transactions (32K -> 512K background rows) and rings (10 -> 160): only the
+    # plan (a few bytes per planted account) grows with them; whole columns would be ~20 MB more
+    assert peaks[1] < 1.5 * peaks[0], peaks
     tracemalloc.start()
-    generate(GeneratorConfig(num_accounts=32000, num_rings=5, num_lookalikes=5, chunk_rows=16000), tmp_path / "big-chunks")
-    assert tracemalloc.get_traced_memory()[1] > 3 * peaks[1]  # the measurement does see chunk buffers
+    generate(GeneratorConfig(num_accounts=64000, chunk_rows=32000), tmp_path / "big-chunks")
+    assert tracemalloc.get_traced_memory()[1] > 4 * peaks[1]  # the measurement does see chunk buffers
     tracemalloc.stop()
 
 
