@@ -25,7 +25,7 @@ from graphtrain.fraud.pipeline import PipelineConfig, generate_and_run  # noqa: 
 from graphtrain.log import setup_logging  # noqa: E402
 
 KEYS = ("score_source", "scores_from_baseline", "auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap",
-        "rings", "true_rings", "ring_precision", "ring_recall")
+        "rings", "true_rings", "ring_precision", "ring_recall", "ring_recall_by_typology")
 
 
 def main() -> int:

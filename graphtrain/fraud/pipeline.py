@@ -170,8 +170,12 @@ def _run(graph: TransactionGraph, tmp: Path, out: Path, scores, source, true_rin
         "report": str(out / REPORT_DIR / "index.html"),
     }
     if match is not None:
+        by_type: Dict[str, list] = {}
+        for typology, hit in zip(truth.typologies, match.matched_true):
+            by_type.setdefault(typology or "unknown", []).append(bool(hit))
         summary.update(ring_precision=match.precision, ring_recall=match.recall, true_rings=len(truth.members),
-                       matched_true_rings=int(match.matched_true.sum()), matched_predicted_rings=int(match.matched_pred.sum()))
+                       matched_true_rings=int(match.matched_true.sum()), matched_predicted_rings=int(match.matched_pred.sum()),
+                       ring_recall_by_typology={t: float(np.mean(h)) for t, h in sorted(by_type.items())})
     summary = _clean(summary)
 
     _write_scores(tmp / SCORES_FILE, graph, scores, baseline.scores, split)
