@@ -27,6 +27,9 @@ setup(
         "numba>=0.59",
         "pymetis>=2023.1",
         "scikit-learn>=1.3",
+        "scipy>=1.10",
+        "pandas>=1.5",
+        "networkx>=2.8",  # Louvain communities in fraud ring detection (also a torch dependency)
         "matplotlib>=3.7",
         "tqdm>=4.60",
         "psutil>=5.9",

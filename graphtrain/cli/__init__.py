@@ -17,6 +17,8 @@ from graphtrain.errors import GraphtrainError
 COMMAND_MODULES: List[str] = [
     "graphtrain.cli.partition",
     "graphtrain.cli.train",
+    "graphtrain.cli.generate",
+    "graphtrain.cli.prepare_data",
 ]
 
 

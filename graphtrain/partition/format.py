@@ -278,24 +278,27 @@ def write_meta(directory, meta: DatasetMeta) -> None:
     os.replace(tmp, path)
 
 
-def _is_replaceable(path: Path) -> bool:
-    """Only graphtrain datasets or empty directories may be replaced with ``force``."""
+def _is_replaceable(path: Path, marker: str = META_FILE) -> bool:
+    """Only graphtrain outputs (holding ``marker``) or empty directories may be replaced with ``force``."""
     if path.is_dir():
-        return (path / META_FILE).is_file() or not any(path.iterdir())
+        return (path / marker).is_file() or not any(path.iterdir())
     return False
 
 
 @contextlib.contextmanager
-def staged_directory(final, force: bool = False) -> Iterator[Path]:
+def staged_directory(final, force: bool = False, marker: str = META_FILE) -> Iterator[Path]:
     """Build a directory under a temporary sibling and rename it to ``final`` on success.
 
     Args:
         final: the directory to create.
         force: replace an existing graphtrain dataset (or empty directory) at ``final``.
+        marker: the file that marks a directory this kind of writer made (``meta.json`` for
+            datasets; other graphtrain outputs name their own manifest); only such a directory
+            (or an empty one) is replaced with ``force``.
 
     Raises:
         OutputExistsError: ``final`` exists and ``force`` is not set, or it exists and is not a
-            graphtrain dataset (never deleted, even with ``force``).
+            graphtrain output of this kind (never deleted, even with ``force``).
 
     On an exception inside the block the temporary directory is removed and ``final`` is untouched.
     """
@@ -303,9 +306,9 @@ def staged_directory(final, force: bool = False) -> Iterator[Path]:
     if final.exists() or final.is_symlink():
         if not force:
             raise OutputExistsError(f"{final} already exists; pass --force to replace it")
-        if not _is_replaceable(final):
+        if not _is_replaceable(final, marker):
             raise OutputExistsError(
-                f"{final} exists and is not a graphtrain dataset (no {META_FILE}); refusing to replace it even with --force"
+                f"{final} exists and is not a graphtrain dataset or output (no {marker}); refusing to replace it even with --force"
             )
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,223 @@
+"""The fraud pipeline's stages after scoring: baseline -> rings -> evaluation -> report.
+
+Scores come in as an array aligned with the accounts (:class:`ModelScores`), from any model: the
+``graphtrain detect-rings`` / ``demo`` commands will pass the trained GNN's scores here once
+partitioning and training exist. Without model scores the run uses the tree baseline's scores and
+says so everywhere (``scores_from_baseline: true`` in the summary, a banner on the report).
+
+Output directory::
+
+    OUT/
+    ├── summary.json          format_version, score source, every metric, counts, settings (last)
+    ├── scores.parquet        account_id, score, baseline_score, label, split
+    ├── rings.parquet / .csv  one row per ring (see graphtrain.fraud.rings)
+    ├── ring_members.parquet / .csv
+    └── report/               index.html + PNGs (see graphtrain.fraud.report)
+
+Thresholds: the account threshold is chosen on the validation split (best F1-macro of the scores
+that find the rings); ring detection uses it as its core threshold and grows rings with accounts
+scoring at least halfway between the median score and that threshold.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from graphtrain._version import __version__
+from graphtrain.errors import ConfigError
+from graphtrain.fraud.baseline import run_baseline
+from graphtrain.fraud.evaluate import choose_threshold, load_true_rings, node_metrics, ring_metrics
+from graphtrain.fraud.report import ReportData, write_report
+from graphtrain.fraud.rings import RingConfig, detect_rings, write_rings
+from graphtrain.fraud.split import stratified_split
+from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.log import get_logger
+from graphtrain.partition.format import staged_directory
+
+log = get_logger("fraud.pipeline")
+
+FORMAT_VERSION = 1
+SUMMARY_FILE = "summary.json"
+SCORES_FILE = "scores.parquet"
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of the stages after scoring.
+
+    Attributes:
+        seed: seed of the split (when the data has none), the baseline and community detection.
+        train_fraction, val_fraction: stratified split used when the accounts have no split column.
+        baseline_hops: neighbour-aggregation hops of the tree baseline (0-2).
+        baseline_folds: cross-fitting folds for the baseline's scores of train accounts.
+        ring_min_size, ring_max_size: see :class:`graphtrain.fraud.rings.RingConfig`.
+        grow: grow rings with accounts scoring between the median and the threshold (see module doc).
+        top_rings, bad_cases: how many rings and bad cases the report draws.
+        title: report title.
+    """
+
+    seed: int = 0
+    train_fraction: float = 0.4
+    val_fraction: float = 0.2
+    baseline_hops: int = 2
+    baseline_folds: int = 5
+    ring_min_size: int = 3
+    ring_max_size: int = 40
+    grow: bool = True
+    top_rings: int = 6
+    bad_cases: int = 4
+    title: str = "graphtrain fraud-ring report"
+
+
+@dataclass
+class ModelScores:
+    """A model's fraud scores: float ``[N]`` aligned with the accounts (higher = riskier), and where they came from."""
+
+    scores: np.ndarray
+    source: str
+
+
+def _split(graph: TransactionGraph, config: PipelineConfig) -> Tuple[np.ndarray, str]:
+    if graph.accounts.split is not None:
+        return graph.accounts.split, "given (split column)"
+    split = stratified_split(graph.accounts.labels, (config.train_fraction, config.val_fraction), seed=config.seed)
+    test = 1 - config.train_fraction - config.val_fraction
+    return split, f"stratified {config.train_fraction:g}/{config.val_fraction:g}/{test:g} (seed {config.seed})"
+
+
+def _clean(value):
+    """JSON-safe numbers (NaN -> None)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores] = None, true_rings=None,
+               config: PipelineConfig = PipelineConfig(), force: bool = False) -> Dict[str, object]:
+    """Baseline, rings, evaluation and report for one scored graph, written to the directory ``out``.
+
+    Args:
+        graph: transactions and accounts (labels, features; a split if the data has one).
+        out: output directory (staged; replaced only with ``force`` and only if it is a pipeline output).
+        model_scores: the model's scores; None = use the tree baseline's scores (and say so).
+        true_rings: optional ground-truth rings file (``ring_id, account_id[, role, typology]``).
+        config: stage settings.
+
+    Returns:
+        the summary (also written as ``summary.json``): ``auc``, ``ap``, ``f1_macro``,
+        ``recall_at_k``, ``threshold``, ``baseline_auc``, ``baseline_ap``, ``baseline_f1_macro``,
+        ``score_source``, ``scores_from_baseline``, ``rings``, and with ground truth
+        ``ring_precision``, ``ring_recall``; plus counts and settings.
+    """
+    graph.validate()
+    scores = None
+    if model_scores is not None:
+        scores = np.asarray(model_scores.scores, dtype=np.float64)
+        if scores.shape != (graph.num_accounts,):
+            raise ConfigError(f"model scores: need one score per account, got {scores.shape} for {graph.num_accounts} accounts")
+        if not np.all(np.isfinite(scores)):
+            raise ConfigError("model scores contain NaN or infinity")
+    out = Path(out)
+    with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:  # fails now if out exists
+        summary = _run(graph, tmp, out, scores, model_scores.source if model_scores is not None else None,
+                       true_rings, config)
+    return summary
+
+
+def _run(graph: TransactionGraph, tmp: Path, out: Path, scores, source, true_rings, config: PipelineConfig):
+    labels = graph.accounts.labels
+    split, split_note = _split(graph, config)
+    truth = load_true_rings(true_rings, graph.accounts) if true_rings is not None else None
+    baseline = run_baseline(graph, split, seed=config.seed, hops=config.baseline_hops, folds=config.baseline_folds)
+    from_baseline = scores is None
+    if from_baseline:
+        scores = baseline.scores
+        source = (f"tree baseline: {baseline.params['model']} on {baseline.params['num_features']} features "
+                  f"(own + {config.baseline_hops}-hop neighbour aggregates), out-of-fold on train accounts")
+
+    threshold = choose_threshold(labels, scores, split)
+    metrics = node_metrics(labels, scores, split, threshold)
+    b_threshold = choose_threshold(labels, baseline.scores, split)
+    b_metrics = node_metrics(labels, baseline.scores, split, b_threshold)
+    grow = min(0.5 * (threshold + float(np.median(scores))), threshold) if config.grow else None
+    ring_config = RingConfig(threshold=threshold, grow_threshold=grow, min_size=config.ring_min_size,
+                             max_size=config.ring_max_size, seed=config.seed)
+    rings = detect_rings(graph, scores, ring_config)
+    match = ring_metrics(rings.member_lists(), truth.members, graph.num_accounts) if truth is not None else None
+
+    summary: Dict[str, object] = {
+        "format_version": FORMAT_VERSION,
+        "created_by": f"graphtrain {__version__}",
+        "score_source": source,
+        "scores_from_baseline": from_baseline,
+        **{k: metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")},
+        "baseline_auc": b_metrics["auc"], "baseline_ap": b_metrics["ap"], "baseline_f1_macro": b_metrics["f1_macro"],
+        "baseline_recall_at_k": b_metrics["recall_at_k"], "baseline_threshold": b_metrics["threshold"],
+        "rings": len(rings.rings), "high_risk_accounts": rings.high_risk,
+        "accounts": graph.num_accounts, "transactions": graph.num_edges,
+        "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],
+        "split": split_note, "ring_config": asdict(ring_config), "baseline": baseline.params, "config": asdict(config),
+        "report": str(out / REPORT_DIR / "index.html"),
+    }
+    if match is not None:
+        by_type: Dict[str, list] = {}
+        for typology, hit in zip(truth.typologies, match.matched_true):
+            by_type.setdefault(typology or "unknown", []).append(bool(hit))
+        summary.update(ring_precision=match.precision, ring_recall=match.recall, true_rings=len(truth.members),
+                       matched_true_rings=int(match.matched_true.sum()), matched_predicted_rings=int(match.matched_pred.sum()),
+                       ring_recall_by_typology={t: float(np.mean(h)) for t, h in sorted(by_type.items())})
+    summary = _clean(summary)
+
+    _write_scores(tmp / SCORES_FILE, graph, scores, baseline.scores, split)
+    write_rings(rings, tmp)
+    report = ReportData(
+        title=config.title, graph=graph, split=split, scores=scores, score_source=source,
+        scores_from_baseline=from_baseline, threshold=threshold, metrics=metrics, rings=rings, summary=summary,
+        baseline_scores=None if from_baseline else baseline.scores, baseline_metrics=None if from_baseline else b_metrics,
+        ring_match=match, true_rings=truth)
+    write_report(report, tmp / REPORT_DIR, top_rings=config.top_rings, bad_cases=config.bad_cases)
+    (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("wrote %s (%d rings; scores from %s)", out, len(rings.rings), "the baseline" if from_baseline else source)
+    return summary
+
+
+def _write_scores(path: Path, graph: TransactionGraph, scores, baseline_scores, split) -> None:
+    import pyarrow as pa
+
+    from graphtrain.fraud.tables import write_table
+
+    names = np.array(["train", "val", "test"], dtype=object)
+    write_table(path, pa.table({
+        "account_id": graph.accounts.ids,
+        "score": scores,
+        "baseline_score": baseline_scores,
+        "label": pa.array(graph.accounts.labels, mask=graph.accounts.labels < 0),
+        "split": pa.array(np.where(split >= 0, names[np.clip(split, 0, 2)], None), type=pa.string()),
+    }))
+
+
+def generate_and_run(out, generator_config, config: PipelineConfig = PipelineConfig(), model_scores=None,
+                     force: bool = False) -> Dict[str, object]:
+    """Generate a transaction graph into ``out/data`` and run the stages into ``out/run`` (ground truth: its rings.csv).
+
+    ``model_scores``, if given, is a function ``TransactionGraph -> ModelScores`` (the data only
+    exists once generated); without it the run uses the baseline's scores.
+    """
+    from graphtrain.fraud.generate import generate
+    from graphtrain.fraud.transaction_graph import load_generated
+
+    out = Path(out)
+    data = generate(generator_config, out / "data", force=force)
+    graph = load_generated(data.out)
+    scores = model_scores(graph) if model_scores is not None else None
+    return run_stages(graph, out / "run", model_scores=scores, true_rings=data.files["rings"], config=config, force=force)

@@ -1,0 +1,254 @@
+"""One HTML page per pipeline run, with its PNG figures, in a directory::
+
+    REPORT/
+    ├── index.html        scores' source, data counts, node and ring metrics, figures, top rings,
+    │                     bad cases, and every number of the run (the summary JSON)
+    ├── roc.png, pr.png   ROC and precision-recall curves on the test split (model and baseline)
+    ├── confusion.png     confusion matrix on the test split at the chosen threshold
+    ├── ring_NN.png       the top rings drawn as small networks
+    ├── missed_NN.png     missed frauds (test accounts labelled 1 scored below the threshold)
+    └── false_alarm_NN.png  false alarms (test accounts labelled 0 at or above it), each with its
+                          strongest counterparties
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from graphtrain.fraud import report_figures as figures
+from graphtrain.fraud.evaluate import RingMatch, TrueRings
+from graphtrain.fraud.rings import DetectedRings
+from graphtrain.fraud.split import TEST, TRAIN, VAL
+from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.partition.format import staged_directory
+
+INDEX = "index.html"
+EPOCH_2000 = 946_684_800  # times above this are taken as Unix seconds and shown as dates
+
+
+@dataclass
+class ReportData:
+    """What one run produced (the pipeline fills it in).
+
+    Attributes:
+        title: page title.
+        graph: the transactions and accounts.
+        split: int8 ``[N]`` split codes.
+        scores: float ``[N]`` the scores the rings were found from.
+        score_source: where ``scores`` came from, shown at the top of the page.
+        scores_from_baseline: True when ``scores`` are the tree baseline's (no model scores given).
+        threshold: the decision threshold (chosen on the validation split).
+        metrics: node metrics of ``scores`` on the test split.
+        rings: detected rings.
+        summary: every number of the run (the pipeline's JSON summary).
+        baseline_scores, baseline_metrics: the tree baseline on the same split, when it is not ``scores``.
+        ring_match, true_rings: ring-level evaluation, when ground truth was given.
+    """
+
+    title: str
+    graph: TransactionGraph
+    split: np.ndarray
+    scores: np.ndarray
+    score_source: str
+    scores_from_baseline: bool
+    threshold: float
+    metrics: Dict[str, float]
+    rings: DetectedRings
+    summary: Dict[str, object] = field(default_factory=dict)
+    baseline_scores: Optional[np.ndarray] = None
+    baseline_metrics: Optional[Dict[str, float]] = None
+    ring_match: Optional[RingMatch] = None
+    true_rings: Optional[TrueRings] = None
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        return "nan" if np.isnan(value) else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
+    return _esc(f"{value:,}" if isinstance(value, (int, np.integer)) else value)
+
+
+def _time(t) -> str:
+    if t is None or (isinstance(t, float) and np.isnan(t)):
+        return "–"
+    t = int(t)
+    if t > EPOCH_2000:
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return str(t)
+
+
+def _table(header: List[str], rows: List[List[object]]) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _split_counts(data: ReportData) -> List[List[object]]:
+    labels = data.graph.accounts.labels
+    rows = []
+    for name, code in (("train", TRAIN), ("val", VAL), ("test", TEST)):
+        rows.append([name, int(np.sum(data.split == code)), int(np.sum((data.split == code) & (labels == 1)))])
+    return rows
+
+
+def _metric_rows(data: ReportData) -> List[List[object]]:
+    names = ["auc", "ap", "f1_macro", "recall_at_k", "threshold"]
+    rows = []
+    for n in names:
+        row = [n, data.metrics.get(n)]
+        if data.baseline_metrics is not None:
+            row.append(data.baseline_metrics.get(n))
+        rows.append(row)
+    return rows
+
+
+def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> str:
+    g = data.graph
+    ring = data.rings.rings.iloc[r]
+    members = data.rings.members[data.rings.members.ring_id == ring.ring_id]
+    nodes = members.account_index.to_numpy()
+    pos = {int(a): i for i, a in enumerate(nodes)}
+    inside = np.isin(g.src, nodes) & np.isin(g.dst, nodes)
+    src = np.array([pos[int(a)] for a in g.src[inside]], dtype=np.int64)
+    dst = np.array([pos[int(b)] for b in g.dst[inside]], dtype=np.int64)
+    name = f"ring_{r + 1:02d}.png"
+    figures.network(directory / name, f"ring {ring.ring_id}: {ring.typology}, {ring['size']} accounts",
+                    [str(x) for x in members.account_id], list(members.role), pct[nodes],
+                    g.accounts.labels[nodes] == 1, src, dst, typology=ring.typology)
+    return name
+
+
+def _case_figure(directory: Path, data: ReportData, account: int, name: str, title: str, pct: np.ndarray) -> str:
+    g = data.graph
+    nodes, src, dst = figures.ego_edges(account, g.src, g.dst, g.amount)
+    roles = ["under review"] + [""] * (nodes.size - 1)
+    names = [str(g.accounts.ids[a])[-6:] for a in nodes]
+    figures.network(directory / name, title, names, roles, pct[nodes], g.accounts.labels[nodes] == 1, src, dst,
+                    typology="star", highlight=np.arange(nodes.size) == 0)
+    return name
+
+
+def _bad_cases(data: ReportData, count: int):
+    labels, scores = data.graph.accounts.labels, data.scores
+    test = data.split == TEST
+    missed = np.flatnonzero(test & (labels == 1) & (scores < data.threshold))
+    missed = missed[np.argsort(scores[missed], kind="stable")][:count]
+    alarms = np.flatnonzero(test & (labels == 0) & (scores >= data.threshold))
+    alarms = alarms[np.argsort(-scores[alarms], kind="stable")][:count]
+    return missed, alarms
+
+
+def write_report(data: ReportData, directory, top_rings: int = 6, bad_cases: int = 4, force: bool = False) -> Path:
+    """Write the report directory (staged: never half-written); returns the path of ``index.html``."""
+    g = data.graph
+    labels = g.accounts.labels
+    test = (data.split == TEST) & (labels >= 0)
+    pct = figures.percentiles(data.scores)
+    with staged_directory(directory, force=force, marker=INDEX) as tmp:
+        curve_scores = {"model" if not data.scores_from_baseline else "tree baseline": data.scores[test]}
+        if data.baseline_scores is not None and not data.scores_from_baseline:
+            curve_scores["tree baseline"] = data.baseline_scores[test]
+        figures.curves(tmp / "roc.png", tmp / "pr.png", labels[test], curve_scores)
+        matrix = figures.confusion(tmp / "confusion.png", labels[test], (data.scores[test] >= data.threshold).astype(int),
+                                   f"test split, threshold {data.threshold:.4g}")
+        ring_imgs = [_ring_figure(tmp, data, r, pct) for r in range(min(top_rings, len(data.rings.rings)))]
+        missed, alarms = _bad_cases(data, bad_cases)
+        missed_imgs = [_case_figure(tmp, data, a, f"missed_{i + 1:02d}.png", f"missed fraud, score {data.scores[a]:.3g}", pct)
+                       for i, a in enumerate(missed)]
+        alarm_imgs = [_case_figure(tmp, data, a, f"false_alarm_{i + 1:02d}.png", f"false alarm, score {data.scores[a]:.3g}", pct)
+                      for i, a in enumerate(alarms)]
+        page = _page(data, matrix, ring_imgs, missed, missed_imgs, alarms, alarm_imgs)
+        (tmp / INDEX).write_text(page, encoding="utf-8")
+    return Path(directory) / INDEX
+
+
+def _case_rows(data: ReportData, accounts: np.ndarray) -> List[List[object]]:
+    g = data.graph
+    out_deg = np.bincount(g.src, minlength=g.num_accounts)
+    in_deg = np.bincount(g.dst, minlength=g.num_accounts)
+    ring_of = dict(zip(data.rings.members.account_index, data.rings.members.ring_id))
+    return [[str(g.accounts.ids[a]), float(data.scores[a]), int(g.accounts.labels[a]), int(in_deg[a]), int(out_deg[a]),
+             ring_of.get(int(a))] for a in accounts]
+
+
+def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alarm_imgs) -> str:
+    g = data.graph
+    rings, members = data.rings.rings, data.rings.members
+    parts = [f"<h1>{_esc(data.title)}</h1>"]
+    if data.scores_from_baseline:
+        parts.append("<p class='warn'><b>Scores: tree baseline.</b> No model scores were given to this run; rings, "
+                     f"metrics and figures below come from the baseline ({_esc(data.score_source)}).</p>")
+    else:
+        parts.append(f"<p><b>Scores:</b> {_esc(data.score_source)}</p>")
+    parts.append("<h2>Data</h2>" + _table(["", "count"], [
+        ["accounts", g.num_accounts], ["transactions", g.num_edges],
+        ["labelled accounts", int(np.sum(g.accounts.labels >= 0))], ["labelled fraud", int(np.sum(g.accounts.labels == 1))],
+    ]) + _table(["split", "accounts", "fraud"], _split_counts(data)))
+    header = ["metric (test split)", "scores"] + (["tree baseline"] if data.baseline_metrics is not None else [])
+    parts.append("<h2>Account-level metrics</h2>" + _table(header, _metric_rows(data)))
+    parts.append("<p>Threshold chosen on the validation split (best F1-macro); recall@k with k = number of test frauds.</p>")
+    parts.append("<div class='row'>" + "".join(f"<img src='{n}' alt='{n}'>" for n in ("roc.png", "pr.png", "confusion.png"))
+                 + "</div>")
+    parts.append(_table(["", "predicted normal", "predicted fraud"],
+                        [["label normal", int(matrix[0, 0]), int(matrix[0, 1])], ["label fraud", int(matrix[1, 0]), int(matrix[1, 1])]]))
+
+    parts.append("<h2>Rings</h2>")
+    ring_rows = [["rings found", len(rings)], ["high-risk accounts", data.rings.high_risk]]
+    if data.ring_match is not None:
+        m = data.ring_match
+        ring_rows += [["true rings", len(data.true_rings.members)], ["ring precision (Jaccard >= 0.5)", m.precision],
+                      ["ring recall (Jaccard >= 0.5)", m.recall]]
+    parts.append(_table(["", "value"], ring_rows))
+    if data.ring_match is not None and data.true_rings is not None:
+        by_type = {}
+        for typ, hit in zip(data.true_rings.typologies, data.ring_match.matched_true):
+            by_type.setdefault(typ or "(none)", []).append(bool(hit))
+        parts.append(_table(["true typology", "rings", "found"], [[t, len(h), int(sum(h))] for t, h in sorted(by_type.items())]))
+    header = ["ring", "size", "ring score", "typology", "from", "to", "total amount", "members"]
+    rows = []
+    for i, r in rings.head(50).iterrows():
+        shown = ", ".join(map(str, r.members[:4])) + (" …" if len(r.members) > 4 else "")
+        row = [r.ring_id, r["size"], r.ring_score, r.typology, _time(r.time_start), _time(r.time_end), r.total_amount, shown]
+        if data.ring_match is not None:
+            row.append(data.ring_match.best_jaccard_pred[i])
+        rows.append(row)
+    parts.append(_table(header + (["best Jaccard with a true ring"] if data.ring_match is not None else []), rows))
+    if len(rings) > 50:
+        parts.append(f"<p>… and {len(rings) - 50} more in rings.csv.</p>")
+
+    parts.append("<h2>Top rings</h2>")
+    for r, img in enumerate(ring_imgs):
+        ring_id = rings.iloc[r].ring_id
+        mem = members[members.ring_id == ring_id]
+        rows = [[m.account_id, m.role, m.score, int(g.accounts.labels[m.account_index]), m.flow_in, m.flow_out,
+                 m.internal_counterparties, m.shared_counterparties] for m in mem.itertuples()]
+        parts.append(f"<div class='ring'><img src='{img}' alt='{img}'>" + _table(
+            ["account", "role", "score", "label", "flow in", "flow out", "internal counterparties",
+             "shared counterparties"], rows) + "</div>")
+
+    case_header = ["account", "score", "label", "in transactions", "out transactions", "in ring"]
+    parts.append("<h2>Bad cases</h2><h3>Missed frauds (lowest-scored test frauds below the threshold)</h3>")
+    parts.append("<div class='row'>" + "".join(f"<img src='{n}' alt='{n}'>" for n in missed_imgs) + "</div>")
+    parts.append(_table(case_header, _case_rows(data, missed)))
+    parts.append("<h3>False alarms (highest-scored test accounts labelled normal)</h3>")
+    parts.append("<div class='row'>" + "".join(f"<img src='{n}' alt='{n}'>" for n in alarm_imgs) + "</div>")
+    parts.append(_table(case_header, _case_rows(data, alarms)))
+    parts.append("<h2>All numbers</h2><pre>" + _esc(json.dumps(data.summary, indent=2, default=str)) + "</pre>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+             "margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
+             "th{background:#f3f3f3}.row img{max-width:32%;margin-right:1%}.ring{display:flex;gap:1em;"
+             "align-items:flex-start}.ring img{width:380px}.warn{background:#fff3cd;padding:.6em;border:1px solid #e0c060}"
+             "pre{background:#f7f7f7;padding:1em;font-size:12px}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_esc(data.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

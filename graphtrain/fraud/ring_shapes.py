@@ -1,0 +1,98 @@
+"""Guess a ring's typology and its members' roles from the shape of its internal transactions.
+
+Only the distinct directed pairs inside the ring count (repeated transactions between the same two
+accounts are one pair). With ``n`` members, internal out- and in-degrees ``out_d``/``in_d``:
+
+- ``cycle``: every member sends and receives, the pairs form one strongly connected cycle-like
+  graph (at most ``n + n // 4`` pairs, every in/out degree at most 2).
+- ``scatter_gather``: one member (origin) sends to at least 60% of the others, another
+  (beneficiary) receives from at least 60% of the others, and the rest mostly both receive and send.
+- ``bipartite``: members split into pure senders and pure receivers, at least two of each, and at
+  least half of the sender x receiver pairs transact.
+- ``fan_in``: one member receives from at least 60% of the others.
+- ``fan_out``: one member sends to at least 60% of the others.
+- ``other``: none of these.
+
+The checks run in this order. Roles use the ground truth's names (see
+:mod:`graphtrain.fraud.typologies`); members of ``other`` rings are ``hub`` (degree at least
+half the others) or ``member``.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+TYPOLOGY_GUESSES = ("cycle", "scatter_gather", "bipartite", "fan_in", "fan_out", "other")
+HUB_SHARE = 0.6
+
+
+def _distinct_pairs(n: int, src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    keep = src != dst
+    key = np.unique(src[keep].astype(np.int64) * n + dst[keep])
+    return key // n, key % n
+
+
+def _strongly_connected(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    adj = coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n)).tocsr()
+    count, _ = connected_components(adj, directed=True, connection="strong")
+    return count == 1
+
+
+def guess_shape(n: int, src, dst) -> Tuple[str, List[str]]:
+    """Typology guess and role per member of a ring with members ``0 .. n-1``.
+
+    Args:
+        n: number of members.
+        src, dst: int ``[m]`` local indices of the ring's internal transactions (payer, payee).
+
+    Returns:
+        ``(typology, roles)``: one of :data:`TYPOLOGY_GUESSES` and ``n`` role names.
+    """
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    s, d = _distinct_pairs(n, src, dst)
+    out_d = np.bincount(s, minlength=n)
+    in_d = np.bincount(d, minlength=n)
+    need = max(2, int(np.ceil(HUB_SHARE * (n - 1))))
+
+    if n >= 3 and np.all(out_d >= 1) and np.all(in_d >= 1) and s.size <= n + n // 4 \
+            and out_d.max() <= 2 and in_d.max() <= 2 and _strongly_connected(n, s, d):
+        return "cycle", ["link"] * n
+
+    if n >= 4:
+        origin = int(np.argmax(out_d))
+        in_rest = in_d.copy()
+        in_rest[origin] = -1
+        beneficiary = int(np.argmax(in_rest))
+        need_sg = max(2, int(np.ceil(HUB_SHARE * (n - 2))))
+        middle = np.ones(n, dtype=bool)
+        middle[[origin, beneficiary]] = False
+        relays = (in_d[middle] >= 1) & (out_d[middle] >= 1)
+        if out_d[origin] >= need_sg and in_d[beneficiary] >= need_sg and relays.mean() >= 0.6:
+            roles = ["intermediate"] * n
+            roles[origin], roles[beneficiary] = "origin", "beneficiary"
+            return "scatter_gather", roles
+
+    senders = (in_d == 0) & (out_d > 0)
+    receivers = (out_d == 0) & (in_d > 0)
+    ns, nr = int(senders.sum()), int(receivers.sum())
+    if ns >= 2 and nr >= 2 and ns + nr >= 0.9 * n and s.size >= 0.5 * ns * nr:
+        return "bipartite", ["sender" if senders[i] else "receiver" if receivers[i] else "member" for i in range(n)]
+
+    if n >= 3 and in_d.max() >= need:
+        hub = int(np.argmax(in_d))
+        roles = ["source"] * n
+        roles[hub] = "collector"
+        return "fan_in", roles
+    if n >= 3 and out_d.max() >= need:
+        hub = int(np.argmax(out_d))
+        roles = ["recipient"] * n
+        roles[hub] = "distributor"
+        return "fan_out", roles
+
+    degree = np.bincount(np.concatenate([s, d]), minlength=n)
+    return "other", ["hub" if degree[i] >= max(2, (n - 1) / 2) else "member" for i in range(n)]

@@ -1,0 +1,80 @@
+"""The stages after scoring, end to end on generated data: outputs, summary, report, honesty about
+the scores' source, and bad input."""
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from graphtrain.errors import ConfigError, OutputExistsError
+from graphtrain.fraud.evaluate import load_true_rings
+from graphtrain.fraud.generator_config import GeneratorConfig
+from graphtrain.fraud.pipeline import ModelScores, PipelineConfig, generate_and_run, run_stages
+from graphtrain.fraud.transaction_graph import load_generated
+
+GEN = GeneratorConfig(num_accounts=8000, num_rings=30, num_lookalikes=30, seed=4)
+FAST = PipelineConfig(baseline_hops=1, baseline_folds=2, top_rings=3, bad_cases=2)
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "demo"
+    return out, generate_and_run(out, GEN, config=FAST)
+
+
+def test_baseline_run_outputs_and_says_where_scores_came_from(baseline_run):
+    out, summary = baseline_run
+    run = out / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["report", "ring_members.csv", "ring_members.parquet", "rings.csv",
+                                                     "rings.parquet", "scores.parquet", "summary.json"]
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["scores_from_baseline"] is True and summary["score_source"].startswith("tree baseline")
+    assert summary["auc"] == summary["baseline_auc"] and summary["ap"] == summary["baseline_ap"]
+    for key in ("auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap", "ring_precision", "ring_recall"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["auc"] > 0.8 and summary["true_rings"] == 30
+    assert 0.05 < summary["ring_recall"] < 0.8  # the baseline finds some planted rings, far from all
+    page = (run / "report" / "index.html").read_text()
+    assert "Scores: tree baseline." in page and "No model scores were given" in page
+    scores = pq.read_table(run / "scores.parquet")
+    assert scores.num_rows == 8000 and scores.column_names == ["account_id", "score", "baseline_score", "label", "split"]
+
+
+def test_report_files(baseline_run):
+    out, summary = baseline_run
+    report = out / "run" / "report"
+    page = (report / "index.html").read_text()
+    pngs = sorted(p.name for p in report.glob("*.png"))
+    assert {"roc.png", "pr.png", "confusion.png", "ring_01.png"} <= set(pngs)
+    assert any(p.startswith("missed_") for p in pngs) and any(p.startswith("false_alarm_") for p in pngs)
+    for name in pngs:
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"src='{name}'" in page
+    assert f"{summary['baseline_auc']:.4f}" in page and "ring recall (Jaccard &gt;= 0.5)" in page
+
+
+def test_model_scores_plug_in(baseline_run, tmp_path):
+    out, _ = baseline_run
+    graph = load_generated(out / "data")
+    truth = load_true_rings(out / "data" / "rings.csv", graph.accounts)
+    oracle = np.full(graph.num_accounts, 0.01)
+    oracle[np.concatenate(truth.members)] = 0.99
+    summary = run_stages(graph, tmp_path / "run", ModelScores(oracle, "test stand-in: ground-truth membership"),
+                         true_rings=out / "data" / "rings.csv", config=FAST)
+    assert summary["scores_from_baseline"] is False and summary["score_source"].startswith("test stand-in")
+    assert summary["ring_recall"] >= 0.9 and summary["ring_precision"] >= 0.8
+    assert summary["baseline_auc"] < summary["auc"]  # the baseline is reported beside the given scores
+    page = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert "Scores:</b> test stand-in" in page and "tree baseline" in page and "No model scores were given" not in page
+
+
+def test_bad_inputs_leave_nothing(baseline_run, tmp_path):
+    out, _ = baseline_run
+    graph = load_generated(out / "data")
+    with pytest.raises(ConfigError, match="one score per account"):
+        run_stages(graph, tmp_path / "run", ModelScores(np.zeros(10), "wrong"), config=FAST)
+    with pytest.raises(ConfigError, match="NaN"):
+        run_stages(graph, tmp_path / "run", ModelScores(np.full(graph.num_accounts, np.nan), "nan"), config=FAST)
+    assert not (tmp_path / "run").exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputExistsError):
+        run_stages(graph, out / "run", config=FAST)
