@@ -52,7 +52,8 @@ def register(sub) -> None:
     m.add_argument("--passes", type=int, default=3, metavar="N", help="streaming passes of ldg/fennel (restreaming cuts fewer edges)")
     m.add_argument("--seed", type=int, default=0, help="seed of hash partitioning and METIS")
     m.add_argument("--memory-limit", default="2G", metavar="SIZE",
-                   help="memory the run may use (e.g. 512M, 8G); chunks, buckets and bins are sized to fit, plus ~24 bytes per node")
+                   help="anonymous memory (heap, arrays) the run may use, e.g. 512M, 8G; chunks, buckets and bins are sized to "
+                   "fit, plus ~24 bytes per node (library code and page cache are not counted)")
     m.add_argument("--threads", type=int, metavar="N", help="Numba threads (default: all cores)")
     m.add_argument("--drop-self-loops", action="store_true", help="drop edges from a node to itself (always counted)")
     m.add_argument("--drop-duplicates", action="store_true",
@@ -120,7 +121,8 @@ def run_partition(args) -> int:
     if s.missing_nodes_added:
         print(f"  added nodes    {s.missing_nodes_added:,} edge endpoints missing from the node table")
     print(f"  time           {s.seconds:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in s.stage_seconds.items())})")
-    print(f"  peak memory    {format_size(s.peak_rss_bytes)} (spilled {format_size(s.spill_bytes)})")
+    print(f"  peak memory    {format_size(s.peak_anon_bytes)} anonymous, {format_size(s.peak_rss_bytes)} resident "
+          f"with library and file pages (spilled {format_size(s.spill_bytes)})")
     return 0
 
 

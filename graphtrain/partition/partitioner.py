@@ -1,6 +1,7 @@
 """The partitioning pipeline: a raw edge list (plus an optional node table) -> a dataset directory.
 
-Stages, each streaming with memory bounded by ``memory_limit`` (one chunk, one bucket or one bin
+Stages, each streaming with memory bounded by ``memory_limit`` (anonymous memory: see
+:mod:`graphtrain.memory` for why file-backed pages are not counted; one chunk, one bucket or one bin
 at a time, plus about 24 bytes per node for the assignment, global IDs and degrees):
 
 1. **ingest**: read the edge list in batches, convert and validate columns, register every
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +32,7 @@ import pyarrow as pa
 from graphtrain.errors import ConfigError, InputError
 from graphtrain.graph import TIME, WEIGHT
 from graphtrain.log import get_logger
+from graphtrain.memory import PeakMemory, peak_rss_bytes
 from graphtrain.partition import format as fmt
 from graphtrain.partition import ingest
 from graphtrain.partition.assign import (
@@ -246,6 +247,7 @@ class PartitionSummary:
     seconds: float
     peak_rss_bytes: int
     spill_bytes: int
+    peak_anon_bytes: int = 0
     stage_seconds: Dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -270,10 +272,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _peak_rss() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def _release_memory() -> None:
@@ -544,7 +542,8 @@ def partition(
         t = now
 
     out_dir = Path(out_dir)
-    with fmt.staged_directory(out_dir, options.force) as tmp, contextlib.closing(SpillDir(tmp / "_spill")) as spill:
+    with PeakMemory() as peak, fmt.staged_directory(out_dir, options.force) as tmp, \
+            contextlib.closing(SpillDir(tmp / "_spill")) as spill:
         id_type = _decide_id_type(options, edges, edge_columns, nodes, node_columns)
         row_bytes = 8 * (len(edge_columns.input_columns()))
         feature_bytes = 4 * len(node_columns.features) if node_columns else 0
@@ -621,6 +620,7 @@ def partition(
             id_type=id_type,
             seconds=0.0,
             peak_rss_bytes=0,
+            peak_anon_bytes=0,
             spill_bytes=spill_bytes,
             stage_seconds=stage,
         )
@@ -661,7 +661,8 @@ def partition(
             meta.node_schema.num_classes = _num_classes(tmp, options.num_parts)
         fmt.write_meta(tmp, meta)
     summary.seconds = round(time.perf_counter() - t_start, 3)
-    summary.peak_rss_bytes = _peak_rss()
+    summary.peak_rss_bytes = peak_rss_bytes()
+    summary.peak_anon_bytes = peak.peak_anon
     log.debug("partitioned %d nodes and %d edges into %d parts in %.1f s (edge cut %.2f%%)",
              n, num_edges, options.num_parts, summary.seconds, 100 * summary.edge_cut_fraction)
     return summary
