@@ -9,6 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.graphtrain-installed
 PYTEST_ARGS ?=
+DEMO_ARGS ?= --out demo-output --force
 
 .PHONY: install test demo clean-venv
 
@@ -20,6 +21,9 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/graphtrain demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -19,6 +19,7 @@ COMMAND_MODULES: List[str] = [
     "graphtrain.cli.train",
     "graphtrain.cli.generate",
     "graphtrain.cli.prepare_data",
+    "graphtrain.cli.detect",
 ]
 
 

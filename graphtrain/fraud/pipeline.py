@@ -83,7 +83,8 @@ class ModelScores:
     source: str
 
 
-def _split(graph: TransactionGraph, config: PipelineConfig) -> Tuple[np.ndarray, str]:
+def choose_split(graph: TransactionGraph, config: PipelineConfig) -> Tuple[np.ndarray, str]:
+    """The accounts' split (given, or stratified ``train_fraction/val_fraction/rest``) and a note saying which."""
     if graph.accounts.split is not None:
         return graph.accounts.split, "given (split column)"
     split = stratified_split(graph.accounts.labels, (config.train_fraction, config.val_fraction), seed=config.seed)
@@ -100,6 +101,15 @@ def _clean(value):
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def _check_scores(graph: TransactionGraph, model_scores: ModelScores) -> np.ndarray:
+    scores = np.asarray(model_scores.scores, dtype=np.float64)
+    if scores.shape != (graph.num_accounts,):
+        raise ConfigError(f"model scores: need one score per account, got {scores.shape} for {graph.num_accounts} accounts")
+    if not np.all(np.isfinite(scores)):
+        raise ConfigError("model scores contain NaN or infinity")
+    return scores
 
 
 def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores] = None, true_rings=None,
@@ -120,23 +130,26 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
         ``ring_precision``, ``ring_recall``; plus counts and settings.
     """
     graph.validate()
-    scores = None
     if model_scores is not None:
-        scores = np.asarray(model_scores.scores, dtype=np.float64)
-        if scores.shape != (graph.num_accounts,):
-            raise ConfigError(f"model scores: need one score per account, got {scores.shape} for {graph.num_accounts} accounts")
-        if not np.all(np.isfinite(scores)):
-            raise ConfigError("model scores contain NaN or infinity")
+        _check_scores(graph, model_scores)  # before anything is written
     out = Path(out)
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:  # fails now if out exists
-        summary = _run(graph, tmp, out, scores, model_scores.source if model_scores is not None else None,
-                       true_rings, config)
+        summary = write_stages(graph, tmp, out, model_scores, true_rings, config)
     return summary
 
 
-def _run(graph: TransactionGraph, tmp: Path, out: Path, scores, source, true_rings, config: PipelineConfig):
+def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Optional[ModelScores], true_rings,
+                 config: PipelineConfig, split: Optional[Tuple[np.ndarray, str]] = None,
+                 extra: Optional[Dict[str, object]] = None) -> Dict[str, object]:
+    """:func:`run_stages` into ``tmp``, an open staging directory that becomes ``out``.
+
+    ``split`` (codes, note) overrides :func:`choose_split`; ``extra`` entries are added to the summary.
+    """
+    scores = source = None
+    if model_scores is not None:
+        scores, source = _check_scores(graph, model_scores), model_scores.source
     labels = graph.accounts.labels
-    split, split_note = _split(graph, config)
+    split, split_note = split if split is not None else choose_split(graph, config)
     truth = load_true_rings(true_rings, graph.accounts) if true_rings is not None else None
     baseline = run_baseline(graph, split, seed=config.seed, hops=config.baseline_hops, folds=config.baseline_folds)
     from_baseline = scores is None
@@ -168,6 +181,7 @@ def _run(graph: TransactionGraph, tmp: Path, out: Path, scores, source, true_rin
         "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],
         "split": split_note, "ring_config": asdict(ring_config), "baseline": baseline.params, "config": asdict(config),
         "report": str(out / REPORT_DIR / "index.html"),
+        **(extra or {}),
     }
     if match is not None:
         by_type: Dict[str, list] = {}

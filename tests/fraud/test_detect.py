@@ -1,0 +1,136 @@
+"""The whole fraud pipeline (partition -> train on Ray -> score -> baseline -> rings -> report), end to
+end on generated data, through the API and the ``graphtrain demo`` / ``detect-rings`` commands."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from graphtrain.errors import ConfigError, OutputExistsError
+from graphtrain.fraud.detect import ModelOptions, model_features, run_generated, run_pipeline
+from graphtrain.fraud.generator_config import GeneratorConfig
+from graphtrain.fraud.pipeline import PipelineConfig
+from graphtrain.fraud.transaction_graph import load_generated
+from graphtrain.partition.format import open_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+GEN = GeneratorConfig(num_accounts=6000, num_rings=24, num_lookalikes=24, seed=3)
+FAST = PipelineConfig(baseline_hops=2, baseline_folds=2, top_rings=3, bad_cases=2)
+OPTIONS = ModelOptions(epochs=25, patience=6, num_parts=2, num_workers=2, num_cpus=4)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("detect") / "demo"
+    return out, run_generated(out, GEN, OPTIONS, FAST)
+
+
+def test_demo_trains_the_model_and_finds_the_planted_rings(demo_run):
+    out, summary = demo_run
+    run = out / "run"
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["scores_from_baseline"] is False and summary["score_source"].startswith("graphtrain sage")
+    # the model's scores, not the baseline's, drive the metrics and the rings
+    assert summary["auc"] != summary["baseline_auc"]
+    assert summary["model"]["epochs_run"] >= 1 and summary["model"]["options"]["num_workers"] == 2
+    assert summary["auc"] > 0.85 and summary["ap"] > 0.3
+    assert summary["true_rings"] == 24
+    assert summary["ring_recall"] >= 0.3, summary["ring_recall_by_typology"]
+    assert summary["ring_precision"] >= 0.3
+    scores = pq.read_table(run / "scores.parquet")
+    model = pq.read_table(run / "model_scores.parquet")
+    assert scores.num_rows == model.num_rows == 6000
+    # scores.parquet (raw account IDs) carries exactly the model's scores, account by account
+    accounts = pq.read_table(out / "data" / "accounts.parquet").column("account_id").to_pylist()
+    by_row = dict(zip(model.column("node_id").to_pylist(), model.column("score").to_pylist()))
+    got = dict(zip(scores.column("account_id").to_pylist(), scores.column("score").to_pylist()))
+    assert all(abs(got[acc] - by_row[i]) < 1e-6 for i, acc in enumerate(accounts))
+    assert (run / "report" / "index.html").is_file() and (run / "rings.csv").is_file()
+    assert "graphtrain sage" in (run / "report" / "index.html").read_text()
+
+
+def test_dataset_holds_both_directions_and_the_split(demo_run):
+    out, summary = demo_run
+    ds = open_dataset(out / "run" / "dataset")
+    assert ds.meta.num_nodes == 6000 and ds.meta.num_edges == 2 * summary["transactions"]
+    assert set(ds.meta.edge_columns) >= {"reverse", "amount", "time"}
+    assert ds.meta.node_schema.split is not None and ds.meta.node_schema.label is not None
+    assert len(ds.meta.node_schema.feature_names) == len(summary["model"]["features"])
+
+
+def test_model_features_are_standardised_and_finite(demo_run):
+    out, _ = demo_run
+    x, names = model_features(load_generated(out / "data"))
+    assert x.shape == (6000, len(names)) and x.dtype == np.float32 and np.isfinite(x).all()
+    dense = [j for j, n in enumerate(names) if not n.endswith("_missing")]
+    assert np.allclose(x[:, dense].mean(axis=0), 0, atol=1e-3) and np.allclose(x[:, dense].std(axis=0), 1, atol=1e-2)
+    assert "in_amount_sum" in names and "out_count" in names
+    assert not any("mean_" in n for n in names)  # no neighbour aggregates: that is the GNN's job
+
+
+def test_existing_output_is_not_overwritten(demo_run):
+    out, _ = demo_run
+    before = (out / "run" / "summary.json").read_text()
+    with pytest.raises(OutputExistsError):
+        run_generated(out, GEN, OPTIONS, FAST)
+    assert (out / "run" / "summary.json").read_text() == before
+
+
+def test_a_split_without_both_classes_is_refused_before_any_work(demo_run, tmp_path):
+    out, _ = demo_run
+    graph = load_generated(out / "data")
+    graph.accounts.labels = np.where(graph.accounts.labels == 1, -1, graph.accounts.labels)  # no positives at all
+    with pytest.raises(ConfigError, match="both classes"):
+        run_pipeline(graph, tmp_path / "x", OPTIONS, FAST)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="num_workers"):
+        ModelOptions(num_parts=2, num_workers=3).validate()
+
+
+def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path):
+    out, _ = demo_run
+    data = out / "data"
+    # the user's own files: CSV transactions, an account table with a split column
+    tx = pq.read_table(data / "transactions.parquet")
+    pacsv.write_csv(tx, tmp_path / "tx.csv")
+    acc = pq.read_table(data / "accounts.parquet")
+    n = acc.num_rows
+    split = np.array(["train", "val", "test"], dtype=object)[np.arange(n) % 3]
+    acc = acc.append_column("split", pa.array(split))
+    pq.write_table(acc, tmp_path / "accounts.parquet")
+    manifest = json.loads((data / "manifest.json").read_text())
+    tcols, acols = manifest["columns"]["transactions"], manifest["columns"]["accounts"]
+    cmd = [sys.executable, "-m", "graphtrain.cli", "detect-rings", "--edges", str(tmp_path / "tx.csv"),
+           "--src", tcols["src"], "--dst", tcols["dst"], "--time", tcols["time"], "--amount", tcols["amount"],
+           "--accounts", str(tmp_path / "accounts.parquet"), "--id", acols["id"], "--label", acols["label"],
+           "--split", "split", "--features", ",".join(acols["features"]), "--rings", str(data / "rings.csv"),
+           "--epochs", "3", "--num-cpus", "2", "--out", str(tmp_path / "run")]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.strip().splitlines()
+    assert lines[-2].startswith("report: ")
+    final = json.loads(lines[-1])
+    for key in ("auc", "ap", "f1_macro", "baseline_auc", "baseline_ap", "ring_precision", "ring_recall"):
+        assert 0.0 <= final[key] <= 1.0, key
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["split"] == "given (split column)"
+    assert summary["test_accounts"] == int(((np.arange(n) % 3) == 2).sum())
+
+
+def test_detect_rings_cli_bad_input(tmp_path):
+    tx = tmp_path / "tx.csv"
+    tx.write_text("a,b\n1,2\n2,3\n")
+    acc = tmp_path / "acc.csv"
+    acc.write_text("id,fraud\n1,0\n2,1\n3,0\n")
+    base = [sys.executable, "-m", "graphtrain.cli", "detect-rings", "--edges", str(tx), "--src", "a", "--dst", "b",
+            "--accounts", str(acc), "--id", "id", "--out", str(tmp_path / "out")]
+    res = subprocess.run(base + ["--label", "label"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "acc.csv" in res.stderr and "'label'" in res.stderr
+    res = subprocess.run(base + ["--label", "fraud"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "both classes" in res.stderr
+    assert not (tmp_path / "out").exists()
