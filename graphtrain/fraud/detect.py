@@ -157,6 +157,7 @@ def partition_graph(graph: TransactionGraph, split: np.ndarray, features: np.nda
         src, dst, out, options.num_parts, edge_attrs=attrs,
         node_ids=np.arange(graph.num_accounts, dtype=np.int64), node_features=features,
         node_labels=graph.accounts.labels, node_split=list(split_text),
+        time_column="time" if graph.time is not None else None,
         method=options.method, seed=options.seed, progress=False,
     )
 

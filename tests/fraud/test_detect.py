@@ -38,10 +38,10 @@ def test_demo_trains_the_model_and_finds_the_planted_rings(demo_run):
     # the model's scores, not the baseline's, drive the metrics and the rings
     assert summary["auc"] != summary["baseline_auc"]
     assert summary["model"]["epochs_run"] >= 1 and summary["model"]["options"]["num_workers"] == 2
-    assert summary["auc"] > 0.85 and summary["ap"] > 0.3
+    assert summary["auc"] > 0.85 and summary["ap"] > 0.3, (summary["auc"], summary["ap"])
     assert summary["true_rings"] == 24
-    assert summary["ring_recall"] >= 0.3, summary["ring_recall_by_typology"]
-    assert summary["ring_precision"] >= 0.3
+    assert summary["ring_recall"] >= 0.4, summary["ring_recall_by_typology"]
+    assert summary["ring_precision"] >= 0.2, {k: summary[k] for k in ("rings", "ring_precision", "ring_recall", "auc", "ap", "baseline_auc")}
     scores = pq.read_table(run / "scores.parquet")
     model = pq.read_table(run / "model_scores.parquet")
     assert scores.num_rows == model.num_rows == 6000
@@ -58,7 +58,7 @@ def test_dataset_holds_both_directions_and_the_split(demo_run):
     out, summary = demo_run
     ds = open_dataset(out / "run" / "dataset")
     assert ds.meta.num_nodes == 6000 and ds.meta.num_edges == 2 * summary["transactions"]
-    assert set(ds.meta.edge_columns) >= {"reverse", "amount", "time"}
+    assert {c.name for c in ds.meta.edge_columns} >= {"reverse", "amount", "time"}
     assert ds.meta.node_schema.split is not None and ds.meta.node_schema.label is not None
     assert len(ds.meta.node_schema.feature_names) == len(summary["model"]["features"])
 
@@ -70,7 +70,7 @@ def test_model_features_are_standardised_and_finite(demo_run):
     dense = [j for j, n in enumerate(names) if not n.endswith("_missing")]
     assert np.allclose(x[:, dense].mean(axis=0), 0, atol=1e-3) and np.allclose(x[:, dense].std(axis=0), 1, atol=1e-2)
     assert "in_amount_sum" in names and "out_count" in names
-    assert not any("mean_" in n for n in names)  # no neighbour aggregates: that is the GNN's job
+    assert not any(n.startswith(("in_mean_", "out_mean_", "in_max_", "out_max_", "in2_", "out2_")) for n in names)  # no neighbour aggregates
 
 
 def test_existing_output_is_not_overwritten(demo_run):
