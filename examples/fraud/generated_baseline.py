@@ -2,9 +2,9 @@
 
     python examples/fraud/generated_baseline.py --out OUT [--accounts 20000] [--seed 0] [--force]
 
-This runs every stage of the generated-data pipeline that exists today. The scores that find the
-rings are the **tree baseline's** (no graphtrain model is trained here: partitioning and training
-come with ``graphtrain detect-rings`` / ``graphtrain demo``), and the output says so
+The ring stage on the **tree baseline's** scores alone, with no graphtrain model (the whole pipeline
+with the trained GNN is ``graphtrain demo`` / ``examples/fraud/generated.sh``): the reference the
+model's rings are compared with. The output says so
 (``scores_from_baseline: true``, a banner on the report). Writes ``OUT/data`` (the generated
 transactions and ground truth) and ``OUT/run`` (scores, rings, report), prints the report path and
 one JSON line of metrics.

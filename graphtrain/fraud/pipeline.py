@@ -1,8 +1,8 @@
 """The fraud pipeline's stages after scoring: baseline -> rings -> evaluation -> report.
 
 Scores come in as an array aligned with the accounts (:class:`ModelScores`), from any model: the
-``graphtrain detect-rings`` / ``demo`` commands will pass the trained GNN's scores here once
-partitioning and training exist. Without model scores the run uses the tree baseline's scores and
+``graphtrain detect-rings`` / ``demo`` commands (:mod:`graphtrain.fraud.detect`) pass the trained
+GNN's scores here. Without model scores the run uses the tree baseline's scores and
 says so everywhere (``scores_from_baseline: true`` in the summary, a banner on the report).
 
 Output directory::
