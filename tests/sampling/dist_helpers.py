@@ -8,10 +8,14 @@ from pathlib import Path
 
 
 def _entry(fn, rank, world, init_file, args, errors):
+    import numba
     import torch.distributed as dist
 
     try:
-        os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+        # One Numba thread per rank (as a Ray worker limited to one core). Set through the API:
+        # changing the NUMBA_NUM_THREADS variable after numba is imported makes the next JIT
+        # compile fail ("Cannot set NUMBA_NUM_THREADS ... once the threads have been launched").
+        numba.set_num_threads(1)
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
         try:
             fn(rank, world, *args)
