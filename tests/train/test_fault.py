@@ -53,8 +53,10 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(ray_local, labelled_
     r = box["result"]
     assert r["restarts"] == 1 and len(trainer.restarts) == 1
     resumed = trainer.restarts[0]
-    # resumed mid-epoch from the checkpoint seen before the kill (rank 0 cannot get further without rank 1)
-    assert (resumed["epoch"], resumed["batch"]) == (seen["epoch"], seen["batch"]) and resumed["batch"] > 0
+    # resumed from the newest checkpoint written before the kill landed: the one the test saw, or a
+    # later one the workers wrote while the kill was on its way (rank 0 cannot pass rank 1's death)
+    assert (resumed["epoch"], resumed["batch"]) >= (seen["epoch"], seen["batch"])
+    assert resumed["batch"] > 0 or resumed["epoch"] > seen["epoch"]
     assert r["epochs_run"] == clean["epochs_run"] == 3
     # the resumed run re-draws exactly what the uninterrupted one drew: same metrics (tolerance for float sums)
     for split in ("val", "test"):
