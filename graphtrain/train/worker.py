@@ -121,6 +121,7 @@ class _Context:
         self.node_data = self.shard.distributed_node_data(self.num_features, meta.node_schema.label is not None,
                                                           cache_nodes)
         self.worker_seed = _derive_seed(self.cfg.seed, self.rank)
+        self._node_times: Optional[np.ndarray] = None  # this worker's node times (per-node seed times), read once
         self.cutoff = self._resolve_cutoff()
         self._report({"type": "start", "rank": self.rank, "pid": os.getpid(), "node": _node_id()})
 
@@ -166,7 +167,7 @@ class _Context:
         return fetch_node_rows(self.exchange, self.shard.book, seeds, lambda ids: own[ids - lo], np.int64)
 
     def _own_node_times(self) -> np.ndarray:
-        if getattr(self, "_node_times", None) is None:
+        if self._node_times is None:
             tables = [self.dataset.partition(p).time for p in self.shard.parts]
             if any(t is None for t in tables):
                 raise ConfigError(f"seed_time {self.cfg.seed_time!r}: the dataset has no node time column")
