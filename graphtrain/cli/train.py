@@ -116,7 +116,9 @@ def register(sub) -> None:
     q = sub.add_parser(
         "predict", help="score every node with a trained model (layer-wise) into a Parquet file by raw ID",
         description="Full-graph, layer-wise inference with all in-edges (not sampled), distributed over the workers; "
-        "writes node_id (raw ID), score, pred and label columns to one Parquet file, atomically.",
+        "writes node_id (raw ID), score, pred and label columns to one Parquet file, atomically. A model trained with "
+        "--temporal is scored as trained: layer-wise over the edges up to its cutoff, or, with per-node seed times "
+        "(--seed-time COL), with the temporal sampler.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     q.add_argument("dataset", metavar="DIR", help="dataset directory")
