@@ -42,6 +42,9 @@ def _add_model_args(p) -> None:
     m.add_argument("--num-workers", "-w", type=int, default=d.num_workers, help="Ray workers (default: %(default)s)")
     m.add_argument("--address", metavar="ADDR", help="Ray cluster to join (default: start a local Ray)")
     m.add_argument("--num-cpus", type=int, metavar="N", help="logical CPUs of a local Ray (default: all cores)")
+    m.add_argument("--temporal", choices=["uniform", "recent"], default=d.temporal,
+                   help="temporal neighbour sampling on the transaction time (needs --time): only transactions up to "
+                   "the seed time (the end of the log), uniformly or the most recent ones (default: off)")
     m.add_argument("--seed", type=int, default=0, help="seed of the split, partitioning, training, baseline (default: 0)")
     m.add_argument("--force", action="store_true", help="replace an earlier output of this command")
 
@@ -53,7 +56,7 @@ def _options(args):
     options = ModelOptions(model=args.model, fanouts=tuple(args.fanouts), hidden=args.hidden, epochs=args.epochs,
                            patience=args.patience, batch_size=args.batch_size, lr=args.lr, num_parts=args.num_parts,
                            method=args.method, num_workers=args.num_workers, address=args.address,
-                           num_cpus=args.num_cpus, seed=args.seed)
+                           num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
     return options, PipelineConfig(seed=args.seed)
 
 
@@ -112,6 +115,10 @@ def run_detect(args) -> int:
 
     options, config = _options(args)
     options.validate()
+    if options.temporal and not args.time:
+        from graphtrain.errors import ConfigError
+
+        raise ConfigError(f"--temporal {options.temporal} samples by transaction time; give the time column with --time COL")
     accounts = load_accounts(args.accounts, args.id, label=args.label, split=args.split, features=args.features)
     graph = load_transaction_graph(args.edges, accounts, src=args.src, dst=args.dst, amount=args.amount, time=args.time,
                                    unknown_accounts="add" if args.add_unknown_accounts else "error",

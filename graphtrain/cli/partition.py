@@ -42,6 +42,9 @@ def register(sub) -> None:
     n.add_argument("--features", type=comma_list, default=[], metavar="COLS",
                    help="numeric feature columns, comma-separated; shell patterns such as 'f_*' allowed")
     n.add_argument("--split", metavar="COL", help="split column with values train/val/test (empty = none)")
+    n.add_argument("--node-time", metavar="COL",
+                   help="node time column (same kind as --time): when each node is scored; `graphtrain train "
+                   "--temporal ... --seed-time COL` samples only edges up to it")
     n.add_argument("--node-format", choices=["csv", "tsv", "parquet"], help="node table format (default: from the extension)")
     n.add_argument("--node-delimiter", metavar="C", help="field delimiter of a text node table")
     n.add_argument("--add-missing-nodes", action="store_true",
@@ -94,11 +97,12 @@ def run_partition(args) -> int:
     if args.nodes:
         nodes = ingest.TableSource.from_paths(args.nodes, format=args.node_format, delimiter=args.node_delimiter, quote_char=quote)
         features = ingest.expand_columns(args.features, ingest.column_names(nodes), nodes.paths[0]) if args.features else []
-        node_cols = NodeColumns(args.node_id, label=args.label, features=tuple(features), split=args.split)
-    elif args.label or args.features or args.split or args.add_missing_nodes:
+        node_cols = NodeColumns(args.node_id, label=args.label, features=tuple(features), split=args.split,
+                                time=args.node_time)
+    elif args.label or args.features or args.split or args.node_time or args.add_missing_nodes:
         from graphtrain.errors import ConfigError
 
-        raise ConfigError("--label, --features, --split and --add-missing-nodes need --nodes FILE")
+        raise ConfigError("--label, --features, --split, --node-time and --add-missing-nodes need --nodes FILE")
     options = PartitionOptions(
         num_parts=args.num_parts, method=args.method, passes=args.passes, seed=args.seed, memory_limit=args.memory_limit,
         id_type=args.id_type, drop_self_loops=args.drop_self_loops, drop_duplicates=args.drop_duplicates,
@@ -153,6 +157,7 @@ def inspect_dict(dataset) -> dict:
         "label": meta.node_schema.label,
         "num_classes": meta.node_schema.num_classes,
         "split": meta.node_schema.split,
+        "node_time": meta.node_schema.time,
         "ingest": meta.ingest_stats,
         "bytes_on_disk": size,
         "partition_book_bytes": dataset.book.nbytes,
@@ -175,8 +180,9 @@ def run_inspect(args) -> int:
     print(f"  partition book: {info['partition_book_bytes']} bytes")
     print(f"  edge columns: {', '.join(f'{k} ({v})' for k, v in info['edge_columns'].items()) or 'none'}"
           f"{'; in-edges sorted by time' if info['time_sorted'] else ''}")
-    if info["node_features"] or info["label"]:
-        print(f"  nodes: {info['node_features']} features, label {info['label']!r} ({info['num_classes']} classes), split {info['split']!r}")
+    if info["node_features"] or info["label"] or info["node_time"]:
+        print(f"  nodes: {info['node_features']} features, label {info['label']!r} ({info['num_classes']} classes), split {info['split']!r}"
+              f", time {info['node_time']!r}")
     print("  part      nodes [start, stop)                edges [start, stop)")
     nb, eb = info["node_boundaries"], info["edge_boundaries"]
     for p in range(info["num_parts"]):

@@ -34,6 +34,17 @@ def _float_list(text: str):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.7,0.15,0.15, got {text!r}") from None
 
 
+def _seed_time(text: str):
+    """``--seed-time``: an integer is one cutoff for every seed, anything else a node time column name."""
+    text = text.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("give an integer time or a node time column name")
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _add_cluster_args(p, d) -> None:
     c = p.add_argument_group("cluster")
     c.add_argument("--num-workers", "-w", type=int, default=1, metavar="N",
@@ -83,6 +94,15 @@ def register(sub) -> None:
     m.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
     m.add_argument("--activation-checkpointing", action="store_true", help="recompute activations in backward (deep models)")
     m.add_argument("--recall-k", type=int, metavar="K", help="k of recall@k (default: number of positives)")
+    t = p.add_argument_group("temporal sampling (no information from after a seed's time)")
+    t.add_argument("--temporal", choices=["uniform", "recent"], default=d.temporal,
+                   help="sample only edges with time <= each seed's time (needs the dataset's --time column), "
+                   "uniformly among them or the most recent ones; predict scores the same way")
+    t.add_argument("--temporal-strict", action="store_true", help="only edges strictly earlier than the seed time")
+    t.add_argument("--seed-time", type=_seed_time, default=d.seed_time, metavar="T|COL",
+                   help="each seed's time: an integer T (one cutoff for all seeds, in the edge time's unit), or the "
+                   "dataset's node time column COL (partition --node-time COL; predict then samples instead of "
+                   "running layer-wise); None: the dataset's latest edge time")
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="D", help="checkpoint directory (default: a new temporary directory)")
     c.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
@@ -96,7 +116,9 @@ def register(sub) -> None:
     q = sub.add_parser(
         "predict", help="score every node with a trained model (layer-wise) into a Parquet file by raw ID",
         description="Full-graph, layer-wise inference with all in-edges (not sampled), distributed over the workers; "
-        "writes node_id (raw ID), score, pred and label columns to one Parquet file, atomically.",
+        "writes node_id (raw ID), score, pred and label columns to one Parquet file, atomically. A model trained with "
+        "--temporal is scored as trained: layer-wise over the edges up to its cutoff, or, with per-node seed times "
+        "(--seed-time COL), with the temporal sampler.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     q.add_argument("dataset", metavar="DIR", help="dataset directory")
@@ -119,7 +141,8 @@ def run_train(args) -> int:
         class_weight=args.class_weight, monitor=args.monitor, patience=args.patience, min_delta=args.min_delta,
         split_fractions=tuple(args.split), seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
-        recall_k=args.recall_k, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
+        recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
+        seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
     )
     result = trainer.fit()
     summary = {k: v for k, v in result.items() if k != "history"}

@@ -24,7 +24,9 @@ Stages, all inside one staged output directory (built under a temporary name, re
    in both directions (payer -> payee and payee -> payer), so an account's sampled neighbourhood
    holds its payers and its payees; amount and time travel as edge columns.
 4. **Train** with :class:`graphtrain.train.Trainer` on Ray workers (early stopping on the validation
-   split), then **score** every account layer-wise (:func:`graphtrain.train.predict`).
+   split), then **score** every account layer-wise (:func:`graphtrain.train.predict`). With
+   ``ModelOptions.temporal`` the sampler is temporal on the transaction time: only transactions up
+   to the seed time (the end of the log) are sampled, and scoring uses the same transactions.
 5. **Rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.write_stages` with the model's
    scores; the tree baseline runs there on the same split and its metrics sit beside the model's.
 
@@ -67,6 +69,11 @@ class ModelOptions:
         num_parts: partitions of the dataset (>= num_workers). method: partition assignment.
         num_workers: Ray workers. address: Ray cluster (None: a local Ray). num_cpus: local Ray's CPUs.
         threads_per_worker: torch and Numba threads per worker.
+        temporal: None, ``"uniform"`` or ``"recent"``: temporal neighbour sampling on the transaction
+            time (needs a time column): every account is trained on, evaluated and scored as of the
+            end of the log (``TrainConfig.seed_time`` None, the latest transaction time), sampling only
+            transactions up to then -- uniformly, or the most recent ones. Scoring is layer-wise over
+            those transactions.
         seed: seed of partitioning, training and sampling.
     """
 
@@ -86,9 +93,12 @@ class ModelOptions:
     num_cpus: Optional[int] = None
     threads_per_worker: int = 1
     feature_hops: int = 0
+    temporal: Optional[str] = None
     seed: int = 0
 
     def validate(self) -> "ModelOptions":
+        if self.temporal not in (None, "uniform", "recent"):
+            raise ConfigError(f"temporal must be None, 'uniform' or 'recent', got {self.temporal!r}")
         if self.num_parts < 1:
             raise ConfigError(f"num_parts must be >= 1, got {self.num_parts}")
         if not 1 <= self.num_workers <= self.num_parts:
@@ -173,7 +183,7 @@ def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_acc
                       epochs=options.epochs, num_workers=options.num_workers, address=options.address,
                       checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
                       dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
-                      threads_per_worker=options.threads_per_worker, progress=False)
+                      threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=False)
     result = trainer.fit()
     trainer.predict(scores_path)
     table = pq.read_table(scores_path, columns=["node_id", "score"])
@@ -206,6 +216,8 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
     """
     options.validate()
     graph.validate()
+    if options.temporal is not None and graph.time is None:
+        raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
     out = Path(out)
     split, split_note = choose_split(graph, config)
     _check_labels(graph, split)
@@ -221,7 +233,8 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
                                       graph.num_accounts, options)
         t_train = time.perf_counter() - t0
         source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
-                  f"{options.hidden}) on {len(names)} account features, {options.num_workers} Ray worker(s), "
+                  f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
+                  f"account features, {options.num_workers} Ray worker(s), "
                   f"best of {fit['epochs_run']} epochs (epoch {fit['best_epoch'] + 1})")
         extra = {"model": {
             "options": asdict(options) | {"fanouts": list(options.fanouts)},

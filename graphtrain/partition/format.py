@@ -17,6 +17,9 @@ edges in partition ``p``, ``N`` nodes and ``E`` edges in all)::
     │   ├── node_feat.npy          float32 [n_p, F]   node features (with a node table)
     │   ├── node_label.npy         int64   [n_p]      class label, -1 where unknown
     │   ├── node_split.npy         int8    [n_p]      0 train, 1 val, 2 test, -1 none
+    │   ├── node_time.npy          int64   [n_p]      node time (with --node-time): when the node is
+    │   │                                             scored (temporal training's seed time); int64
+    │   │                                             max for nodes missing from the node table
     │   ├── raw_id.npy             int64   [n_p]      raw ID of each local node   (int IDs)
     │   ├── raw_id_offsets.npy     int64   [n_p + 1]  raw IDs as UTF-8 strings:   (string IDs)
     │   └── raw_id_bytes.npy       uint8   [...]      bytes[offsets[i]:offsets[i+1]]
@@ -66,6 +69,7 @@ SRC = "src"
 NODE_FEAT = "node_feat"
 NODE_LABEL = "node_label"
 NODE_SPLIT = "node_split"
+NODE_TIME = "node_time"
 RAW_ID = "raw_id"
 RAW_ID_OFFSETS = "raw_id_offsets"
 RAW_ID_BYTES = "raw_id_bytes"
@@ -116,6 +120,8 @@ class NodeSchema:
         num_classes: number of label classes (max label + 1).
         split: source column name of the train/val/test split, if any.
         label_values: if the input labels were strings, ``label_values[k]`` is class ``k``'s value.
+        time: source column name of the node time (``node_time.npy``), if any.
+        time_unit: its unit, as :attr:`EdgeColumn.unit` (``"s"``, ``"D"``, ... or None for integers).
     """
 
     feature_names: List[str] = field(default_factory=list)
@@ -123,6 +129,8 @@ class NodeSchema:
     num_classes: Optional[int] = None
     split: Optional[str] = None
     label_values: Optional[List[str]] = None
+    time: Optional[str] = None
+    time_unit: Optional[str] = None
 
 
 @dataclass
@@ -360,6 +368,7 @@ class Partition:
         features: float32 ``[n_p, F]`` or None.
         labels: int64 ``[n_p]`` (-1 = unknown) or None.
         split: int8 ``[n_p]`` (see ``SPLIT_CODES``; -1 = none) or None.
+        time: int64 ``[n_p]`` node times or None.
     """
 
     part: int
@@ -367,6 +376,7 @@ class Partition:
     features: Optional[np.ndarray] = None
     labels: Optional[np.ndarray] = None
     split: Optional[np.ndarray] = None
+    time: Optional[np.ndarray] = None
 
 
 class Dataset:
@@ -452,6 +462,7 @@ class Dataset:
             features=self._part_array(part, NODE_FEAT),
             labels=self._part_array(part, NODE_LABEL),
             split=self._part_array(part, NODE_SPLIT),
+            time=self._part_array(part, NODE_TIME),
         )
 
     def raw_ids(self, part: int):

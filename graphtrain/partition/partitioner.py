@@ -119,9 +119,10 @@ class NodeColumns:
     label: Optional[str] = None
     features: Tuple[str, ...] = ()
     split: Optional[str] = None
+    time: Optional[str] = None  # node time (integers, timestamps or dates), e.g. when the node is scored
 
     def input_columns(self) -> List[str]:
-        cols = [self.id] + [c for c in (self.label, self.split) if c] + list(self.features)
+        cols = [self.id] + [c for c in (self.label, self.split, self.time) if c] + list(self.features)
         if len(set(cols)) != len(cols):
             raise ConfigError("a node-table column is given for two roles")
         return cols
@@ -363,6 +364,7 @@ class _NodeIngest:
     spec: NodeDataSpec = field(default_factory=NodeDataSpec)
     locations: List[Tuple[int, str, int, str]] = field(default_factory=list)  # (row_offset, where, first_row, unit)
     null_features: int = 0
+    time_unit: Optional[str] = None
 
     def locate(self, row: int) -> Tuple[str, int, str]:
         """(file, line/row, unit) of global node-table row index ``row``."""
@@ -374,7 +376,8 @@ class _NodeIngest:
 
 def _ingest_nodes(source, cols: NodeColumns, id_type: str, builder: IdMapBuilder, spill: SpillDir,
                   tuning: Tuning, progress: bool) -> _NodeIngest:
-    result = _NodeIngest(spec=NodeDataSpec(len(cols.features), cols.label is not None, cols.split is not None))
+    result = _NodeIngest(spec=NodeDataSpec(len(cols.features), cols.label is not None, cols.split is not None,
+                                           cols.time is not None))
     types = {cols.id: pa.int64() if id_type == "int64" else pa.string()}
     if cols.split:
         types[cols.split] = pa.string()
@@ -404,6 +407,12 @@ def _ingest_nodes(source, cols: NodeColumns, id_type: str, builder: IdMapBuilder
             spill.write(f"nchunk_{c:06d}_label", ingest.read_label_column(batch, cols.label))
         if cols.split:
             spill.write(f"nchunk_{c:06d}_split", ingest.read_split_column(batch, cols.split, fmt.SPLIT_CODES))
+        if cols.time:
+            t, unit = ingest.read_time_column(batch, cols.time)
+            if c and unit != result.time_unit:
+                raise batch.error(0, f"time unit changed from {result.time_unit} to {unit}", cols.time)
+            result.time_unit = unit
+            spill.write(f"nchunk_{c:06d}_time", t)
         result.num_chunks += 1
         result.num_rows += batch.num_rows
         bar.update(batch.num_rows)
@@ -637,6 +646,8 @@ def partition(
                 label=node_columns.label if node_columns else None,
                 num_classes=None,
                 split=node_columns.split if node_columns else None,
+                time=node_columns.time if node_columns else None,
+                time_unit=node_info.time_unit if node_info else None,
             ),
             time_sorted=TIME in edge_info.columns,
             id_columns={"src": edge_columns.src, "dst": edge_columns.dst, **({"node_id": node_columns.id} if node_columns else {})},
@@ -692,6 +703,8 @@ def _write_node_data(root: Path, spill: SpillDir, builder: IdMapBuilder, info: _
             cols["label"] = spill.read(f"nchunk_{c:06d}_label", np.int64)
         if info.spec.has_split:
             cols["split"] = spill.read(f"nchunk_{c:06d}_split", np.int8)
+        if info.spec.has_time:
+            cols["time"] = spill.read(f"nchunk_{c:06d}_time", np.int64)
         bins.add(g[rid], cols)
     return write_node_bins(root, bins, node_bounds, info.spec)
 
@@ -707,6 +720,7 @@ def partition_arrays(
     node_features: Optional[np.ndarray] = None,
     node_labels: Optional[np.ndarray] = None,
     node_split: Optional[Sequence[str]] = None,
+    node_time: Optional[np.ndarray] = None,
     time_column: Optional[str] = None,
     weight_column: Optional[str] = None,
     **option_kw,
@@ -721,7 +735,8 @@ def partition_arrays(
             name the ones to use as time and weight.
         node_ids: raw IDs of a node table ``[N']`` (required for any node data).
         node_features: float ``[N', F]``; node_labels: int ``[N']`` (-1 unknown);
-        node_split: ``"train"/"val"/"test"`` per node.
+        node_split: ``"train"/"val"/"test"`` per node. node_time: int ``[N']`` time of each node
+            (stored as the node time column ``"time"``).
         **option_kw: :class:`PartitionOptions` fields (method, seed, memory_limit, force, ...).
     """
     edge_attrs = dict(edge_attrs or {})
@@ -740,10 +755,13 @@ def partition_arrays(
             data["label"] = pa.array(np.asarray(node_labels, dtype=np.int64))
         if node_split is not None:
             data["split"] = pa.array(list(node_split), type=pa.string())
+        if node_time is not None:
+            data["time"] = pa.array(np.asarray(node_time, dtype=np.int64))
         nodes = ingest.TableSource.from_table(pa.table(data), name="<nodes>")
         node_cols = NodeColumns("id", label="label" if node_labels is not None else None, features=feats,
-                                split="split" if node_split is not None else None)
-    elif any(x is not None for x in (node_features, node_labels, node_split)):
-        raise ConfigError("node features, labels or split need node_ids")
+                                split="split" if node_split is not None else None,
+                                time="time" if node_time is not None else None)
+    elif any(x is not None for x in (node_features, node_labels, node_split, node_time)):
+        raise ConfigError("node features, labels, split or time need node_ids")
     return partition(ingest.TableSource.from_table(table, name="<edges>"), cols, out_dir,
                      PartitionOptions(num_parts=num_parts, **option_kw), nodes, node_cols)

@@ -148,15 +148,16 @@ def write_edge_bins(
 
 @dataclass
 class NodeDataSpec:
-    """Which node arrays to write: feature width F (0 = none), labels, split."""
+    """Which node arrays to write: feature width F (0 = none), labels, split, time."""
 
     num_features: int = 0
     has_label: bool = False
     has_split: bool = False
+    has_time: bool = False
 
     @property
     def any(self) -> bool:
-        return self.num_features > 0 or self.has_label or self.has_split
+        return self.num_features > 0 or self.has_label or self.has_split or self.has_time
 
     def dtypes(self) -> dict:
         d = {}
@@ -166,14 +167,16 @@ class NodeDataSpec:
             d["label"] = np.int64
         if self.has_split:
             d["split"] = np.int8
+        if self.has_time:
+            d["time"] = np.int64
         return d
 
 
 def write_node_bins(root: Path, bins: RangeBins, node_bounds: np.ndarray, spec: NodeDataSpec) -> Files:
     """Place node rows (routed by global ID) at their local positions; write per-partition arrays."""
     files: Files = {}
-    names = {"feat": fmt.NODE_FEAT, "label": fmt.NODE_LABEL, "split": fmt.NODE_SPLIT}
-    fill = {"feat": 0.0, "label": -1, "split": -1}
+    names = {"feat": fmt.NODE_FEAT, "label": fmt.NODE_LABEL, "split": fmt.NODE_SPLIT, "time": fmt.NODE_TIME}
+    fill = {"feat": 0.0, "label": -1, "split": -1, "time": np.iinfo(np.int64).max}  # no node row: no time bound
     b = 0
     for p in range(node_bounds.shape[0] - 1):
         lo_p, hi_p = int(node_bounds[p]), int(node_bounds[p + 1])

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 from graphtrain.errors import ConfigError
 MODELS = ("sage", "gat", "gcn")
 MONITORS = ("auc", "ap", "f1_macro", "recall_at_k", "accuracy")
 CLASS_WEIGHTS = ("balanced", "none")
+TEMPORAL_MODES = ("uniform", "recent")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,22 @@ class TrainConfig:
         patience: stop after this many epochs without improvement of ``monitor`` by more than
             ``min_delta`` (None: never stop early). The best model is restored at the end either way.
         split_fractions: train/val/test fractions for datasets without a stored split.
+        temporal: None (every in-edge may be sampled), ``"uniform"`` or ``"recent"``: each seed has a
+            time and its whole sampled computation graph uses only edges with time <= that seed
+            time (at every hop), drawn uniformly among them or the most recent ones. Needs the
+            dataset's edge time column (``graphtrain partition --time``). Training, evaluation and
+            ``predict`` all use it (see ``seed_time`` for ``predict``).
+        temporal_strict: only edges strictly earlier than the seed time (``<`` instead of ``<=``).
+        seed_time: where each seed's time comes from (temporal only):
+            ``None`` -- one cutoff for every seed, the dataset's latest edge time ("score as of the
+            end of the log": no edge is later than it; ``"recent"`` still prefers late edges);
+            an ``int`` -- one cutoff for every seed, in the edge time's unit (edges after it are
+            never used: training, evaluation and layer-wise ``predict`` see the graph as of then);
+            a ``str`` -- the name of the dataset's node time column (``graphtrain partition
+            --nodes ... --node-time COL``), one time per node, e.g. when its label became known.
+            With per-node times, ``predict`` scores each node with sampled mini-batches (the same
+            temporal sampler, ``eval_batch_size`` seeds at a time), since layer-wise inference
+            cannot give each node its own cutoff.
         seed: seed of the split, shuffles, sampling and dropout.
         use_gpu: one GPU per worker (NCCL for gradients; the data plane stays on gloo).
         amp: mixed precision (``torch.autocast``) -- applied on GPU only.
@@ -59,6 +76,9 @@ class TrainConfig:
     patience: Optional[int] = None
     min_delta: float = 0.0
     split_fractions: Tuple[float, float, float] = (0.7, 0.15, 0.15)
+    temporal: Optional[str] = None
+    temporal_strict: bool = False
+    seed_time: Optional[Union[int, str]] = None
     seed: int = 0
     use_gpu: bool = False
     amp: bool = True
@@ -105,10 +125,30 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.recall_k is not None and self.recall_k < 1:
             raise ConfigError(f"recall_k must be >= 1, got {self.recall_k}")
+        self._validate_temporal()
         from graphtrain.train.splits import check_fractions
 
         check_fractions(self.split_fractions)
         return self
+
+    def _validate_temporal(self) -> None:
+        if self.temporal not in (None,) + TEMPORAL_MODES:
+            raise ConfigError(f"temporal must be None, 'uniform' or 'recent', got {self.temporal!r}")
+        if not isinstance(self.temporal_strict, bool):
+            raise ConfigError(f"temporal_strict must be True or False, got {self.temporal_strict!r}")
+        if self.temporal is None and (self.temporal_strict or self.seed_time is not None):
+            raise ConfigError("temporal_strict and seed_time only apply to temporal sampling; set temporal='uniform' "
+                              "or 'recent' (--temporal)")
+        st = self.seed_time
+        valid_int = isinstance(st, int) and not isinstance(st, bool) and -2**63 <= st < 2**63
+        if not (st is None or valid_int or (isinstance(st, str) and st)):
+            raise ConfigError(f"seed_time must be None (the latest edge time), an integer cutoff or the name of the "
+                              f"dataset's node time column, got {st!r}")
+
+    @property
+    def per_node_seed_time(self) -> bool:
+        """Each seed has its own time (``seed_time`` names the node time column)."""
+        return self.temporal is not None and isinstance(self.seed_time, str)
 
     @property
     def num_layers(self) -> int:

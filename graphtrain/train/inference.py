@@ -8,11 +8,19 @@ relabel), fetches the layer ``l - 1`` embeddings of those in-neighbours from the
 the data plane (:func:`~graphtrain.sampling.distributed.fetch_node_rows`), and applies
 ``model.layer(l, x, edge_index, num_dst)``; the chunk's rows of the result are its layer-``l`` embeddings.
 
+With a time cutoff (``max_time``: a temporally trained model whose seeds all share one time) only
+the in-edges with time <= ``max_time`` (``<`` with ``strict``) are used, at every layer: the result
+is exactly the inference on the graph without the later edges. Per-node cutoffs cannot be done
+layer-wise (a node's embedding is shared by every node that reads it, whatever their times), so
+those are scored with the temporal sampler instead (:mod:`graphtrain.train.worker`).
+
 Every chunk step is a collective, so all workers run ``max_w ceil(n_w / chunk_size)`` steps per
 layer (those with fewer nodes take part with empty chunks). Memory per worker: two embedding tables
 of its nodes plus one chunk's subgraph.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
@@ -31,7 +39,7 @@ def _check_layerwise(model) -> None:
 
 @torch.no_grad()
 def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device=None, backend: str = "cpu",
-                     amp: bool = False) -> np.ndarray:
+                     amp: bool = False, max_time: Optional[int] = None, strict: bool = False) -> np.ndarray:
     """Final-layer outputs (float32 ``[n_w, C]``) of this worker's nodes (a collective).
 
     Args:
@@ -40,6 +48,7 @@ def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device
         features: float32 ``[n_w, F]`` features of the worker's nodes, in ID order.
         chunk_size: destination nodes per step.
         device: where the model runs.
+        max_time: use only in-edges with time <= ``max_time`` (``<`` with ``strict``); None: all.
     """
     _check_layerwise(model)
     model.eval()
@@ -49,6 +58,11 @@ def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device
     steps = int(ex.all_gather_sizes(-(-n // chunk_size)).max())
     relabel = get_backend(backend).unique_relabel
     indptr = np.asarray(graph.indptr)
+    edge_time = None
+    if max_time is not None:
+        if graph.time is None:
+            raise ConfigError("inference with a time cutoff needs the 'time' edge column; the graph has none")
+        edge_time = graph.time
     h = np.ascontiguousarray(features, dtype=np.float32)
     for l in range(model.num_layers):
         width = int(model.layer_out_channels(l))
@@ -60,6 +74,12 @@ def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device
             e0, e1 = int(indptr[a]), int(indptr[b])
             src = np.asarray(graph.src[e0:e1], dtype=np.int64)
             deg = np.diff(indptr[a : b + 1])
+            if edge_time is not None:
+                t = np.asarray(edge_time[e0:e1])
+                keep = t < max_time if strict else t <= max_time
+                if not keep.all():
+                    src = src[keep]
+                    deg = np.bincount(np.repeat(np.arange(b - a), deg)[keep], minlength=b - a)
             new_index, local = relabel(dst, src)
             n_id = np.concatenate([dst, src[new_index]])
             x = fetch_node_rows(ex, book, n_id, lambda ids: table[ids - lo], np.float32, (table.shape[1],))

@@ -55,6 +55,27 @@ def _check_dataset(dataset_dir, need_labels: bool, need_features: bool = True):
     return ds
 
 
+def _check_temporal(ds, cfg: TrainConfig, dataset_dir) -> None:
+    """The dataset has what ``cfg``'s temporal sampling needs (an edge time column; the node time column)."""
+    if cfg.temporal is None:
+        return
+    from graphtrain.graph import TIME
+
+    edge_time = ds.meta.edge_column(TIME)
+    if edge_time is None:
+        raise ConfigError(f"{dataset_dir}: temporal sampling needs an edge time column and the dataset has none; "
+                          "partition it with --time COLUMN")
+    if isinstance(cfg.seed_time, str):
+        schema = ds.meta.node_schema
+        if schema.time != cfg.seed_time:
+            have = f"its node time column is {schema.time!r}" if schema.time else "it has no node time column"
+            raise ConfigError(f"{dataset_dir}: seed_time {cfg.seed_time!r} names a node time column, but {have}; "
+                              f"partition it with --nodes ... --node-time {cfg.seed_time}")
+        if schema.time_unit != edge_time.unit:
+            raise ConfigError(f"{dataset_dir}: the node times are in unit {schema.time_unit!r} and the edge times in "
+                              f"{edge_time.unit!r}; give both columns in the same kind of time")
+
+
 def _check_workers(num_workers, num_parts: int) -> int:
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
         raise ConfigError(f"num_workers must be an integer >= 1, got {num_workers!r}")
@@ -150,6 +171,7 @@ class Trainer:
         except ValueError as exc:
             raise ConfigError(f"fanouts must be integers, got {list(fanouts)}") from None
         self.dataset = _check_dataset(self.dataset_dir, need_labels=True)
+        _check_temporal(self.dataset, self.config, self.dataset_dir)
         self.num_workers = _check_workers(num_workers, self.dataset.num_parts)
         if max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {max_restarts}")
@@ -292,6 +314,11 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
             progress: Optional[bool] = None, **overrides) -> dict:
     """Score every node of a dataset with a checkpoint's model (layer-wise, all in-edges) into one Parquet file.
 
+    A temporally trained model (``temporal`` in its :class:`TrainConfig`) is scored as it was trained:
+    with one cutoff (``seed_time`` None or an int), layer-wise over the edges no later than the
+    cutoff (earlier with ``temporal_strict``); with per-node seed times (``seed_time`` a node time
+    column), with the temporal sampler, each node bounded by its own time (sampled, not exact).
+
     Columns: ``node_id`` (the raw ID, as ingested), ``score`` (probability of class 1 for binary
     labels, else of the predicted class), ``pred`` (arg-max class), ``label`` (-1 unknown). Rows are
     in global-ID order. The file is written under a temporary name and renamed at the end.
@@ -332,6 +359,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         cfg = replace(cfg, **overrides).validate()
     except TypeError as exc:
         raise ConfigError(f"unknown option: {exc}") from None
+    _check_temporal(ds, cfg, dataset_dir)
     trainer = Trainer.__new__(Trainer)
     trainer.dataset_dir, trainer.dataset, trainer.num_workers = str(Path(dataset_dir).resolve()), ds, W
     trainer.address, trainer.num_cpus, trainer.cpus_per_worker = address, num_cpus, float(cpus_per_worker)

@@ -11,6 +11,12 @@ rendezvous address and the configuration -- and nothing else. It then
    (:mod:`graphtrain.train.splits`),
 4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``).
 
+Temporal training (``TrainConfig.temporal``): every loader's sampler is temporal and each seed gets
+its time -- one cutoff for all (``seed_time`` an int, or the dataset's latest edge time, agreed on
+by all workers at start) or the node time column's value (fetched once per loader from the
+owners, like the labels). ``predict`` uses layer-wise inference over the edges no later than the
+cutoff, or, with per-node times, the temporal sampler over every node (see :func:`_predict_mode`).
+
 Every worker runs the same number of batches per epoch (see :func:`~graphtrain.train.splits.pad_to_batches`),
 so the data-plane collectives of all workers line up. Randomness: the loader shuffles with
 ``worker_seed = f(seed, rank)``, the sampler keys with the same seed, and dropout reseeds torch with
@@ -115,6 +121,8 @@ class _Context:
         self.node_data = self.shard.distributed_node_data(self.num_features, meta.node_schema.label is not None,
                                                           cache_nodes)
         self.worker_seed = _derive_seed(self.cfg.seed, self.rank)
+        self._node_times: Optional[np.ndarray] = None  # this worker's node times (per-node seed times), read once
+        self.cutoff = self._resolve_cutoff()
         self._report({"type": "start", "rank": self.rank, "pid": os.getpid(), "node": _node_id()})
 
     def close(self) -> None:
@@ -127,6 +135,44 @@ class _Context:
     def _report(self, msg: dict) -> None:
         if self.task.progress is not None:
             self.task.progress.put.remote(msg)
+
+    # -- seed times --------------------------------------------------------------------------------
+    def _resolve_cutoff(self) -> Optional[int]:
+        """The one seed time of all seeds (None: not temporal, or per-node times); a collective."""
+        cfg = self.cfg
+        if cfg.temporal is None or cfg.per_node_seed_time:
+            return None
+        if cfg.seed_time is not None:
+            return int(cfg.seed_time)
+        t = self.shard.graph.time
+        if t is None:
+            raise ConfigError("temporal sampling needs the dataset's edge time column; it has none")
+        lowest = np.iinfo(np.int64).min
+        mine = int(np.max(t)) if t.shape[0] else lowest
+        if self.world == 1:
+            return mine
+        # all_gather_sizes sums one entry per worker: each entry is one worker's own maximum
+        return int(self.exchange.all_gather_sizes(mine).max())
+
+    def seed_times(self, seeds: np.ndarray) -> Optional[np.ndarray]:
+        """int64 seed time of each seed (None without temporal sampling); a collective with per-node times."""
+        if self.cfg.temporal is None:
+            return None
+        if self.cutoff is not None:
+            return np.full(seeds.shape[0], self.cutoff, dtype=np.int64)
+        from graphtrain.sampling.distributed import fetch_node_rows
+
+        lo, _ = self.shard.node_range
+        own = self._own_node_times()
+        return fetch_node_rows(self.exchange, self.shard.book, seeds, lambda ids: own[ids - lo], np.int64)
+
+    def _own_node_times(self) -> np.ndarray:
+        if self._node_times is None:
+            tables = [self.dataset.partition(p).time for p in self.shard.parts]
+            if any(t is None for t in tables):
+                raise ConfigError(f"seed_time {self.cfg.seed_time!r}: the dataset has no node time column")
+            self._node_times = np.concatenate([np.asarray(t) for t in tables]) if tables else np.zeros(0, np.int64)
+        return self._node_times
 
     # -- seeds -----------------------------------------------------------------------------------
     def roles(self) -> np.ndarray:
@@ -188,16 +234,22 @@ class _Context:
             model = build_model(config or self.model_config())
         return model.to(self.device)
 
-    def loader(self, seeds: np.ndarray, batch_size: int, shuffle: bool, seed: int):
-        """A loader over ``seeds``; their labels are fetched once here, features per batch."""
-        from graphtrain.sampling.loader import NodeLoader
+    def sampler(self, seed: int):
+        """The neighbour sampler of this run (temporal when the configuration says so)."""
         from graphtrain.sampling.neighbor import NeighborSampler
 
-        sampler = NeighborSampler(self.shard.hop_sampler(self.cfg.backend), list(self.cfg.fanouts),
-                                  seed=seed, backend=self.cfg.backend)
-        data = _SeedLabels(self.node_data, seeds)
-        return NodeLoader(sampler, seeds, batch_size, node_data=data, shuffle=shuffle, seed=seed,
-                          prefetch=self.cfg.prefetch)
+        cfg = self.cfg
+        return NeighborSampler(self.shard.hop_sampler(cfg.backend), list(cfg.fanouts), temporal=cfg.temporal,
+                               strict=cfg.temporal_strict, seed=seed, backend=cfg.backend)
+
+    def loader(self, seeds: np.ndarray, batch_size: int, shuffle: bool, seed: int, labelled: bool = True):
+        """A loader over ``seeds``; their labels (``labelled``) and seed times are fetched once here
+        (collectives), features per batch."""
+        from graphtrain.sampling.loader import NodeLoader
+
+        data = _SeedLabels(self.node_data, seeds) if labelled else _FeaturesOnly(self.node_data)
+        return NodeLoader(self.sampler(seed), seeds, batch_size, seed_time=self.seed_times(seeds), node_data=data,
+                          shuffle=shuffle, seed=seed, prefetch=self.cfg.prefetch)
 
     def broadcast(self, obj):
         """``obj`` of rank 0 on every worker (over the data-plane group)."""
@@ -233,6 +285,23 @@ class _SeedLabels(NodeDataSource):
         return self._labels[pos]
 
 
+class _FeaturesOnly(NodeDataSource):
+    """Node data without labels (scoring needs none)."""
+
+    def __init__(self, node_data):
+        self.node_data = node_data
+
+    @property
+    def num_features(self):
+        return self.node_data.num_features
+
+    def features(self, ids):
+        return self.node_data.features(ids)
+
+    def labels(self, ids):
+        return None
+
+
 def _limit_threads(n: int) -> None:
     import numba
     import torch
@@ -265,8 +334,9 @@ def _to_pyg(batch, device):
 
 
 # -- evaluation ------------------------------------------------------------------------------------
-def _predict_split(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray):
-    """Class probabilities of ``seeds`` (a collective); gathered at rank 0 as ``(ids, labels, probs)``."""
+def _sampled_probs(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray, labelled: bool = True):
+    """``(ids, labels, probs)`` of the non-padding ``seeds`` in order, from sampled mini-batches
+    (a collective; ``labels`` None unless ``labelled``)."""
     import torch
 
     cfg = ctx.cfg
@@ -274,7 +344,7 @@ def _predict_split(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray):
     ids, labels, probs = [], [], []
     model.eval()
     if seeds.size:
-        loader = ctx.loader(seeds, bs, shuffle=False, seed=_derive_seed(cfg.seed, 1_000_003, ctx.rank))
+        loader = ctx.loader(seeds, bs, shuffle=False, seed=_derive_seed(cfg.seed, 1_000_003, ctx.rank), labelled=labelled)
         with torch.no_grad():
             for b, batch in enumerate(loader.batches(0)):
                 data = _to_pyg(batch, ctx.device)
@@ -282,12 +352,19 @@ def _predict_split(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray):
                     out = model(data.x, data.edge_index, data.num_sampled_nodes, data.num_sampled_edges)[: batch.batch_size]
                 keep = ~is_pad[b * bs : b * bs + batch.batch_size]
                 ids.append(batch.seeds[keep])
-                labels.append(batch.y[keep])
+                if labelled:
+                    labels.append(batch.y[keep])
                 probs.append(torch.softmax(out.float(), dim=1).cpu().numpy()[keep].astype(np.float64))
     C = max(ctx.num_classes, 2)
     ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    labels = (np.concatenate(labels) if labels else np.zeros(0, np.int64)) if labelled else None
     probs = np.concatenate(probs) if probs else np.zeros((0, C))
+    return ids, labels, probs
+
+
+def _predict_split(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray):
+    """Class probabilities of ``seeds`` (a collective); gathered at rank 0 as ``(ids, labels, probs)``."""
+    ids, labels, probs = _sampled_probs(ctx, model, seeds, is_pad)
     meta = ctx.exchange.gather_rows(np.stack([ids, labels], axis=1))
     probs = ctx.exchange.gather_rows(probs)
     if ctx.rank != 0:
@@ -510,14 +587,20 @@ def _evaluate_mode(ctx: _Context) -> dict:
 
 
 def _predict_mode(ctx: _Context) -> dict:
+    """Every node of this worker scored: layer-wise over all in-edges (over those no later than the
+    cutoff when temporal), or -- per-node seed times -- with the temporal sampler, each node bounded
+    by its own time."""
     import torch
 
     model = _load_model(ctx)
     lo, hi = ctx.shard.node_range
     ids = np.arange(lo, hi, dtype=np.int64)
-    feats = ctx.shard.node_data.features(ids)
-    logits = layerwise_logits_for(ctx, model, feats)
-    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    if ctx.cfg.per_node_seed_time:
+        probs = _sampled_node_probs(ctx, model, ids)
+    else:
+        feats = ctx.shard.node_data.features(ids)
+        logits = layerwise_logits_for(ctx, model, feats)
+        probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     labels = ctx.shard.node_data.labels(ids)
     raw = [ctx.dataset.raw_ids(p) for p in ctx.shard.parts]
     if ctx.dataset.meta.id_type == "int64":
@@ -530,12 +613,26 @@ def _predict_mode(ctx: _Context) -> dict:
             "labels": labels if labels is not None else np.full(ids.size, -1, np.int64)}
 
 
+def _sampled_node_probs(ctx: _Context, model, ids: np.ndarray) -> np.ndarray:
+    """Class probabilities of this worker's nodes ``ids`` (in order) from sampled mini-batches; every
+    worker runs the same number of batches (padded), as the collectives need."""
+    from graphtrain.train.splits import pad_to_batches
+
+    bs = ctx.cfg.eval_batch_size or ctx.cfg.batch_size
+    longest = int(ctx.exchange.all_gather_sizes(ids.size).max())
+    seeds, is_pad = pad_to_batches(ids, longest, bs, fallback=0)
+    got, _, probs = _sampled_probs(ctx, model, seeds, is_pad, labelled=False)
+    assert np.array_equal(got, ids)
+    return probs
+
+
 def layerwise_logits_for(ctx: _Context, model, feats):
     from graphtrain.train.inference import layerwise_logits
 
     backend = "cpu" if ctx.cfg.backend in ("auto", "cuda") else ctx.cfg.backend
     return layerwise_logits(model, ctx.shard, feats, ctx.cfg.inference_chunk, ctx.device, backend,
-                            amp=ctx.cfg.amp and ctx.device.type == "cuda")
+                            amp=ctx.cfg.amp and ctx.device.type == "cuda", max_time=ctx.cutoff,
+                            strict=ctx.cfg.temporal_strict)
 
 
 def run_worker(task: WorkerTask) -> dict:

@@ -202,3 +202,26 @@ def test_tsv_without_header_and_self_loops(tmp_path, capsys):
                    "--drop-self-loops", "--drop-duplicates", "--json") == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (s["self_loops"], s["dropped_self_loops"], s["duplicate_edges"], s["dropped_duplicates"], s["num_edges"]) == (1, 1, 1, 1, 1)
+
+
+def test_node_time_column(tmp_path, capsys):
+    """``--node-time``: one int64 time per node (int64 max for added nodes), its name and unit in meta.json."""
+    import numpy as np
+
+    from graphtrain.partition.format import open_dataset
+
+    e = _write(tmp_path / "e.csv", b"src,dst,ts\n1,2,2024-01-03\n2,3,2024-01-05\n3,4,2024-01-01\n")
+    n = _write(tmp_path / "n.csv", b"id,label,seen\n1,0,2024-01-02\n2,1,2024-01-04\n3,0,2024-01-06\n")
+    out = tmp_path / "ds"
+    assert run_cli("partition", e, "--time", "ts", "--nodes", n, "--label", "label", "--node-time", "seen",
+                   "--add-missing-nodes", "--out", out, "-p", 2) == 0
+    ds = open_dataset(out, verify=True)
+    schema = ds.meta.node_schema
+    assert (schema.time, schema.time_unit) == ("seen", ds.meta.edge_column("time").unit) == ("seen", "D")
+    got = {}
+    for p in range(ds.num_parts):
+        got.update(zip(np.asarray(ds.raw_ids(p)).tolist(), np.asarray(ds.partition(p).time).tolist()))
+    day = np.datetime64("2024-01-01", "D").astype(np.int64)
+    assert got == {1: day + 1, 2: day + 3, 3: day + 5, 4: np.iinfo(np.int64).max}
+    assert run_cli("inspect", out) == 0 and "time 'seen'" in capsys.readouterr().out
+    _expect_error(capsys, tmp_path, e, "--node-time", "seen", match=["--node-time", "need --nodes"])

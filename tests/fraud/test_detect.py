@@ -90,6 +90,13 @@ def test_a_split_without_both_classes_is_refused_before_any_work(demo_run, tmp_p
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="num_workers"):
         ModelOptions(num_parts=2, num_workers=3).validate()
+    with pytest.raises(ConfigError, match="temporal must be"):
+        ModelOptions(temporal="latest").validate()
+    untimed = load_generated(out / "data")
+    untimed.time = None
+    with pytest.raises(ConfigError, match="needs transaction times"):
+        run_pipeline(untimed, tmp_path / "y", ModelOptions(temporal="recent"), FAST)
+    assert not (tmp_path / "y").exists()
 
 
 def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path):
@@ -109,7 +116,7 @@ def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path)
            "--src", tcols["src"], "--dst", tcols["dst"], "--time", tcols["time"], "--amount", tcols["amount"],
            "--accounts", str(tmp_path / "accounts.parquet"), "--id", acols["id"], "--label", acols["label"],
            "--split", "split", "--features", ",".join(acols["features"]), "--rings", str(data / "rings.csv"),
-           "--epochs", "3", "--num-cpus", "2", "--out", str(tmp_path / "run")]
+           "--epochs", "3", "--num-cpus", "2", "--temporal", "recent", "--out", str(tmp_path / "run")]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.strip().splitlines()
@@ -119,6 +126,7 @@ def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path)
         assert 0.0 <= final[key] <= 1.0, key
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["split"] == "given (split column)"
+    assert summary["model"]["options"]["temporal"] == "recent" and "temporal recent" in summary["score_source"]
     assert summary["test_accounts"] == int(((np.arange(n) % 3) == 2).sum())
 
 
@@ -133,4 +141,7 @@ def test_detect_rings_cli_bad_input(tmp_path):
     assert res.returncode != 0 and "acc.csv" in res.stderr and "'label'" in res.stderr
     res = subprocess.run(base + ["--label", "fraud"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode != 0 and "both classes" in res.stderr
+    res = subprocess.run(base + ["--label", "fraud", "--temporal", "recent"], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 2 and "--temporal recent" in res.stderr and "--time COL" in res.stderr
     assert not (tmp_path / "out").exists()
