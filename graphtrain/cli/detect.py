@@ -10,7 +10,8 @@ import json
 
 from graphtrain.cli.train import _int_list
 
-FINAL_KEYS = ("auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap", "baseline_f1_macro", "rings",
+FINAL_KEYS = ("auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap", "baseline_f1_macro",
+              "blend_auc", "blend_ap", "blend_f1_macro", "blend_weight", "rings",
               "true_rings", "ring_precision", "ring_recall", "ring_recall_by_typology", "accounts", "transactions",
               "score_source", "report")
 
@@ -45,6 +46,10 @@ def _add_model_args(p) -> None:
     m.add_argument("--temporal", choices=["uniform", "recent"], default=d.temporal,
                    help="temporal neighbour sampling on the transaction time (needs --time): only transactions up to "
                    "the seed time (the end of the log), uniformly or the most recent ones (default: off)")
+    m.add_argument("--no-blend", dest="blend", action="store_false",
+                   help="skip the blend: by default every account also gets blend_score, the rank blend of the GNN and "
+                   "the tree baseline weighted on validation AP (blend_auc, blend_ap, ... in the output); rings and "
+                   "auc, ap, ... are the GNN's either way")
     m.add_argument("--seed", type=int, default=0, help="seed of the split, partitioning, training, baseline (default: 0)")
     m.add_argument("--force", action="store_true", help="replace an earlier output of this command")
 
@@ -57,7 +62,7 @@ def _options(args):
                            patience=args.patience, batch_size=args.batch_size, lr=args.lr, num_parts=args.num_parts,
                            method=args.method, num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
-    return options, PipelineConfig(seed=args.seed)
+    return options, PipelineConfig(seed=args.seed, blend=args.blend)
 
 
 def _print_result(summary) -> int:
@@ -73,8 +78,9 @@ def register(sub) -> None:
         "GNN on Ray workers, scores every account, runs the tree baseline on the same split, finds rings "
         "(components, communities and dense-subgraph peeling of high-risk accounts) and writes OUT/summary.json, "
         "OUT/scores.parquet, OUT/rings.{parquet,csv}, OUT/ring_members.{parquet,csv} and OUT/report/index.html. "
-        "Prints the report path and one JSON line (auc, ap, f1_macro, baseline_auc, baseline_ap, ring_precision, "
-        "ring_recall, ...).")
+        "Prints the report path and one JSON line (auc, ap, f1_macro of the GNN, whose scores the rings come from; "
+        "baseline_auc, baseline_ap of the tree; blend_auc, blend_ap of their rank blend, see --no-blend; "
+        "ring_precision, ring_recall with --rings; ...).")
     d = p.add_argument_group("data")
     d.add_argument("--edges", required=True, metavar="FILE", help="transactions: CSV, TSV or Parquet (.gz ok)")
     d.add_argument("--src", default="src", metavar="COL", help="payer column (default: %(default)s)")

@@ -31,6 +31,7 @@ import numpy as np
 from graphtrain._version import __version__
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.baseline import run_baseline
+from graphtrain.fraud.blend import blend_scores
 from graphtrain.fraud.evaluate import choose_threshold, load_true_rings, node_metrics, ring_metrics
 from graphtrain.fraud.report import ReportData, write_report
 from graphtrain.fraud.rings import RingConfig, detect_rings, write_rings
@@ -58,6 +59,10 @@ class PipelineConfig:
         baseline_folds: cross-fitting folds for the baseline's scores of train accounts.
         ring_min_size, ring_max_size: see :class:`graphtrain.fraud.rings.RingConfig`.
         grow: grow rings with accounts scoring between the median and the threshold (see module doc).
+        blend: with model scores, also score every account with the rank blend of the model and the
+            tree baseline (:mod:`graphtrain.fraud.blend`, weight chosen on validation AP): the
+            ``blend_score`` column of scores.parquet and ``blend_*`` metrics. The rings, ``auc``,
+            ``ap``, ... stay the model's: rings come out better from the GNN's scores (see blend).
         top_rings, bad_cases: how many rings and bad cases the report draws.
         title: report title.
     """
@@ -70,6 +75,7 @@ class PipelineConfig:
     ring_min_size: int = 3
     ring_max_size: int = 40
     grow: bool = True
+    blend: bool = True
     top_rings: int = 6
     bad_cases: int = 4
     title: str = "graphtrain fraud-ring report"
@@ -158,10 +164,14 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
         source = (f"tree baseline: {baseline.params['model']} on {baseline.params['num_features']} features "
                   f"(own + {config.baseline_hops}-hop neighbour aggregates), out-of-fold on train accounts")
 
-    threshold = choose_threshold(labels, scores, split)
-    metrics = node_metrics(labels, scores, split, threshold)
     b_threshold = choose_threshold(labels, baseline.scores, split)
     b_metrics = node_metrics(labels, baseline.scores, split, b_threshold)
+    threshold = choose_threshold(labels, scores, split)
+    metrics = node_metrics(labels, scores, split, threshold)
+    blend = blend_metrics = None
+    if not from_baseline and config.blend:
+        blend = blend_scores(scores, baseline.scores, labels, split)
+        blend_metrics = node_metrics(labels, blend.scores, split, choose_threshold(labels, blend.scores, split))
     grow = min(0.5 * (threshold + float(np.median(scores))), threshold) if config.grow else None
     ring_config = RingConfig(threshold=threshold, grow_threshold=grow, min_size=config.ring_min_size,
                              max_size=config.ring_max_size, seed=config.seed)
@@ -176,6 +186,8 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
         **{k: metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")},
         "baseline_auc": b_metrics["auc"], "baseline_ap": b_metrics["ap"], "baseline_f1_macro": b_metrics["f1_macro"],
         "baseline_recall_at_k": b_metrics["recall_at_k"], "baseline_threshold": b_metrics["threshold"],
+        **({f"blend_{k}": blend_metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")}
+           | {"blend_weight": blend.weight, "blend_val_ap": blend.val_ap} if blend is not None else {}),
         "rings": len(rings.rings), "high_risk_accounts": rings.high_risk,
         "accounts": graph.num_accounts, "transactions": graph.num_edges,
         "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],
@@ -192,12 +204,13 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
                        ring_recall_by_typology={t: float(np.mean(h)) for t, h in sorted(by_type.items())})
     summary = _clean(summary)
 
-    _write_scores(tmp / SCORES_FILE, graph, scores, baseline.scores, split)
+    _write_scores(tmp / SCORES_FILE, graph, scores, baseline.scores, split, blend.scores if blend is not None else None)
     write_rings(rings, tmp)
     report = ReportData(
         title=config.title, graph=graph, split=split, scores=scores, score_source=source,
         scores_from_baseline=from_baseline, threshold=threshold, metrics=metrics, rings=rings, summary=summary,
         baseline_scores=None if from_baseline else baseline.scores, baseline_metrics=None if from_baseline else b_metrics,
+        blend_metrics=blend_metrics, blend_weight=blend.weight if blend is not None else None,
         ring_match=match, true_rings=truth)
     write_report(report, tmp / REPORT_DIR, top_rings=config.top_rings, bad_cases=config.bad_cases)
     (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -205,19 +218,20 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
     return summary
 
 
-def _write_scores(path: Path, graph: TransactionGraph, scores, baseline_scores, split) -> None:
+def _write_scores(path: Path, graph: TransactionGraph, scores, baseline_scores, split, blend_scores=None) -> None:
+    """``scores.parquet``: account_id, score (what the rings came from), baseline_score,
+    [blend_score: the model's and the baseline's rank blend], label, split."""
     import pyarrow as pa
 
     from graphtrain.fraud.tables import write_table
 
     names = np.array(["train", "val", "test"], dtype=object)
-    write_table(path, pa.table({
-        "account_id": graph.accounts.ids,
-        "score": scores,
-        "baseline_score": baseline_scores,
-        "label": pa.array(graph.accounts.labels, mask=graph.accounts.labels < 0),
-        "split": pa.array(np.where(split >= 0, names[np.clip(split, 0, 2)], None), type=pa.string()),
-    }))
+    columns = {"account_id": graph.accounts.ids, "score": scores, "baseline_score": baseline_scores}
+    if blend_scores is not None:
+        columns["blend_score"] = blend_scores
+    columns["label"] = pa.array(graph.accounts.labels, mask=graph.accounts.labels < 0)
+    columns["split"] = pa.array(np.where(split >= 0, names[np.clip(split, 0, 2)], None), type=pa.string())
+    write_table(path, pa.table(columns))
 
 
 def generate_and_run(out, generator_config, config: PipelineConfig = PipelineConfig(), model_scores=None,

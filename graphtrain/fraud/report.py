@@ -48,6 +48,7 @@ class ReportData:
         rings: detected rings.
         summary: every number of the run (the pipeline's JSON summary).
         baseline_scores, baseline_metrics: the tree baseline on the same split, when it is not ``scores``.
+        blend_metrics, blend_weight: the rank blend of ``scores`` and the baseline (graphtrain.fraud.blend).
         ring_match, true_rings: ring-level evaluation, when ground truth was given.
     """
 
@@ -63,6 +64,8 @@ class ReportData:
     summary: Dict[str, object] = field(default_factory=dict)
     baseline_scores: Optional[np.ndarray] = None
     baseline_metrics: Optional[Dict[str, float]] = None
+    blend_metrics: Optional[Dict[str, float]] = None
+    blend_weight: Optional[float] = None
     ring_match: Optional[RingMatch] = None
     true_rings: Optional[TrueRings] = None
 
@@ -107,6 +110,8 @@ def _metric_rows(data: ReportData) -> List[List[object]]:
     rows = []
     for n in names:
         row = [n, data.metrics.get(n)]
+        if data.blend_metrics is not None:
+            row.append(data.blend_metrics.get(n))
         if data.baseline_metrics is not None:
             row.append(data.baseline_metrics.get(n))
         rows.append(row)
@@ -195,7 +200,8 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
         ["accounts", g.num_accounts], ["transactions", g.num_edges],
         ["labelled accounts", int(np.sum(g.accounts.labels >= 0))], ["labelled fraud", int(np.sum(g.accounts.labels == 1))],
     ]) + _table(["split", "accounts", "fraud"], _split_counts(data)))
-    header = ["metric (test split)", "scores"] + (["tree baseline"] if data.baseline_metrics is not None else [])
+    header = (["metric (test split)", "scores"] + ([f"blend with the baseline (model weight {data.blend_weight:g})"] if data.blend_metrics is not None else [])
+              + (["tree baseline"] if data.baseline_metrics is not None else []))
     parts.append("<h2>Account-level metrics</h2>" + _table(header, _metric_rows(data)))
     parts.append("<p>Threshold chosen on the validation split (best F1-macro); recall@k with k = number of test frauds.</p>")
     parts.append("<div class='row'>" + "".join(f"<img src='{n}' alt='{n}'>" for n in ("roc.png", "pr.png", "confusion.png"))

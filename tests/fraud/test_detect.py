@@ -13,6 +13,7 @@ import pytest
 
 from graphtrain.errors import ConfigError, OutputExistsError
 from graphtrain.fraud.detect import ModelOptions, model_features, run_generated, run_pipeline
+from graphtrain.fraud.blend import scaled_ranks
 from graphtrain.fraud.generator_config import GeneratorConfig
 from graphtrain.fraud.pipeline import PipelineConfig
 from graphtrain.fraud.transaction_graph import load_generated
@@ -39,17 +40,24 @@ def test_demo_trains_the_model_and_finds_the_planted_rings(demo_run):
     assert summary["auc"] != summary["baseline_auc"]
     assert summary["model"]["epochs_run"] >= 1 and summary["model"]["options"]["num_workers"] == 2
     assert summary["auc"] > 0.85 and summary["ap"] > 0.3, (summary["auc"], summary["ap"])
+    # the blend with the tree is scored beside them
+    assert summary["blend_auc"] > 0.85 and summary["blend_ap"] > 0.3 and 0 <= summary["blend_weight"] <= 1
     assert summary["true_rings"] == 24
     assert summary["ring_recall"] >= 0.4, summary["ring_recall_by_typology"]
     assert summary["ring_precision"] >= 0.2, {k: summary[k] for k in ("rings", "ring_precision", "ring_recall", "auc", "ap", "baseline_auc")}
     scores = pq.read_table(run / "scores.parquet")
     model = pq.read_table(run / "model_scores.parquet")
     assert scores.num_rows == model.num_rows == 6000
-    # scores.parquet (raw account IDs) carries exactly the model's scores, account by account
+    # scores.parquet (raw account IDs) carries exactly the model's scores, account by account, and the
+    # blend_score column is their rank blend with the baseline at the reported weight
     accounts = pq.read_table(out / "data" / "accounts.parquet").column("account_id").to_pylist()
     by_row = dict(zip(model.column("node_id").to_pylist(), model.column("score").to_pylist()))
     got = dict(zip(scores.column("account_id").to_pylist(), scores.column("score").to_pylist()))
     assert all(abs(got[acc] - by_row[i]) < 1e-6 for i, acc in enumerate(accounts))
+    w = summary["blend_weight"]
+    gnn, tree, blended = (scores.column(c).to_numpy() for c in ("score", "baseline_score", "blend_score"))
+    np.testing.assert_allclose(scaled_ranks(blended), scaled_ranks(w * scaled_ranks(gnn) + (1 - w) * scaled_ranks(tree)))
+    assert summary["blend_val_ap"][f"{w:.1f}"] == max(summary["blend_val_ap"].values())
     assert (run / "report" / "index.html").is_file() and (run / "rings.csv").is_file()
     assert "graphtrain sage" in (run / "report" / "index.html").read_text()
 
@@ -116,7 +124,7 @@ def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path)
            "--src", tcols["src"], "--dst", tcols["dst"], "--time", tcols["time"], "--amount", tcols["amount"],
            "--accounts", str(tmp_path / "accounts.parquet"), "--id", acols["id"], "--label", acols["label"],
            "--split", "split", "--features", ",".join(acols["features"]), "--rings", str(data / "rings.csv"),
-           "--epochs", "3", "--num-cpus", "2", "--temporal", "recent", "--out", str(tmp_path / "run")]
+           "--epochs", "3", "--num-cpus", "2", "--temporal", "recent", "--no-blend", "--out", str(tmp_path / "run")]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.strip().splitlines()
@@ -127,6 +135,9 @@ def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["split"] == "given (split column)"
     assert summary["model"]["options"]["temporal"] == "recent" and "temporal recent" in summary["score_source"]
+    # --no-blend: no blend column or metrics
+    assert "blend_auc" not in final and "blend_weight" not in summary
+    assert "blend_score" not in pq.read_table(tmp_path / "run" / "scores.parquet").column_names
     assert summary["test_accounts"] == int(((np.arange(n) % 3) == 2).sum())
 
 
