@@ -24,7 +24,7 @@ is a little optimistic and the choice leans towards it.
 
 The fraud pipeline reports the blend beside the GNN and finds rings from the GNN's scores alone:
 at equal or better account-level AP, blended scores found fewer of the planted rings (20,000
-generated accounts: ring recall 0.56 blended vs 0.66 from the GNN; 6,000: 0.21-0.29 vs 0.42) -- message
+generated accounts: ring recall 0.56 blended vs 0.66 from the GNN; 6,000: 0.21-0.25 vs 0.42) -- message
 passing gives a ring's members alike scores, which is what the ring stage's components need.
 """
 from __future__ import annotations
