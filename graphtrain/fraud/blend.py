@@ -35,7 +35,7 @@ import numpy as np
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.split import TRAIN, VAL
+from graphtrain.fraud.evaluate import selection_rows
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 1)  # the GNN's weight
 
@@ -77,12 +77,7 @@ def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: n
         raise ConfigError(f"blend: shapes differ: gnn {gnn.shape}, tree {tree.shape}, labels {labels.shape}, split {split.shape}")
     if np.isnan(gnn).any() or np.isnan(tree).any():
         raise ConfigError("blend: scores contain NaN")
-    for code in (VAL, TRAIN):
-        rows = (split == code) & (labels >= 0)
-        if rows.any() and labels[rows].min() != labels[rows].max():
-            break
-    else:
-        raise ConfigError("blend: neither the validation nor the train split has labels of both classes")
+    rows = selection_rows(labels, split, "a blend weight")
     r_gnn, r_tree = scaled_ranks(gnn), scaled_ranks(tree)
     val_ap = {f"{w:.1f}": metrics.average_precision(labels[rows], w * r_gnn[rows] + (1 - w) * r_tree[rows]) for w in WEIGHTS}
     best = max(val_ap.values())

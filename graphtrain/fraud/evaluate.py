@@ -21,14 +21,21 @@ from graphtrain.fraud.transaction_graph import AccountTable
 MIN_JACCARD = 0.5
 
 
-def choose_threshold(labels, scores, split) -> float:
-    """Score threshold with the best F1-macro on the validation split (the train split if there is no validation)."""
+def selection_rows(labels, split, what: str) -> np.ndarray:
+    """Bool ``[N]``: the labelled validation accounts, or the train ones if validation lacks a class --
+    where the pipeline chooses anything (threshold, blend weight). ``what`` names it in the error."""
     labels, split = np.asarray(labels), np.asarray(split)
     for code in (VAL, TRAIN):
         rows = (split == code) & (labels >= 0)
         if rows.any() and labels[rows].min() != labels[rows].max():
-            return metrics.best_f1_threshold(labels[rows], np.asarray(scores)[rows])
-    raise ConfigError("cannot choose a threshold: neither the validation nor the train split has labels of both classes")
+            return rows
+    raise ConfigError(f"cannot choose {what}: neither the validation nor the train split has labels of both classes")
+
+
+def choose_threshold(labels, scores, split) -> float:
+    """Score threshold with the best F1-macro on the validation split (the train split if there is no validation)."""
+    rows = selection_rows(labels, split, "a threshold")
+    return metrics.best_f1_threshold(np.asarray(labels)[rows], np.asarray(scores)[rows])
 
 
 def node_metrics(labels, scores, split, threshold: float, k: Optional[int] = None) -> Dict[str, float]:

@@ -262,29 +262,6 @@ class _Context:
         return box[0]
 
 
-class _SeedLabels(NodeDataSource):
-    """Node data whose ``labels`` are looked up among a fixed seed set fetched once (a collective at
-    construction), so a batch costs one feature fetch instead of a feature and a label fetch."""
-
-    def __init__(self, node_data, seeds: np.ndarray):
-        self.node_data = node_data
-        self._ids = np.unique(seeds)
-        self._labels = node_data.labels(self._ids)
-
-    @property
-    def num_features(self):
-        return self.node_data.num_features
-
-    def features(self, ids):
-        return self.node_data.features(ids)
-
-    def labels(self, ids):
-        pos = np.searchsorted(self._ids, ids)
-        if pos.size and (pos.max() >= self._ids.size or np.any(self._ids[pos] != ids)):
-            raise ConfigError("labels were asked for nodes that are not seeds of this loader")
-        return self._labels[pos]
-
-
 class _FeaturesOnly(NodeDataSource):
     """Node data without labels (scoring needs none)."""
 
@@ -300,6 +277,22 @@ class _FeaturesOnly(NodeDataSource):
 
     def labels(self, ids):
         return None
+
+
+class _SeedLabels(_FeaturesOnly):
+    """Node data whose ``labels`` are looked up among a fixed seed set fetched once (a collective at
+    construction), so a batch costs one feature fetch instead of a feature and a label fetch."""
+
+    def __init__(self, node_data, seeds: np.ndarray):
+        super().__init__(node_data)
+        self._ids = np.unique(seeds)
+        self._labels = node_data.labels(self._ids)
+
+    def labels(self, ids):
+        pos = np.searchsorted(self._ids, ids)
+        if pos.size and (pos.max() >= self._ids.size or np.any(self._ids[pos] != ids)):
+            raise ConfigError("labels were asked for nodes that are not seeds of this loader")
+        return self._labels[pos]
 
 
 def _limit_threads(n: int) -> None:
