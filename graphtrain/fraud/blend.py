@@ -23,9 +23,10 @@ such. One caveat: the GNN's epoch was itself chosen on the validation split, so 
 is a little optimistic and the choice leans towards it.
 
 The fraud pipeline reports the blend beside the GNN and finds rings from the GNN's scores alone:
-at equal or better account-level AP, blended scores found fewer of the planted rings (20,000
-generated accounts: ring recall 0.56 blended vs 0.66 from the GNN; 6,000: 0.21-0.25 vs 0.42) -- message
-passing gives a ring's members alike scores, which is what the ring stage's components need.
+at better account-level AP, blended scores found fewer of the planted rings (20,000 generated
+accounts: ring recall 0.56 blended vs 0.66 from the GNN, precision 0.54 vs 0.40; 6,000: recall
+0.21-0.25 vs 0.42) -- message passing gives a ring's members alike scores, which is what the ring
+stage's components need.
 """
 from __future__ import annotations
 
