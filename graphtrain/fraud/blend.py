@@ -12,9 +12,9 @@ The second line only puts the blended order back on a score scale: the account a
 gets the weighted mean of the two models' ``pos``-th smallest scores (ties share the mean place,
 interpolated). The order -- everything AUC and AP see -- is the rank average's; the values follow
 the two models' score distributions, so ``w = 1`` gives back the GNN's scores exactly and ``w = 0``
-the tree's. That matters downstream: ring detection uses scores as thresholds (a high-risk core
-and a grow band down to the median) and as node priors for dense-subgraph peeling, and bare ranks
-(uniform on (0, 1]) would put half the accounts in the grow band.
+the tree's. So ``blend_score`` reads like a model score (most accounts near 0, the risky ones
+high) and can be handed to anything that takes scores -- ring detection uses them as thresholds and
+as peeling priors -- where bare ranks (uniform on (0, 1]) would look risky for half the accounts.
 
 ``w`` is picked from ``0, 0.1, ..., 1`` by average precision on the labelled validation accounts
 (ties go to the weight nearest 0.5). Only validation labels are used; the test split stays unseen.

@@ -38,6 +38,11 @@ def choose_threshold(labels, scores, split) -> float:
     return metrics.best_f1_threshold(np.asarray(labels)[rows], np.asarray(scores)[rows])
 
 
+def metrics_at_chosen_threshold(labels, scores, split) -> Dict[str, float]:
+    """:func:`node_metrics` at the threshold :func:`choose_threshold` picks (``report["threshold"]``)."""
+    return node_metrics(labels, scores, split, choose_threshold(labels, scores, split))
+
+
 def node_metrics(labels, scores, split, threshold: float, k: Optional[int] = None) -> Dict[str, float]:
     """``auc``, ``ap``, ``f1_macro``, ``recall_at_k`` (k = number of test positives by default),
     ``threshold`` on the labelled test accounts; plus ``test_accounts`` and ``test_positives``."""

@@ -32,7 +32,7 @@ from graphtrain._version import __version__
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.baseline import run_baseline
 from graphtrain.fraud.blend import blend_scores
-from graphtrain.fraud.evaluate import choose_threshold, load_true_rings, node_metrics, ring_metrics
+from graphtrain.fraud.evaluate import load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.report import ReportData, write_report
 from graphtrain.fraud.rings import RingConfig, detect_rings, write_rings
 from graphtrain.fraud.split import stratified_split
@@ -164,14 +164,13 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
         source = (f"tree baseline: {baseline.params['model']} on {baseline.params['num_features']} features "
                   f"(own + {config.baseline_hops}-hop neighbour aggregates), out-of-fold on train accounts")
 
-    b_threshold = choose_threshold(labels, baseline.scores, split)
-    b_metrics = node_metrics(labels, baseline.scores, split, b_threshold)
-    threshold = choose_threshold(labels, scores, split)
-    metrics = node_metrics(labels, scores, split, threshold)
+    b_metrics = metrics_at_chosen_threshold(labels, baseline.scores, split)
+    metrics = metrics_at_chosen_threshold(labels, scores, split)
+    threshold = metrics["threshold"]
     blend = blend_metrics = None
     if not from_baseline and config.blend:
         blend = blend_scores(scores, baseline.scores, labels, split)
-        blend_metrics = node_metrics(labels, blend.scores, split, choose_threshold(labels, blend.scores, split))
+        blend_metrics = metrics_at_chosen_threshold(labels, blend.scores, split)
     grow = min(0.5 * (threshold + float(np.median(scores))), threshold) if config.grow else None
     ring_config = RingConfig(threshold=threshold, grow_threshold=grow, min_size=config.ring_min_size,
                              max_size=config.ring_max_size, seed=config.seed)
