@@ -8,7 +8,10 @@ Measured per sampler: seeds/s and sampled edges/s for the whole mini-batch (ever
 unique + relabel and the MiniBatch assembly). Each sampler first runs ``--warmup`` batches that are
 not timed, so Numba's JIT compile time is excluded (DGL gets the same warm-up).
 
-Samplers: ``reference`` (pure NumPy), graphtrain ``cpu`` with each thread count of ``--threads``,
+Samplers: ``reference`` (pure NumPy), graphtrain ``cpu`` with each thread count of ``--threads``
+(the threads split each batch's kernels), graphtrain ``cpu batch-parallel`` for each thread count
+above 1 (``NodeLoader(sampling_threads=T)``'s executor, :func:`graphtrain.sampling.loader.run_ahead`:
+``T`` threads each sampling whole batches on one Numba thread; the same batches, returned in order),
 graphtrain ``cuda`` when ``--backend cuda`` (needs a GPU), and DGL's
 ``NeighborSampler(fanouts).sample_blocks`` run in a subprocess by ``--dgl-python`` (default: env
 ``GRAPHTRAIN_DGL_PYTHON``) on the same graph and batches, saved to a temporary ``.npz``, with
@@ -75,6 +78,26 @@ def time_graphtrain(graph, fanouts, batches, backend, warmup, threads=None):
     return {"seconds": time.perf_counter() - t0, "seeds": seeds, "edges": edges, "batches": len(batches)}
 
 
+def time_batch_parallel(graph, fanouts, batches, warmup, threads):
+    """Whole batches on ``threads`` threads at once, the way ``NodeLoader(sampling_threads=threads)`` runs them."""
+    import numba
+
+    from graphtrain.sampling.loader import run_ahead
+    from graphtrain.sampling.neighbor import NeighborSampler
+
+    numba.set_num_threads(threads)  # run_ahead gives each of its threads threads // threads = 1
+    sampler = NeighborSampler(graph, fanouts, backend="cpu", seed=0)
+    warm = [(batches[i % len(batches)], None, 10**6 + i) for i in range(max(warmup, threads))]
+    for _ in run_ahead(sampler.sample, warm, threads, threads):  # JIT and every thread's first call
+        pass
+    edges = seeds = 0
+    t0 = time.perf_counter()
+    for mb in run_ahead(sampler.sample, [(b, None, i) for i, b in enumerate(batches)], threads, threads):
+        edges += mb.num_edges
+        seeds += mb.batch_size
+    return {"seconds": time.perf_counter() - t0, "seeds": seeds, "edges": edges, "batches": len(batches)}
+
+
 def time_dgl(python, graph, fanouts, batches, warmup, threads):
     with tempfile.TemporaryDirectory(prefix="bench-sampling-") as tmp:
         path = Path(tmp) / "graph.npz"
@@ -117,6 +140,9 @@ def main(argv=None):
     rows.append(("numpy reference", 1, time_graphtrain(graph, args.fanouts, batches[: args.ref_batches], "reference", 1)))
     for t in args.threads:
         rows.append((f"graphtrain cpu", t, time_graphtrain(graph, args.fanouts, batches, "cpu", args.warmup, t)))
+    for t in args.threads:
+        if t > 1:
+            rows.append(("graphtrain cpu batch-parallel", t, time_batch_parallel(graph, args.fanouts, batches, args.warmup, t)))
     if args.backend == "cuda":
         rows.append(("graphtrain cuda", None, time_graphtrain(graph, args.fanouts, batches, "cuda", args.warmup)))
     if args.dgl_python:
@@ -132,7 +158,7 @@ def main(argv=None):
     ref_s, ref_e = rates(rows[0][2])
     dgl1 = next((r for name, t, r in rows if name.startswith("dgl") and t == 1), None)
     dgl_s, dgl_e = rates(dgl1) if dgl1 else (None, None)
-    header = f"{'sampler':<28} {'threads':>7} {'seeds/s':>12} {'edges/s':>14} {'edges/seed':>10} {'x ref (edges/s)':>16} {'x dgl-1t seeds/s':>17} {'x dgl-1t edges/s':>17}"
+    header = f"{'sampler':<30} {'threads':>7} {'seeds/s':>12} {'edges/s':>14} {'edges/seed':>10} {'x ref (edges/s)':>16} {'x dgl-1t seeds/s':>17} {'x dgl-1t edges/s':>17}"
     print(header)
     print("-" * len(header))
     out = []
@@ -140,11 +166,14 @@ def main(argv=None):
         s, e = rates(r)
         xd_s = f"{s / dgl_s:.2f}" if dgl_s else "-"
         xd_e = f"{e / dgl_e:.2f}" if dgl_e else "-"
-        print(f"{name:<28} {str(t or '-'):>7} {s:>12,.0f} {e:>14,.0f} {r['edges'] / r['seeds']:>10.1f} {e / ref_e:>16.1f} {xd_s:>17} {xd_e:>17}")
+        print(f"{name:<30} {str(t or '-'):>7} {s:>12,.0f} {e:>14,.0f} {r['edges'] / r['seeds']:>10.1f} {e / ref_e:>16.1f} {xd_s:>17} {xd_e:>17}")
         out.append({"sampler": name, "threads": t, **r, "seeds_per_s": s, "edges_per_s": e})
     cpu = {t: rates(r) for name, t, r in rows if name == "graphtrain cpu"}
     if 1 in cpu and 2 in cpu:
-        print(f"cpu scaling 1 -> 2 threads: {cpu[2][1] / cpu[1][1]:.2f}x (edges/s)")
+        print(f"cpu scaling 1 -> 2 threads: {cpu[2][1] / cpu[1][1]:.2f}x (edges/s), threads splitting each batch")
+    par = {t: rates(r) for name, t, r in rows if name == "graphtrain cpu batch-parallel"}
+    if 1 in cpu and 2 in par:
+        print(f"cpu scaling 1 -> 2 threads: {par[2][1] / cpu[1][1]:.2f}x (edges/s), batch-parallel")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 

@@ -206,6 +206,11 @@ class DistributedHopSampler(HopSampler):
     def num_global_nodes(self) -> int:
         return self.book.num_nodes
 
+    @property
+    def concurrent_safe(self) -> bool:
+        """Several workers: no (every hop is a collective, which must run in one order everywhere)."""
+        return self.exchange.world_size == 1
+
     def check_options(self, options: HopOptions) -> None:
         self.local.check_options(options)
 
@@ -299,6 +304,11 @@ class DistributedNodeData(NodeDataSource):
     @property
     def num_features(self) -> Optional[int]:
         return self._num_features
+
+    @property
+    def concurrent_safe(self) -> bool:
+        """Several workers: no (a fetch is a collective, which must run in one order everywhere)."""
+        return self.exchange.world_size == 1
 
     @property
     def cache_size(self) -> int:

@@ -50,6 +50,11 @@ class NodeDataSource(ABC):
     """Features and labels of nodes by global ID."""
 
     @property
+    def concurrent_safe(self) -> bool:
+        """Whether several threads may call this at once (True unless a subclass says otherwise)."""
+        return True
+
+    @property
     @abstractmethod
     def num_features(self) -> Optional[int]:
         """F, or None when there are no features."""

@@ -70,6 +70,11 @@ class HopSampler(ABC):
     """Samples the in-edges of a frontier of global node IDs (see the module docstring)."""
 
     @property
+    def concurrent_safe(self) -> bool:
+        """Whether several threads may call :meth:`sample_hop` at once (True unless a subclass says otherwise)."""
+        return True
+
+    @property
     @abstractmethod
     def num_global_nodes(self) -> int:
         """Number of nodes in the whole graph (bound on valid node IDs)."""

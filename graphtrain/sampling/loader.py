@@ -5,15 +5,20 @@ Each epoch shuffles the seeds with a permutation drawn from the counter RNG
 of epoch ``e`` with ``batch_index = e * len(loader) + b``: a run is reproducible from
 ``(seed, epoch)`` alone, and no two batches of a run share random draws.
 
-The kernels release the GIL, so sampling ``prefetch`` batches ahead in one worker thread overlaps
-with the training step in the main thread. (Numba's ``workqueue`` threading layer does not allow
-parallel kernels from two threads at once; the ``omp`` and ``tbb`` layers do.)
+The kernels release the GIL, so sampling ``prefetch`` batches ahead in a background thread overlaps
+with the training step in the main thread. With ``sampling_threads = T > 1``, ``T`` background
+threads sample whole batches at once (batch ``b`` always on thread ``b % T``), each with
+``1/T`` of the caller's Numba threads: batch-level parallelism, which scales better than splitting
+one batch's short kernels across threads (see benchmarks/RESULTS.md). Batches do not depend on
+``T``: a batch's draws are keyed by its index, not by the thread that samples it. (Numba's
+``workqueue`` threading layer does not allow parallel kernels from two threads at once; the
+``omp`` and ``tbb`` layers do.)
 """
 from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -37,7 +42,11 @@ class NodeLoader:
         shuffle: shuffle seeds every epoch (else keep the given order).
         seed: shuffle seed.
         drop_last: drop the last batch if it is smaller than ``batch_size``.
-        prefetch: batches sampled ahead in a background thread (0: sample in the caller's thread).
+        prefetch: batches sampled ahead in background threads (0 with ``sampling_threads=1``: sample
+            in the caller's thread). At least ``sampling_threads`` batches are in flight.
+        sampling_threads: background threads sampling batches concurrently (>= 1). More than one
+            needs a sampler and node data that serve concurrent calls (process-local ones, not the
+            distributed data plane, whose collectives must run in one order on every worker).
 
     Iterating starts a new epoch (``epoch`` counts them; set it to resume a run).
     """
@@ -54,6 +63,7 @@ class NodeLoader:
         seed: int = 0,
         drop_last: bool = False,
         prefetch: int = 2,
+        sampling_threads: int = 1,
     ):
         if not isinstance(sampler, NeighborSampler):
             raise ConfigError(f"sampler must be a NeighborSampler, got {type(sampler).__name__}")
@@ -61,6 +71,12 @@ class NodeLoader:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not _is_int(prefetch) or prefetch < 0:
             raise ConfigError(f"prefetch must be a non-negative integer, got {prefetch!r}")
+        if not _is_int(sampling_threads) or sampling_threads < 1:
+            raise ConfigError(f"sampling_threads must be a positive integer, got {sampling_threads!r}")
+        if sampling_threads > 1 and not (sampler.hop_sampler.concurrent_safe
+                                         and (node_data is None or node_data.concurrent_safe)):
+            raise ConfigError("sampling_threads > 1 needs a process-local sampler and node data; the distributed "
+                              "data plane runs its collectives from one thread (use prefetch instead)")
         if not _is_int(seed):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         self.seeds, self.seed_time = sampler.check_seeds(seeds, seed_time)
@@ -71,6 +87,7 @@ class NodeLoader:
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.prefetch = int(prefetch)
+        self.sampling_threads = int(sampling_threads)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -111,25 +128,42 @@ class NodeLoader:
     def _iterate(self, epoch: int, start: int) -> Iterator[MiniBatch]:
         perm = self.permutation(epoch)
         jobs = [(epoch, b, perm[b * self.batch_size : (b + 1) * self.batch_size]) for b in range(start, len(self))]
-        if self.prefetch == 0:
-            for job in jobs:
-                yield self._make(*job)
-            return
-        # Numba's thread count is per thread: the loader thread inherits the iterating thread's
-        # (else its parallel kernels would use every core on top of the training thread)
-        import numba
+        return run_ahead(self._make, jobs, self.prefetch, self.sampling_threads)
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphtrain-loader",
-                                  initializer=numba.set_num_threads, initargs=(numba.get_num_threads(),))
-        pending: deque = deque()
-        try:
-            for job in jobs:
-                pending.append(pool.submit(self._make, *job))
-                if len(pending) > self.prefetch:
-                    yield pending.popleft().result()
-            while pending:
+
+def run_ahead(make: Callable, jobs: Sequence[tuple], ahead: int, threads: int = 1) -> Iterator:
+    """``make(*job)`` of each job, yielded in job order, computed up to ``ahead`` jobs in advance.
+
+    Args:
+        make: the function to run (e.g. sampling one batch).
+        jobs: argument tuples, one per call.
+        ahead: results computed before they are asked for (0 with ``threads == 1``: run in the
+            caller's thread, nothing in advance); raised to ``threads`` when smaller.
+        threads: background threads; job ``i`` runs on thread ``i % threads``, so each thread's
+            sequence of jobs is fixed. Each thread gets ``max(1, N // threads)`` Numba threads,
+            ``N`` being the caller's (Numba's thread count is per thread; without this a background
+            thread would use every core on top of the caller).
+    """
+    if threads == 1 and ahead == 0:
+        for job in jobs:
+            yield make(*job)
+        return
+    import numba
+
+    ahead = max(ahead, threads)
+    numba_threads = max(1, numba.get_num_threads() // threads)
+    pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"graphtrain-loader-{k}",
+                                initializer=numba.set_num_threads, initargs=(numba_threads,)) for k in range(threads)]
+    pending: deque = deque()
+    try:
+        for i, job in enumerate(jobs):
+            pending.append(pools[i % threads].submit(make, *job))
+            if len(pending) > ahead:
                 yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        for pool in pools:
             pool.shutdown(wait=True)

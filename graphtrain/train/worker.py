@@ -272,6 +272,10 @@ class _FeaturesOnly(NodeDataSource):
     def num_features(self):
         return self.node_data.num_features
 
+    @property
+    def concurrent_safe(self):
+        return self.node_data.concurrent_safe
+
     def features(self, ids):
         return self.node_data.features(ids)
 

@@ -56,6 +56,16 @@ def _sample_on_worker(rank, world, ds_dir, out_dir):
     ask = np.zeros(0, np.int64) if rank == 0 else np.array([n - 1, 0, n // 2])
     out["empty_x"] = data.features(ask)
     out["bytes_sent"] = np.array(shard.exchange.stats.bytes_sent)
+    # batch-parallel loader threads would run collectives in a different order on each worker
+    from graphtrain.sampling.loader import NodeLoader
+
+    try:
+        NodeLoader(NeighborSampler(shard.hop_sampler("cpu"), FANOUTS, backend="cpu"), _seeds(rank, n), 8,
+                   node_data=data, sampling_threads=2)
+        out["threads_allowed"] = np.array(1)
+    except ConfigError as e:
+        assert "sampling_threads > 1" in str(e)
+        out["threads_allowed"] = np.array(0)
     out["cache_size"] = np.array(cached.cache_size)
     np.savez(f"{out_dir}/rank{rank}.npz", **out)
 
@@ -88,6 +98,7 @@ def test_distributed_batches_equal_the_single_process_batches(six_parts, tmp_pat
             assert np.array_equal(got["empty_x"], local.features(np.array([n - 1, 0, n // 2])))
         assert (int(got["bytes_sent"]) > 0) == (world > 1)
         assert (int(got["cache_size"]) == 40) == (world > 1)
+        assert bool(got["threads_allowed"]) == (world == 1)
 
 
 def test_merge_graphs_and_bad_shards(six_parts):

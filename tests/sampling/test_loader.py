@@ -44,6 +44,33 @@ def test_epochs_differ_and_runs_reproduce():
         assert np.array_equal(x.n_id, y.n_id) and np.array_equal(x.edge_index, y.edge_index)
 
 
+@pytest.mark.parametrize("threads,prefetch", [(2, 0), (3, 1), (2, 5)])
+def test_sampling_threads_give_the_same_batches_in_order(threads, prefetch):
+    serial = list(_loader(prefetch=0)[0])
+    parallel = list(_loader(prefetch=prefetch, sampling_threads=threads)[0])
+    assert len(parallel) == len(serial)
+    for x, y in zip(serial, parallel):
+        assert np.array_equal(x.seeds, y.seeds) and np.array_equal(x.n_id, y.n_id)
+        assert np.array_equal(x.edge_index, y.edge_index) and np.array_equal(x.x, y.x)
+
+
+def test_run_ahead_puts_job_i_on_thread_i_mod_t():
+    import threading
+
+    from graphtrain.sampling.loader import run_ahead
+
+    def where(i):
+        return i, threading.current_thread().name
+
+    got = list(run_ahead(where, [(i,) for i in range(9)], ahead=1, threads=3))
+    assert [i for i, _ in got] == list(range(9))
+    names = [n for _, n in got]
+    assert len(set(names)) == 3
+    assert all(names[i] == names[i % 3] for i in range(9))
+    assert all(n.startswith("graphtrain-loader-") for n in names)
+    assert [i for i, _ in run_ahead(where, [(i,) for i in range(4)], ahead=0, threads=1)] == [0, 1, 2, 3]
+
+
 def test_drop_last_and_no_shuffle_and_early_stop():
     loader, _, _ = _loader(drop_last=True, shuffle=False)
     batches = list(loader)
@@ -71,6 +98,8 @@ def test_bad_arguments():
         NodeLoader(sampler, [1, 2], 0)
     with pytest.raises(ConfigError, match="prefetch"):
         NodeLoader(sampler, [1, 2], 4, prefetch=-1)
+    with pytest.raises(ConfigError, match="sampling_threads must"):
+        NodeLoader(sampler, [1, 2], 4, sampling_threads=0)
     with pytest.raises(ConfigError, match="out of range"):
         NodeLoader(sampler, [1, 2000], 4)
     with pytest.raises(ConfigError, match="needs seed_time"):
