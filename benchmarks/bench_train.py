@@ -9,7 +9,8 @@ labelled nodes (:mod:`graphtrain.train.splits`), the same for every row.
 
 Rows (each one epoch over the training seeds, every process limited to one thread for torch and
 one for Numba, and by default no prefetch thread -- the "one core per worker" of the issue;
-``--prefetch N`` lets every graphtrain process sample ahead on a second thread):
+``--prefetch N`` lets every graphtrain process sample ahead on a second thread, and ``--pin-cpus``
+keeps that thread on its process's one core -- each process pinned to a core of its own):
 
 - ``baseline``: one process, no Ray: ``NeighborSampler`` on the merged graph + ``LocalNodeData`` +
   the same PyG model and loop (``graphtrain.train.models.GNN``).
@@ -82,8 +83,18 @@ def train_seeds(ds, fractions=(0.7, 0.15, 0.15), seed=0) -> np.ndarray:
     return np.concatenate(ids).astype(np.int64)
 
 
-def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
-    """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step."""
+def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool = False) -> dict:
+    """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step
+    (``pin``: on one core of its own, as ``TrainConfig.pin_cpus`` pins a worker)."""
+    import contextlib
+
+    from graphtrain.train.affinity import pinned_cores
+
+    with pinned_cores(1) if pin else contextlib.nullcontext():
+        return _run_baseline(ds, seeds, fanouts, batch_size, hidden, prefetch)
+
+
+def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
     import numba
     import torch
     from torch.nn import functional as F
@@ -127,13 +138,14 @@ def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, p
             "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist()}
 
 
-def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, out):
+def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool, out):
     from graphtrain.partition import open_dataset
 
-    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch))
+    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch, pin))
 
 
-def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
+def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int,
+                      pin: bool = False) -> dict:
     """Hardware control: two independent no-Ray processes at once, each training on half the seeds.
 
     No communication at all, so ``(pair seeds/s) / (2 x baseline seeds/s)`` is the best scaling
@@ -144,7 +156,7 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_baseline_share, args=(str(ds_dir), seeds[k::2], fanouts, batch_size, hidden, prefetch, q))
+    procs = [ctx.Process(target=_baseline_share, args=(str(ds_dir), seeds[k::2], fanouts, batch_size, hidden, prefetch, pin, q))
              for k in range(2)]
     for p in procs:
         p.start()
@@ -155,18 +167,20 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
             "batches": sum(r["batches"] for r in results)}
 
 
-def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int) -> dict:
+def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int,
+                pin: bool = False) -> dict:
     from graphtrain.train import Trainer
 
     t = Trainer(ds_dir, "sage", fanouts, batch_size, 1, num_workers=workers, hidden=hidden, dropout=0.2,
-                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch)
+                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch,
+                pin_cpus=pin)
     r = t.fit()
     tr = r["train"]
     per_worker_batches = tr["batches"] / workers
     return {"seconds": tr["seconds"], "seeds": tr["seeds"], "batches": tr["batches"], "fit_seconds": tr["fit_seconds"],
             "startup_seconds": tr["startup_seconds"], "eval_seconds": tr["eval_seconds"] + tr["final_seconds"],
             "bytes_sent_per_worker_batch": tr["bytes_sent"] / max(tr["batches"], 1),
-            "per_worker_batches": per_worker_batches}
+            "per_worker_batches": per_worker_batches, "pinned_cores": tr["pinned_cores"]}
 
 
 def estimate_bytes_per_batch(cut_fraction: float, base: dict, feat_dim: int, workers: int) -> float:
@@ -221,6 +235,10 @@ def main(argv=None):
     ap.add_argument("--prefetch", type=int, default=0,
                     help="batches sampled ahead in a background thread (default 0: every graphtrain process is "
                          "single-threaded, i.e. one core per worker; >0 lets a process use a second core)")
+    ap.add_argument("--pin-cpus", action="store_true",
+                    help="pin every graphtrain process to one core of its own (TrainConfig.pin_cpus; the baseline "
+                         "and the hardware control too), so a prefetch thread shares its process's core instead of "
+                         "using a second one")
     ap.add_argument("--work-dir", default=os.environ.get("GRAPHTRAIN_BENCH_DIR"),
                     help="keep the partitioned dataset here between runs (default: a temporary directory)")
     ap.add_argument("--dgl-python", default=os.environ.get("GRAPHTRAIN_DGL_PYTHON"), help="python with dgl 2.x")
@@ -246,14 +264,15 @@ def main(argv=None):
           f"{args.features} features, 2 hash partitions (edge cut {cut_fraction:.1%}); dataset ready in "
           f"{time.perf_counter() - t0:.1f} s; {seeds.size:,} training seeds, batch {args.batch_size}, "
           f"fanouts {args.fanouts}, SAGE hidden {args.hidden}; 1 torch + 1 Numba thread per process, "
-          f"prefetch {args.prefetch}", flush=True)
+          f"prefetch {args.prefetch}, {'pinned to one core each' if args.pin_cpus else 'not pinned'}", flush=True)
 
     rows = {}
     if "baseline" not in args.skip:
-        rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch)
+        rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch,
+                                                                    args.pin_cpus)
         print(f"  baseline done: {base['seconds']:.1f} s", flush=True)
         rows["2 independent no-Ray processes"] = pair = run_baseline_pair(
-            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch)
+            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus)
         print(f"  hardware control done: {pair['seconds']:.1f} s", flush=True)
     else:
         base = pair = None
@@ -266,8 +285,9 @@ def main(argv=None):
             connect(num_cpus=2)
             ray_init = time.perf_counter() - t
         rows[f"graphtrain ray {w} worker{'s' if w > 1 else ''}"] = r = run_trainer(
-            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch)
-        print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s", flush=True)
+            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch, args.pin_cpus)
+        print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
+              f"{r['pinned_cores']}", flush=True)
     if args.dgl_python and "dgl" not in args.skip:
         for th in args.dgl_threads:
             r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp)

@@ -31,6 +31,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
+from graphtrain.kernels.rows import copy_cached_rows
 from graphtrain.graph import CSCGraph
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.sampling.features import LocalNodeData, NodeDataSource
@@ -187,8 +188,9 @@ class DistributedHopSampler(HopSampler):
         exchange: the data-plane exchange of the ``W`` workers.
 
     Per hop: one count and one payload exchange for the requests (``[id, key]`` or
-    ``[id, key, time]`` int64 rows), one count and one payload exchange for the answers (per
-    requester: its entries' edge counts, then their sources, then their edge IDs).
+    ``[id, key, time]`` int64 rows), and one payload exchange for the answers (per requester: its
+    entries' edge counts, then their sources, then their edge IDs, zero-padded to
+    ``(1 + 2 * fanout)`` int64 per entry, a size the requester knows, so no count exchange).
     """
 
     def __init__(self, local: LocalHopSampler, book: RangePartitionBook, exchange: Exchange):
@@ -233,16 +235,22 @@ class DistributedHopSampler(HopSampler):
         requests, recv_counts = ex.all_to_all(np.stack(cols, axis=1), routing.send_counts)
         counts, nbr, eid = self.local.sample_hop(
             requests[:, 0], requests[:, 1].view(np.uint64), requests[:, 2] if temporal else None, options)
-        # answer each requester j with [counts_j, nbr_j, eid_j] (int64)
+        # answer each requester j with [counts_j, nbr_j, eid_j, zeros] (int64), padded to the size
+        # it can predict -- (1 + 2 * fanout) per entry it asked for -- so no count exchange is needed
+        width = 1 + 2 * options.fanout
         entry_off = np.concatenate([[0], np.cumsum(recv_counts)])
         edge_off = np.concatenate([[0], np.cumsum(counts)])
-        pieces, sizes = [], np.zeros(ex.world_size, dtype=np.int64)
+        msg_off = entry_off * width
+        message = np.zeros(int(msg_off[-1]), dtype=np.int64)
         for j in range(ex.world_size):
             a, b = entry_off[j], entry_off[j + 1]
             ea, eb = edge_off[a], edge_off[b]
-            pieces += [counts[a:b], nbr[ea:eb], eid[ea:eb]]
-            sizes[j] = (b - a) + 2 * (eb - ea)
-        answers, answer_sizes = ex.all_to_all(np.concatenate(pieces).astype(np.int64, copy=False), sizes)
+            m = msg_off[j]
+            message[m : m + b - a] = counts[a:b]
+            message[m + b - a : m + b - a + eb - ea] = nbr[ea:eb]
+            message[m + b - a + eb - ea : m + b - a + 2 * (eb - ea)] = eid[ea:eb]
+        answer_sizes = routing.send_counts * width
+        answers, _ = ex.all_to_all_sized(message, recv_counts * width, answer_sizes)
         # parse per owner, in owner order (= owner-grouped request order)
         g_counts, g_nbr, g_eid = [], [], []
         pos = 0
@@ -319,17 +327,21 @@ class DistributedNodeData(NodeDataSource):
         return fetch_node_rows(self.exchange, self.book, ids, self.local.features, np.float32, (self._num_features,))
 
     def features(self, ids) -> Optional[np.ndarray]:
+        """Rows of ``ids``: this worker's own nodes and cached ones served here, the rest fetched
+        from their owners (a collective, also when nothing is missing here)."""
         if self._num_features is None:
             return None
         ids = np.asarray(ids, dtype=np.int64)
-        if not self._cache_ids.size:
-            return self._fetch(ids)
-        pos = np.minimum(np.searchsorted(self._cache_ids, ids), self._cache_ids.size - 1)
-        hit = self._cache_ids[pos] == ids
+        lo, hi = self.book.node_range(self.exchange.rank)
+        own = (ids >= lo) & (ids < hi)
         out = np.empty((ids.size, self._num_features), dtype=np.float32)
-        out[hit] = self._cache_rows[pos[hit]]
-        miss = ~hit
-        out[miss] = self._fetch(ids[miss])  # still a collective when nothing misses here
+        own_pos = np.flatnonzero(own)
+        if own_pos.size:
+            self.local.features_into(ids[own_pos], out, own_pos)
+        miss_pos = np.flatnonzero(~own)
+        if self._cache_ids.size and miss_pos.size:
+            miss_pos = miss_pos[~copy_cached_rows(ids, miss_pos, self._cache_ids, self._cache_rows, out)]
+        out[miss_pos] = self._fetch(ids[miss_pos])
         return out
 
     def labels(self, ids) -> Optional[np.ndarray]:

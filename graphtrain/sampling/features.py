@@ -39,11 +39,15 @@ class OwnerSplit:
 def split_by_owner(book: RangePartitionBook, ids) -> OwnerSplit:
     """Group global node IDs by owner partition (raises ConfigError for IDs out of range)."""
     part, local = book.node_to_local(ids)
-    order = np.argsort(part, kind="stable")
-    sorted_part = part[order]
-    parts, starts = np.unique(sorted_part, return_index=True)
-    offsets = np.append(starts, sorted_part.size).astype(np.int64)
-    return OwnerSplit(parts.astype(np.int64), offsets, order.astype(np.int64), local[order])
+    counts = np.bincount(part, minlength=book.num_parts)
+    parts = np.flatnonzero(counts).astype(np.int64)
+    offsets = np.zeros(parts.size + 1, dtype=np.int64)
+    np.cumsum(counts[parts], out=offsets[1:])
+    if parts.size <= 1:  # one owner: already grouped
+        return OwnerSplit(parts, offsets, np.arange(part.size, dtype=np.int64), local)
+    keys = part.astype(np.int16) if book.num_parts < 2**15 else part  # NumPy radix-sorts 16-bit keys
+    order = np.argsort(keys, kind="stable").astype(np.int64)
+    return OwnerSplit(parts, offsets, order, local[order])
 
 
 class NodeDataSource(ABC):
@@ -134,7 +138,7 @@ class LocalNodeData(NodeDataSource):
             return None
         split = split_by_owner(self.book, ids)
         sample = next(iter(tables.values()))
-        out = np.empty((split.order.size,) + sample.shape[1:], dtype=sample.dtype)
+        out = None
         for q, p in enumerate(split.parts):
             table = tables.get(int(p))
             if table is None:
@@ -143,11 +147,39 @@ class LocalNodeData(NodeDataSource):
                     f"(it holds partitions {sorted(tables)}); remote nodes need the distributed fetch"
                 )
             a, b = split.offsets[q], split.offsets[q + 1]
-            out[split.order[a:b]] = self._kernels.gather_rows(table, split.local[a:b])
-        return out
+            rows = self._kernels.gather_rows(table, split.local[a:b])
+            if split.parts.size == 1:  # one owner: the rows are already in input order
+                return rows
+            if out is None:
+                out = np.empty((split.order.size,) + sample.shape[1:], dtype=sample.dtype)
+            out[split.order[a:b]] = rows
+        return out if out is not None else np.empty((0,) + sample.shape[1:], dtype=sample.dtype)
 
     def features(self, ids) -> Optional[np.ndarray]:
         return self._gather(self._features, ids, "features")
+
+    def features_into(self, ids, out: np.ndarray, positions: np.ndarray) -> None:
+        """``out[positions[i]] = features of ids[i]`` on the host, without an intermediate copy.
+
+        Args:
+            ids: int64 ``[m]`` node IDs held here. out: float32 ``[N, F]``. positions: int64 ``[m]``
+            distinct rows of ``out``.
+        """
+        from graphtrain.kernels.rows import scatter_rows
+
+        if self._num_features is None:
+            raise ConfigError("this node data has no features")
+        split = split_by_owner(self.book, ids)
+        positions = np.asarray(positions, dtype=np.int64)
+        for q, p in enumerate(split.parts):
+            table = self._features.get(int(p))
+            if table is None:
+                raise ConfigError(
+                    f"features of nodes in partition {int(p)} are not held by this process "
+                    f"(it holds partitions {sorted(self._features)}); remote nodes need the distributed fetch"
+                )
+            a, b = split.offsets[q], split.offsets[q + 1]
+            scatter_rows(table, split.local[a:b], out, positions[split.order[a:b]])
 
     def labels(self, ids) -> Optional[np.ndarray]:
         return self._gather(self._labels, ids, "labels")

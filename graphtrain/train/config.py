@@ -55,6 +55,9 @@ class TrainConfig:
         backend: sampling kernel backend (``auto``, ``cpu``, ``cuda``, ``reference``).
         threads_per_worker: torch and Numba threads of each worker.
         prefetch: batches each worker samples ahead in a background thread.
+        pin_cpus: pin each worker's threads to ``threads_per_worker`` cores of its own on its
+            machine (see :mod:`graphtrain.train.affinity`), so its prefetch thread overlaps
+            communication with its own compute instead of competing with other workers.
         feature_cache_mb: each worker keeps the features of the remote nodes its in-edges point at
             most often (hubs), up to this many MiB, fetched once at start (0: no cache).
         inference_chunk: destination nodes per step of layer-wise inference.
@@ -90,6 +93,7 @@ class TrainConfig:
     backend: str = "auto"
     threads_per_worker: int = 1
     prefetch: int = 2
+    pin_cpus: bool = False
     feature_cache_mb: float = 64.0
     inference_chunk: int = 65536
     log_every: int = 10

@@ -276,6 +276,7 @@ class Trainer:
         for k in ("seconds", "startup_seconds", "eval_seconds", "final_seconds"):
             train[k] = max(r["train"][k] for r in results)
         train["fit_seconds"] = wall
+        train["pinned_cores"] = [r.get("pinned_cores") for r in results]  # by rank; None: not pinned
         self.result = {
             "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
             "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],

@@ -634,6 +634,20 @@ def layerwise_logits_for(ctx: _Context, model, feats):
 
 def run_worker(task: WorkerTask) -> dict:
     """Run one worker of a fit / evaluate / predict (the body of each Ray task)."""
+    from graphtrain.train.affinity import pinned_cores
+    from graphtrain.train.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(task.config)
+    if not cfg.pin_cpus:
+        return _run_worker(task)
+    with pinned_cores(cfg.threads_per_worker) as cores:
+        log.info(f"worker {task.rank}: pinned to cores {cores}" if cores else f"worker {task.rank}: not pinned")
+        result = _run_worker(task)
+    result["pinned_cores"] = cores
+    return result
+
+
+def _run_worker(task: WorkerTask) -> dict:
     ctx = _Context(task)
     try:
         if task.mode == "fit":

@@ -34,6 +34,12 @@ def test_gather_from_memory_mapped_partitions(tmp_path, backend):
     assert np.array_equal(only_middle.features([20, 34]), feats[[20, 34]])
     with pytest.raises(ConfigError, match="partition 0 are not held by this process"):
         only_middle.features([20, 3])
+    out = np.full((ids.size + 2, 3), -1, dtype=np.float32)
+    where = np.arange(ids.size)[::-1] + 2
+    data.features_into(ids, out, where)  # rows written in place, across three partitions
+    assert np.array_equal(out[where], feats[ids]) and np.all(out[:2] == -1)
+    with pytest.raises(ConfigError, match="partition 0 are not held by this process"):
+        only_middle.features_into(np.array([20, 3]), out, np.array([0, 1]))
 
 
 def test_in_memory_tables_and_mismatches():

@@ -1,4 +1,6 @@
 """Trainer end to end on a local Ray: fit / evaluate / predict, elastic worker counts, early stopping, models."""
+import os
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -78,8 +80,13 @@ def test_early_stopping_restores_the_best_model(ray_local, labelled_dataset, tmp
 @pytest.mark.parametrize("model,extra", [("gat", {"heads": 2}), ("gcn", {"activation_checkpointing": True})])
 def test_gat_and_gcn_train(ray_local, labelled_dataset, tmp_path, model, extra):
     r = Trainer(labelled_dataset, model, [5, 5], 64, 3, num_workers=2, checkpoint_dir=tmp_path,
-                **{**FAST, "lr": 0.03}, **extra).fit()
+                **{**FAST, "lr": 0.03, "pin_cpus": model == "gcn"}, **extra).fit()
     assert r["val"]["auc"] > 0.7
+    pinned = r["train"]["pinned_cores"]
+    if model == "gat":
+        assert pinned == [None, None]
+    elif len(os.sched_getaffinity(0)) >= 2:  # each worker got a core of its own
+        assert all(c is not None and len(c) == 1 for c in pinned) and pinned[0] != pinned[1]
 
 
 def test_a_user_module_trains(ray_local, labelled_dataset, tmp_path):

@@ -1,0 +1,35 @@
+"""Host row kernels: scatter of gathered rows into place, sorted-ID cache lookups."""
+import numpy as np
+
+from graphtrain.kernels.rows import copy_cached_rows, scatter_rows
+
+
+def test_scatter_rows_writes_each_row_to_its_position():
+    rs = np.random.default_rng(0)
+    table = rs.random((50, 3)).astype(np.float32)
+    rows = rs.integers(0, 50, 20)
+    positions = rs.permutation(30)[:20]
+    out = np.full((30, 3), -1, dtype=np.float32)
+    scatter_rows(table, rows, out, positions)
+    assert np.array_equal(out[positions], table[rows])
+    untouched = np.setdiff1d(np.arange(30), positions)
+    assert np.all(out[untouched] == -1)
+    scatter_rows(table, np.zeros(0, np.int64), out, np.zeros(0, np.int64))  # nothing to do
+
+
+def test_copy_cached_rows_finds_exactly_the_cached_ids():
+    rs = np.random.default_rng(1)
+    cache_ids = np.sort(rs.choice(1000, 100, replace=False))
+    cache_rows = rs.random((100, 4)).astype(np.float32)
+    ids = np.concatenate([cache_ids[::3], np.setdiff1d(np.arange(1000), cache_ids)[:40], [cache_ids[0], 10**9, -5]])
+    ids = rs.permutation(ids)
+    positions = np.arange(0, ids.size, 2)  # only these are looked up
+    out = np.zeros((ids.size, 4), dtype=np.float32)
+    hit = copy_cached_rows(ids, positions, cache_ids, cache_rows, out)
+    want = np.isin(ids[positions], cache_ids)
+    assert np.array_equal(hit, want) and want.any() and not want.all()
+    where = np.searchsorted(cache_ids, ids[positions[hit]])
+    assert np.array_equal(out[positions[hit]], cache_rows[where])
+    assert np.all(out[positions[~hit]] == 0) and np.all(out[1::2] == 0)
+    empty = copy_cached_rows(ids, positions, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), out)
+    assert not empty.any()
