@@ -1,5 +1,5 @@
 """Host-side row kernels for node tables (Numba, parallel, GIL-free): writing gathered rows straight
-into their place in a batch's feature matrix, and looking rows up in a sorted-ID cache.
+into their place in a batch's feature matrix, and looking rows up in a hashed-ID cache.
 
 These serve the host copies of node tables (memory-mapped partitions, the remote-feature cache)
 whatever the sampling backend is, so they are not part of the backend contract of
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from graphtrain.kernels.rng import mix64
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -29,39 +31,67 @@ def scatter_rows(table: np.ndarray, rows: np.ndarray, out: np.ndarray, positions
                   np.ascontiguousarray(positions, dtype=np.int64))
 
 
+@njit(cache=True, nogil=True)
+def _build_index(ids, keys, rows):
+    mask = np.uint64(keys.shape[0] - 1)
+    for r in range(ids.shape[0]):
+        slot = mix64(np.uint64(ids[r])) & mask
+        while keys[slot] >= 0:
+            slot = (slot + np.uint64(1)) & mask
+        keys[slot] = ids[r]
+        rows[slot] = r
+
+
+class IdIndex:
+    """Row of each of a set of distinct node IDs (``>= 0``), by open-addressing hash (one or two
+    probes per lookup, where a binary search over a large sorted array misses the cache at every
+    level). Memory: 12 bytes x a power of two >= 2 x the number of IDs.
+
+    Args:
+        ids: int64 ``[c]`` distinct IDs; ``ids[r]`` is row ``r``.
+    """
+
+    def __init__(self, ids: np.ndarray):
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        cap = 16
+        while cap < 2 * ids.shape[0]:
+            cap <<= 1
+        self.keys = np.full(cap, -1, dtype=np.int64)
+        self.rows = np.zeros(cap, dtype=np.int32 if ids.shape[0] < 2**31 else np.int64)
+        _build_index(ids, self.keys, self.rows)
+        self.size = int(ids.shape[0])
+
+
 @njit(cache=True, parallel=True, nogil=True)
-def _copy_cached(ids, positions, cache_ids, cache_rows, out, hit):
-    n = cache_ids.shape[0]
+def _copy_indexed(ids, positions, keys, index_rows, table, out, hit):
+    mask = np.uint64(keys.shape[0] - 1)
     for k in prange(positions.shape[0]):
         i = positions[k]
         node = ids[i]
-        lo, hi = 0, n
-        while lo < hi:  # first cache entry >= node
-            mid = (lo + hi) >> 1
-            if cache_ids[mid] < node:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < n and cache_ids[lo] == node:
-            out[i, :] = cache_rows[lo, :]
-            hit[k] = True
-        else:
-            hit[k] = False
+        slot = mix64(np.uint64(node)) & mask
+        found = False
+        while keys[slot] >= 0:
+            if keys[slot] == node:
+                out[i, :] = table[index_rows[slot], :]
+                found = True
+                break
+            slot = (slot + np.uint64(1)) & mask
+        hit[k] = found
 
 
-def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, cache_ids: np.ndarray, cache_rows: np.ndarray,
+def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, index: IdIndex, cache_rows: np.ndarray,
                      out: np.ndarray) -> np.ndarray:
     """For each ``i`` in ``positions``: if ``ids[i]`` is in the cache, ``out[i] = `` its cached row.
 
     Args:
         ids: int64 ``[N]`` node IDs. positions: int64 ``[m]`` entries of ``ids`` to look up.
-        cache_ids: sorted int64 ``[c]`` distinct IDs. cache_rows: ``[c, F]`` their rows.
-        out: ``[N, F]`` destination.
+        index: :class:`IdIndex` of the cached IDs. cache_rows: ``[c, F]`` their rows, in the
+        order the index was built from. out: ``[N, F]`` destination.
 
     Returns:
         bool ``[m]``: which of ``positions`` were found (and written).
     """
     hit = np.empty(positions.shape[0], dtype=np.bool_)
-    _copy_cached(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(positions, dtype=np.int64),
-                 cache_ids, cache_rows, out, hit)
+    _copy_indexed(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(positions, dtype=np.int64),
+                  index.keys, index.rows, cache_rows, out, hit)
     return hit

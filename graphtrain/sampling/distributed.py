@@ -31,7 +31,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.kernels.rows import copy_cached_rows
+from graphtrain.kernels.rows import IdIndex, copy_cached_rows
 from graphtrain.graph import CSCGraph
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.sampling.features import LocalNodeData, NodeDataSource
@@ -219,6 +219,20 @@ class DistributedHopSampler(HopSampler):
     def check_nodes(self, global_nodes: np.ndarray) -> None:
         """Every in-range node has an owner; nothing more to check."""
 
+    def owns(self, global_nodes: np.ndarray) -> np.ndarray:
+        return self.local.owns(global_nodes)
+
+    def agree_all(self, flags: np.ndarray) -> np.ndarray:
+        """AND over the workers (one all-reduce of the ``False`` counts)."""
+        flags = np.asarray(flags, dtype=bool)
+        if self.exchange.world_size == 1:
+            return flags
+        return self.exchange.all_reduce_sum((~flags).astype(np.int64)) == 0
+
+    def sample_own_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
+        """Every worker expands its own frontier: no request or answer exchange at all."""
+        return self.local.sample_hop(global_nodes, keys, node_time, options)
+
     def sample_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
         ex = self.exchange
         global_nodes = np.asarray(global_nodes, dtype=np.int64)
@@ -308,6 +322,7 @@ class DistributedNodeData(NodeDataSource):
             ids = np.unique(np.asarray(cached_ids, dtype=np.int64))
             self._cache_rows = self._fetch(ids)
             self._cache_ids = ids
+            self._cache_index = IdIndex(ids)
 
     @property
     def num_features(self) -> Optional[int]:
@@ -340,7 +355,7 @@ class DistributedNodeData(NodeDataSource):
             self.local.features_into(ids[own_pos], out, own_pos)
         miss_pos = np.flatnonzero(~own)
         if self._cache_ids.size and miss_pos.size:
-            miss_pos = miss_pos[~copy_cached_rows(ids, miss_pos, self._cache_ids, self._cache_rows, out)]
+            miss_pos = miss_pos[~copy_cached_rows(ids, miss_pos, self._cache_index, self._cache_rows, out)]
         out[miss_pos] = self._fetch(ids[miss_pos])
         return out
 

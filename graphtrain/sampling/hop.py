@@ -87,6 +87,21 @@ class HopSampler(ABC):
     def check_nodes(self, global_nodes: np.ndarray) -> None:
         """Raise :class:`ConfigError` if some of these (in-range) node IDs cannot be expanded here."""
 
+    def owns(self, global_nodes: np.ndarray) -> np.ndarray:
+        """bool ``[n]``: which nodes this process expands without asking anyone (default: all)."""
+        return np.ones(np.shape(global_nodes)[0], dtype=bool)
+
+    def agree_all(self, flags: np.ndarray) -> np.ndarray:
+        """Element-wise AND of a bool array over every process sampling together (a collective for a
+        distributed sampler; default: one process, ``flags`` itself)."""
+        return np.asarray(flags, dtype=bool)
+
+    def sample_own_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray],
+                       options: HopOptions) -> HopResult:
+        """:meth:`sample_hop` for a frontier that every sampling process agreed (:meth:`agree_all`)
+        holds only nodes it :meth:`owns`: a distributed sampler skips its exchange. Same result."""
+        return self.sample_hop(global_nodes, keys, node_time, options)
+
     @abstractmethod
     def sample_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray], options: HopOptions) -> HopResult:
         """Sample in-edges of each frontier entry.
@@ -170,6 +185,11 @@ class LocalHopSampler(HopSampler):
             hg = self._kernels.prepare(with_weight_prefix(hg))
             self._prepared[weight] = hg
         return hg
+
+    def owns(self, global_nodes: np.ndarray) -> np.ndarray:
+        g = self.graph
+        global_nodes = np.asarray(global_nodes)
+        return (global_nodes >= g.node_start) & (global_nodes < g.node_stop)
 
     def check_nodes(self, global_nodes: np.ndarray) -> None:
         g = self.graph

@@ -88,6 +88,7 @@ class NodeLoader:
         self.drop_last = bool(drop_last)
         self.prefetch = int(prefetch)
         self.sampling_threads = int(sampling_threads)
+        self._owned = np.asarray(sampler.hop_sampler.owns(self.seeds), dtype=bool)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -95,16 +96,20 @@ class NodeLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def permutation(self, epoch: int) -> np.ndarray:
-        """Order of the seeds in ``epoch`` (identity without shuffling)."""
+        """Order of the seeds in ``epoch`` (identity without shuffling). Seeds the sampler does not
+        own come after all owned ones, each group in random order (see :meth:`_iterate`)."""
         n = self.seeds.size
         if not self.shuffle:
             return np.arange(n)
         key = combine_np(seed_key(self.seed), np.uint64(epoch))
-        return np.argsort(rand_u64_np(key, np.arange(n, dtype=np.uint64)), kind="stable")
+        draws = rand_u64_np(key, np.arange(n, dtype=np.uint64))
+        if self._owned.all():
+            return np.argsort(draws, kind="stable")
+        return np.lexsort((draws, ~self._owned))
 
-    def _make(self, epoch: int, b: int, rows: np.ndarray) -> MiniBatch:
+    def _make(self, epoch: int, b: int, rows: np.ndarray, seeds_owned: bool = False) -> MiniBatch:
         times = None if self.seed_time is None else self.seed_time[rows]
-        batch = self.sampler._sample(self.seeds[rows], times, epoch * len(self) + b)
+        batch = self.sampler._sample(self.seeds[rows], times, epoch * len(self) + b, seeds_owned)
         if self.node_data is not None:
             batch.x = self.node_data.features(batch.n_id)
             batch.y = self.node_data.labels(batch.seeds)
@@ -126,8 +131,16 @@ class NodeLoader:
         return self._iterate(int(epoch), int(start))
 
     def _iterate(self, epoch: int, start: int) -> Iterator[MiniBatch]:
+        """The batches' jobs, and which batches have only owned seeds on every sampling process (a
+        collective for a distributed sampler, run here, in the calling thread, before any batch):
+        those skip the first hop's exchange. Unowned seeds -- a distributed worker's share of other
+        workers' nodes, dealt for balance -- come last in the epoch, so most batches have none."""
         perm = self.permutation(epoch)
-        jobs = [(epoch, b, perm[b * self.batch_size : (b + 1) * self.batch_size]) for b in range(start, len(self))]
+        bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, self.seeds.size)) for b in range(start, len(self))]
+        owned = self._owned[perm]
+        mine = np.array([bool(owned[a:z].all()) for a, z in bounds], dtype=bool)
+        everywhere = self.sampler.hop_sampler.agree_all(mine)
+        jobs = [(epoch, b, perm[a:z], bool(ok)) for b, (a, z), ok in zip(range(start, len(self)), bounds, everywhere)]
         return run_ahead(self._make, jobs, self.prefetch, self.sampling_threads)
 
 

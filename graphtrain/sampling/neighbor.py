@@ -179,7 +179,10 @@ class NeighborSampler:
             raise ConfigError(f"batch_index must be a non-negative integer, got {batch_index!r}")
         return self._sample(seeds, seed_time, int(batch_index))
 
-    def _sample(self, seeds: np.ndarray, seed_time: Optional[np.ndarray], batch_index: int) -> MiniBatch:
+    def _sample(self, seeds: np.ndarray, seed_time: Optional[np.ndarray], batch_index: int,
+                seeds_owned: bool = False) -> MiniBatch:
+        """:meth:`sample` of validated seeds; ``seeds_owned``: every process sampling together agreed
+        that its seeds of this batch are nodes its hop sampler owns (hop 1 then needs no exchange)."""
         temporal = seed_time is not None
         batch_key = combine_np(self._root_key, np.uint64(batch_index))
         ids, times = seeds, seed_time
@@ -191,7 +194,8 @@ class NeighborSampler:
             f_ids = ids[lo:hi]
             f_time = times[lo:hi] if temporal else None
             keys = frontier_keys(batch_key, hop, f_ids, f_time)
-            counts, nbr, eid = self.hop_sampler.sample_hop(f_ids, keys, f_time, options)
+            sample = self.hop_sampler.sample_own_hop if hop == 0 and seeds_owned else self.hop_sampler.sample_hop
+            counts, nbr, eid = sample(f_ids, keys, f_time, options)
             cand_time = np.repeat(f_time, counts) if temporal else None
             new_index, local = self._kernels.unique_relabel(ids, nbr, times, cand_time)
             src_parts.append(local)

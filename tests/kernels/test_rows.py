@@ -1,7 +1,7 @@
 """Host row kernels: scatter of gathered rows into place, sorted-ID cache lookups."""
 import numpy as np
 
-from graphtrain.kernels.rows import copy_cached_rows, scatter_rows
+from graphtrain.kernels.rows import IdIndex, copy_cached_rows, scatter_rows
 
 
 def test_scatter_rows_writes_each_row_to_its_position():
@@ -21,15 +21,31 @@ def test_copy_cached_rows_finds_exactly_the_cached_ids():
     rs = np.random.default_rng(1)
     cache_ids = np.sort(rs.choice(1000, 100, replace=False))
     cache_rows = rs.random((100, 4)).astype(np.float32)
-    ids = np.concatenate([cache_ids[::3], np.setdiff1d(np.arange(1000), cache_ids)[:40], [cache_ids[0], 10**9, -5]])
+    ids = np.concatenate([cache_ids[::3], np.setdiff1d(np.arange(1000), cache_ids)[:40], [cache_ids[0], 10**9, 2**62]])
     ids = rs.permutation(ids)
     positions = np.arange(0, ids.size, 2)  # only these are looked up
     out = np.zeros((ids.size, 4), dtype=np.float32)
-    hit = copy_cached_rows(ids, positions, cache_ids, cache_rows, out)
+    hit = copy_cached_rows(ids, positions, IdIndex(cache_ids), cache_rows, out)
     want = np.isin(ids[positions], cache_ids)
     assert np.array_equal(hit, want) and want.any() and not want.all()
     where = np.searchsorted(cache_ids, ids[positions[hit]])
     assert np.array_equal(out[positions[hit]], cache_rows[where])
     assert np.all(out[positions[~hit]] == 0) and np.all(out[1::2] == 0)
-    empty = copy_cached_rows(ids, positions, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), out)
+    empty = copy_cached_rows(ids, positions, IdIndex(np.zeros(0, np.int64)), np.zeros((0, 4), np.float32), out)
     assert not empty.any()
+
+
+def test_id_index_on_clustered_ids_matches_isin():
+    rs = np.random.default_rng(2)
+    cache_ids = np.unique(np.concatenate([np.arange(5000) * 1024, rs.integers(0, 2**40, 3000)]))  # strided: hash collisions
+    order = rs.permutation(cache_ids.size)
+    index = IdIndex(cache_ids[order])  # row r of the cache is cache_ids[order[r]]
+    rows = rs.random((cache_ids.size, 2)).astype(np.float32)
+    assert np.array_equal(np.sort(index.keys[index.keys >= 0]), cache_ids) and index.size == cache_ids.size
+    ids = np.concatenate([cache_ids[::7], np.arange(5000) * 1024 + 1])
+    out = np.zeros((ids.size, 2), dtype=np.float32)
+    hit = copy_cached_rows(ids, np.arange(ids.size), index, rows, out)
+    assert np.array_equal(hit, np.isin(ids, cache_ids))
+    row_of = np.empty(cache_ids.size, dtype=np.int64)
+    row_of[order] = np.arange(cache_ids.size)  # sorted position -> cache row
+    assert np.array_equal(out[hit], rows[row_of[np.searchsorted(cache_ids, ids[hit])]])

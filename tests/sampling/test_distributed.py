@@ -112,3 +112,52 @@ def test_merge_graphs_and_bad_shards(six_parts):
         merge_graphs([ds.graph(1), ds.graph(3)])
     with pytest.raises(ConfigError, match="2 partition runs for 1 workers"):
         open_worker_shard(ds, [0, 3, 6], Exchange(0, 1))
+
+
+def _loader_on_worker(rank, world, ds_dir, out_dir):
+    from graphtrain.sampling.loader import NodeLoader
+
+    ds = open_dataset(ds_dir)
+    shard = open_worker_shard(ds, ds.book.contiguous_runs(world), Exchange(rank, world), backend="cpu")
+    lo, hi = shard.node_range
+    n = ds.meta.num_nodes
+    foreign = np.array([(hi + 5 * k) % n for k in range(1, 4)], dtype=np.int64)  # dealt from other workers
+    seeds = np.concatenate([np.arange(lo, lo + 20, dtype=np.int64), foreign])
+    loader = NodeLoader(NeighborSampler(shard.hop_sampler("cpu"), FANOUTS, seed=8, backend="cpu"), seeds, 8,
+                        seed=1, prefetch=0)
+    out, calls = {}, []
+    for b, batch in enumerate(_counting(loader.batches(1), shard.exchange, calls)):
+        out.update({f"b{b}_{k}": v for k, v in vars(batch).items() if isinstance(v, np.ndarray)})
+    out["calls"] = np.array(calls)
+    out["foreign"] = foreign
+    np.savez(f"{out_dir}/loader{rank}.npz", **out)
+
+
+def _counting(batches, exchange, calls):
+    """Yield the batches, noting the payload exchanges each one took."""
+    while True:
+        before = exchange.stats.calls
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        calls.append(exchange.stats.calls - before)
+        yield batch
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_batches_of_owned_seeds_skip_the_first_hop_exchange(six_parts, tmp_path, world):
+    run_group(_loader_on_worker, world, tmp_path, str(six_parts), str(tmp_path))
+    ds = open_dataset(six_parts)
+    whole = NeighborSampler(_merged(ds), FANOUTS, seed=8, backend="cpu")
+    for rank in range(world):
+        got = np.load(tmp_path / f"loader{rank}.npz")
+        calls = got["calls"].tolist()
+        assert len(calls) == 3  # 23 seeds, batch 8
+        # unowned seeds come last: the first two batches are all own seeds on every worker and
+        # skip hop 1's request and answer exchanges; the last one holds the foreign seeds
+        assert set(got["b2_n_id"][:7].tolist()) >= set(got["foreign"].tolist())
+        assert calls[0] == calls[1] == calls[2] - 2
+        for b in range(3):
+            want = whole.sample(got[f"b{b}_n_id"][: (8 if b < 2 else 7)], batch_index=1 * 3 + b)
+            assert np.array_equal(want.n_id, got[f"b{b}_n_id"]) and np.array_equal(want.edge_index, got[f"b{b}_edge_index"])
