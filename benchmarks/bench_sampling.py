@@ -6,7 +6,8 @@ in-degree > 0 (the same batches for every sampler). Fanouts ``[15, 10]`` by defa
 
 Measured per sampler: seeds/s and sampled edges/s for the whole mini-batch (every hop, including
 unique + relabel and the MiniBatch assembly). Each sampler first runs ``--warmup`` batches that are
-not timed, so Numba's JIT compile time is excluded (DGL gets the same warm-up).
+not timed, so Numba's JIT compile time is excluded (DGL gets the same warm-up). The graphtrain CPU
+rows run ``--repeats`` times, taking turns, and report their median run (the spread is printed).
 
 Samplers: ``reference`` (pure NumPy), graphtrain ``cpu`` with each thread count of ``--threads``
 (the threads split each batch's kernels), graphtrain ``cpu batch-parallel`` for each thread count
@@ -122,6 +123,7 @@ def main(argv=None):
     ap.add_argument("--ref-batches", type=int, default=20, help="timed batches for the NumPy reference")
     ap.add_argument("--warmup", type=int, default=3, help="untimed batches first (JIT compile, caches)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to run")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each graphtrain CPU row, taking turns (median reported)")
     ap.add_argument("--backend", choices=["cpu", "cuda"], default="cpu", help="cuda: also time the GPU backend")
     ap.add_argument("--dgl-python", default=os.environ.get("GRAPHTRAIN_DGL_PYTHON"), help="python with dgl 2.x")
     ap.add_argument("--dgl-threads", type=int, nargs="+", default=[1])
@@ -138,11 +140,20 @@ def main(argv=None):
 
     rows = []
     rows.append(("numpy reference", 1, time_graphtrain(graph, args.fanouts, batches[: args.ref_batches], "reference", 1)))
-    for t in args.threads:
-        rows.append((f"graphtrain cpu", t, time_graphtrain(graph, args.fanouts, batches, "cpu", args.warmup, t)))
-    for t in args.threads:
-        if t > 1:
-            rows.append(("graphtrain cpu batch-parallel", t, time_batch_parallel(graph, args.fanouts, batches, args.warmup, t)))
+    # the graphtrain CPU rows take turns, --repeats times; each row reports its median run (noisy machines)
+    configs = [("graphtrain cpu", t, lambda t=t: time_graphtrain(graph, args.fanouts, batches, "cpu", args.warmup, t))
+               for t in args.threads]
+    configs += [("graphtrain cpu batch-parallel", t, lambda t=t: time_batch_parallel(graph, args.fanouts, batches, args.warmup, t))
+                for t in args.threads if t > 1]
+    runs = {(name, t): [] for name, t, _ in configs}
+    for _ in range(args.repeats):
+        for name, t, fn in configs:
+            runs[(name, t)].append(fn())
+    for (name, t), rs in runs.items():
+        rows.append((name, t, sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]))
+    if args.repeats > 1:
+        spread = {f"{name} {t}t": [round(r["edges"] / r["seconds"] / 1e6, 1) for r in rs] for (name, t), rs in runs.items()}
+        print(f"graphtrain runs (M edges/s, in run order): {spread}")
     if args.backend == "cuda":
         rows.append(("graphtrain cuda", None, time_graphtrain(graph, args.fanouts, batches, "cuda", args.warmup)))
     if args.dgl_python:

@@ -230,6 +230,181 @@ def unique_relabel(
     return new_index[:num_new], local
 
 
+# -- a whole mini-batch in one serial call ------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _grow(a, need):
+    """``a`` if it holds ``need`` entries, else a copy with room for at least ``need`` (doubling)."""
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0]), dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _first_of(table, mask, ids, times, p, h):
+    """Open addressing: the first position holding the node at ``p`` (``ids`` and, unless ``times``
+    is None, ``times``), or ``p`` itself, stored, when it is the first."""
+    slot = h & mask
+    while True:
+        q = table[slot]
+        if q < 0:
+            table[slot] = p
+            return p
+        if ids[q] == ids[p]:
+            if times is None:
+                return q
+            if times[q] == times[p]:
+                return q
+        slot = (slot + np.uint64(1)) & mask
+
+
+@njit(cache=True, nogil=True)
+def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, node_start, node_stop, edge_start, seeds,
+                  seed_time, fanouts, batch_key, replace, use_weight, time_sorted, strict, recent, hop_nodes,
+                  hop_edges, bad):
+    # ``seed_time is None`` is resolved when Numba compiles (non-temporal batches get code without times)
+    temporal = seed_time is not None
+    n = seeds.shape[0]
+    ids = np.empty(max(16, 4 * n), dtype=np.int64)
+    ids[:n] = seeds
+    times = np.empty(ids.shape[0] if temporal else 0, dtype=np.int64)
+    if seed_time is not None:
+        times[:n] = seed_time
+    e_src = np.empty(16, dtype=np.int64)
+    e_dst = np.empty(16, dtype=np.int64)
+    e_id = np.empty(16, dtype=np.int64)
+    ne = 0
+    lo = 0
+    hop_nodes[0] = n
+    for hop in range(fanouts.shape[0]):
+        k = fanouts[hop]
+        hop_key = _combine(batch_key, np.uint64(hop))
+        m = n - lo
+        for i in range(m):  # the frontier must be in range before any load is issued
+            g = ids[lo + i]
+            if g < node_start or g >= node_stop:
+                bad[0] = g
+                return ids[:0], times[:0], e_src[:0], e_dst[:0], e_id[:0]
+        slots = np.empty(m * k, dtype=np.int64)
+        nbr_slots = np.empty(m * k, dtype=np.int64)
+        counts = np.empty(m, dtype=np.int64)
+        total = 0
+        for i in range(m):  # sample: keys as NeighborSampler's formula; loads started ahead as in _sample_slots
+            if i + _AHEAD < m:
+                _prefetch(indptr, ids[lo + i + _AHEAD] - node_start)
+            if i + _AHEAD // 2 < m:
+                ahead = indptr[ids[lo + i + _AHEAD // 2] - node_start]
+                if ahead < src.shape[0]:
+                    _prefetch(src, ahead)
+            g = ids[lo + i]
+            key = _combine(hop_key, np.uint64(g))
+            bound = np.int64(0)
+            if seed_time is not None:
+                bound = times[lo + i]
+                key = _combine(key, np.uint64(bound))
+            base = i * k
+            c = _sample_entry(indptr, weight, cum_weight, cum_positive, time, g - node_start, key, bound, k, replace,
+                              use_weight, temporal, time_sorted, strict, recent, slots, base)
+            counts[i] = c
+            total += c
+            for j in range(c):  # read sources while the segment is in cache
+                nbr_slots[base + j] = src[slots[base + j]]
+        ids = _grow(ids, n + total)
+        if seed_time is not None:
+            times = _grow(times, n + total)
+        e_src = _grow(e_src, ne + total)
+        e_dst = _grow(e_dst, ne + total)
+        e_id = _grow(e_id, ne + total)
+        q = n  # candidates appended after the batch's nodes, entry after entry (as unique_relabel sees them)
+        for i in range(m):
+            for j in range(counts[i]):
+                ids[q] = nbr_slots[i * k + j]
+                if seed_time is not None:
+                    times[q] = times[lo + i]
+                e_dst[ne + q - n] = lo + i
+                e_id[ne + q - n] = edge_start + slots[i * k + j]
+                q += 1
+        # first occurrence of every node among [batch nodes, candidates], then new nodes numbered in order
+        cap = 16
+        while cap < 2 * (n + total):
+            cap <<= 1
+        mask = np.uint64(cap - 1)
+        table = np.full(cap, -1, dtype=np.int32)
+        first = np.empty(total, dtype=np.int64)
+        for p in range(n + total):
+            h = _mix64(np.uint64(ids[p]))
+            if seed_time is not None:
+                h = _combine(h, np.uint64(times[p]))
+                f = _first_of(table, mask, ids, times, p, h)
+            else:
+                f = _first_of(table, mask, ids, None, p, h)
+            if p >= n:
+                first[p - n] = f
+        new = n
+        for c in range(total):
+            f = first[c]
+            if f == n + c:  # a new node (moved down to its number; later repeats find it through first[])
+                ids[new] = ids[f]
+                if seed_time is not None:
+                    times[new] = times[f]
+                first[c] = new
+                e_src[ne + c] = new
+                new += 1
+            elif f < n:
+                e_src[ne + c] = f
+            else:
+                e_src[ne + c] = first[f - n]
+        ne += total
+        hop_nodes[hop + 1] = new - n
+        hop_edges[hop] = total
+        lo = n
+        n = new
+    return ids[:n], times[:n], e_src[:ne], e_dst[:ne], e_id[:ne]
+
+
+def sample_batch(
+    graph: HopGraph,
+    node_start: int,
+    node_stop: int,
+    seeds: np.ndarray,
+    seed_time: Optional[np.ndarray],
+    fanouts: np.ndarray,
+    batch_key: np.uint64,
+    replace: bool = False,
+    use_weight: bool = False,
+    strict: bool = False,
+    recent: bool = False,
+):
+    """A whole multi-hop mini-batch in one serial, GIL-free call (for batch-parallel sampling).
+
+    Returns exactly what :class:`~graphtrain.sampling.neighbor.NeighborSampler` assembles from
+    per-hop :func:`sample_hop` and :func:`unique_relabel` calls with the same ``batch_key``:
+    ``(n_id, node_time or None, edge_src, edge_dst, e_id, num_sampled_nodes, num_sampled_edges)``,
+    or ``bad_node`` (an int) when a frontier node lies outside ``[node_start, node_stop)`` (the
+    caller raises). ``graph`` holds the in-edges of global nodes ``[node_start, node_stop)``.
+    """
+    temporal = seed_time is not None
+    if use_weight and not (temporal and not graph.time_sorted) and graph.cum_weight is None:
+        raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
+    hops = fanouts.shape[0]
+    hop_nodes = np.zeros(hops + 1, dtype=np.int64)
+    hop_edges = np.zeros(hops, dtype=np.int64)
+    bad = np.full(1, -1, dtype=np.int64)
+    ids, times, e_src, e_dst, e_id = _sample_batch(
+        graph.indptr, graph.src, graph.weight if use_weight else _NO_F64,
+        graph.cum_weight if use_weight and graph.cum_weight is not None else _NO_F64,
+        graph.cum_positive if use_weight and graph.cum_positive is not None else _NO_I32,
+        graph.time if temporal else _NO_I64, np.int64(node_start), np.int64(node_stop), np.int64(graph.edge_start),
+        np.ascontiguousarray(seeds, dtype=np.int64),
+        np.ascontiguousarray(seed_time, dtype=np.int64) if temporal else None,
+        np.ascontiguousarray(fanouts, dtype=np.int64), np.uint64(batch_key), bool(replace), bool(use_weight),
+        bool(graph.time_sorted), bool(strict), bool(recent), hop_nodes, hop_edges, bad)
+    if bad[0] >= 0:
+        return int(bad[0])
+    return (ids, times if temporal else None, e_src, e_dst, e_id, hop_nodes.tolist(), hop_edges.tolist())
+
+
 # -- gather -----------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True, nogil=True)
 def _gather_2d(table, rows, out):

@@ -203,6 +203,44 @@ class LocalHopSampler(HopSampler):
                 "a LocalHopSampler expands only its own nodes (remote nodes need the distributed sampler)"
             )
 
+    @property
+    def samples_whole_batches(self) -> bool:
+        """Whether :meth:`sample_batch` is available (the ``cpu`` backend)."""
+        return self.backend == "cpu"
+
+    def sample_batch(self, seeds: np.ndarray, seed_time: Optional[np.ndarray], fanouts, options: HopOptions,
+                     batch_key):
+        """Every hop of a mini-batch in one serial, GIL-free kernel call (``cpu`` backend; see
+        :func:`graphtrain.kernels.cpu.sample_batch`): the same arrays as hop-by-hop sampling with
+        the same stream keys, without returning to Python between hops, so several threads sampling
+        whole batches at once do not queue for the GIL.
+
+        Args:
+            seeds, seed_time: validated int64 ``[B]`` seeds (in this graph's range) and their times
+                (temporal) or None.
+            fanouts: fanout of each hop; options: the hops' options (its ``fanout`` is not used).
+            batch_key: ``combine(seed_key(seed), batch_index)``.
+
+        Returns:
+            ``(n_id, node_time, edge_src, edge_dst, e_id, num_sampled_nodes, num_sampled_edges)``.
+        """
+        from graphtrain.kernels import cpu
+
+        if not self.samples_whole_batches:
+            raise ConfigError(f"whole-batch sampling needs the cpu backend; this sampler uses {self.backend!r}")
+        temporal = options.temporal is not None
+        if temporal and seed_time is None:
+            raise ConfigError("temporal sampling needs a time bound for every frontier entry")
+        g = self.graph
+        got = cpu.sample_batch(self._hop_graph(options.weight), g.node_start, g.node_stop, seeds,
+                               seed_time if temporal else None, np.asarray(fanouts, dtype=np.int64), batch_key,
+                               replace=options.replace, use_weight=options.weight is not None, strict=options.strict,
+                               recent=options.temporal == "recent")
+        if isinstance(got, int):  # a frontier node outside this graph: the error hop-by-hop sampling raises
+            self.check_nodes(np.array([got], dtype=np.int64))
+            raise AssertionError(f"whole-batch sampling stopped at node {got}, which is in range")
+        return got
+
     def sample_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
         global_nodes = np.asarray(global_nodes, dtype=np.int64)
         self.check_nodes(global_nodes)

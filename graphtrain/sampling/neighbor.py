@@ -21,6 +21,7 @@ from __future__ import annotations
 import numbers
 from typing import List, Optional, Sequence, Union
 
+import numba
 import numpy as np
 
 from graphtrain.errors import ConfigError
@@ -130,6 +131,9 @@ class NeighborSampler:
             self.hop_sampler.check_options(opt)
         self._kernels = get_backend(self.backend)
         self._root_key = seed_key(self.seed)
+        # a process-local graph sampled on one Numba thread: a whole batch per kernel call
+        self._whole_batch = (self.backend == "cpu" and isinstance(self.hop_sampler, LocalHopSampler)
+                             and self.hop_sampler.samples_whole_batches)
 
     @property
     def num_hops(self) -> int:
@@ -185,6 +189,13 @@ class NeighborSampler:
         that its seeds of this batch are nodes its hop sampler owns (hop 1 then needs no exchange)."""
         temporal = seed_time is not None
         batch_key = combine_np(self._root_key, np.uint64(batch_index))
+        if self._whole_batch and numba.get_num_threads() == 1:
+            # one serial, GIL-free kernel call for the whole batch (the same arrays as the hop loop
+            # below): threads sampling batches side by side then do not queue for the GIL
+            ids, times, e_src, e_dst, e_id, nodes, edges = self.hop_sampler.sample_batch(
+                seeds, seed_time, self.fanouts, self._options[0], batch_key)
+            return MiniBatch(n_id=ids, edge_index=np.stack([e_src, e_dst]), e_id=e_id, num_sampled_nodes=nodes,
+                             num_sampled_edges=edges, node_time=times)
         ids, times = seeds, seed_time
         src_parts, dst_parts, eid_parts = [], [], []
         num_nodes = [int(seeds.size)]

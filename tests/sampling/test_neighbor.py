@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphtrain.errors import ConfigError
+from graphtrain.graph import CSCGraph
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.sampling.hop import HopResult, HopSampler, LocalHopSampler
 from graphtrain.sampling.neighbor import NeighborSampler
@@ -51,6 +52,46 @@ def test_backends_and_thread_counts_give_identical_batches(kw):
     finally:
         numba.set_num_threads(before)
     assert ref.num_edges > 0
+
+
+@pytest.mark.parametrize("kw", [{}, {"replace": True}, {"weight": "weight"}, {"temporal": "uniform"},
+                                {"temporal": "recent", "strict": True}, {"temporal": "uniform", "weight": "weight"}])
+def test_whole_batch_kernel_equals_hop_by_hop_sampling(kw):
+    """On one Numba thread a local graph is sampled by one whole-batch kernel call; it must return
+    exactly the hop-by-hop batch (a partition graph, repeated seeds, three hops)."""
+    rs = np.random.default_rng(3)
+    src, dst = rs.integers(100, 200, 3000), 100 + (rs.pareto(1.0, 3000) * 5).astype(np.int64) % 100
+    g, _ = CSCGraph.from_edges(src, dst, 200, {"time": rs.integers(0, 1000, 3000), "weight": rs.random(3000) + 0.01})
+    part = range_slice(g, 100, 200)  # nodes [100, 200), all their in-edges from the same range
+    seeds = 100 + np.array([1, 40, 7, 99, 50, 7, 3, 40])
+    times = np.array([500, 900, 100, 700, 300, 800, 999, 900]) if "temporal" in kw else None
+    sampler = NeighborSampler(part, [4, 3, 2], backend="cpu", seed=5, **kw)
+    assert sampler._whole_batch
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        for batch_index in (0, 7):
+            whole = sampler.sample(seeds, times, batch_index=batch_index)
+            sampler._whole_batch = False
+            try:
+                hop_by_hop = sampler.sample(seeds, times, batch_index=batch_index)
+            finally:
+                sampler._whole_batch = True
+            _same_batch(hop_by_hop, whole)
+            assert whole.num_sampled_edges[2] > 0
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_whole_batch_kernel_refuses_nodes_of_other_partitions():
+    part = range_slice(random_graph(), 100, 200)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        with pytest.raises(ConfigError, match=r"outside this graph's node range \[100, 200\)"):
+            NeighborSampler(part, [3, 3], backend="cpu").sample(np.arange(100, 200))  # hop 2 reaches [0, 100)
+    finally:
+        numba.set_num_threads(before)
 
 
 @pytest.mark.cudasim
