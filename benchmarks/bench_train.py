@@ -180,7 +180,8 @@ def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: in
     return {"seconds": tr["seconds"], "seeds": tr["seeds"], "batches": tr["batches"], "fit_seconds": tr["fit_seconds"],
             "startup_seconds": tr["startup_seconds"], "eval_seconds": tr["eval_seconds"] + tr["final_seconds"],
             "bytes_sent_per_worker_batch": tr["bytes_sent"] / max(tr["batches"], 1),
-            "per_worker_batches": per_worker_batches, "pinned_cores": tr["pinned_cores"]}
+            "per_worker_batches": per_worker_batches, "pinned_cores": tr["pinned_cores"],
+            "cpu_per_worker": [c / tr["seconds"] for c in tr["cpu_seconds"]]}
 
 
 def estimate_bytes_per_batch(cut_fraction: float, base: dict, feat_dim: int, workers: int) -> float:
@@ -287,7 +288,8 @@ def main(argv=None):
         rows[f"graphtrain ray {w} worker{'s' if w > 1 else ''}"] = r = run_trainer(
             ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch, args.pin_cpus)
         print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
-              f"{r['pinned_cores']}", flush=True)
+              f"{r['pinned_cores']}, CPU use in the epoch (cores, per worker) "
+              f"{[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
     if args.dgl_python and "dgl" not in args.skip:
         for th in args.dgl_threads:
             r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp)

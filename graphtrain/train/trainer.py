@@ -277,6 +277,7 @@ class Trainer:
             train[k] = max(r["train"][k] for r in results)
         train["fit_seconds"] = wall
         train["pinned_cores"] = [r.get("pinned_cores") for r in results]  # by rank; None: not pinned
+        train["cpu_seconds"] = [r["train"]["cpu_seconds"] for r in results]  # by rank: training epochs' process CPU
         self.result = {
             "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
             "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],

@@ -454,13 +454,13 @@ def _fit(ctx: _Context) -> dict:
         ctx._report({"type": "checkpoint", "path": str(path), "epoch": state["epoch"], "batch": state["batch"]})
         return str(path)
 
-    train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "seeds": 0,
+    train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "cpu_seconds": 0.0, "seeds": 0,
                    "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0}
     while not state["finished"] and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         ddp.train()
         before = ctx.exchange.stats.as_dict()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         losses = []
         for b, batch in enumerate(loader.batches(epoch, state["batch"]), start=state["batch"]):
             torch.manual_seed(_derive_seed(ctx.worker_seed, state["global_step"]))
@@ -486,6 +486,7 @@ def _fit(ctx: _Context) -> dict:
         after = ctx.exchange.stats.as_dict()
         epoch_seconds = time.perf_counter() - t0
         train_stats["seconds"] += epoch_seconds
+        train_stats["cpu_seconds"] += time.process_time() - cpu0  # every thread of this worker process
         train_stats["batches"] += len(losses)
         for k in ("bytes_sent", "bytes_received"):
             train_stats[k] += after[k] - before[k]
