@@ -55,26 +55,46 @@ def _prefetch(typingctx, arr, idx):
 _AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
 
 
+_LAG = 4  # entries between drawing an entry's edges (and prefetching their sources) and reading them
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _read_sources(src, slots, counts, nbr_slots, i, k):
+    base = i * k
+    for j in range(counts[i]):
+        nbr_slots[base + j] = src[slots[base + j]]
+
+
+_BLOCK = 256  # frontier entries per parallel work item of _sample_slots
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _sample_slots(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts):
     n = local_dst.shape[0]
-    for i in prange(n):
-        # entries are independent dependency chains (indptr -> segment -> sources): start the loads early
-        if i + _AHEAD < n:
-            _prefetch(indptr, local_dst[i + _AHEAD])
-        if i + _AHEAD // 2 < n:
-            ahead = indptr[local_dst[i + _AHEAD // 2]]
-            if ahead < src.shape[0]:
-                _prefetch(src, ahead)
-        bound = bounds[i] if temporal else np.int64(0)
-        base = i * k
-        c = _sample_entry(
-            indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal,
-            time_sorted, strict, recent, slots, base
-        )
-        counts[i] = c
-        for j in range(c):  # read sources while the segment is in cache
-            nbr_slots[base + j] = src[slots[base + j]]
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        start = blk * _BLOCK
+        stop = min(n, start + _BLOCK)
+        for i in range(start, stop):
+            # entries are independent dependency chains (indptr -> segment -> sources): start the loads early
+            if i + _AHEAD < stop:
+                _prefetch(indptr, local_dst[i + _AHEAD])
+            if i + _AHEAD // 2 < stop:
+                ahead = indptr[local_dst[i + _AHEAD // 2]]
+                if ahead < src.shape[0]:
+                    _prefetch(src, ahead)
+            bound = bounds[i] if temporal else np.int64(0)
+            base = i * k
+            c = _sample_entry(
+                indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal,
+                time_sorted, strict, recent, slots, base
+            )
+            counts[i] = c
+            for j in range(c):  # start loading the sources of the drawn edges ...
+                _prefetch(src, slots[base + j])
+            if i - _LAG >= start:  # ... and read those of the entry drawn _LAG entries ago (same block)
+                _read_sources(src, slots, counts, nbr_slots, i - _LAG, k)
+        for i in range(max(start, stop - _LAG), stop):
+            _read_sources(src, slots, counts, nbr_slots, i, k)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -308,8 +328,12 @@ def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, node_star
                               use_weight, temporal, time_sorted, strict, recent, slots, base)
             counts[i] = c
             total += c
-            for j in range(c):  # read sources while the segment is in cache
-                nbr_slots[base + j] = src[slots[base + j]]
+            for j in range(c):  # start loading the sources of the drawn edges ...
+                _prefetch(src, slots[base + j])
+            if i >= _LAG:  # ... and read those of the entry drawn _LAG entries ago
+                _read_sources(src, slots, counts, nbr_slots, i - _LAG, k)
+        for i in range(max(0, m - _LAG), m):
+            _read_sources(src, slots, counts, nbr_slots, i, k)
         ids = _grow(ids, n + total)
         if seed_time is not None:
             times = _grow(times, n + total)
