@@ -34,6 +34,7 @@ def main() -> None:
     graph = build_graph(20, 10_000_000, args.seed)
     batches = seed_batches(graph, args.batches, 1024, args.seed)
     sampler = NeighborSampler(graph, [15, 10], backend="cpu", seed=args.seed)
+    sampler._whole_batch = False  # time the stages hop by hop (on one thread the sampler would run one whole-batch kernel)
     spent = {}
 
     def timed(owner, name):
