@@ -4,7 +4,8 @@ The graph and batches of ``bench_sampling.py`` (R-MAT scale 20, 10M edges, fanou
 1024); ``NeighborSampler.sample`` on the CPU kernels with its three stages timed by wrapping them:
 ``sample_hop`` (the one-hop kernel, both hops), ``unique_relabel`` (both hops) and
 ``frontier_keys``; "other" is the rest (Python glue, concatenations, batch assembly). Prints ms per
-batch per stage and each stage's 1 -> 2 thread speed-up.
+batch per stage and each stage's 1 -> 2 thread speed-up. The sampler runs hop by hop on both thread
+counts (on one thread it would otherwise sample each batch with one whole-batch kernel call).
 
     python benchmarks/bench_sampling_stages.py [--batches 100]
 """
