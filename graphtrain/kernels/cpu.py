@@ -53,9 +53,8 @@ def _prefetch(typingctx, arr, idx):
 
 
 _AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
-
-
 _LAG = 4  # entries between drawing an entry's edges (and prefetching their sources) and reading them
+_BLOCK = 256  # frontier entries per parallel work item of _sample_slots
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -65,36 +64,42 @@ def _read_sources(src, slots, counts, nbr_slots, i, k):
         nbr_slots[base + j] = src[slots[base + j]]
 
 
-_BLOCK = 256  # frontier entries per parallel work item of _sample_slots
+@njit(cache=True, nogil=True, inline="always")
+def _sample_range(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight,
+                  temporal, time_sorted, strict, recent, slots, nbr_slots, counts, start, stop):
+    """Sample entries ``[start, stop)`` in order: positions to ``slots``, sources to ``nbr_slots``.
+
+    Entries are independent dependency chains (indptr -> segment -> sources), so the loads are
+    started early: an entry's ``indptr`` ``_AHEAD`` entries ahead, its segment's first sources half
+    as far ahead, and the sources of its drawn edges right after drawing them -- they are read
+    ``_LAG`` entries later. Only entries of the range are touched (one range per thread).
+    """
+    for i in range(start, stop):
+        if i + _AHEAD < stop:
+            _prefetch(indptr, local_dst[i + _AHEAD])
+        if i + _AHEAD // 2 < stop:
+            ahead = indptr[local_dst[i + _AHEAD // 2]]
+            if ahead < src.shape[0]:
+                _prefetch(src, ahead)
+        bound = bounds[i] if temporal else np.int64(0)
+        base = i * k
+        c = _sample_entry(indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace,
+                          use_weight, temporal, time_sorted, strict, recent, slots, base)
+        counts[i] = c
+        for j in range(c):
+            _prefetch(src, slots[base + j])
+        if i - _LAG >= start:
+            _read_sources(src, slots, counts, nbr_slots, i - _LAG, k)
+    for i in range(max(start, stop - _LAG), stop):
+        _read_sources(src, slots, counts, nbr_slots, i, k)
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def _sample_slots(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts):
     n = local_dst.shape[0]
     for blk in prange((n + _BLOCK - 1) // _BLOCK):
-        start = blk * _BLOCK
-        stop = min(n, start + _BLOCK)
-        for i in range(start, stop):
-            # entries are independent dependency chains (indptr -> segment -> sources): start the loads early
-            if i + _AHEAD < stop:
-                _prefetch(indptr, local_dst[i + _AHEAD])
-            if i + _AHEAD // 2 < stop:
-                ahead = indptr[local_dst[i + _AHEAD // 2]]
-                if ahead < src.shape[0]:
-                    _prefetch(src, ahead)
-            bound = bounds[i] if temporal else np.int64(0)
-            base = i * k
-            c = _sample_entry(
-                indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace, use_weight, temporal,
-                time_sorted, strict, recent, slots, base
-            )
-            counts[i] = c
-            for j in range(c):  # start loading the sources of the drawn edges ...
-                _prefetch(src, slots[base + j])
-            if i - _LAG >= start:  # ... and read those of the entry drawn _LAG entries ago (same block)
-                _read_sources(src, slots, counts, nbr_slots, i - _LAG, k)
-        for i in range(max(start, stop - _LAG), stop):
-            _read_sources(src, slots, counts, nbr_slots, i, k)
+        _sample_range(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, replace, use_weight,
+                      temporal, time_sorted, strict, recent, slots, nbr_slots, counts, blk * _BLOCK, min(n, (blk + 1) * _BLOCK))
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -301,39 +306,26 @@ def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, node_star
         k = fanouts[hop]
         hop_key = _combine(batch_key, np.uint64(hop))
         m = n - lo
-        for i in range(m):  # the frontier must be in range before any load is issued
+        local_dst = np.empty(m, dtype=np.int64)
+        keys = np.empty(m, dtype=np.uint64)
+        for i in range(m):  # in range (checked before any load), and the stream keys of NeighborSampler's formula
             g = ids[lo + i]
             if g < node_start or g >= node_stop:
                 bad[0] = g
                 return ids[:0], times[:0], e_src[:0], e_dst[:0], e_id[:0]
+            local_dst[i] = g - node_start
+            key = _combine(hop_key, np.uint64(g))
+            if seed_time is not None:
+                key = _combine(key, np.uint64(times[lo + i]))
+            keys[i] = key
         slots = np.empty(m * k, dtype=np.int64)
         nbr_slots = np.empty(m * k, dtype=np.int64)
         counts = np.empty(m, dtype=np.int64)
+        _sample_range(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, times[lo:n], k, replace,
+                      use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts, 0, m)
         total = 0
-        for i in range(m):  # sample: keys as NeighborSampler's formula; loads started ahead as in _sample_slots
-            if i + _AHEAD < m:
-                _prefetch(indptr, ids[lo + i + _AHEAD] - node_start)
-            if i + _AHEAD // 2 < m:
-                ahead = indptr[ids[lo + i + _AHEAD // 2] - node_start]
-                if ahead < src.shape[0]:
-                    _prefetch(src, ahead)
-            g = ids[lo + i]
-            key = _combine(hop_key, np.uint64(g))
-            bound = np.int64(0)
-            if seed_time is not None:
-                bound = times[lo + i]
-                key = _combine(key, np.uint64(bound))
-            base = i * k
-            c = _sample_entry(indptr, weight, cum_weight, cum_positive, time, g - node_start, key, bound, k, replace,
-                              use_weight, temporal, time_sorted, strict, recent, slots, base)
-            counts[i] = c
-            total += c
-            for j in range(c):  # start loading the sources of the drawn edges ...
-                _prefetch(src, slots[base + j])
-            if i >= _LAG:  # ... and read those of the entry drawn _LAG entries ago
-                _read_sources(src, slots, counts, nbr_slots, i - _LAG, k)
-        for i in range(max(0, m - _LAG), m):
-            _read_sources(src, slots, counts, nbr_slots, i, k)
+        for i in range(m):
+            total += counts[i]
         ids = _grow(ids, n + total)
         if seed_time is not None:
             times = _grow(times, n + total)
