@@ -139,7 +139,8 @@ class NodeLoader:
         bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, self.seeds.size)) for b in range(start, len(self))]
         owned = self._owned[perm]
         mine = np.array([bool(owned[a:z].all()) for a, z in bounds], dtype=bool)
-        everywhere = self.sampler.hop_sampler.agree_all(mine)
+        # no batches left (the same on every worker: all run the same batches): nothing to agree on
+        everywhere = self.sampler.hop_sampler.agree_all(mine) if mine.size else mine
         jobs = [(epoch, b, perm[a:z], bool(ok)) for b, (a, z), ok in zip(range(start, len(self)), bounds, everywhere)]
         return run_ahead(self._make, jobs, self.prefetch, self.sampling_threads)
 

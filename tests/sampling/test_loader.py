@@ -79,6 +79,8 @@ def test_drop_last_and_no_shuffle_and_early_stop():
     it = iter(_loader(prefetch=3)[0])
     next(it)
     it.close()  # stopping early shuts the prefetch thread down
+    done = _loader()[0]
+    assert list(done.batches(0, len(done))) == []  # resuming after the last batch: nothing left
 
 
 def test_temporal_loader_passes_seed_times():
