@@ -31,8 +31,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.kernels.rows import IdIndex, copy_cached_rows
 from graphtrain.graph import CSCGraph
+from graphtrain.kernels.rows import IdIndex, copy_cached_rows
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.sampling.features import LocalNodeData, NodeDataSource
 from graphtrain.sampling.hop import HopOptions, HopResult, HopSampler, LocalHopSampler

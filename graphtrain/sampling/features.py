@@ -133,12 +133,10 @@ class LocalNodeData(NodeDataSource):
     def num_features(self) -> Optional[int]:
         return self._num_features
 
-    def _gather(self, tables: Dict[int, np.ndarray], ids, what: str) -> Optional[np.ndarray]:
-        if not tables:
-            return None
-        split = split_by_owner(self.book, ids)
-        sample = next(iter(tables.values()))
-        out = None
+    @staticmethod
+    def _runs(tables: Dict[int, np.ndarray], split: OwnerSplit, what: str):
+        """``(table, a, b)`` per owner of ``split``: its IDs are ``split.local[a:b]`` (raises
+        ConfigError for a partition not held here)."""
         for q, p in enumerate(split.parts):
             table = tables.get(int(p))
             if table is None:
@@ -146,7 +144,15 @@ class LocalNodeData(NodeDataSource):
                     f"{what} of nodes in partition {int(p)} are not held by this process "
                     f"(it holds partitions {sorted(tables)}); remote nodes need the distributed fetch"
                 )
-            a, b = split.offsets[q], split.offsets[q + 1]
+            yield table, split.offsets[q], split.offsets[q + 1]
+
+    def _gather(self, tables: Dict[int, np.ndarray], ids, what: str) -> Optional[np.ndarray]:
+        if not tables:
+            return None
+        split = split_by_owner(self.book, ids)
+        sample = next(iter(tables.values()))
+        out = None
+        for table, a, b in self._runs(tables, split, what):
             rows = self._kernels.gather_rows(table, split.local[a:b])
             if split.parts.size == 1:  # one owner: the rows are already in input order
                 return rows
@@ -171,14 +177,7 @@ class LocalNodeData(NodeDataSource):
             raise ConfigError("this node data has no features")
         split = split_by_owner(self.book, ids)
         positions = np.asarray(positions, dtype=np.int64)
-        for q, p in enumerate(split.parts):
-            table = self._features.get(int(p))
-            if table is None:
-                raise ConfigError(
-                    f"features of nodes in partition {int(p)} are not held by this process "
-                    f"(it holds partitions {sorted(self._features)}); remote nodes need the distributed fetch"
-                )
-            a, b = split.offsets[q], split.offsets[q + 1]
+        for table, a, b in self._runs(self._features, split, "features"):
             scatter_rows(table, split.local[a:b], out, positions[split.order[a:b]])
 
     def labels(self, ids) -> Optional[np.ndarray]:
