@@ -6,8 +6,11 @@ exchange between all workers (:class:`Exchange`, ``torch.distributed.all_to_all_
 group):
 
 1. the requester splits its IDs by owner worker with the worker book (one ``searchsorted``),
-2. the per-owner counts are exchanged, then the payloads (IDs, stream keys, time bounds),
-   (answers whose sizes the requester knows -- one feature row per ID -- skip the count exchange),
+2. the payloads (IDs, stream keys, time bounds) are exchanged: requests on a *channel* in one
+   collective, each worker's part padded to a capacity both ends derive from the channel's past
+   sizes, with the true count in a header (a second collective only when a part did not fit:
+   :meth:`Exchange.all_to_all`); answers whose sizes the requester knows -- one feature row per ID
+   -- need no count at all,
 3. each owner answers from what it holds -- :class:`~graphtrain.sampling.hop.LocalHopSampler` for
    a hop, :class:`~graphtrain.sampling.features.LocalNodeData` for features and labels -- and
 4. the answers travel back the same way and are put back into request order.
@@ -44,16 +47,19 @@ class ExchangeStats:
 
     Attributes:
         calls: number of all-to-all payload exchanges (count exchanges not included).
-        bytes_sent: payload bytes sent to other workers.
-        bytes_received: payload bytes received from other workers.
+        bytes_sent: payload bytes sent to other workers (a channel's padding and headers included).
+        bytes_received: payload bytes received from other workers (likewise).
+        overflows: channel exchanges that needed a second collective (a part over its capacity).
     """
 
     calls: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    overflows: int = 0
 
     def as_dict(self) -> dict:
-        return {"calls": self.calls, "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
+        return {"calls": self.calls, "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+                "overflows": self.overflows}
 
 
 class Exchange:
@@ -72,6 +78,7 @@ class Exchange:
         self.world_size = int(world_size)
         self.group = group
         self.stats = ExchangeStats()
+        self._channels: dict = {}  # channel name -> _ChannelCaps
 
     def _all_to_all_flat(self, send, send_sizes: np.ndarray, recv_sizes: np.ndarray):
         import torch
@@ -94,18 +101,101 @@ class Exchange:
         dist.all_to_all_single(out, torch.from_numpy(send_counts), group=self.group)
         return out.numpy()
 
-    def all_to_all(self, rows: np.ndarray, send_counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def all_to_all(self, rows: np.ndarray, send_counts: np.ndarray,
+                   channel: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Send ``rows[offsets[j]:offsets[j+1]]`` to worker ``j`` (``offsets = cumsum(send_counts)``).
 
         Args:
             rows: ``[n, ...]`` rows grouped by destination worker, ascending (int64, float32, ...).
             send_counts: int64 ``[W]`` rows for each worker.
+            channel: None: exchange the counts, then the rows (two collectives). A name (the same
+                on every worker for the same call, e.g. ``"features"``): one collective in the
+                common case -- each part travels padded to a capacity that sender and receiver
+                both derive from the sizes this channel carried before, behind a header with the
+                true count and whether the sender overflowed any capacity; when any worker did,
+                every worker knows it from the headers and the rows beyond the capacities follow
+                in a second collective of sizes everyone now knows. The received rows are the
+                same either way.
 
         Returns:
             ``(received, recv_counts)``: rows from worker 0, then worker 1, ...; ``recv_counts[j]``
             rows came from worker ``j``.
         """
-        return self.all_to_all_sized(rows, send_counts, None)
+        if channel is None or self.world_size == 1:
+            return self.all_to_all_sized(rows, send_counts, None)
+        return self._all_to_all_channel(rows, send_counts, channel)
+
+    def _all_to_all_channel(self, rows: np.ndarray, send_counts: np.ndarray, channel: str):
+        import torch
+
+        send_counts = np.ascontiguousarray(send_counts, dtype=np.int64)
+        rows = np.ascontiguousarray(rows)
+        tail = rows.shape[1:]
+        row_bytes = rows.dtype.itemsize * int(np.prod(tail, dtype=np.int64))
+        caps = self._channels.get(channel)
+        if caps is None or caps.row_bytes != row_bytes:
+            caps = self._channels[channel] = _ChannelCaps(self.world_size, row_bytes)
+        me, W = self.rank, self.world_size
+        raw = rows.reshape(-1).view(np.uint8)
+        offsets = np.concatenate([[0], np.cumsum(send_counts)]) * row_bytes
+        first = np.minimum(send_counts, caps.send)
+        first[me] = 0  # this worker's own part never leaves it
+        overflow_here = bool(np.any((send_counts > caps.send) & (np.arange(W) != me)))
+        send_sizes = _HEADER + caps.send * row_bytes
+        recv_sizes = _HEADER + caps.recv * row_bytes
+        send_sizes[me] = recv_sizes[me] = 0
+        message = np.empty(int(send_sizes.sum()), dtype=np.uint8)
+        pos = 0
+        for j in range(W):
+            if j == me:
+                continue
+            message[pos : pos + _HEADER].view(np.int64)[:] = (send_counts[j], overflow_here)
+            n = int(first[j]) * row_bytes
+            message[pos + _HEADER : pos + _HEADER + n] = raw[offsets[j] : offsets[j] + n]
+            pos += int(send_sizes[j])
+        out = self._all_to_all_flat(torch.from_numpy(message), send_sizes, recv_sizes).numpy()
+        recv_counts = np.zeros(W, dtype=np.int64)
+        recv_counts[me] = send_counts[me]
+        overflow_anywhere = overflow_here
+        starts = np.concatenate([[0], np.cumsum(recv_sizes)])
+        for j in range(W):
+            if j != me:
+                count, flag = out[starts[j] : starts[j] + _HEADER].view(np.int64)
+                recv_counts[j] = count
+                overflow_anywhere |= bool(flag)
+        first_in = np.minimum(recv_counts, caps.recv)
+        first_in[me] = 0
+        rest_out = (send_counts - first) * row_bytes
+        rest_out[me] = 0
+        rest_in = (recv_counts - first_in) * row_bytes
+        rest_in[me] = 0
+        rest = None
+        if overflow_anywhere:  # every worker saw some header flag: all take part in the second collective
+            pieces = [raw[offsets[j] + int(first[j]) * row_bytes : offsets[j + 1]] for j in range(W) if j != me]
+            rest_msg = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+            rest = self._all_to_all_flat(torch.from_numpy(rest_msg), rest_out, rest_in).numpy()
+            self.stats.overflows += 1
+        received = np.empty(int(recv_counts.sum()) * row_bytes, dtype=np.uint8)
+        at = rest_at = 0
+        for j in range(W):
+            if j == me:
+                n = int(send_counts[me]) * row_bytes
+                received[at : at + n] = raw[offsets[me] : offsets[me] + n]
+                at += n
+                continue
+            n = int(first_in[j]) * row_bytes
+            received[at : at + n] = out[starts[j] + _HEADER : starts[j] + _HEADER + n]
+            at += n
+            m = int(rest_in[j])
+            if m:
+                received[at : at + m] = rest[rest_at : rest_at + m]
+                rest_at += m
+                at += m
+        self.stats.calls += 1
+        self.stats.bytes_sent += int(send_sizes.sum() + rest_out.sum())
+        self.stats.bytes_received += int(recv_sizes.sum() + rest_in.sum())
+        caps.update(send_counts, recv_counts)
+        return received.view(rows.dtype).reshape((-1,) + tail), recv_counts
 
     def all_to_all_sized(self, rows: np.ndarray, send_counts: np.ndarray, recv_counts: Optional[np.ndarray]):
         """:meth:`all_to_all` when the receiver already knows ``recv_counts`` (e.g. answers to its own
@@ -154,6 +244,35 @@ class Exchange:
         counts[root] = rows.shape[0]
         received, _ = self.all_to_all(rows, counts)
         return received if self.rank == root else None
+
+
+_HEADER = 16  # bytes before each part of a channel exchange: int64 true count, int64 sender overflowed
+
+
+class _ChannelCaps:
+    """Capacities (rows) of one exchange channel: ``send[j]`` of this worker's parts to worker ``j``
+    and ``recv[j]`` of worker ``j``'s parts to this one.
+
+    Invariant: this worker's ``send[j]`` equals worker ``j``'s ``recv[me]``. Both start at 0 and are
+    moved by :meth:`update` with the true counts of each exchange, which both ends know afterwards
+    (the sender sent them, the receiver read them from the header), so they stay equal without any
+    message. A capacity grows to 1.5x a count that did not fit and otherwise decays by 1/8 per
+    exchange towards 1.5x the count (plus 16 rows), so padding stays bounded and overflows rare.
+    """
+
+    def __init__(self, world_size: int, row_bytes: int):
+        self.row_bytes = row_bytes
+        self.send = np.zeros(world_size, dtype=np.int64)
+        self.recv = np.zeros(world_size, dtype=np.int64)
+
+    @staticmethod
+    def _next(cap: np.ndarray, count: np.ndarray) -> np.ndarray:
+        wanted = count + count // 2 + 16
+        return np.where(count > cap, wanted, np.maximum(wanted, cap - cap // 8))
+
+    def update(self, send_counts: np.ndarray, recv_counts: np.ndarray) -> None:
+        self.send = self._next(self.send, send_counts)
+        self.recv = self._next(self.recv, recv_counts)
 
 
 @dataclass
@@ -246,7 +365,8 @@ class DistributedHopSampler(HopSampler):
         cols = [global_nodes[o], np.asarray(keys, dtype=np.uint64)[o].view(np.int64)]
         if temporal:
             cols.append(np.asarray(node_time, dtype=np.int64)[o])
-        requests, recv_counts = ex.all_to_all(np.stack(cols, axis=1), routing.send_counts)
+        requests, recv_counts = ex.all_to_all(np.stack(cols, axis=1), routing.send_counts,
+                                              channel=f"hop requests, fanout {options.fanout}")
         counts, nbr, eid = self.local.sample_hop(
             requests[:, 0], requests[:, 1].view(np.uint64), requests[:, 2] if temporal else None, options)
         # answer each requester j with [counts_j, nbr_j, eid_j, zeros] (int64), padded to the size
@@ -338,8 +458,9 @@ class DistributedNodeData(NodeDataSource):
         """Remote nodes whose features are cached here."""
         return int(self._cache_ids.size)
 
-    def _fetch(self, ids) -> np.ndarray:
-        return fetch_node_rows(self.exchange, self.book, ids, self.local.features, np.float32, (self._num_features,))
+    def _fetch(self, ids, channel: Optional[str] = None) -> np.ndarray:
+        return fetch_node_rows(self.exchange, self.book, ids, self.local.features, np.float32, (self._num_features,),
+                               channel)
 
     def features(self, ids) -> Optional[np.ndarray]:
         """Rows of ``ids``: this worker's own nodes and cached ones served here, the rest fetched
@@ -356,7 +477,7 @@ class DistributedNodeData(NodeDataSource):
         miss_pos = np.flatnonzero(~own)
         if self._cache_ids.size and miss_pos.size:
             miss_pos = miss_pos[~copy_cached_rows(ids, miss_pos, self._cache_index, self._cache_rows, out)]
-        out[miss_pos] = self._fetch(ids[miss_pos])
+        out[miss_pos] = self._fetch(ids[miss_pos], channel="feature requests")
         return out
 
     def labels(self, ids) -> Optional[np.ndarray]:
@@ -366,7 +487,7 @@ class DistributedNodeData(NodeDataSource):
 
 
 def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Callable[[np.ndarray], np.ndarray],
-                    dtype, row_shape: Tuple[int, ...] = ()) -> np.ndarray:
+                    dtype, row_shape: Tuple[int, ...] = (), channel: Optional[str] = None) -> np.ndarray:
     """Rows of arbitrary global node IDs from their owners (a collective; see the module docstring).
 
     Args:
@@ -376,6 +497,8 @@ def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Ca
         serve: called on this worker with int64 global IDs of its own range that others (and
             itself) ask for; returns ``[m, *row_shape]`` rows.
         dtype, row_shape: of one row (all workers must agree).
+        channel: the requests' channel (:meth:`Exchange.all_to_all`) for fetches repeated with
+            similar sizes, e.g. once per batch; None for one-off fetches.
 
     Returns:
         ``[n, *row_shape]`` rows of ``dtype`` in the order of ``ids``.
@@ -384,7 +507,7 @@ def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Ca
     if exchange.world_size == 1:  # everything is local
         return np.ascontiguousarray(np.asarray(serve(ids), dtype=dtype)).reshape((ids.shape[0],) + tuple(row_shape))
     routing = _route(book, ids, exchange.world_size)
-    requests, recv_counts = exchange.all_to_all(ids[routing.order], routing.send_counts)
+    requests, recv_counts = exchange.all_to_all(ids[routing.order], routing.send_counts, channel)
     answers = np.asarray(serve(requests), dtype=dtype)
     answers = np.ascontiguousarray(answers).reshape((requests.shape[0],) + tuple(row_shape))
     back, _ = exchange.all_to_all_sized(answers, recv_counts, routing.send_counts)  # one answer per request

@@ -82,7 +82,8 @@ def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device
                     deg = np.bincount(np.repeat(np.arange(b - a), deg)[keep], minlength=b - a)
             new_index, local = relabel(dst, src)
             n_id = np.concatenate([dst, src[new_index]])
-            x = fetch_node_rows(ex, book, n_id, lambda ids: table[ids - lo], np.float32, (table.shape[1],))
+            x = fetch_node_rows(ex, book, n_id, lambda ids: table[ids - lo], np.float32, (table.shape[1],),
+                                channel="layer-wise inference rows")
             if b == a:
                 continue
             edge_index = np.stack([local, np.repeat(np.arange(b - a, dtype=np.int64), deg)])
