@@ -1,25 +1,34 @@
 """Latency of the torch.distributed (gloo) collectives a distributed training batch runs.
 
-Two processes on this machine, one torch thread each: a small ``all_to_all_single`` (the shape of
-graphtrain's count exchanges) and an ``all_reduce`` of a gradient-sized float32 vector (DDP).
-Explains the per-batch communication floor of ``bench_train.py``'s 2-worker row.
+Two processes on this machine, one torch thread each:
 
-    python benchmarks/bench_gloo_latency.py [--world 2] [--grad-floats 70000]
+- back to back: a small ``all_to_all_single`` (the shape of graphtrain's count exchanges) and an
+  ``all_reduce`` of a gradient-sized float32 vector (DDP);
+- after a gap (``--gaps``, ms): the same all-reduce issued once per gap of busy compute (a
+  256 x 256 matmul loop, as a training step between two gradient all-reduces) or of sleep, with
+  each process pinned to a core of its own (``--pin``: as ``TrainConfig.pin_cpus``) or not. For
+  comparison, the round trip of one byte over a plain loopback TCP socket after the same sleep.
+
+Explains the per-batch communication floor of ``bench_train.py``'s 2-worker row: a collective
+that follows a long stretch without communication costs far more than a back-to-back one.
+
+    python benchmarks/bench_gloo_latency.py [--world 2] [--grad-floats 70000] [--gaps 0 5 25] [--pin]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import tempfile
 import time
 
+import numpy as np
 
-def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int) -> None:
+
+def _back_to_back(rank: int, world: int, grad_floats: int, reps: int) -> None:
     import torch
     import torch.distributed as dist
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     small, out = torch.zeros(world * 64, dtype=torch.int64), torch.empty(world * 64, dtype=torch.int64)
     grad = torch.zeros(grad_floats)
     for _ in range(50):  # warm-up
@@ -34,10 +43,98 @@ def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int) -> 
         dist.all_reduce(grad)
     red = (time.perf_counter() - t0) / (reps // 4)
     if rank == 0:
-        print(f"{'collective':<40}{'ms per call':>12}")
-        print(f"{f'all_to_all_single, {world} x 64 int64':<40}{a2a * 1e3:>12.3f}")
-        print(f"{f'all_reduce, {grad_floats:,} float32':<40}{red * 1e3:>12.3f}")
+        print(f"back to back ({'pinned' if _pinned() else 'not pinned'}):")
+        print(f"  {f'all_to_all_single, {world} x 64 int64':<40}{a2a * 1e3:>8.3f} ms per call")
+        print(f"  {f'all_reduce, {grad_floats:,} float32':<40}{red * 1e3:>8.3f} ms per call")
+
+
+def _pinned() -> bool:
+    return len(os.sched_getaffinity(0)) == 1
+
+
+def _after_gaps(rank: int, grad_floats: int, gaps, calls: int, out_dir: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    grad = torch.zeros(grad_floats)
+    a = torch.randn(256, 256)
+    rows = []
+    for kind in ("busy", "sleep"):
+        for gap in gaps:
+            times = []
+            for i in range(calls + 10):
+                t0 = time.perf_counter()
+                if kind == "sleep":
+                    time.sleep(gap / 1e3)
+                else:
+                    while (time.perf_counter() - t0) * 1e3 < gap:
+                        a @ a
+                s = time.perf_counter()
+                dist.all_reduce(grad)
+                if i >= 10:
+                    times.append(time.perf_counter() - s)
+            rows.append((kind, gap, np.array(times)))
+    np.save(os.path.join(out_dir, f"gaps{rank}.npy"), np.array([r[2] for r in rows]))
+    if rank == 0:
+        with open(os.path.join(out_dir, "kinds.txt"), "w") as f:
+            f.write("\n".join(f"{k} {g}" for k, g, _ in rows))
+
+
+def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int, gaps, calls: int, pin: bool,
+         out_dir: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    if pin:  # before the process group, so that gloo's threads share the core, as in a pinned worker
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[rank % len(os.sched_getaffinity(0))]})
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    _back_to_back(rank, world, grad_floats, reps)
+    if gaps:
+        _after_gaps(rank, grad_floats, gaps, calls, out_dir)
     dist.destroy_process_group()
+
+
+def _echo(port_file: str) -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(srv.getsockname()[1]))
+    os.replace(port_file + ".tmp", port_file)
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        b = conn.recv(1)
+        if not b:
+            return
+        conn.sendall(b)
+
+
+def _tcp_round_trips(gaps, calls: int, tmp: str) -> dict:
+    import multiprocessing as mp
+
+    port_file = os.path.join(tmp, "port")
+    proc = mp.get_context("spawn").Process(target=_echo, args=(port_file,))
+    proc.start()
+    while not os.path.exists(port_file):
+        time.sleep(0.01)
+    conn = socket.create_connection(("127.0.0.1", int(open(port_file).read())))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    out = {}
+    for gap in gaps:
+        times = []
+        for i in range(calls + 10):
+            time.sleep(gap / 1e3)
+            s = time.perf_counter()
+            conn.sendall(b"x")
+            conn.recv(1)
+            if i >= 10:
+                times.append(time.perf_counter() - s)
+        out[gap] = np.array(times)
+    conn.close()
+    proc.join()
+    return out
 
 
 def main() -> None:
@@ -45,11 +142,32 @@ def main() -> None:
     ap.add_argument("--world", type=int, default=2, help="processes (default: %(default)s)")
     ap.add_argument("--grad-floats", type=int, default=70_000, help="all-reduce size (default: %(default)s)")
     ap.add_argument("--reps", type=int, default=2000, help="timed all-to-alls (a quarter as many all-reduces)")
+    ap.add_argument("--gaps", type=float, nargs="*", default=[0, 5, 25],
+                    help="ms of busy compute or sleep before each timed all-reduce (none: skip this part)")
+    ap.add_argument("--calls", type=int, default=100, help="timed all-reduces per gap (default: %(default)s)")
+    ap.add_argument("--pin", action="store_true", help="pin each process (and its gloo threads) to a core of its own")
     args = ap.parse_args()
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_run, args=(args.world, os.path.join(tmp, "init"), args.grad_floats, args.reps), nprocs=args.world)
+        mp.spawn(_run, args=(args.world, os.path.join(tmp, "init"), args.grad_floats, args.reps, args.gaps, args.calls,
+                             args.pin, tmp), nprocs=args.world)
+        if not args.gaps:
+            return
+        kinds = open(os.path.join(tmp, "kinds.txt")).read().splitlines()
+        per_rank = [np.load(os.path.join(tmp, f"gaps{r}.npy")) for r in range(args.world)]
+        tcp = _tcp_round_trips(args.gaps, args.calls, tmp)
+    print(f"after a gap ({'pinned' if args.pin else 'not pinned'}), all_reduce of {args.grad_floats:,} float32, "
+          f"{args.calls} calls per row; ms spent in the call by the rank that left it first (the wait for the "
+          "other rank's arrival is mostly excluded)")
+    print(f"  {'gap':<22}{'median':>8}{'mean':>8}")
+    for i, line in enumerate(kinds):
+        kind, gap = line.split()
+        first_out = np.min([t[i] for t in per_rank], axis=0) * 1e3
+        print(f"  {f'{float(gap):g} ms {kind}':<22}{np.median(first_out):>8.3f}{first_out.mean():>8.3f}")
+    print("plain loopback TCP, 1-byte round trip after the same sleep (not pinned):")
+    for gap, t in tcp.items():
+        print(f"  {f'{gap:g} ms sleep':<22}{np.median(t) * 1e3:>8.3f}{t.mean() * 1e3:>8.3f}")
 
 
 if __name__ == "__main__":

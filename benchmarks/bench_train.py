@@ -7,7 +7,8 @@ Setup (defaults = the issue's benchmark): R-MAT scale 20 (1,048,576 nodes) with 
 class-weighted cross-entropy. The training seeds are the stratified 70% training split of the
 labelled nodes (:mod:`graphtrain.train.splits`), the same for every row.
 
-Rows (each one epoch over the training seeds, every process limited to one thread for torch and
+Rows (each ``--epochs`` epochs over the training seeds -- with more than one, a row reports its mean
+epoch after the first, which warms up -- every process limited to one thread for torch and
 one for Numba, and by default no prefetch thread -- the "one core per worker" of the issue;
 ``--prefetch N`` lets every graphtrain process sample ahead on a second thread, and ``--pin-cpus``
 keeps that thread on its process's one core -- each process pinned to a core of its own):
@@ -83,7 +84,18 @@ def train_seeds(ds, fractions=(0.7, 0.15, 0.15), seed=0) -> np.ndarray:
     return np.concatenate(ids).astype(np.int64)
 
 
-def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool = False) -> dict:
+def steady(epochs: list) -> dict:
+    """One row from per-epoch ``{"seconds", "seeds", "batches"}`` records: the mean epoch after the
+    first (the first one warms up: first calls of JIT-compiled kernels, the allocator, DDP's bucket
+    rebuild, the capacities of the exchange channels), or the only one; ``epoch_seconds`` lists them all."""
+    part = epochs[1:] or epochs
+    n = len(part)
+    return {"seconds": sum(e["seconds"] for e in part) / n, "seeds": sum(e["seeds"] for e in part) / n,
+            "batches": round(sum(e["batches"] for e in part) / n), "epoch_seconds": [e["seconds"] for e in epochs]}
+
+
+def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool = False,
+                 epochs: int = 1) -> dict:
     """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step
     (``pin``: on one core of its own, as ``TrainConfig.pin_cpus`` pins a worker)."""
     import contextlib
@@ -91,10 +103,10 @@ def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, p
     from graphtrain.train.affinity import pinned_cores
 
     with pinned_cores(1) if pin else contextlib.nullcontext():
-        return _run_baseline(ds, seeds, fanouts, batch_size, hidden, prefetch)
+        return _run_baseline(ds, seeds, fanouts, batch_size, hidden, prefetch, epochs)
 
 
-def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int) -> dict:
+def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, epochs: int) -> dict:
     import numba
     import torch
     from torch.nn import functional as F
@@ -118,34 +130,39 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
     weight = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32)
     model.train()
     sizes = {"nodes": 0, "hop_nodes": np.zeros(len(fanouts) + 1), "hop_edges": np.zeros(len(fanouts))}
-    n_batches = n_seeds = 0
-    t0 = time.perf_counter()
-    for batch in loader:
-        d = batch.to_pyg()
-        out = model(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
-        loss = F.cross_entropy(out, d.y, weight=weight)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        n_batches += 1
-        n_seeds += batch.batch_size
-        sizes["nodes"] += batch.num_nodes
-        sizes["hop_nodes"] += batch.num_sampled_nodes
-        sizes["hop_edges"] += batch.num_sampled_edges
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "seeds": n_seeds, "batches": n_batches,
-            "mean_nodes": sizes["nodes"] / n_batches, "mean_hop_nodes": (sizes["hop_nodes"] / n_batches).tolist(),
-            "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist()}
+    records = []
+    n_batches = 0
+    for _ in range(epochs):
+        seeds_done = batches = 0
+        t0 = time.perf_counter()
+        for batch in loader:
+            d = batch.to_pyg()
+            out = model(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
+            loss = F.cross_entropy(out, d.y, weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            batches += 1
+            seeds_done += batch.batch_size
+            sizes["nodes"] += batch.num_nodes
+            sizes["hop_nodes"] += batch.num_sampled_nodes
+            sizes["hop_edges"] += batch.num_sampled_edges
+        records.append({"seconds": time.perf_counter() - t0, "seeds": seeds_done, "batches": batches})
+        n_batches += batches
+    return {**steady(records), "mean_nodes": sizes["nodes"] / n_batches,
+            "mean_hop_nodes": (sizes["hop_nodes"] / n_batches).tolist(),
+            "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist(), "epochs": records}
 
 
-def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool, out):
+def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool,
+                    epochs: int, out):
     from graphtrain.partition import open_dataset
 
-    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch, pin))
+    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch, pin, epochs))
 
 
 def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int,
-                      pin: bool = False) -> dict:
+                      pin: bool = False, epochs: int = 1) -> dict:
     """Hardware control: two independent no-Ray processes at once, each training on half the seeds.
 
     No communication at all, so ``(pair seeds/s) / (2 x baseline seeds/s)`` is the best scaling
@@ -156,32 +173,37 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_baseline_share, args=(str(ds_dir), seeds[k::2], fanouts, batch_size, hidden, prefetch, pin, q))
+    procs = [ctx.Process(target=_baseline_share,
+                         args=(str(ds_dir), seeds[k::2], fanouts, batch_size, hidden, prefetch, pin, epochs, q))
              for k in range(2)]
     for p in procs:
         p.start()
     results = [q.get() for _ in procs]
     for p in procs:
         p.join()
-    return {"seconds": max(r["seconds"] for r in results), "seeds": sum(r["seeds"] for r in results),
-            "batches": sum(r["batches"] for r in results)}
+    # epoch by epoch: the slower process's time, both processes' seeds
+    return steady([{"seconds": max(e["seconds"] for e in es), "seeds": sum(e["seeds"] for e in es),
+                    "batches": sum(e["batches"] for e in es)} for es in zip(*(r["epochs"] for r in results))])
 
 
 def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int,
-                pin: bool = False) -> dict:
+                pin: bool = False, epochs: int = 1) -> dict:
     from graphtrain.train import Trainer
 
-    t = Trainer(ds_dir, "sage", fanouts, batch_size, 1, num_workers=workers, hidden=hidden, dropout=0.2,
+    t = Trainer(ds_dir, "sage", fanouts, batch_size, epochs, num_workers=workers, hidden=hidden, dropout=0.2,
                 threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch,
                 pin_cpus=pin)
     r = t.fit()
     tr = r["train"]
     per_worker_batches = tr["batches"] / workers
-    return {"seconds": tr["seconds"], "seeds": tr["seeds"], "batches": tr["batches"], "fit_seconds": tr["fit_seconds"],
+    # rank 0's epoch times (the workers step in lockstep); every worker's seeds of one epoch
+    row = steady([{"seconds": h["seconds"], "seeds": tr["seeds"] // epochs, "batches": tr["batches"] // epochs}
+                  for h in r["history"]])
+    return {**row, "fit_seconds": tr["fit_seconds"],
             "startup_seconds": tr["startup_seconds"], "eval_seconds": tr["eval_seconds"] + tr["final_seconds"],
             "bytes_sent_per_worker_batch": tr["bytes_sent"] / max(tr["batches"], 1),
             "per_worker_batches": per_worker_batches, "pinned_cores": tr["pinned_cores"],
-            "cpu_per_worker": [c / tr["seconds"] for c in tr["cpu_seconds"]]}
+            "cpu_per_worker": [c / tr["seconds"] for c in tr["cpu_seconds"]], "epochs_run": len(r["history"])}
 
 
 def estimate_bytes_per_batch(cut_fraction: float, base: dict, feat_dim: int, workers: int) -> float:
@@ -202,7 +224,8 @@ def estimate_bytes_per_batch(cut_fraction: float, base: dict, feat_dim: int, wor
     return rho * (n1 * (16 + 8) + e2 * 16 + non_seed * (8 + 4 * feat_dim))
 
 
-def run_dgl(python: str, ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, threads: int, tmp: Path) -> dict:
+def run_dgl(python: str, ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, threads: int, tmp: Path,
+            epochs: int = 1) -> dict:
     from graphtrain.sampling.distributed import merge_graphs
     from graphtrain.sampling.features import LocalNodeData
 
@@ -215,12 +238,11 @@ def run_dgl(python: str, ds, seeds: np.ndarray, fanouts, batch_size: int, hidden
                  labels=data.labels(ids), train_ids=seeds, fanouts=np.array(fanouts))
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), DGLBACKEND="pytorch")
     proc = subprocess.run([python, str(Path(__file__).with_name("_dgl_train_worker.py")), str(path), str(batch_size),
-                           str(hidden), "1"], capture_output=True, text=True, env=env)
+                           str(hidden), str(epochs)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"DGL worker failed ({python}):\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    ep = res["epochs"][0]
-    return {"seconds": ep["seconds"], "seeds": ep["seeds"], "batches": ep["batches"], "dgl": res["dgl"]}
+    return {**steady(res["epochs"]), "dgl": res["dgl"]}
 
 
 def main(argv=None):
@@ -240,6 +262,9 @@ def main(argv=None):
                     help="pin every graphtrain process to one core of its own (TrainConfig.pin_cpus; the baseline "
                          "and the hardware control too), so a prefetch thread shares its process's core instead of "
                          "using a second one")
+    ap.add_argument("--epochs", type=int, default=1,
+                    help="epochs per row; with more than one, a row reports its mean epoch after the first "
+                         "(steady state; the first one warms up), and every epoch's time is listed")
     ap.add_argument("--work-dir", default=os.environ.get("GRAPHTRAIN_BENCH_DIR"),
                     help="keep the partitioned dataset here between runs (default: a temporary directory)")
     ap.add_argument("--dgl-python", default=os.environ.get("GRAPHTRAIN_DGL_PYTHON"), help="python with dgl 2.x")
@@ -265,15 +290,17 @@ def main(argv=None):
           f"{args.features} features, 2 hash partitions (edge cut {cut_fraction:.1%}); dataset ready in "
           f"{time.perf_counter() - t0:.1f} s; {seeds.size:,} training seeds, batch {args.batch_size}, "
           f"fanouts {args.fanouts}, SAGE hidden {args.hidden}; 1 torch + 1 Numba thread per process, "
-          f"prefetch {args.prefetch}, {'pinned to one core each' if args.pin_cpus else 'not pinned'}", flush=True)
+          f"prefetch {args.prefetch}, "
+          f"{'pinned to one core each' if args.pin_cpus else 'not pinned'}; {args.epochs} epoch(s) per row"
+          + (", the mean epoch after the first reported" if args.epochs > 1 else ""), flush=True)
 
     rows = {}
     if "baseline" not in args.skip:
         rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch,
-                                                                    args.pin_cpus)
+                                                                    args.pin_cpus, args.epochs)
         print(f"  baseline done: {base['seconds']:.1f} s", flush=True)
         rows["2 independent no-Ray processes"] = pair = run_baseline_pair(
-            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus)
+            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs)
         print(f"  hardware control done: {pair['seconds']:.1f} s", flush=True)
     else:
         base = pair = None
@@ -286,13 +313,14 @@ def main(argv=None):
             connect(num_cpus=2)
             ray_init = time.perf_counter() - t
         rows[f"graphtrain ray {w} worker{'s' if w > 1 else ''}"] = r = run_trainer(
-            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch, args.pin_cpus)
+            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch, args.pin_cpus,
+            args.epochs)
         print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
               f"{r['pinned_cores']}, CPU use in the epoch (cores, per worker) "
               f"{[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
     if args.dgl_python and "dgl" not in args.skip:
         for th in args.dgl_threads:
-            r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp)
+            r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp, args.epochs)
             rows[f"dgl {r['dgl']} ({th} thread{'s' if th > 1 else ''})"] = r
             print(f"  dgl {th} thread(s) done: {r['seconds']:.1f} s", flush=True)
 
@@ -307,7 +335,10 @@ def main(argv=None):
         fit = f"{r['fit_seconds']:.1f}" if "fit_seconds" in r else "-"
         st = f"{r['startup_seconds']:.1f}" if "startup_seconds" in r else "-"
         ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else "-"
-        print(f"{name:<32} {r['seconds']:>9.1f} {rate:>10,.0f} {xb:>10} {r['batches']:>8} {fit:>10} {st:>8} {ev:>7}")
+        print(f"{name:<32} {r['seconds']:>9.2f} {rate:>10,.0f} {xb:>10} {r['batches']:>8} {fit:>10} {st:>8} {ev:>7}")
+    if args.epochs > 1:
+        print("every epoch, s: " + "; ".join(f"{n}: {', '.join(f'{x:.2f}' for x in r['epoch_seconds'])}"
+                                            for n, r in rows.items()))
     one = rows.get("graphtrain ray 1 worker")
     two = rows.get("graphtrain ray 2 workers")
     print()
@@ -324,9 +355,9 @@ def main(argv=None):
         print(f"scaling efficiency 1 -> 2 workers (seeds/s): {eff:.0%} (target >= 90%)"
               + (f"; {rate(two) / rate(pair):.0%} of the 2-process hardware control" if pair else ""))
     if one and base:
-        print(f"1-worker epoch overhead over the no-Ray baseline: {one['seconds'] / base['seconds'] - 1:+.1%} (target <= 10%)")
+        print(f"1-worker epoch overhead over the no-Ray baseline: {rate(base) / rate(one) - 1:+.1%} (target <= 10%)")
     for name, r in ((n, r) for n, r in rows.items() if "fit_seconds" in r):
-        launch = r["fit_seconds"] - r["seconds"] - r["eval_seconds"]
+        launch = r["fit_seconds"] - sum(r["epoch_seconds"]) - r["eval_seconds"]
         print(f"{name}: launch/teardown overhead (fit wall - epoch - evaluation) {launch:.1f} s "
               f"(worker start-up to first batch {r['startup_seconds']:.1f} s)")
     if two and base:
@@ -339,7 +370,7 @@ def main(argv=None):
         for mine in (one, two):
             if mine:
                 label = "1 worker" if mine is one else "2 workers"
-                print(f"epoch time graphtrain {label} / {n}: {mine['seconds'] / r['seconds']:.2f} (< 1 = faster than DGL)")
+                print(f"epoch time graphtrain {label} / {n}: {rate(r) / rate(mine):.2f} (< 1 = faster than DGL)")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "ray_init_s": ray_init, "cut_fraction": cut_fraction}, indent=2))
     tmp_ctx.cleanup()

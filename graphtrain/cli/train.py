@@ -106,6 +106,9 @@ def register(sub) -> None:
                    help="each seed's time: an integer T (one cutoff for all seeds, in the edge time's unit), or the "
                    "dataset's node time column COL (partition --node-time COL; predict then samples instead of "
                    "running layer-wise); None: the dataset's latest edge time")
+    ld = p.add_argument_group("loading")
+    ld.add_argument("--prefetch", type=int, default=d.prefetch, metavar="N",
+                    help="batches each worker samples ahead in a background thread (0: in the training thread)")
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="D", help="checkpoint directory (default: a new temporary directory)")
     c.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
@@ -146,7 +149,7 @@ def run_train(args) -> int:
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
         recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
         seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-        pin_cpus=args.pin_cpus,
+        pin_cpus=args.pin_cpus, prefetch=args.prefetch,
     )
     result = trainer.fit()
     summary = {k: v for k, v in result.items() if k != "history"}

@@ -306,8 +306,9 @@ class DistributedHopSampler(HopSampler):
         book: the worker book (``W`` parts; ``dataset.book.coarsen(runs)``).
         exchange: the data-plane exchange of the ``W`` workers.
 
-    Per hop: one count and one payload exchange for the requests (``[id, key]`` or
-    ``[id, key, time]`` int64 rows), and one payload exchange for the answers (per requester: its
+    Per hop: one exchange for the requests (``[id, key]`` or ``[id, key, time]`` int64 rows) on the
+    channel of the hop's fanout (a second one only when a part outgrew its capacity), and one for
+    the answers (per requester: its
     entries' edge counts, then their sources, then their edge IDs, zero-padded to
     ``(1 + 2 * fanout)`` int64 per entry, a size the requester knows, so no count exchange).
     """

@@ -17,7 +17,7 @@ def test_train_then_predict(ray_local, labelled_dataset, tmp_path, capsys):
     ck = tmp_path / "ck"
     code = main(["train", str(labelled_dataset), "--model", "sage", "--fanouts", "5,5", "--batch-size", "64",
                  "--epochs", "2", "--num-workers", "2", "--checkpoint-dir", str(ck), "--hidden", "16", "--lr", "0.01",
-                 "--checkpoint-every", "2", "--no-progress"])
+                 "--checkpoint-every", "2", "--no-progress", "--prefetch", "1"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
@@ -42,6 +42,8 @@ def test_cli_errors_exit_non_zero_with_a_message(labelled_dataset, tmp_path):
     assert p.returncode == 2 and "9 workers but the dataset has 4 partitions" in p.stderr
     p = run("train", labelled_dataset, "--address", "127.0.0.1:1")
     assert p.returncode == 2 and "cannot reach the Ray cluster" in p.stderr
+    p = run("train", labelled_dataset, "--prefetch", "-1")
+    assert p.returncode == 2 and "prefetch must be a non-negative integer, got -1" in p.stderr
     p = run("train", labelled_dataset, "--fanouts", "15,x")
     assert p.returncode == 2 and "comma-separated integers" in p.stderr
     p = run("predict", labelled_dataset, "--checkpoint", tmp_path / "none", "--out", tmp_path / "s.parquet")
