@@ -17,6 +17,9 @@ keeps that thread on its process's one core -- each process pinned to a core of 
   the same PyG model and loop (``graphtrain.train.models.GNN``).
 - ``2 independent no-Ray processes``: a hardware control -- two baseline processes at once, half
   the seeds each, no communication: the best two single-threaded processes can do on this machine.
+- ``2 no-Ray processes + DDP``: the same pair averaging gradients with DDP over gloo every step (each
+  holds the whole graph, so there is no sampling or feature exchange): the gradient all-reduce's
+  own cost.
 - ``ray 1 worker`` / ``ray 2 workers``: ``graphtrain.train.Trainer`` (each worker samples across the
   partition border and fetches remote features through the gloo all-to-all data plane; DDP
   gradients). Epoch time is measured inside the workers; ``fit`` wall time also includes worker
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -95,18 +99,20 @@ def steady(epochs: list) -> dict:
 
 
 def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool = False,
-                 epochs: int = 1) -> dict:
+                 epochs: int = 1, ddp: Optional[Tuple[str, int]] = None) -> dict:
     """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step
-    (``pin``: on one core of its own, as ``TrainConfig.pin_cpus`` pins a worker)."""
+    (``pin``: on one core of its own, as ``TrainConfig.pin_cpus`` pins a worker; ``ddp``:
+    ``(init file, rank)`` of a 2-process gloo group whose DDP averages the gradients)."""
     import contextlib
 
     from graphtrain.train.affinity import pinned_cores
 
     with pinned_cores(1) if pin else contextlib.nullcontext():
-        return _run_baseline(ds, seeds, fanouts, batch_size, hidden, prefetch, epochs)
+        return _run_baseline(ds, seeds, fanouts, batch_size, hidden, prefetch, epochs, ddp)
 
 
-def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, epochs: int) -> dict:
+def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, epochs: int,
+                  ddp: Optional[Tuple[str, int]]) -> dict:
     import numba
     import torch
     from torch.nn import functional as F
@@ -124,7 +130,12 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
     data = LocalNodeData.from_dataset(ds)
     loader = NodeLoader(NeighborSampler(graph, fanouts, seed=0), seeds, batch_size, node_data=data, seed=0,
                         prefetch=prefetch)
-    model = GNN(ModelConfig("sage", data.num_features, 2, hidden, len(fanouts), 0.2))
+    model = step = GNN(ModelConfig("sage", data.num_features, 2, hidden, len(fanouts), 0.2))
+    if ddp is not None:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", init_method=f"file://{ddp[0]}", rank=ddp[1], world_size=2)
+        step = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     counts = np.bincount(data.labels(seeds), minlength=2)
     weight = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32)
@@ -137,7 +148,7 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
         t0 = time.perf_counter()
         for batch in loader:
             d = batch.to_pyg()
-            out = model(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
+            out = step(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
             loss = F.cross_entropy(out, d.y, weight=weight)
             opt.zero_grad()
             loss.backward()
@@ -149,38 +160,46 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
             sizes["hop_edges"] += batch.num_sampled_edges
         records.append({"seconds": time.perf_counter() - t0, "seeds": seeds_done, "batches": batches})
         n_batches += batches
+    if ddp is not None:
+        dist.destroy_process_group()
     return {**steady(records), "mean_nodes": sizes["nodes"] / n_batches,
             "mean_hop_nodes": (sizes["hop_nodes"] / n_batches).tolist(),
             "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist(), "epochs": records}
 
 
 def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool,
-                    epochs: int, out):
+                    epochs: int, ddp, out):
     from graphtrain.partition import open_dataset
 
-    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch, pin, epochs))
+    out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch, pin, epochs, ddp))
 
 
 def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int,
-                      pin: bool = False, epochs: int = 1) -> dict:
-    """Hardware control: two independent no-Ray processes at once, each training on half the seeds.
+                      pin: bool = False, epochs: int = 1, ddp: bool = False) -> dict:
+    """Hardware control: two no-Ray processes at once, each training on half the seeds on the whole
+    graph (held locally: no data plane).
 
-    No communication at all, so ``(pair seeds/s) / (2 x baseline seeds/s)`` is the best scaling
-    efficiency this machine allows two single-threaded processes (shared caches, memory bandwidth,
-    the hypervisor's idea of two cores).
+    Without ``ddp`` they do not communicate at all, so ``(pair seeds/s) / (2 x baseline seeds/s)``
+    is the best scaling efficiency this machine allows two single-threaded processes (shared
+    caches, memory bandwidth, the hypervisor's idea of two cores). With ``ddp`` they average their
+    gradients with DDP over gloo every step, as the Trainer's workers do: what the gradient
+    all-reduce alone costs, without any sampling or feature exchange.
     """
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_baseline_share,
-                         args=(str(ds_dir), seeds[k::2], fanouts, batch_size, hidden, prefetch, pin, epochs, q))
-             for k in range(2)]
-    for p in procs:
-        p.start()
-    results = [q.get() for _ in procs]
-    for p in procs:
-        p.join()
+    half = seeds.size // 2  # DDP steps in lockstep: both processes run the same number of batches
+    with tempfile.TemporaryDirectory(prefix="bench-train-ddp-") as tmp:
+        procs = [ctx.Process(target=_baseline_share,
+                             args=(str(ds_dir), seeds[k::2][:half] if ddp else seeds[k::2], fanouts, batch_size, hidden,
+                                   prefetch, pin, epochs, (str(Path(tmp, "init")), k) if ddp else None, q))
+                 for k in range(2)]
+        for p in procs:
+            p.start()
+        results = [q.get() for _ in procs]
+        for p in procs:
+            p.join()
     # epoch by epoch: the slower process's time, both processes' seeds
     return steady([{"seconds": max(e["seconds"] for e in es), "seeds": sum(e["seeds"] for e in es),
                     "batches": sum(e["batches"] for e in es)} for es in zip(*(r["epochs"] for r in results))])
@@ -302,8 +321,12 @@ def main(argv=None):
         rows["2 independent no-Ray processes"] = pair = run_baseline_pair(
             ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs)
         print(f"  hardware control done: {pair['seconds']:.1f} s", flush=True)
+        rows["2 no-Ray processes + DDP"] = pair_ddp = run_baseline_pair(
+            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs,
+            ddp=True)
+        print(f"  hardware control with DDP done: {pair_ddp['seconds']:.1f} s", flush=True)
     else:
-        base = pair = None
+        base = pair = pair_ddp = None
     ray_init = None
     for w, key in ((1, "ray1"), (2, "ray2")):
         if key in args.skip:
@@ -349,7 +372,8 @@ def main(argv=None):
 
     if pair and base:
         print(f"hardware control: 2 independent processes reach {rate(pair) / (2 * rate(base)):.0%} of 2 x one "
-              f"process's seeds/s (the ceiling of any 2-process scaling on this machine)")
+              f"process's seeds/s (the ceiling of any 2-process scaling on this machine); with DDP gradients (no "
+              f"data plane) {rate(pair_ddp) / (2 * rate(base)):.0%}")
     if one and two:
         eff = rate(two) / (2 * rate(one))
         print(f"scaling efficiency 1 -> 2 workers (seeds/s): {eff:.0%} (target >= 90%)"
