@@ -109,7 +109,7 @@ class Exchange:
             rows: ``[n, ...]`` rows grouped by destination worker, ascending (int64, float32, ...).
             send_counts: int64 ``[W]`` rows for each worker.
             channel: None: exchange the counts, then the rows (two collectives). A name (the same
-                on every worker for the same call, e.g. ``"features"``): one collective in the
+                on every worker for the same call, e.g. ``"feature requests"``): one collective in the
                 common case -- each part travels padded to a capacity that sender and receiver
                 both derive from the sizes this channel carried before, behind a header with the
                 true count and whether the sender overflowed any capacity; when any worker did,
@@ -308,9 +308,9 @@ class DistributedHopSampler(HopSampler):
 
     Per hop: one exchange for the requests (``[id, key]`` or ``[id, key, time]`` int64 rows) on the
     channel of the hop's fanout (a second one only when a part outgrew its capacity), and one for
-    the answers (per requester: its
-    entries' edge counts, then their sources, then their edge IDs, zero-padded to
-    ``(1 + 2 * fanout)`` int64 per entry, a size the requester knows, so no count exchange).
+    the answers (per requester: its entries' edge counts, then their sources, then their edge IDs,
+    zero-padded to ``(1 + 2 * fanout)`` int64 per entry, a size the requester knows, so no count
+    exchange).
     """
 
     def __init__(self, local: LocalHopSampler, book: RangePartitionBook, exchange: Exchange):
