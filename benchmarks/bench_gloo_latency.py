@@ -7,12 +7,17 @@ Two processes on this machine, one torch thread each:
 - after a gap (``--gaps``, ms): the same all-reduce issued once per gap of busy compute (a
   256 x 256 matmul loop, as a training step between two gradient all-reduces) or of sleep, with
   each process pinned to a core of its own (``--pin``: as ``TrainConfig.pin_cpus``) or not. For
-  comparison, the round trip of one byte over a plain loopback TCP socket after the same sleep.
+  comparison, the round trip of one byte over a plain loopback TCP socket after the same sleep;
+- beside compute (``--beside-seconds``): a training thread alternating 25 ms of compute with the
+  gradient all-reduce while a second thread (a loader) runs small all-reduces on a second process
+  group -- steps per second and the second thread's time per collective.
 
-Explains the per-batch communication floor of ``bench_train.py``'s 2-worker row: a collective
-that follows a long stretch without communication costs far more than a back-to-back one.
+``--poller`` runs it all with gloo's socket-poller threads at normal priority, at idle priority
+(``SCHED_IDLE``, ``TrainConfig.gloo_poller="idle"``, :mod:`graphtrain.train.gloo_threads`) or both
+in turn. Explains the per-batch communication floor of ``bench_train.py``'s 2-worker row.
 
     python benchmarks/bench_gloo_latency.py [--world 2] [--grad-floats 70000] [--gaps 0 5 25] [--pin]
+        [--poller normal|idle|both]
 """
 from __future__ import annotations
 
@@ -22,7 +27,12 @@ import socket
 import tempfile
 import time
 
+import sys
+from pathlib import Path
+
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _back_to_back(rank: int, world: int, grad_floats: int, reps: int) -> None:
@@ -43,7 +53,8 @@ def _back_to_back(rank: int, world: int, grad_floats: int, reps: int) -> None:
         dist.all_reduce(grad)
     red = (time.perf_counter() - t0) / (reps // 4)
     if rank == 0:
-        print(f"back to back ({'pinned' if _pinned() else 'not pinned'}):")
+        print(f"back to back ({'pinned' if _pinned() else 'not pinned'}, gloo pollers "
+              f"{'idle' if _IDLE_POLLERS else 'normal'}):")
         print(f"  {f'all_to_all_single, {world} x 64 int64':<40}{a2a * 1e3:>8.3f} ms per call")
         print(f"  {f'all_reduce, {grad_floats:,} float32':<40}{red * 1e3:>8.3f} ms per call")
 
@@ -80,18 +91,69 @@ def _after_gaps(rank: int, grad_floats: int, gaps, calls: int, out_dir: str) -> 
             f.write("\n".join(f"{k} {g}" for k, g, _ in rows))
 
 
-def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int, gaps, calls: int, pin: bool,
-         out_dir: str) -> None:
+def _beside_compute(rank: int, grad_floats: int, seconds: float, out_dir: str) -> None:
+    """A training thread (25 ms of compute, then the gradient all-reduce) beside a loader thread
+    (an all-reduce of 16,000 float32 on a second group every 2 ms), as in a worker with prefetch."""
+    import threading
+
     import torch
     import torch.distributed as dist
 
+    group = dist.new_group(backend="gloo")
+    if _IDLE_POLLERS:
+        from graphtrain.train.gloo_threads import idle_gloo_pollers
+
+        idle_gloo_pollers()
+    grad, a, side = torch.zeros(grad_floats), torch.randn(256, 256), torch.zeros(16_000)
+    dist.all_reduce(side, group=group)
+    dist.barrier()
+    stop, side_times = threading.Event(), []
+
+    def loader():
+        while not stop.is_set():
+            s = time.perf_counter()
+            dist.all_reduce(side, group=group)
+            side_times.append(time.perf_counter() - s)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=loader)
+    thread.start()
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        t1 = time.perf_counter()
+        while time.perf_counter() - t1 < 0.025:
+            a @ a
+        dist.all_reduce(grad)
+        steps += 1
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    np.save(os.path.join(out_dir, f"beside{rank}.npy"), np.array([steps / elapsed, np.mean(side_times), len(side_times)]))
+
+
+_IDLE_POLLERS = False  # set in each spawned process by _run
+
+
+def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int, gaps, calls: int, pin: bool,
+         out_dir: str, idle: bool, beside_seconds: float) -> None:
+    import torch
+    import torch.distributed as dist
+
+    global _IDLE_POLLERS
+    _IDLE_POLLERS = idle
     if pin:  # before the process group, so that gloo's threads share the core, as in a pinned worker
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[rank % len(os.sched_getaffinity(0))]})
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    if idle:
+        from graphtrain.train.gloo_threads import idle_gloo_pollers
+
+        idle_gloo_pollers()
     _back_to_back(rank, world, grad_floats, reps)
     if gaps:
         _after_gaps(rank, grad_floats, gaps, calls, out_dir)
+    if beside_seconds > 0:
+        _beside_compute(rank, grad_floats, beside_seconds, out_dir)
     dist.destroy_process_group()
 
 
@@ -137,6 +199,32 @@ def _tcp_round_trips(gaps, calls: int, tmp: str) -> dict:
     return out
 
 
+def _one_setting(args, idle: bool) -> None:
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_run, args=(args.world, os.path.join(tmp, "init"), args.grad_floats, args.reps, args.gaps, args.calls,
+                             args.pin, tmp, idle, args.beside_seconds), nprocs=args.world)
+        setting = f"{'pinned' if args.pin else 'not pinned'}, gloo pollers {'idle' if idle else 'normal'}"
+        if args.gaps:
+            kinds = open(os.path.join(tmp, "kinds.txt")).read().splitlines()
+            per_rank = [np.load(os.path.join(tmp, f"gaps{r}.npy")) for r in range(args.world)]
+            print(f"after a gap ({setting}), all_reduce of {args.grad_floats:,} float32, {args.calls} calls per row; "
+                  "ms spent in the call by the rank that left it first (the wait for the other rank's arrival is "
+                  "mostly excluded)")
+            print(f"  {'gap':<22}{'median':>8}{'p90':>8}{'mean':>8}")
+            for i, line in enumerate(kinds):
+                kind, gap = line.split()
+                first_out = np.min([t[i] for t in per_rank], axis=0) * 1e3
+                print(f"  {f'{float(gap):g} ms {kind}':<22}{np.median(first_out):>8.3f}"
+                      f"{np.percentile(first_out, 90):>8.3f}{first_out.mean():>8.3f}")
+        if args.beside_seconds > 0:
+            beside = [np.load(os.path.join(tmp, f"beside{r}.npy")) for r in range(args.world)]
+            print(f"beside compute ({setting}), {args.beside_seconds:g} s: training steps (25 ms compute + all-reduce) "
+                  f"per second {min(b[0] for b in beside):.1f}; the loader thread's all-reduce of 16,000 float32, "
+                  f"mean {np.mean([b[1] for b in beside]) * 1e3:.2f} ms ({int(sum(b[2] for b in beside))} calls)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--world", type=int, default=2, help="processes (default: %(default)s)")
@@ -146,28 +234,19 @@ def main() -> None:
                     help="ms of busy compute or sleep before each timed all-reduce (none: skip this part)")
     ap.add_argument("--calls", type=int, default=100, help="timed all-reduces per gap (default: %(default)s)")
     ap.add_argument("--pin", action="store_true", help="pin each process (and its gloo threads) to a core of its own")
+    ap.add_argument("--poller", choices=["normal", "idle", "both"], default="both",
+                    help="gloo's socket-poller threads at normal or idle priority, or both in turn (default: %(default)s)")
+    ap.add_argument("--beside-seconds", type=float, default=5.0,
+                    help="seconds of the training-thread-beside-a-loader-thread part (0: skip it)")
     args = ap.parse_args()
-    import torch.multiprocessing as mp
-
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_run, args=(args.world, os.path.join(tmp, "init"), args.grad_floats, args.reps, args.gaps, args.calls,
-                             args.pin, tmp), nprocs=args.world)
-        if not args.gaps:
-            return
-        kinds = open(os.path.join(tmp, "kinds.txt")).read().splitlines()
-        per_rank = [np.load(os.path.join(tmp, f"gaps{r}.npy")) for r in range(args.world)]
-        tcp = _tcp_round_trips(args.gaps, args.calls, tmp)
-    print(f"after a gap ({'pinned' if args.pin else 'not pinned'}), all_reduce of {args.grad_floats:,} float32, "
-          f"{args.calls} calls per row; ms spent in the call by the rank that left it first (the wait for the "
-          "other rank's arrival is mostly excluded)")
-    print(f"  {'gap':<22}{'median':>8}{'mean':>8}")
-    for i, line in enumerate(kinds):
-        kind, gap = line.split()
-        first_out = np.min([t[i] for t in per_rank], axis=0) * 1e3
-        print(f"  {f'{float(gap):g} ms {kind}':<22}{np.median(first_out):>8.3f}{first_out.mean():>8.3f}")
-    print("plain loopback TCP, 1-byte round trip after the same sleep (not pinned):")
-    for gap, t in tcp.items():
-        print(f"  {f'{gap:g} ms sleep':<22}{np.median(t) * 1e3:>8.3f}{t.mean() * 1e3:>8.3f}")
+    for idle in {"normal": [False], "idle": [True], "both": [False, True]}[args.poller]:
+        _one_setting(args, idle)
+    if args.gaps:
+        with tempfile.TemporaryDirectory() as tmp:
+            tcp = _tcp_round_trips(args.gaps, args.calls, tmp)
+        print("plain loopback TCP, 1-byte round trip after the same sleep (not pinned):")
+        for gap, t in tcp.items():
+            print(f"  {f'{gap:g} ms sleep':<22}{np.median(t) * 1e3:>8.3f}{t.mean() * 1e3:>8.3f}")
 
 
 if __name__ == "__main__":

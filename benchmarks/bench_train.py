@@ -19,10 +19,11 @@ keeps that thread on its process's one core -- each process pinned to a core of 
   the seeds each, no communication: the best two single-threaded processes can do on this machine.
 - ``2 no-Ray processes + DDP``: the same pair averaging gradients with DDP over gloo every step (each
   holds the whole graph, so there is no sampling or feature exchange): the gradient all-reduce's
-  own cost.
+  own cost (with ``--gloo-poller idle normal``: once per setting of gloo's socket pollers).
 - ``ray 1 worker`` / ``ray 2 workers``: ``graphtrain.train.Trainer`` (each worker samples across the
   partition border and fetches remote features through the gloo all-to-all data plane; DDP
-  gradients). Epoch time is measured inside the workers; ``fit`` wall time also includes worker
+  gradients; gloo's socket pollers at idle priority, ``TrainConfig.gloo_poller``'s CPU default, or
+  as ``--gloo-poller`` says -- the 2-worker row runs once per setting given). Epoch time is measured inside the workers; ``fit`` wall time also includes worker
   start (process, imports, process groups, dataset open, split) and the validation pass.
 - ``dgl``: DGL 2.1 ``NeighborSampler`` + ``DataLoader`` + ``SAGEConv`` in the DGL venv (a
   subprocess, same graph, features, labels and seeds saved to a temporary ``.npz``), for each of
@@ -99,10 +100,11 @@ def steady(epochs: list) -> dict:
 
 
 def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool = False,
-                 epochs: int = 1, ddp: Optional[Tuple[str, int]] = None) -> dict:
+                 epochs: int = 1, ddp: Optional[Tuple[str, int, bool]] = None) -> dict:
     """One process, no Ray: the graphtrain sampler + loader + the same PyG model and training step
     (``pin``: on one core of its own, as ``TrainConfig.pin_cpus`` pins a worker; ``ddp``:
-    ``(init file, rank)`` of a 2-process gloo group whose DDP averages the gradients)."""
+    ``(init file, rank, idle pollers)`` of a 2-process gloo group whose DDP averages the gradients,
+    its socket poller at idle priority or not, as ``TrainConfig.gloo_poller``)."""
     import contextlib
 
     from graphtrain.train.affinity import pinned_cores
@@ -112,7 +114,7 @@ def run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, p
 
 
 def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, epochs: int,
-                  ddp: Optional[Tuple[str, int]]) -> dict:
+                  ddp: Optional[Tuple[str, int, bool]]) -> dict:
     import numba
     import torch
     from torch.nn import functional as F
@@ -136,6 +138,10 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
 
         dist.init_process_group("gloo", init_method=f"file://{ddp[0]}", rank=ddp[1], world_size=2)
         step = torch.nn.parallel.DistributedDataParallel(model)
+        if ddp[2]:
+            from graphtrain.train.gloo_threads import idle_gloo_pollers
+
+            idle_gloo_pollers()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     counts = np.bincount(data.labels(seeds), minlength=2)
     weight = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32)
@@ -175,7 +181,7 @@ def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hi
 
 
 def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int,
-                      pin: bool = False, epochs: int = 1, ddp: bool = False) -> dict:
+                      pin: bool = False, epochs: int = 1, ddp: bool = False, idle_pollers: bool = True) -> dict:
     """Hardware control: two no-Ray processes at once, each training on half the seeds on the whole
     graph (held locally: no data plane).
 
@@ -183,7 +189,8 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
     is the best scaling efficiency this machine allows two single-threaded processes (shared
     caches, memory bandwidth, the hypervisor's idea of two cores). With ``ddp`` they average their
     gradients with DDP over gloo every step, as the Trainer's workers do: what the gradient
-    all-reduce alone costs, without any sampling or feature exchange.
+    all-reduce alone costs, without any sampling or feature exchange (``idle_pollers``: gloo's socket
+    poller at idle priority, as the Trainer's CPU workers run it by default).
     """
     import multiprocessing as mp
 
@@ -193,7 +200,7 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
     with tempfile.TemporaryDirectory(prefix="bench-train-ddp-") as tmp:
         procs = [ctx.Process(target=_baseline_share,
                              args=(str(ds_dir), seeds[k::2][:half] if ddp else seeds[k::2], fanouts, batch_size, hidden,
-                                   prefetch, pin, epochs, (str(Path(tmp, "init")), k) if ddp else None, q))
+                                   prefetch, pin, epochs, (str(Path(tmp, "init")), k, idle_pollers) if ddp else None, q))
                  for k in range(2)]
         for p in procs:
             p.start()
@@ -206,12 +213,12 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
 
 
 def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int,
-                pin: bool = False, epochs: int = 1) -> dict:
+                pin: bool = False, epochs: int = 1, gloo_poller: str = "idle") -> dict:
     from graphtrain.train import Trainer
 
     t = Trainer(ds_dir, "sage", fanouts, batch_size, epochs, num_workers=workers, hidden=hidden, dropout=0.2,
                 threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch,
-                pin_cpus=pin)
+                pin_cpus=pin, gloo_poller=gloo_poller)
     r = t.fit()
     tr = r["train"]
     per_worker_batches = tr["batches"] / workers
@@ -281,6 +288,10 @@ def main(argv=None):
                     help="pin every graphtrain process to one core of its own (TrainConfig.pin_cpus; the baseline "
                          "and the hardware control too), so a prefetch thread shares its process's core instead of "
                          "using a second one")
+    ap.add_argument("--gloo-poller", nargs="+", choices=["idle", "normal"], default=["idle"],
+                    help="gloo's socket pollers at idle priority (TrainConfig.gloo_poller's CPU default) or normal, "
+                         "for the DDP control and the 2-worker row; give both to run those rows once per setting, "
+                         "in turn (the first setting's rows are the ones scaling is computed from)")
     ap.add_argument("--epochs", type=int, default=1,
                     help="epochs per row; with more than one, a row reports its mean epoch after the first "
                          "(steady state; the first one warms up), and every epoch's time is listed")
@@ -313,6 +324,9 @@ def main(argv=None):
           f"{'pinned to one core each' if args.pin_cpus else 'not pinned'}; {args.epochs} epoch(s) per row"
           + (", the mean epoch after the first reported" if args.epochs > 1 else ""), flush=True)
 
+    def suffix(poller):
+        return f", pollers {poller}" if len(args.gloo_poller) > 1 else ""
+
     rows = {}
     if "baseline" not in args.skip:
         rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch,
@@ -321,24 +335,29 @@ def main(argv=None):
         rows["2 independent no-Ray processes"] = pair = run_baseline_pair(
             ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs)
         print(f"  hardware control done: {pair['seconds']:.1f} s", flush=True)
-        rows["2 no-Ray processes + DDP"] = pair_ddp = run_baseline_pair(
-            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs,
-            ddp=True)
-        print(f"  hardware control with DDP done: {pair_ddp['seconds']:.1f} s", flush=True)
+        for poller in args.gloo_poller:
+            rows[f"2 no-Ray processes + DDP{suffix(poller)}"] = r = run_baseline_pair(
+                ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs,
+                ddp=True, idle_pollers=poller == "idle")
+            print(f"  hardware control with DDP{suffix(poller)} done: {r['seconds']:.1f} s", flush=True)
     else:
-        base = pair = pair_ddp = None
+        base = pair = None
     ray_init = None
-    for w, key in ((1, "ray1"), (2, "ray2")):
+    two_rows = {}  # gloo poller setting -> the 2-worker row
+    for w, key, poller in [(1, "ray1", "idle")] + [(2, "ray2", p) for p in args.gloo_poller]:
         if key in args.skip:
             continue
         if ray_init is None:
             t = time.perf_counter()
             connect(num_cpus=2)
             ray_init = time.perf_counter() - t
-        rows[f"graphtrain ray {w} worker{'s' if w > 1 else ''}"] = r = run_trainer(
-            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}", args.prefetch, args.pin_cpus,
-            args.epochs)
-        print(f"  {w} worker(s) done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
+        name = f"graphtrain ray {w} worker{'s' if w > 1 else ''}" + (suffix(poller) if w > 1 else "")
+        rows[name] = r = run_trainer(
+            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}{poller}", args.prefetch,
+            args.pin_cpus, args.epochs, poller)
+        if w > 1:
+            two_rows[poller] = r
+        print(f"  {name}: done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
               f"{r['pinned_cores']}, CPU use in the epoch (cores, per worker) "
               f"{[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
     if args.dgl_python and "dgl" not in args.skip:
@@ -348,7 +367,7 @@ def main(argv=None):
             print(f"  dgl {th} thread(s) done: {r['seconds']:.1f} s", flush=True)
 
     print()
-    header = f"{'run':<32} {'epoch s':>9} {'seeds/s':>10} {'x baseline':>10} {'batches':>8} {'fit wall s':>10} {'start s':>8} {'eval s':>7}"
+    header = f"{'run':<44} {'epoch s':>9} {'seeds/s':>10} {'x baseline':>10} {'batches':>8} {'fit wall s':>10} {'start s':>8} {'eval s':>7}"
     print(header)
     print("-" * len(header))
     base_rate = base["seeds"] / base["seconds"] if base else None
@@ -358,12 +377,12 @@ def main(argv=None):
         fit = f"{r['fit_seconds']:.1f}" if "fit_seconds" in r else "-"
         st = f"{r['startup_seconds']:.1f}" if "startup_seconds" in r else "-"
         ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else "-"
-        print(f"{name:<32} {r['seconds']:>9.2f} {rate:>10,.0f} {xb:>10} {r['batches']:>8} {fit:>10} {st:>8} {ev:>7}")
+        print(f"{name:<44} {r['seconds']:>9.2f} {rate:>10,.0f} {xb:>10} {r['batches']:>8} {fit:>10} {st:>8} {ev:>7}")
     if args.epochs > 1:
         print("every epoch, s: " + "; ".join(f"{n}: {', '.join(f'{x:.2f}' for x in r['epoch_seconds'])}"
                                             for n, r in rows.items()))
     one = rows.get("graphtrain ray 1 worker")
-    two = rows.get("graphtrain ray 2 workers")
+    two = two_rows.get(args.gloo_poller[0])
     print()
     if ray_init is not None:
         print(f"ray.init (local, 2 CPUs): {ray_init:.1f} s")
@@ -371,13 +390,15 @@ def main(argv=None):
         return r["seeds"] / r["seconds"]
 
     if pair and base:
+        ddp_rows = [(p, rows[f"2 no-Ray processes + DDP{suffix(p)}"]) for p in args.gloo_poller]
         print(f"hardware control: 2 independent processes reach {rate(pair) / (2 * rate(base)):.0%} of 2 x one "
               f"process's seeds/s (the ceiling of any 2-process scaling on this machine); with DDP gradients (no "
-              f"data plane) {rate(pair_ddp) / (2 * rate(base)):.0%}")
-    if one and two:
-        eff = rate(two) / (2 * rate(one))
-        print(f"scaling efficiency 1 -> 2 workers (seeds/s): {eff:.0%} (target >= 90%)"
-              + (f"; {rate(two) / rate(pair):.0%} of the 2-process hardware control" if pair else ""))
+              f"data plane, gloo pollers {' / '.join(p for p, _ in ddp_rows)}) "
+              f"{' / '.join(f'{rate(r) / (2 * rate(base)):.0%}' for _, r in ddp_rows)}")
+    for poller, r2 in two_rows.items() if one else ():
+        eff = rate(r2) / (2 * rate(one))
+        print(f"scaling efficiency 1 -> 2 workers (seeds/s){suffix(poller)}: {eff:.0%} (target >= 90%)"
+              + (f"; {rate(r2) / rate(pair):.0%} of the 2-process hardware control" if pair else ""))
     if one and base:
         print(f"1-worker epoch overhead over the no-Ray baseline: {rate(base) / rate(one) - 1:+.1%} (target <= 10%)")
     for name, r in ((n, r) for n, r in rows.items() if "fit_seconds" in r):

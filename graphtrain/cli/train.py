@@ -57,6 +57,10 @@ def _add_cluster_args(p, d) -> None:
     c.add_argument("--pin-cpus", action="store_true",
                    help="pin each worker to --threads-per-worker cores of its own on its machine (so its prefetch "
                         "thread overlaps communication with its own compute)")
+    c.add_argument("--gloo-poller", choices=["auto", "idle", "normal"], default=d.gloo_poller,
+                   help="scheduling of gloo's socket-poller threads in multi-worker runs: idle (SCHED_IDLE, so a "
+                        "spinning poller cannot hold the core for a scheduler tick while the worker waits on it), "
+                        "normal, or auto: idle on CPU, normal with --use-gpu (default: %(default)s)")
     c.add_argument("--num-cpus", type=int, metavar="N", help="logical CPUs of a local Ray (default: all cores)")
     c.add_argument("--use-gpu", action="store_true", help="one GPU per worker (NCCL gradients, AMP unless --no-amp)")
     c.add_argument("--inference-chunk", type=int, default=d.inference_chunk, metavar="N",
@@ -149,7 +153,7 @@ def run_train(args) -> int:
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
         recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
         seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-        pin_cpus=args.pin_cpus, prefetch=args.prefetch,
+        pin_cpus=args.pin_cpus, prefetch=args.prefetch, gloo_poller=args.gloo_poller,
     )
     result = trainer.fit()
     summary = {k: v for k, v in result.items() if k != "history"}
@@ -165,6 +169,6 @@ def run_predict(args) -> int:
     summary = predict(args.dataset, args.checkpoint, args.out, num_workers=args.num_workers, address=args.address,
                       force=args.force, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
                       threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-                      use_gpu=args.use_gpu, pin_cpus=args.pin_cpus)
+                      use_gpu=args.use_gpu, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller)
     print(json.dumps(summary))
     return 0

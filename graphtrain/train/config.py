@@ -9,6 +9,7 @@ MODELS = ("sage", "gat", "gcn")
 MONITORS = ("auc", "ap", "f1_macro", "recall_at_k", "accuracy")
 CLASS_WEIGHTS = ("balanced", "none")
 TEMPORAL_MODES = ("uniform", "recent")
+GLOO_POLLERS = ("auto", "idle", "normal")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class TrainConfig:
         pin_cpus: pin each worker's threads to ``threads_per_worker`` cores of its own on its
             machine (see :mod:`graphtrain.train.affinity`), so its prefetch thread overlaps
             communication with its own compute instead of competing with other workers.
+        gloo_poller: scheduling of gloo's socket-poller threads in each worker of more than one
+            (see :mod:`graphtrain.train.gloo_threads`): ``"idle"`` runs them under ``SCHED_IDLE``, so
+            a spinning poller no longer holds the core for a scheduler tick while the worker's own
+            threads wait on it (Linux); ``"normal"`` leaves them alone; ``"auto"``: idle on CPU
+            workers, normal with ``use_gpu`` (not measured on GPU machines).
         feature_cache_mb: each worker keeps the features of the remote nodes its in-edges point at
             most often (hubs), up to this many MiB, fetched once at start (0: no cache).
         inference_chunk: destination nodes per step of layer-wise inference.
@@ -94,6 +100,7 @@ class TrainConfig:
     threads_per_worker: int = 1
     prefetch: int = 2
     pin_cpus: bool = False
+    gloo_poller: str = "auto"
     feature_cache_mb: float = 64.0
     inference_chunk: int = 65536
     log_every: int = 10
@@ -121,6 +128,8 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 1 (or None to never stop early), got {self.patience!r}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.gloo_poller not in GLOO_POLLERS:
+            raise ConfigError(f"gloo_poller must be one of {GLOO_POLLERS}, got {self.gloo_poller!r}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ConfigError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
         if self.monitor not in MONITORS:
@@ -153,6 +162,11 @@ class TrainConfig:
     def per_node_seed_time(self) -> bool:
         """Each seed has its own time (``seed_time`` names the node time column)."""
         return self.temporal is not None and isinstance(self.seed_time, str)
+
+    @property
+    def idle_gloo_pollers(self) -> bool:
+        """Whether workers run gloo's socket pollers at idle priority (``gloo_poller`` resolved)."""
+        return self.gloo_poller == "idle" or (self.gloo_poller == "auto" and not self.use_gpu)
 
     @property
     def num_layers(self) -> int:

@@ -278,6 +278,7 @@ class Trainer:
         train["fit_seconds"] = wall
         train["pinned_cores"] = [r.get("pinned_cores") for r in results]  # by rank; None: not pinned
         train["cpu_seconds"] = [r["train"]["cpu_seconds"] for r in results]  # by rank: training epochs' process CPU
+        train["idle_gloo_pollers"] = [r["train"]["idle_gloo_pollers"] for r in results]  # by rank (gloo_poller)
         self.result = {
             "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
             "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],

@@ -110,6 +110,11 @@ class _Context:
                 rank=self.rank, world_size=self.world, timeout=timedelta(seconds=self.cfg.collective_timeout_s),
             )
             self.data_group = dist.new_group(backend="gloo")
+        self.idle_pollers = 0  # gloo poller threads run at idle priority (TrainConfig.gloo_poller)
+        if self.world > 1 and self.cfg.idle_gloo_pollers:
+            from graphtrain.train.gloo_threads import idle_gloo_pollers
+
+            self.idle_pollers = len(idle_gloo_pollers())
         self.exchange = Exchange(self.rank, self.world, self.data_group)
         self.dataset = open_dataset(task.dataset_dir)
         meta = self.dataset.meta
@@ -455,7 +460,8 @@ def _fit(ctx: _Context) -> dict:
         return str(path)
 
     train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "cpu_seconds": 0.0, "seeds": 0,
-                   "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0}
+                   "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0,
+                   "idle_gloo_pollers": ctx.idle_pollers}
     while not state["finished"] and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         ddp.train()

@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from graphtrain import metrics
 from graphtrain.train import Trainer
@@ -64,6 +65,10 @@ def test_one_partitioning_trains_on_1_2_and_4_workers(ray_local, labelled_datase
         assert train_nodes <= r["train"]["seeds"] <= train_nodes + w - 1  # padding: at most one seed per worker
         assert r["train"]["batches"] == w * r["batches_per_epoch"]  # equal batch counts on every worker
         assert r["val"]["auc"] > 0.6
+        # gloo_poller "auto" on CPU: both gloo groups' socket pollers idle in every worker of a group (a
+        # worker process Ray reuses may still hold the poller of an earlier run's group: counted too)
+        pollers = r["train"]["idle_gloo_pollers"]
+        assert pollers == [0] if w == 1 else (len(pollers) == w and min(pollers) >= 2)
     # the split is the dataset's, not the worker count's
     assert len({(r["val"]["count"], r["val"]["positives"], r["test"]["positives"]) for r in seen.values()}) == 1
     assert seen[1]["train"]["bytes_sent"] == 0 < seen[2]["train"]["bytes_sent"] < seen[4]["train"]["bytes_sent"]
@@ -80,8 +85,11 @@ def test_early_stopping_restores_the_best_model(ray_local, labelled_dataset, tmp
 @pytest.mark.parametrize("model,extra", [("gat", {"heads": 2}), ("gcn", {"activation_checkpointing": True})])
 def test_gat_and_gcn_train(ray_local, labelled_dataset, tmp_path, model, extra):
     r = Trainer(labelled_dataset, model, [5, 5], 64, 3, num_workers=2, checkpoint_dir=tmp_path,
-                **{**FAST, "lr": 0.03, "pin_cpus": model == "gcn"}, **extra).fit()
+                **{**FAST, "lr": 0.03, "pin_cpus": model == "gcn", "gloo_poller": "normal" if model == "gat" else "idle"},
+                **extra).fit()
     assert r["val"]["auc"] > 0.7
+    pollers = r["train"]["idle_gloo_pollers"]
+    assert pollers == [0, 0] if model == "gat" else (len(pollers) == 2 and min(pollers) >= 2)
     pinned = r["train"]["pinned_cores"]
     if model == "gat":
         assert pinned == [None, None]
@@ -90,6 +98,7 @@ def test_gat_and_gcn_train(ray_local, labelled_dataset, tmp_path, model, extra):
 
 
 def test_a_user_module_trains(ray_local, labelled_dataset, tmp_path):
+    torch.manual_seed(0)  # the module's initial weights (the trainer starts from them): otherwise AUC varies by run
     module = GNN(ModelConfig("sage", in_channels=8, out_channels=2, hidden_channels=8))
     t = Trainer(labelled_dataset, module, [5, 5], 64, 1, num_workers=1, checkpoint_dir=tmp_path, **FAST)
     r = t.fit()
