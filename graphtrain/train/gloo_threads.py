@@ -14,12 +14,14 @@ quarter of the all-reduces took 3.3-4 ms instead of ~0.3 ms, whatever their size
 floats), and after 25 ms of compute (a training step) the median all-reduce took 2.6 ms.
 
 Under ``SCHED_IDLE`` the poller runs only when no normal thread of its core wants to: a woken
-thread preempts it at once. Measured (``benchmarks/bench_gloo_latency.py --pin --poller both``; see
-``benchmarks/RESULTS.md``): back-to-back all-reduce of 70,000 float32 mean 1.7 -> 0.4 ms, after
-25 ms of compute median 2.6 -> 0.7 ms. The price: while the worker's training thread computes,
-the poller does not run, so the loader thread's collectives complete only when the training thread
-next waits (the training thread's throughput is what counts: the 2-worker epoch of
-``bench_train.py`` got ~9% shorter).
+thread preempts it at once. Measured on two pinned processes (``benchmarks/bench_gloo_latency.py
+--pin --gaps 0 25``, normal -> idle; ``benchmarks/RESULTS.md``): a back-to-back all-reduce of
+70,000 float32 1.56 -> 0.33 ms per call, a small all-to-all 0.62 -> 0.09 ms; the all-reduce after
+25 ms of compute, median 2.64 -> 0.69 ms. The price: while the worker's training thread computes,
+the poller does not run, so a second thread's collectives finish only when the training thread
+next waits (beside a 25 ms compute loop: 1.56 -> 26.5 ms each). The training thread's throughput is
+what counts: the 2-worker epoch of ``bench_train.py`` got shorter (RESULTS.md), and making only
+one of the two groups' pollers idle did worse than both.
 
 Lowering a thread's own policy to ``SCHED_IDLE`` needs no privilege (Linux ``sched(7)``).
 """
