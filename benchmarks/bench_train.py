@@ -29,6 +29,10 @@ keeps that thread on its process's one core -- each process pinned to a core of 
   subprocess, same graph, features, labels and seeds saved to a temporary ``.npz``), for each of
   ``--dgl-threads``.
 
+``--rounds N`` runs the Ray rows N times in turns (1 worker, 2 workers, 1 worker, ...): scaling
+is then the median of the rounds' ratios (each round's two rows run minutes apart, so a drift of
+the machine's speed between rounds cancels out), and each Ray row shows its median round.
+
 Also printed: scaling efficiency (2-worker seeds/s / (2 x 1-worker seeds/s)), the 1-worker epoch
 overhead over the baseline, Ray/launch overhead, and bytes sent per worker per batch next to an
 analytic estimate from the edge cut (see :func:`estimate_bytes_per_batch`).
@@ -292,6 +296,9 @@ def main(argv=None):
                     help="gloo's socket pollers at idle priority (TrainConfig.gloo_poller's CPU default) or normal, "
                          "for the DDP control and the 2-worker row; give both to run those rows once per setting, "
                          "in turn (the first setting's rows are the ones scaling is computed from)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the Ray rows this many times, in turns (1 worker, 2 workers, 1 worker, ...); scaling "
+                         "is the median of the rounds' ratios, each row the round with its median epoch time")
     ap.add_argument("--epochs", type=int, default=1,
                     help="epochs per row; with more than one, a row reports its mean epoch after the first "
                          "(steady state; the first one warms up), and every epoch's time is listed")
@@ -302,6 +309,8 @@ def main(argv=None):
     ap.add_argument("--skip", nargs="*", default=[], choices=["baseline", "ray1", "ray2", "dgl"])
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args(argv)
+    if args.rounds < 1 or args.epochs < 1:
+        ap.error("--rounds and --epochs must be >= 1")
 
     from graphtrain.partition import open_dataset
     from graphtrain.train.group import connect
@@ -343,23 +352,24 @@ def main(argv=None):
     else:
         base = pair = None
     ray_init = None
-    two_rows = {}  # gloo poller setting -> the 2-worker row
-    for w, key, poller in [(1, "ray1", "idle")] + [(2, "ray2", p) for p in args.gloo_poller]:
-        if key in args.skip:
-            continue
-        if ray_init is None:
-            t = time.perf_counter()
-            connect(num_cpus=2)
-            ray_init = time.perf_counter() - t
-        name = f"graphtrain ray {w} worker{'s' if w > 1 else ''}" + (suffix(poller) if w > 1 else "")
-        rows[name] = r = run_trainer(
-            ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}{poller}", args.prefetch,
-            args.pin_cpus, args.epochs, poller)
-        if w > 1:
-            two_rows[poller] = r
-        print(f"  {name}: done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
+    trainer_runs = {}  # row name -> its result in each round
+    for rnd in range(args.rounds):
+        for w, key, poller in [(1, "ray1", "idle")] + [(2, "ray2", p) for p in args.gloo_poller]:
+            if key in args.skip:
+                continue
+            if ray_init is None:
+                t = time.perf_counter()
+                connect(num_cpus=2)
+                ray_init = time.perf_counter() - t
+            name = f"graphtrain ray {w} worker{'s' if w > 1 else ''}" + (suffix(poller) if w > 1 else "")
+            r = run_trainer(ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}{poller}-{rnd}",
+                            args.prefetch, args.pin_cpus, args.epochs, poller)
+            trainer_runs.setdefault(name, []).append(r)
+            print(f"  {name}{f' (round {rnd + 1})' if args.rounds > 1 else ''}: done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
               f"{r['pinned_cores']}, CPU use in the epoch (cores, per worker) "
-              f"{[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
+                  f"{[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
+    for name, runs in trainer_runs.items():  # the round with the median epoch time stands for the row
+        rows[name] = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
     if args.dgl_python and "dgl" not in args.skip:
         for th in args.dgl_threads:
             r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp, args.epochs)
@@ -382,7 +392,7 @@ def main(argv=None):
         print("every epoch, s: " + "; ".join(f"{n}: {', '.join(f'{x:.2f}' for x in r['epoch_seconds'])}"
                                             for n, r in rows.items()))
     one = rows.get("graphtrain ray 1 worker")
-    two = two_rows.get(args.gloo_poller[0])
+    two = rows.get(f"graphtrain ray 2 workers{suffix(args.gloo_poller[0])}")
     print()
     if ray_init is not None:
         print(f"ray.init (local, 2 CPUs): {ray_init:.1f} s")
@@ -395,10 +405,18 @@ def main(argv=None):
               f"process's seeds/s (the ceiling of any 2-process scaling on this machine); with DDP gradients (no "
               f"data plane, gloo pollers {' / '.join(p for p, _ in ddp_rows)}) "
               f"{' / '.join(f'{rate(r) / (2 * rate(base)):.0%}' for _, r in ddp_rows)}")
-    for poller, r2 in two_rows.items() if one else ():
-        eff = rate(r2) / (2 * rate(one))
-        print(f"scaling efficiency 1 -> 2 workers (seeds/s){suffix(poller)}: {eff:.0%} (target >= 90%)"
-              + (f"; {rate(r2) / rate(pair):.0%} of the 2-process hardware control" if pair else ""))
+    for poller in args.gloo_poller if one else ():
+        twos = trainer_runs.get(f"graphtrain ray 2 workers{suffix(poller)}")
+        if not twos:
+            continue
+        # each round's 2-worker rate over the same round's 1-worker rate (run minutes apart: the
+        # machine's drift between rounds cancels), then the median over rounds
+        effs = [rate(t) / (2 * rate(o)) for o, t in zip(trainer_runs["graphtrain ray 1 worker"], twos)]
+        eff = float(np.median(effs))
+        per_round = f" (median of {len(effs)} rounds: {', '.join(f'{e:.0%}' for e in effs)})" if len(effs) > 1 else ""
+        print(f"scaling efficiency 1 -> 2 workers (seeds/s){suffix(poller)}: {eff:.0%}{per_round} (target >= 90%)"
+              + (f"; {rate(rows[f'graphtrain ray 2 workers{suffix(poller)}']) / rate(pair):.0%} of the 2-process "
+                 "hardware control" if pair else ""))
     if one and base:
         print(f"1-worker epoch overhead over the no-Ray baseline: {rate(base) / rate(one) - 1:+.1%} (target <= 10%)")
     for name, r in ((n, r) for n, r in rows.items() if "fit_seconds" in r):
