@@ -17,11 +17,12 @@ def test_train_then_predict(ray_local, labelled_dataset, tmp_path, capsys):
     ck = tmp_path / "ck"
     code = main(["train", str(labelled_dataset), "--model", "sage", "--fanouts", "5,5", "--batch-size", "64",
                  "--epochs", "2", "--num-workers", "2", "--checkpoint-dir", str(ck), "--hidden", "16", "--lr", "0.01",
-                 "--checkpoint-every", "2", "--no-progress", "--prefetch", "1"])
+                 "--checkpoint-every", "2", "--no-progress", "--prefetch", "1", "--gloo-poller", "normal"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
+    assert result["train"]["idle_gloo_pollers"] == [0, 0]  # --gloo-poller normal reached the workers
     assert result["epochs_run"] == 2 and result["val"]["auc"] > 0.6 and set(result["test"]) >= {"auc", "ap", "f1_macro", "recall_at_k"}
     out = tmp_path / "scores.parquet"
     assert main(["predict", str(labelled_dataset), "--checkpoint", str(ck), "--out", str(out), "--num-workers", "1"]) == 0
@@ -44,6 +45,8 @@ def test_cli_errors_exit_non_zero_with_a_message(labelled_dataset, tmp_path):
     assert p.returncode == 2 and "cannot reach the Ray cluster" in p.stderr
     p = run("train", labelled_dataset, "--prefetch", "-1")
     assert p.returncode == 2 and "prefetch must be a non-negative integer, got -1" in p.stderr
+    p = run("train", labelled_dataset, "--gloo-poller", "fast")
+    assert p.returncode == 2 and "invalid choice: 'fast'" in p.stderr
     p = run("train", labelled_dataset, "--fanouts", "15,x")
     assert p.returncode == 2 and "comma-separated integers" in p.stderr
     p = run("predict", labelled_dataset, "--checkpoint", tmp_path / "none", "--out", tmp_path / "s.parquet")
