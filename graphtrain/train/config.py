@@ -63,7 +63,8 @@ class TrainConfig:
             (see :mod:`graphtrain.train.gloo_threads`): ``"idle"`` runs them under ``SCHED_IDLE``, so
             a spinning poller no longer holds the core for a scheduler tick while the worker's own
             threads wait on it (Linux); ``"normal"`` leaves them alone; ``"auto"``: idle on CPU
-            workers, normal with ``use_gpu`` (not measured on GPU machines).
+            workers, normal with ``use_gpu`` (not measured on GPU machines). Use ``"normal"`` where
+            other busy processes share the workers' cores: an idle thread gets ~0.3% of a busy core.
         feature_cache_mb: each worker keeps the features of the remote nodes its in-edges point at
             most often (hubs), up to this many MiB, fetched once at start (0: no cache).
         inference_chunk: destination nodes per step of layer-wise inference.
