@@ -24,10 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 import tempfile
 import time
-
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _back_to_back(rank: int, world: int, grad_floats: int, reps: int) -> None:
+def _back_to_back(rank: int, world: int, grad_floats: int, reps: int, idle: bool) -> None:
     import torch
     import torch.distributed as dist
 
@@ -54,7 +53,7 @@ def _back_to_back(rank: int, world: int, grad_floats: int, reps: int) -> None:
     red = (time.perf_counter() - t0) / (reps // 4)
     if rank == 0:
         print(f"back to back ({'pinned' if _pinned() else 'not pinned'}, gloo pollers "
-              f"{'idle' if _IDLE_POLLERS else 'normal'}):")
+              f"{'idle' if idle else 'normal'}):")
         print(f"  {f'all_to_all_single, {world} x 64 int64':<40}{a2a * 1e3:>8.3f} ms per call")
         print(f"  {f'all_reduce, {grad_floats:,} float32':<40}{red * 1e3:>8.3f} ms per call")
 
@@ -91,7 +90,7 @@ def _after_gaps(rank: int, grad_floats: int, gaps, calls: int, out_dir: str) -> 
             f.write("\n".join(f"{k} {g}" for k, g, _ in rows))
 
 
-def _beside_compute(rank: int, grad_floats: int, seconds: float, out_dir: str) -> None:
+def _beside_compute(rank: int, grad_floats: int, seconds: float, out_dir: str, idle: bool) -> None:
     """A training thread (25 ms of compute, then the gradient all-reduce) beside a loader thread
     (an all-reduce of 16,000 float32 on a second group every 2 ms), as in a worker with prefetch."""
     import threading
@@ -100,7 +99,7 @@ def _beside_compute(rank: int, grad_floats: int, seconds: float, out_dir: str) -
     import torch.distributed as dist
 
     group = dist.new_group(backend="gloo")
-    if _IDLE_POLLERS:
+    if idle:  # the new group's poller too
         from graphtrain.train.gloo_threads import idle_gloo_pollers
 
         idle_gloo_pollers()
@@ -131,16 +130,11 @@ def _beside_compute(rank: int, grad_floats: int, seconds: float, out_dir: str) -
     np.save(os.path.join(out_dir, f"beside{rank}.npy"), np.array([steps / elapsed, np.mean(side_times), len(side_times)]))
 
 
-_IDLE_POLLERS = False  # set in each spawned process by _run
-
-
 def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int, gaps, calls: int, pin: bool,
          out_dir: str, idle: bool, beside_seconds: float) -> None:
     import torch
     import torch.distributed as dist
 
-    global _IDLE_POLLERS
-    _IDLE_POLLERS = idle
     if pin:  # before the process group, so that gloo's threads share the core, as in a pinned worker
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[rank % len(os.sched_getaffinity(0))]})
     torch.set_num_threads(1)
@@ -149,11 +143,11 @@ def _run(rank: int, world: int, init_file: str, grad_floats: int, reps: int, gap
         from graphtrain.train.gloo_threads import idle_gloo_pollers
 
         idle_gloo_pollers()
-    _back_to_back(rank, world, grad_floats, reps)
+    _back_to_back(rank, world, grad_floats, reps, idle)
     if gaps:
         _after_gaps(rank, grad_floats, gaps, calls, out_dir)
     if beside_seconds > 0:
-        _beside_compute(rank, grad_floats, beside_seconds, out_dir)
+        _beside_compute(rank, grad_floats, beside_seconds, out_dir, idle)
     dist.destroy_process_group()
 
 

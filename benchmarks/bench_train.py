@@ -23,8 +23,9 @@ keeps that thread on its process's one core -- each process pinned to a core of 
 - ``ray 1 worker`` / ``ray 2 workers``: ``graphtrain.train.Trainer`` (each worker samples across the
   partition border and fetches remote features through the gloo all-to-all data plane; DDP
   gradients; gloo's socket pollers at idle priority, ``TrainConfig.gloo_poller``'s CPU default, or
-  as ``--gloo-poller`` says -- the 2-worker row runs once per setting given). Epoch time is measured inside the workers; ``fit`` wall time also includes worker
-  start (process, imports, process groups, dataset open, split) and the validation pass.
+  as ``--gloo-poller`` says -- the 2-worker row runs once per setting given). Epoch time is
+  measured inside the workers; ``fit`` wall time also includes worker start (process, imports,
+  process groups, dataset open, split) and the validation pass.
 - ``dgl``: DGL 2.1 ``NeighborSampler`` + ``DataLoader`` + ``SAGEConv`` in the DGL venv (a
   subprocess, same graph, features, labels and seeds saved to a temporary ``.npz``), for each of
   ``--dgl-threads``.
@@ -365,9 +366,9 @@ def main(argv=None):
             r = run_trainer(ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}{poller}-{rnd}",
                             args.prefetch, args.pin_cpus, args.epochs, poller)
             trainer_runs.setdefault(name, []).append(r)
-            print(f"  {name}{f' (round {rnd + 1})' if args.rounds > 1 else ''}: done: epoch {r['seconds']:.1f} s, fit {r['fit_seconds']:.1f} s, pinned cores "
-              f"{r['pinned_cores']}, CPU use in the epoch (cores, per worker) "
-                  f"{[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
+            print(f"  {name}{f' (round {rnd + 1})' if args.rounds > 1 else ''}: done: epoch {r['seconds']:.1f} s, "
+                  f"fit {r['fit_seconds']:.1f} s, pinned cores {r['pinned_cores']}, CPU use in the epoch (cores, per "
+                  f"worker) {[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
     for name, runs in trainer_runs.items():  # the round with the median epoch time stands for the row
         rows[name] = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
     if args.dgl_python and "dgl" not in args.skip:
