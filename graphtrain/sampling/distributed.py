@@ -37,7 +37,7 @@ from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
 from graphtrain.kernels.rows import IdIndex, copy_cached_rows
 from graphtrain.partition.book import RangePartitionBook
-from graphtrain.sampling.features import LocalNodeData, NodeDataSource
+from graphtrain.sampling.features import LocalNodeData, NodeDataSource, group_by_owner
 from graphtrain.sampling.hop import HopOptions, HopResult, HopSampler, LocalHopSampler
 
 
@@ -284,11 +284,8 @@ class _Routing:
 
 
 def _route(book: RangePartitionBook, ids: np.ndarray, world_size: int) -> _Routing:
-    """Group IDs by owner worker: the same grouping as :func:`split_by_owner`, with a radix sort."""
-    owner = book.node_part(ids)
-    send_counts = np.bincount(owner, minlength=world_size).astype(np.int64)
-    small = owner.astype(np.int16) if world_size < 2**15 else owner  # NumPy radix-sorts 16-bit keys
-    return _Routing(np.argsort(small, kind="stable").astype(np.int64), send_counts)
+    """Group IDs by owner worker: the same grouping as :func:`split_by_owner`."""
+    return _Routing(*group_by_owner(book.node_part(ids), world_size))
 
 
 def _scatter_back(routing: _Routing, grouped: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -36,18 +36,25 @@ class OwnerSplit:
     local: np.ndarray
 
 
+def group_by_owner(owner: np.ndarray, num_owners: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(order, counts)``: int64 positions that list ``owner`` grouped ascending, stable within an
+    owner (a radix sort of 16-bit keys; no sort at all when one owner holds every entry), and
+    int64 ``[num_owners]`` entries per owner."""
+    counts = np.bincount(owner, minlength=num_owners).astype(np.int64)
+    if np.count_nonzero(counts) <= 1:  # one owner: already grouped
+        return np.arange(owner.size, dtype=np.int64), counts
+    keys = owner.astype(np.int16) if num_owners < 2**15 else owner  # NumPy radix-sorts 16-bit keys
+    return np.argsort(keys, kind="stable").astype(np.int64), counts
+
+
 def split_by_owner(book: RangePartitionBook, ids) -> OwnerSplit:
     """Group global node IDs by owner partition (raises ConfigError for IDs out of range)."""
     part, local = book.node_to_local(ids)
-    counts = np.bincount(part, minlength=book.num_parts)
+    order, counts = group_by_owner(part, book.num_parts)
     parts = np.flatnonzero(counts).astype(np.int64)
     offsets = np.zeros(parts.size + 1, dtype=np.int64)
     np.cumsum(counts[parts], out=offsets[1:])
-    if parts.size <= 1:  # one owner: already grouped
-        return OwnerSplit(parts, offsets, np.arange(part.size, dtype=np.int64), local)
-    keys = part.astype(np.int16) if book.num_parts < 2**15 else part  # NumPy radix-sorts 16-bit keys
-    order = np.argsort(keys, kind="stable").astype(np.int64)
-    return OwnerSplit(parts, offsets, order, local[order])
+    return OwnerSplit(parts, offsets, order, local if parts.size <= 1 else local[order])
 
 
 class NodeDataSource(ABC):
