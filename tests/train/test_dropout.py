@@ -1,0 +1,88 @@
+"""The CPU dropout kernel: F.dropout's semantics, the mask of graphtrain's counter RNG, exactly."""
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from graphtrain.kernels.rng import rand_u64_np
+from graphtrain.train.dropout import _draw_key, _threshold, dropout
+
+
+def _reference_keep(key, n: int, p: float) -> np.ndarray:
+    """bool [n]: element i is kept when 32-bit draw i (low, then high half of word i // 2) >= the threshold."""
+    words = rand_u64_np(key, np.arange((n + 1) // 2, dtype=np.uint64))
+    halves = np.stack([words & np.uint64(0xFFFFFFFF), words >> np.uint64(32)], axis=1).reshape(-1)[:n]
+    return halves >= _threshold(p)
+
+
+@pytest.mark.parametrize("shape", [(33, 17), (1000,), (1,), (4, 5, 6)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_output_and_gradient_equal_the_numpy_reference(shape, dtype):
+    p = 0.3
+    x = torch.randn(shape, dtype=dtype, requires_grad=True)
+    torch.manual_seed(11)
+    y = dropout(x, p)
+    torch.manual_seed(11)
+    keep = _reference_keep(_draw_key(), x.numel(), p).reshape(shape)
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    scale = np_dtype(1 / (1 - p))
+    expected = x.detach().numpy() * (scale * keep.astype(np_dtype))
+    np.testing.assert_array_equal(y.detach().numpy(), expected)
+    g = torch.randn(shape, dtype=dtype)
+    y.backward(g)
+    np.testing.assert_array_equal(x.grad.numpy(), g.numpy() * (scale * keep.astype(np_dtype)))
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
+def test_drop_rate_and_pair_independence(p):
+    n = 1_000_000
+    torch.manual_seed(0)
+    kept = (dropout(torch.ones(n), p) != 0).numpy()
+    sigma = np.sqrt(p * (1 - p) / n)
+    assert abs((1 - kept.mean()) - p) < 6 * sigma
+    # the two halves of one 64-bit word are independent: both dropped with probability p**2
+    both = (~kept[0::2] & ~kept[1::2]).mean()
+    assert abs(both - p * p) < 6 * np.sqrt(p * p * (1 - p * p) / (n // 2))
+    # kept elements are scaled by 1 / (1 - p)
+    y = dropout(torch.full((1000,), 2.0), p)
+    assert torch.all((y == 0) | torch.isclose(y, torch.tensor(2.0 / (1 - p))))
+
+
+def test_masks_follow_torch_seed():
+    x = torch.ones(10_000)
+    torch.manual_seed(5)
+    a = dropout(x, 0.5)
+    b = dropout(x, 0.5)
+    torch.manual_seed(5)
+    c = dropout(x, 0.5)
+    assert torch.equal(a, c)
+    assert not torch.equal(a, b)  # a new stream key per call
+
+
+def test_identity_cases_and_errors():
+    x = torch.randn(10, 4)
+    assert dropout(x, 0.5, training=False) is x
+    assert dropout(x, 0.0) is x
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        dropout(x, 1.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        dropout(x, -0.1)
+    assert dropout(torch.zeros(0, 3), 0.5).shape == (0, 3)
+
+
+def test_non_contiguous_input_matches_its_contiguous_copy():
+    x = torch.randn(40, 30).t()
+    assert not x.is_contiguous()
+    torch.manual_seed(2)
+    a = dropout(x, 0.4)
+    torch.manual_seed(2)
+    b = dropout(x.contiguous(), 0.4)
+    assert torch.equal(a, b)
+
+
+def test_other_dtypes_use_torch_dropout():
+    x = torch.ones(10_000, dtype=torch.bfloat16)
+    torch.manual_seed(1)
+    y = dropout(x, 0.5)
+    torch.manual_seed(1)
+    assert torch.equal(y, F.dropout(x, 0.5, True))
