@@ -12,14 +12,12 @@ from typing import Optional, Tuple
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from graphtrain.kernels import rng
 from graphtrain.kernels.hop_body import make_hop_functions
 from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.prefetch import AHEAD_ROWS, prefetch, prefetch_row, row_prefetch_args
 
 _sample_entry = make_hop_functions(
     njit(cache=True, nogil=True, inline="always"), {"rand_below": rng.rand_below, "rand_unit": rng.rand_unit}
@@ -32,29 +30,10 @@ _NO_I64 = np.empty(0, dtype=np.int64)
 _NO_I32 = np.empty(0, dtype=np.int32)
 
 
-@intrinsic
-def _prefetch(typingctx, arr, idx):
-    """Hint the CPU to load ``arr[idx]`` into cache (LLVM ``llvm.prefetch``; no effect on results)."""
-    sig = types.void(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        ary, ind = args
-        aryty = signature.args[0]
-        array = context.make_array(aryty)(context, builder, ary)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, array, [ind], wraparound=False)
-        i8p = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32), ir.IntType(32)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        i32 = ir.IntType(32)
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 _AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
 _LAG = 4  # entries between drawing an entry's edges (and prefetching their sources) and reading them
 _BLOCK = 256  # frontier entries per parallel work item of _sample_slots
+_ROW_BLOCK = 1024  # rows per parallel work item of the row gather
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -76,18 +55,18 @@ def _sample_range(indptr, src, weight, cum_weight, cum_positive, time, local_dst
     """
     for i in range(start, stop):
         if i + _AHEAD < stop:
-            _prefetch(indptr, local_dst[i + _AHEAD])
+            prefetch(indptr, local_dst[i + _AHEAD])
         if i + _AHEAD // 2 < stop:
             ahead = indptr[local_dst[i + _AHEAD // 2]]
             if ahead < src.shape[0]:
-                _prefetch(src, ahead)
+                prefetch(src, ahead)
         bound = bounds[i] if temporal else np.int64(0)
         base = i * k
         c = _sample_entry(indptr, weight, cum_weight, cum_positive, time, local_dst[i], keys[i], bound, k, replace,
                           use_weight, temporal, time_sorted, strict, recent, slots, base)
         counts[i] = c
         for j in range(c):
-            _prefetch(src, slots[base + j])
+            prefetch(src, slots[base + j])
         if i - _LAG >= start:
             _read_sources(src, slots, counts, nbr_slots, i - _LAG, k)
     for i in range(max(start, stop - _LAG), stop):
@@ -423,9 +402,16 @@ def sample_batch(
 
 # -- gather -----------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True, nogil=True)
-def _gather_2d(table, rows, out):
-    for i in prange(rows.shape[0]):
-        out[i, :] = table[rows[i], :]
+def _gather_2d(table, rows, out, flat, width):
+    """Rows copied in order within blocks, each prefetched ``AHEAD_ROWS`` ahead (see
+    :mod:`graphtrain.kernels.prefetch`)."""
+    n = rows.shape[0]
+    for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
+        stop = min(n, (blk + 1) * _ROW_BLOCK)
+        for i in range(blk * _ROW_BLOCK, stop):
+            if i + AHEAD_ROWS < stop:
+                prefetch_row(flat, rows[i + AHEAD_ROWS], width)
+            out[i, :] = table[rows[i], :]
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -441,7 +427,7 @@ def gather_rows(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if table.ndim == 1:
         _gather_1d(table, rows, out)
     elif table.ndim == 2:
-        _gather_2d(table, rows, out)
+        _gather_2d(table, rows, out, *row_prefetch_args(table))
     else:
         return np.take(table, rows, axis=0)
     return out

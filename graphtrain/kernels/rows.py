@@ -10,13 +10,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from graphtrain.kernels.prefetch import AHEAD_ROWS, prefetch_row, row_prefetch_args
 from graphtrain.kernels.rng import mix64
 
 
+_BLOCK = 1024  # rows per parallel work item of _scatter_rows
+
+
 @njit(cache=True, parallel=True, nogil=True)
-def _scatter_rows(table, rows, out, positions):
-    for i in prange(rows.shape[0]):
-        out[positions[i], :] = table[rows[i], :]
+def _scatter_rows(table, rows, out, positions, flat, width):
+    """Rows copied in order within blocks, each prefetched ``AHEAD_ROWS`` ahead (see
+    :mod:`graphtrain.kernels.prefetch`)."""
+    n = rows.shape[0]
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        stop = min(n, (blk + 1) * _BLOCK)
+        for i in range(blk * _BLOCK, stop):
+            if i + AHEAD_ROWS < stop:
+                prefetch_row(flat, rows[i + AHEAD_ROWS], width)
+            out[positions[i], :] = table[rows[i], :]
 
 
 def scatter_rows(table: np.ndarray, rows: np.ndarray, out: np.ndarray, positions: np.ndarray) -> None:
@@ -28,7 +39,7 @@ def scatter_rows(table: np.ndarray, rows: np.ndarray, out: np.ndarray, positions
         rows of ``out``.
     """
     _scatter_rows(table, np.ascontiguousarray(rows, dtype=np.int64), out,
-                  np.ascontiguousarray(positions, dtype=np.int64))
+                  np.ascontiguousarray(positions, dtype=np.int64), *row_prefetch_args(table))
 
 
 @njit(cache=True, nogil=True)

@@ -17,6 +17,19 @@ def test_scatter_rows_writes_each_row_to_its_position():
     scatter_rows(table, np.zeros(0, np.int64), out, np.zeros(0, np.int64))  # nothing to do
 
 
+def test_scatter_rows_across_blocks_dtypes_and_layouts():
+    """Several parallel blocks with rows prefetched ahead, other dtypes, and a non-C-contiguous
+    table (no prefetch there)."""
+    rs = np.random.default_rng(1)
+    for table in (rs.random((6000, 64)).astype(np.float32), rs.integers(0, 9, (6000, 7)),
+                  np.asfortranarray(rs.random((6000, 4)))):
+        rows = rs.integers(0, 6000, 3500)
+        positions = rs.permutation(5000)[:3500]
+        out = np.zeros((5000, table.shape[1]), dtype=table.dtype)
+        scatter_rows(table, rows, out, positions)
+        assert np.array_equal(out[positions], table[rows])
+
+
 def test_copy_cached_rows_finds_exactly_the_cached_ids():
     rs = np.random.default_rng(1)
     cache_ids = np.sort(rs.choice(1000, 100, replace=False))
