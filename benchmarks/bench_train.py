@@ -30,13 +30,15 @@ keeps that thread on its process's one core -- each process pinned to a core of 
   subprocess, same graph, features, labels and seeds saved to a temporary ``.npz``), for each of
   ``--dgl-threads``.
 
-``--rounds N`` runs the Ray rows N times in turns (1 worker, 2 workers, 1 worker, ...): scaling
-is then the median of the rounds' ratios (each round's two rows run minutes apart, so a drift of
-the machine's speed between rounds cancels out), and each Ray row shows its median round.
+``--rounds N`` runs every row but DGL's N times in turns (baseline, controls, 1 worker, 2 workers,
+baseline, ...): each ratio is then the median of the rounds' own ratios (a round's rows run
+minutes apart, so a drift of the machine's speed between rounds cancels out), and each row shows
+its median round.
 
-Also printed: scaling efficiency (2-worker seeds/s / (2 x 1-worker seeds/s)), the 1-worker epoch
-overhead over the baseline, Ray/launch overhead, and bytes sent per worker per batch next to an
-analytic estimate from the edge cut (see :func:`estimate_bytes_per_batch`).
+Also printed: scaling efficiency (2-worker seeds/s / (2 x 1-worker seeds/s)), the same ratio for
+the two controls, the 2-worker row over the DDP control (what graphtrain adds to plain DDP), the
+1-worker epoch overhead over the baseline, Ray/launch overhead, and bytes sent per worker per
+batch next to an analytic estimate from the edge cut (see :func:`estimate_bytes_per_batch`).
 
 Example (the RESULTS.md command)::
 
@@ -298,8 +300,9 @@ def main(argv=None):
                          "for the DDP control and the 2-worker row; give both to run those rows once per setting, "
                          "in turn (the first setting's rows are the ones scaling is computed from)")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="run the Ray rows this many times, in turns (1 worker, 2 workers, 1 worker, ...); scaling "
-                         "is the median of the rounds' ratios, each row the round with its median epoch time")
+                    help="run every row but DGL's this many times, in turns (baseline, controls, 1 worker, 2 "
+                         "workers, baseline, ...); each ratio is the median of the rounds' own ratios, each row the "
+                         "round with its median epoch time")
     ap.add_argument("--epochs", type=int, default=1,
                     help="epochs per row; with more than one, a row reports its mean epoch after the first "
                          "(steady state; the first one warms up), and every epoch's time is listed")
@@ -338,23 +341,24 @@ def main(argv=None):
         return f", pollers {poller}" if len(args.gloo_poller) > 1 else ""
 
     rows = {}
-    if "baseline" not in args.skip:
-        rows["baseline (no Ray, 1 process)"] = base = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch,
-                                                                    args.pin_cpus, args.epochs)
-        print(f"  baseline done: {base['seconds']:.1f} s", flush=True)
-        rows["2 independent no-Ray processes"] = pair = run_baseline_pair(
-            ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs)
-        print(f"  hardware control done: {pair['seconds']:.1f} s", flush=True)
-        for poller in args.gloo_poller:
-            rows[f"2 no-Ray processes + DDP{suffix(poller)}"] = r = run_baseline_pair(
-                ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus, args.epochs,
-                ddp=True, idle_pollers=poller == "idle")
-            print(f"  hardware control with DDP{suffix(poller)} done: {r['seconds']:.1f} s", flush=True)
-    else:
-        base = pair = None
     ray_init = None
-    trainer_runs = {}  # row name -> its result in each round
+    runs = {}  # row name -> its result in each round
     for rnd in range(args.rounds):
+        tag = f" (round {rnd + 1})" if args.rounds > 1 else ""
+        if "baseline" not in args.skip:
+            r = run_baseline(ds, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch, args.pin_cpus,
+                             args.epochs)
+            runs.setdefault("baseline (no Ray, 1 process)", []).append(r)
+            print(f"  baseline{tag} done: {r['seconds']:.1f} s", flush=True)
+            r = run_baseline_pair(ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch,
+                                  args.pin_cpus, args.epochs)
+            runs.setdefault("2 independent no-Ray processes", []).append(r)
+            print(f"  hardware control{tag} done: {r['seconds']:.1f} s", flush=True)
+            for poller in args.gloo_poller:
+                r = run_baseline_pair(ds_dir, seeds, args.fanouts, args.batch_size, args.hidden, args.prefetch,
+                                      args.pin_cpus, args.epochs, ddp=True, idle_pollers=poller == "idle")
+                runs.setdefault(f"2 no-Ray processes + DDP{suffix(poller)}", []).append(r)
+                print(f"  hardware control with DDP{suffix(poller)}{tag} done: {r['seconds']:.1f} s", flush=True)
         for w, key, poller in [(1, "ray1", "idle")] + [(2, "ray2", p) for p in args.gloo_poller]:
             if key in args.skip:
                 continue
@@ -365,12 +369,14 @@ def main(argv=None):
             name = f"graphtrain ray {w} worker{'s' if w > 1 else ''}" + (suffix(poller) if w > 1 else "")
             r = run_trainer(ds_dir, w, args.fanouts, args.batch_size, args.hidden, tmp / f"ckpt{w}{poller}-{rnd}",
                             args.prefetch, args.pin_cpus, args.epochs, poller)
-            trainer_runs.setdefault(name, []).append(r)
-            print(f"  {name}{f' (round {rnd + 1})' if args.rounds > 1 else ''}: done: epoch {r['seconds']:.1f} s, "
+            runs.setdefault(name, []).append(r)
+            print(f"  {name}{tag}: done: epoch {r['seconds']:.1f} s, "
                   f"fit {r['fit_seconds']:.1f} s, pinned cores {r['pinned_cores']}, CPU use in the epoch (cores, per "
                   f"worker) {[round(c, 2) for c in r['cpu_per_worker']]}", flush=True)
-    for name, runs in trainer_runs.items():  # the round with the median epoch time stands for the row
-        rows[name] = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+    for name, rs in runs.items():  # the round with the median epoch time stands for the row
+        rows[name] = sorted(rs, key=lambda r: r["seconds"])[(len(rs) - 1) // 2]
+    base = rows.get("baseline (no Ray, 1 process)")
+    pair = rows.get("2 independent no-Ray processes")
     if args.dgl_python and "dgl" not in args.skip:
         for th in args.dgl_threads:
             r = run_dgl(args.dgl_python, ds, seeds, args.fanouts, args.batch_size, args.hidden, th, tmp, args.epochs)
@@ -400,24 +406,35 @@ def main(argv=None):
     def rate(r):
         return r["seeds"] / r["seconds"]
 
+    def per_round(numer: str, denom: str, denom_factor: int) -> list:
+        """Each round's ``rate(numer) / (denom_factor * rate(denom))``: rows run minutes apart in the
+        same round, so the machine's drift between rounds cancels; the median over rounds is printed."""
+        return [rate(a) / (denom_factor * rate(b)) for a, b in zip(runs.get(numer, []), runs.get(denom, []))]
+
+    def median_text(ratios: list) -> str:
+        if len(ratios) == 1:
+            return f"{ratios[0]:.0%}"
+        return f"{float(np.median(ratios)):.0%} (median of {len(ratios)} rounds: {', '.join(f'{e:.0%}' for e in ratios)})"
+
     if pair and base:
-        ddp_rows = [(p, rows[f"2 no-Ray processes + DDP{suffix(p)}"]) for p in args.gloo_poller]
-        print(f"hardware control: 2 independent processes reach {rate(pair) / (2 * rate(base)):.0%} of 2 x one "
-              f"process's seeds/s (the ceiling of any 2-process scaling on this machine); with DDP gradients (no "
-              f"data plane, gloo pollers {' / '.join(p for p, _ in ddp_rows)}) "
-              f"{' / '.join(f'{rate(r) / (2 * rate(base)):.0%}' for _, r in ddp_rows)}")
+        b = "baseline (no Ray, 1 process)"
+        print(f"hardware control: 2 independent processes reach "
+              f"{median_text(per_round('2 independent no-Ray processes', b, 2))} of 2 x one process's seeds/s (the "
+              "ceiling of any 2-process scaling on this machine)")
+        for p in args.gloo_poller:
+            print(f"DDP control (2 no-Ray processes, DDP gradients, no data plane, gloo pollers {p}): "
+                  f"{median_text(per_round(f'2 no-Ray processes + DDP{suffix(p)}', b, 2))} of 2 x one process's "
+                  "seeds/s")
     for poller in args.gloo_poller if one else ():
-        twos = trainer_runs.get(f"graphtrain ray 2 workers{suffix(poller)}")
-        if not twos:
+        two_name = f"graphtrain ray 2 workers{suffix(poller)}"
+        effs = per_round(two_name, "graphtrain ray 1 worker", 2)
+        if not effs:
             continue
-        # each round's 2-worker rate over the same round's 1-worker rate (run minutes apart: the
-        # machine's drift between rounds cancels), then the median over rounds
-        effs = [rate(t) / (2 * rate(o)) for o, t in zip(trainer_runs["graphtrain ray 1 worker"], twos)]
-        eff = float(np.median(effs))
-        per_round = f" (median of {len(effs)} rounds: {', '.join(f'{e:.0%}' for e in effs)})" if len(effs) > 1 else ""
-        print(f"scaling efficiency 1 -> 2 workers (seeds/s){suffix(poller)}: {eff:.0%}{per_round} (target >= 90%)"
-              + (f"; {rate(rows[f'graphtrain ray 2 workers{suffix(poller)}']) / rate(pair):.0%} of the 2-process "
-                 "hardware control" if pair else ""))
+        print(f"scaling efficiency 1 -> 2 workers (seeds/s){suffix(poller)}: {median_text(effs)} (target >= 90%)")
+        vs_ddp = per_round(two_name, f"2 no-Ray processes + DDP{suffix(poller)}", 1)
+        if vs_ddp:
+            print(f"  2 workers' seeds/s over the DDP control's{suffix(poller)}: {median_text(vs_ddp)} (what graphtrain "
+                  "adds to plain DDP: Ray, the data plane, the feature cache)")
     if one and base:
         print(f"1-worker epoch overhead over the no-Ray baseline: {rate(base) / rate(one) - 1:+.1%} (target <= 10%)")
     for name, r in ((n, r) for n, r in rows.items() if "fit_seconds" in r):
