@@ -4,7 +4,8 @@ Every gloo process group of a CPU worker brings a ``gloo_tcp_loop`` thread that 
 ``epoll_wait`` for its sockets and hands arriving bytes to the buffer a collective has posted. When
 a peer's bytes arrive *before* this worker's collective has posted its receive -- the normal case
 for the worker that reaches a collective second -- the socket stays readable (level-triggered) and
-the poller spins through ``epoll_wait`` without sleeping. On a core it shares with the worker's own
+the poller spins through ``epoll_wait`` without sleeping (a known gloo limitation: pytorch/gloo
+issue #246, "Don't busy-spin in tcp transport's event loop", open since 2019). On a core it shares with the worker's own
 threads (always, when the worker is pinned), the thread that would post the receive (gloo's
 ``pt_gloo_runloop``) is woken but is not run until the spinning poller's time slice ends at the
 next scheduler tick (Linux's EEVDF keeps the running thread to the end of its slice): ~4 ms at
@@ -23,7 +24,9 @@ next waits (beside a 25 ms compute loop: 1.56 -> 26.5 ms each). The training thr
 what counts: the 2-worker epoch of ``bench_train.py`` got shorter (RESULTS.md), and making only
 one of the two groups' pollers idle did worse than both.
 
-Lowering a thread's own policy to ``SCHED_IDLE`` needs no privilege (Linux ``sched(7)``).
+Lowering a thread's own policy to ``SCHED_IDLE`` needs no privilege (Linux ``sched(7)``); leaving it
+again needs ``CAP_SYS_NICE``, so the pollers stay idle for the life of the groups. (Switching them to
+normal only while a collective of their group is in flight was measured no better; RESULTS.md.)
 """
 from __future__ import annotations
 
