@@ -17,7 +17,8 @@ from numba import njit, prange
 from graphtrain.kernels import rng
 from graphtrain.kernels.hop_body import make_hop_functions
 from graphtrain.kernels.hop_graph import HopGraph
-from graphtrain.kernels.prefetch import AHEAD_ROWS, prefetch, prefetch_row, row_prefetch_args
+from graphtrain.kernels.prefetch import prefetch
+from graphtrain.kernels.rows import scatter_rows
 
 _sample_entry = make_hop_functions(
     njit(cache=True, nogil=True, inline="always"), {"rand_below": rng.rand_below, "rand_unit": rng.rand_unit}
@@ -33,7 +34,6 @@ _NO_I32 = np.empty(0, dtype=np.int32)
 _AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
 _LAG = 4  # entries between drawing an entry's edges (and prefetching their sources) and reading them
 _BLOCK = 256  # frontier entries per parallel work item of _sample_slots
-_ROW_BLOCK = 1024  # rows per parallel work item of the row gather
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -402,19 +402,6 @@ def sample_batch(
 
 # -- gather -----------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True, nogil=True)
-def _gather_2d(table, rows, out, flat, width):
-    """Rows copied in order within blocks, each prefetched ``AHEAD_ROWS`` ahead (see
-    :mod:`graphtrain.kernels.prefetch`)."""
-    n = rows.shape[0]
-    for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
-        stop = min(n, (blk + 1) * _ROW_BLOCK)
-        for i in range(blk * _ROW_BLOCK, stop):
-            if i + AHEAD_ROWS < stop:
-                prefetch_row(flat, rows[i + AHEAD_ROWS], width)
-            out[i, :] = table[rows[i], :]
-
-
-@njit(cache=True, parallel=True, nogil=True)
 def _gather_1d(table, rows, out):
     for i in prange(rows.shape[0]):
         out[i] = table[rows[i]]
@@ -427,7 +414,7 @@ def gather_rows(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if table.ndim == 1:
         _gather_1d(table, rows, out)
     elif table.ndim == 2:
-        _gather_2d(table, rows, out, *row_prefetch_args(table))
+        scatter_rows(table, rows, out, np.arange(rows.shape[0], dtype=np.int64))  # rows prefetched ahead
     else:
         return np.take(table, rows, axis=0)
     return out

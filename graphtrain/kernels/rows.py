@@ -1,5 +1,6 @@
 """Host-side row kernels for node tables (Numba, parallel, GIL-free): writing gathered rows straight
-into their place in a batch's feature matrix, and looking rows up in a hashed-ID cache.
+into their place in a batch's feature matrix (also the CPU backend's 2-D row gather), and looking
+rows up in a hashed-ID cache.
 
 These serve the host copies of node tables (memory-mapped partitions, the remote-feature cache)
 whatever the sampling backend is, so they are not part of the backend contract of
