@@ -2,7 +2,7 @@
 
 Why: torch's CPU ``F.dropout`` draws its mask with ``bernoulli_`` from an mt19937 generator, one
 element at a time. On the benchmark's GraphSAGE batch (a ``[3408, 256]`` hidden layer) that took
-7.5 ms of a 26 ms training step on one core; this kernel draws the same Bernoulli mask from
+7.2 ms of a 20-26 ms training step on one core; this kernel draws the same Bernoulli mask from
 :func:`~graphtrain.kernels.rng.rand_u64` (two 32-bit draws per 64-bit word) and applies it in the
 same pass: 0.25 ms there (see ``benchmarks/RESULTS.md``).
 
