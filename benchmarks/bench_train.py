@@ -187,6 +187,29 @@ def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hi
     out.put(run_baseline(open_dataset(ds_dir), seeds, fanouts, batch_size, hidden, prefetch, pin, epochs, ddp))
 
 
+def _results_or_fail(procs, q) -> list:
+    """One result per process from ``q``; a process that dies first (a crash, the OOM killer) fails
+    the benchmark with its exit code instead of leaving this wait -- and, under DDP, its peer in a
+    collective -- hanging. The survivors are terminated."""
+    import queue
+
+    results = []
+    while len(results) < len(procs):
+        try:
+            results.append(q.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs) or all(p.exitcode is not None for p in procs):
+                codes = [p.exitcode for p in procs]
+                for p in procs:
+                    if p.is_alive():
+                        p.terminate()
+                        p.join(timeout=10)
+                raise RuntimeError(f"a control process ended without its result: exit codes {codes}")
+    for p in procs:
+        p.join()
+    return results
+
+
 def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int,
                       pin: bool = False, epochs: int = 1, ddp: bool = False, idle_pollers: bool = True) -> dict:
     """Hardware control: two no-Ray processes at once, each training on half the seeds on the whole
@@ -211,9 +234,7 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
                  for k in range(2)]
         for p in procs:
             p.start()
-        results = [q.get() for _ in procs]
-        for p in procs:
-            p.join()
+        results = _results_or_fail(procs, q)
     # epoch by epoch: the slower process's time, both processes' seeds
     return steady([{"seconds": max(e["seconds"] for e in es), "seeds": sum(e["seeds"] for e in es),
                     "batches": sum(e["batches"] for e in es)} for es in zip(*(r["epochs"] for r in results))])
