@@ -1,7 +1,7 @@
 """GraphSAGE, GAT and GCN node classifiers built from ``torch_geometric.nn`` layers.
 
 Every model here is a :class:`GNN`: ``num_layers`` message-passing layers, ReLU + dropout between
-them (:func:`graphtrain.train.dropout.dropout`: ``F.dropout``'s semantics, a faster mask on CPU),
+them (:func:`graphtrain.train.dropout.relu_dropout`: ``F.dropout(F.relu(h))``'s values, one pass on CPU),
 the last layer producing class logits. Two ways to run it:
 
 - **sampled mini-batches** (training): ``model(x, edge_index, num_sampled_nodes, num_sampled_edges)``
@@ -24,11 +24,10 @@ from typing import List, Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from graphtrain.errors import ConfigError
 from graphtrain.train.config import MODELS
-from graphtrain.train.dropout import dropout
+from graphtrain.train.dropout import relu_dropout
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,7 @@ class GNN(nn.Module):
         else:
             h = conv(x, edge_index)[:num_dst]
         if l < self.num_layers - 1:
-            h = F.relu(h)
-            h = dropout(h, self.config.dropout, self.training)
+            h = relu_dropout(h, self.config.dropout, self.training)
         return h
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from graphtrain.kernels.rng import rand_u64_np
-from graphtrain.train.dropout import _draw_key, _threshold, dropout
+from graphtrain.train.dropout import _draw_key, _threshold, dropout, relu_dropout
 
 
 def _reference_keep(key, n: int, p: float) -> np.ndarray:
@@ -86,3 +86,34 @@ def test_other_dtypes_use_torch_dropout():
     y = dropout(x, 0.5)
     torch.manual_seed(1)
     assert torch.equal(y, F.dropout(x, 0.5, True))
+
+
+@pytest.mark.parametrize("shape", [(33, 17), (7,)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relu_dropout_equals_relu_then_dropout(shape, dtype):
+    """The fused pass gives dropout(relu(x))'s values and gradients (the same mask, from the same key)."""
+    x = torch.randn(shape, dtype=dtype)
+    x.view(-1)[0] = 0.0  # ReLU's gradient at 0 is 0 in both
+    g = torch.randn(shape, dtype=dtype)
+    results = []
+    for fused in (True, False):
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(4)
+        y = relu_dropout(xi, 0.3) if fused else dropout(torch.relu(xi), 0.3)
+        y.backward(g)
+        results.append((y.detach(), xi.grad))
+    (y1, g1), (y2, g2) = results
+    assert torch.equal(y1, y2)  # -0.0 == 0.0 where a negative input is dropped
+    assert torch.equal(g1, g2)
+    assert torch.equal(relu_dropout(x, 0.3, training=False), torch.relu(x))
+    assert torch.equal(relu_dropout(x, 0.0), torch.relu(x))
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        relu_dropout(x, 1.0)
+
+
+def test_relu_dropout_other_dtypes_use_torch():
+    x = torch.randn(1000).to(torch.bfloat16)
+    torch.manual_seed(1)
+    y = relu_dropout(x, 0.5)
+    torch.manual_seed(1)
+    assert torch.equal(y, F.dropout(torch.relu(x), 0.5, True))
