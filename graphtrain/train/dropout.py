@@ -96,7 +96,8 @@ class _CpuDropout(torch.autograd.Function):
 
 
 def _fast_path(x: torch.Tensor, p: float) -> bool:
-    """Whether the Numba kernel applies: training with ``0 < p < 1`` on a non-empty float32/float64 CPU tensor."""
+    """Whether the Numba kernel applies to ``x``: ``0 < p < 1`` and a non-empty float32/float64 CPU
+    tensor (the callers check ``training``). Raises ValueError for ``p`` outside ``[0, 1)``."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     return p > 0.0 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.numel() > 0
