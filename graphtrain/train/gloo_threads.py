@@ -10,9 +10,9 @@ with the worker's own threads (always, when the worker is pinned), the thread th
 receive (gloo's ``pt_gloo_runloop``) is woken but is not run until the spinning poller's time slice
 ends at the next scheduler tick (Linux's EEVDF keeps the running thread to the end of its slice):
 ~4 ms at HZ=250. ``perf sched timehist`` on two pinned processes all-reducing back to back shows
-exactly that: the poller running 3.85 ms straight while the runloop thread waits 3.92 ms to be scheduled; a
-quarter of the all-reduces took 3.3-4 ms instead of ~0.3 ms, whatever their size (256 to 280,000
-floats), and after 25 ms of compute (a training step) the median all-reduce took 2.6 ms.
+exactly that: the poller running 3.85 ms straight while the runloop thread waits 3.92 ms to be
+scheduled; a quarter of the all-reduces took 3.3-4 ms instead of ~0.3 ms, whatever their size (256
+to 280,000 floats), and after 25 ms of compute (a training step) the median all-reduce took 2.6 ms.
 
 Under ``SCHED_IDLE`` the poller runs only when no normal thread of its core wants to: a woken
 thread preempts it at once. Measured on two pinned processes (``benchmarks/bench_gloo_latency.py
