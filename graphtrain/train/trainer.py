@@ -248,7 +248,9 @@ class Trainer:
             ``seeds``; times in seconds (slowest worker): ``seconds`` (training loops),
             ``startup_seconds`` (worker start to first batch), ``eval_seconds`` (per-epoch
             validation), ``final_seconds`` (final evaluation and checkpoint), ``fit_seconds``
-            (driver wall time of ``fit``, Ray placement and any restarts included).
+            (driver wall time of ``fit``, Ray placement and any restarts included); by rank:
+            ``pinned_cores``, ``cpu_seconds``, ``idle_gloo_pollers`` and ``frozen_objects`` (objects
+            kept out of garbage collections, :mod:`graphtrain.train.gc_freeze`).
         """
         from graphtrain.train.group import run_with_restarts
 
@@ -279,6 +281,7 @@ class Trainer:
         train["pinned_cores"] = [r.get("pinned_cores") for r in results]  # by rank; None: not pinned
         train["cpu_seconds"] = [r["train"]["cpu_seconds"] for r in results]  # by rank: training epochs' process CPU
         train["idle_gloo_pollers"] = [r["train"]["idle_gloo_pollers"] for r in results]  # by rank (gloo_poller)
+        train["frozen_objects"] = [r["train"]["frozen_objects"] for r in results]  # by rank (gc_freeze)
         self.result = {
             "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
             "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],

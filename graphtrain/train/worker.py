@@ -9,7 +9,9 @@ rendezvous address and the configuration -- and nothing else. It then
 2. opens its run of partitions memory-mapped (:func:`~graphtrain.sampling.distributed.open_worker_shard`),
 3. works out the train/val/test roles of its nodes and deals the seeds out evenly
    (:mod:`graphtrain.train.splits`),
-4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``).
+4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``),
+   with the objects alive after steps 1-3 frozen out of Python's garbage collections
+   (:mod:`graphtrain.train.gc_freeze`: no worker stalls the others for a full collection).
 
 Temporal training (``TrainConfig.temporal``): every loader's sampler is temporal and each seed gets
 its time -- one cutoff for all (``seed_time`` an int, or the dataset's latest edge time, agreed on
@@ -36,6 +38,7 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.log import get_logger
 from graphtrain.sampling.features import NodeDataSource
+from graphtrain.train.gc_freeze import setup_objects_frozen
 
 log = get_logger("train.worker")
 
@@ -111,6 +114,7 @@ class _Context:
             )
             self.data_group = dist.new_group(backend="gloo")
         self.idle_pollers = 0  # gloo poller threads run at idle priority (TrainConfig.gloo_poller)
+        self.frozen_objects = 0  # objects kept out of garbage collections while the job runs (gc_freeze)
         if self.world > 1 and self.cfg.idle_gloo_pollers:
             from graphtrain.train.gloo_threads import idle_gloo_pollers
 
@@ -461,7 +465,7 @@ def _fit(ctx: _Context) -> dict:
 
     train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "cpu_seconds": 0.0, "seeds": 0,
                    "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0,
-                   "idle_gloo_pollers": ctx.idle_pollers}
+                   "idle_gloo_pollers": ctx.idle_pollers, "frozen_objects": ctx.frozen_objects}
     while not state["finished"] and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         ddp.train()
@@ -657,12 +661,16 @@ def run_worker(task: WorkerTask) -> dict:
 def _run_worker(task: WorkerTask) -> dict:
     ctx = _Context(task)
     try:
-        if task.mode == "fit":
-            return _fit(ctx)
-        if task.mode == "evaluate":
-            return _evaluate_mode(ctx)
-        if task.mode == "predict":
-            return _predict_mode(ctx)
-        raise ConfigError(f"unknown worker mode {task.mode!r}")
+        # the imports and the context are the bulk of the process's objects: frozen, so that no
+        # worker stalls the others for a full collection over them (see gc_freeze)
+        with setup_objects_frozen() as frozen:
+            ctx.frozen_objects = frozen
+            if task.mode == "fit":
+                return _fit(ctx)
+            if task.mode == "evaluate":
+                return _evaluate_mode(ctx)
+            if task.mode == "predict":
+                return _predict_mode(ctx)
+            raise ConfigError(f"unknown worker mode {task.mode!r}")
     finally:
         ctx.close()

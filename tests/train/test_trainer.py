@@ -32,6 +32,8 @@ def test_fit_evaluate_predict_on_two_workers(ray_local, labelled_dataset, graph_
                 checkpoint_every=3, **FAST)
     r = t.fit()
     assert r["epochs_run"] == 3 and r["restarts"] == 0 and r["num_workers"] == 2
+    # every worker trained with its setup's objects (torch, PyG, Ray, ... : far over 10,000) frozen
+    assert len(r["train"]["frozen_objects"]) == 2 and min(r["train"]["frozen_objects"]) > 10_000
     sizes = expected_split(graph_arrays[4])
     for split, size in zip(("val", "test"), sizes[1:]):
         m = r[split]
