@@ -11,7 +11,7 @@ rendezvous address and the configuration -- and nothing else. It then
    (:mod:`graphtrain.train.splits`),
 4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``),
    with the objects alive after steps 1-3 frozen out of Python's garbage collections
-   (:mod:`graphtrain.train.gc_freeze`: no worker stalls the others for a full collection).
+   (:mod:`graphtrain.train.gc_freeze`: no worker stalls the others for a full collection over them).
 
 Temporal training (``TrainConfig.temporal``): every loader's sampler is temporal and each seed gets
 its time -- one cutoff for all (``seed_time`` an int, or the dataset's latest edge time, agreed on
