@@ -127,6 +127,7 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
                   ddp: Optional[Tuple[str, int, bool]]) -> dict:
     import numba
     import torch
+    from torch.nn import functional as F
 
     from graphtrain.sampling.distributed import merge_graphs
     from graphtrain.sampling.features import LocalNodeData
@@ -159,35 +160,28 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
     sizes = {"nodes": 0, "hop_nodes": np.zeros(len(fanouts) + 1), "hop_edges": np.zeros(len(fanouts))}
     records = []
     with setup_objects_frozen():  # as the Trainer's workers do: no full collection over the setup's objects
-        _epochs(loader, step, opt, weight, epochs, sizes, records)
+        for _ in range(epochs):
+            seeds_done = batches = 0
+            t0 = time.perf_counter()
+            for batch in loader:
+                d = batch.to_pyg()
+                out = step(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
+                loss = F.cross_entropy(out, d.y, weight=weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                batches += 1
+                seeds_done += batch.batch_size
+                sizes["nodes"] += batch.num_nodes
+                sizes["hop_nodes"] += batch.num_sampled_nodes
+                sizes["hop_edges"] += batch.num_sampled_edges
+            records.append({"seconds": time.perf_counter() - t0, "seeds": seeds_done, "batches": batches})
     n_batches = sum(r["batches"] for r in records)
     if ddp is not None:
         dist.destroy_process_group()
     return {**steady(records), "mean_nodes": sizes["nodes"] / n_batches,
             "mean_hop_nodes": (sizes["hop_nodes"] / n_batches).tolist(),
             "mean_hop_edges": (sizes["hop_edges"] / n_batches).tolist(), "epochs": records}
-
-
-def _epochs(loader, step, opt, weight, epochs: int, sizes: dict, records: list) -> None:
-    """The baseline's training loop: ``epochs`` epochs over ``loader``, one record per epoch into ``records``."""
-    import torch.nn.functional as F
-
-    for _ in range(epochs):
-        seeds_done = batches = 0
-        t0 = time.perf_counter()
-        for batch in loader:
-            d = batch.to_pyg()
-            out = step(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
-            loss = F.cross_entropy(out, d.y, weight=weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            batches += 1
-            seeds_done += batch.batch_size
-            sizes["nodes"] += batch.num_nodes
-            sizes["hop_nodes"] += batch.num_sampled_nodes
-            sizes["hop_edges"] += batch.num_sampled_edges
-        records.append({"seconds": time.perf_counter() - t0, "seeds": seeds_done, "batches": batches})
 
 
 def _baseline_share(ds_dir: str, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, prefetch: int, pin: bool,
