@@ -67,9 +67,19 @@ def test_garbage_alive_at_entry_is_collected_before_the_freeze():
         gc.enable()
 
 
+def _walked(obj) -> bool:
+    """Whether a collection would walk ``obj`` (frozen objects are not listed by gc.get_objects)."""
+    return any(o is obj for o in gc.get_objects())
+
+
 def test_leaves_a_callers_own_freeze_alone():
+    # a marker the caller froze: its state is exact, where the freeze count also drops whenever
+    # some other frozen object is freed by reference counting
+    mine = _Node()
     gc.freeze()
-    mine = gc.get_freeze_count()
+    assert not _walked(mine)
+    after = _Node()  # made after the caller's freeze: this helper must not freeze it either
     with setup_objects_frozen() as frozen:
-        assert frozen == 0 and gc.get_freeze_count() == mine
-    assert gc.get_freeze_count() == mine  # not unfrozen: the caller's
+        assert frozen == 0
+        assert not _walked(mine) and _walked(after)
+    assert not _walked(mine) and gc.get_freeze_count() > 0  # not unfrozen: the caller's
