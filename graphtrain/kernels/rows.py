@@ -73,6 +73,27 @@ class IdIndex:
         _build_index(ids, self.keys, self.rows)
         self.size = int(ids.shape[0])
 
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """int64 ``[n]``: the row of each of ``ids`` (int64 ``[n]``), -1 for an ID not in the index."""
+        out = np.empty(np.shape(ids)[0], dtype=np.int64)
+        _lookup(self.keys, self.rows, np.ascontiguousarray(ids, dtype=np.int64), out)
+        return out
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _lookup(keys, index_rows, ids, out):
+    mask = np.uint64(keys.shape[0] - 1)
+    for i in prange(ids.shape[0]):
+        node = ids[i]
+        slot = mix64(np.uint64(node)) & mask
+        row = -1
+        while keys[slot] >= 0:
+            if keys[slot] == node:
+                row = index_rows[slot]
+                break
+            slot = (slot + np.uint64(1)) & mask
+        out[i] = row
+
 
 @njit(cache=True, parallel=True, nogil=True)
 def _copy_indexed(ids, positions, keys, index_rows, table, out, hit):

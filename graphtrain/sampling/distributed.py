@@ -15,6 +15,11 @@ group):
    a hop, :class:`~graphtrain.sampling.features.LocalNodeData` for features and labels -- and
 4. the answers travel back the same way and are put back into request order.
 
+In training, the hop answers also carry the feature rows the requester will need
+(:class:`DistributedHopSampler` with ``node_data``; :mod:`graphtrain.sampling.feature_carry`): a
+batch of a 2-worker run then takes two collectives (its last hop's requests and answers) instead of
+four, and its features none.
+
 Because a hop entry's sample depends only on (graph, key, time bound, options), the
 :class:`DistributedHopSampler` returns exactly what a single process holding the whole graph
 returns for the same seeds and batch index; :class:`DistributedNodeData` likewise returns the same
@@ -37,6 +42,7 @@ from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
 from graphtrain.kernels.rows import IdIndex, copy_cached_rows
 from graphtrain.partition.book import RangePartitionBook
+from graphtrain.sampling.feature_carry import FeatureCarry
 from graphtrain.sampling.features import LocalNodeData, NodeDataSource, group_by_owner
 from graphtrain.sampling.hop import HopOptions, HopResult, HopSampler, LocalHopSampler
 
@@ -302,15 +308,28 @@ class DistributedHopSampler(HopSampler):
         local: samples this worker's node range (``book.node_range(exchange.rank)``).
         book: the worker book (``W`` parts; ``dataset.book.coarsen(runs)``).
         exchange: the data-plane exchange of the ``W`` workers.
+        node_data: this worker's :class:`DistributedNodeData` (with features) to carry features in
+            the hop answers (see :mod:`graphtrain.sampling.feature_carry`), or None. Every worker
+            must give one, or none.
 
-    Per hop: one exchange for the requests (``[id, key]`` or ``[id, key, time]`` int64 rows) on the
-    channel of the hop's fanout (a second one only when a part outgrew its capacity), and one for
-    the answers (per requester: its entries' edge counts, then their sources, then their edge IDs,
-    zero-padded to ``(1 + 2 * fanout)`` int64 per entry, a size the requester knows, so no count
-    exchange).
+    Per exchanged hop, two collectives (a third only when a part outgrew its channel's capacity):
+
+    - requests, to each owner: ``[n_entries, n_ids, entries ([id, key] or [id, key, time] int64),
+      ids]``, where ``ids`` -- at a batch's last hop, with features carried -- are the remote
+      sources this worker sampled from its own entries (sampled before the exchange) that its
+      feature cache lacks;
+    - answers, to each requester (bytes): ``[n_rows, counts, sources, edge IDs, row IDs, rows]``.
+      The rows (float32, none without features carried) are the features of the requested
+      frontier nodes, of the asked-for ``ids`` and, at the last hop, of the sampled sources the
+      owner holds -- each once, less the ones the requester caches.
+
+    With two workers every node of a batch is then the worker's own, cached, or carried, so the
+    batch's features need no exchange; with more, the sources one owner sampled that a third
+    holds are fetched afterwards.
     """
 
-    def __init__(self, local: LocalHopSampler, book: RangePartitionBook, exchange: Exchange):
+    def __init__(self, local: LocalHopSampler, book: RangePartitionBook, exchange: Exchange,
+                 node_data: Optional["DistributedNodeData"] = None):
         if book.num_parts != exchange.world_size:
             raise ConfigError(f"worker book has {book.num_parts} parts for {exchange.world_size} workers")
         lo, hi = book.node_range(exchange.rank)
@@ -320,6 +339,7 @@ class DistributedHopSampler(HopSampler):
         self.local = local
         self.book = book
         self.exchange = exchange
+        self.node_data = node_data if node_data is not None and node_data.carry is not None else None
 
     @property
     def num_global_nodes(self) -> int:
@@ -346,11 +366,21 @@ class DistributedHopSampler(HopSampler):
             return flags
         return self.exchange.all_reduce_sum((~flags).astype(np.int64)) == 0
 
+    def begin_batch(self) -> None:
+        if self.node_data is not None:
+            self.node_data.carry.reset()
+
     def sample_own_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
         """Every worker expands its own frontier: no request or answer exchange at all."""
         return self.local.sample_hop(global_nodes, keys, node_time, options)
 
     def sample_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
+        return self._exchange_hop(global_nodes, keys, node_time, options, final=False)
+
+    def sample_final_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
+        return self._exchange_hop(global_nodes, keys, node_time, options, final=True)
+
+    def _exchange_hop(self, global_nodes, keys, node_time, options: HopOptions, final: bool) -> HopResult:
         ex = self.exchange
         global_nodes = np.asarray(global_nodes, dtype=np.int64)
         temporal = options.temporal is not None
@@ -358,44 +388,101 @@ class DistributedHopSampler(HopSampler):
             raise ConfigError("temporal sampling needs a time bound for every frontier entry")
         if ex.world_size == 1:  # everything is local: no routing, no copies
             return self.local.sample_hop(global_nodes, keys, node_time, options)
-        routing = _route(self.book, global_nodes, ex.world_size)
+        W, me = ex.world_size, ex.rank
+        carry = self.node_data.carry if self.node_data is not None else None
+        routing = _route(self.book, global_nodes, W)
         o = routing.order
         cols = [global_nodes[o], np.asarray(keys, dtype=np.uint64)[o].view(np.int64)]
         if temporal:
             cols.append(np.asarray(node_time, dtype=np.int64)[o])
-        requests, recv_counts = ex.all_to_all(np.stack(cols, axis=1), routing.send_counts,
-                                              channel=f"hop requests, fanout {options.fanout}")
-        counts, nbr, eid = self.local.sample_hop(
-            requests[:, 0], requests[:, 1].view(np.uint64), requests[:, 2] if temporal else None, options)
-        # answer each requester j with [counts_j, nbr_j, eid_j, zeros] (int64), padded to the size
-        # it can predict -- (1 + 2 * fanout) per entry it asked for -- so no count exchange is needed
-        width = 1 + 2 * options.fanout
-        entry_off = np.concatenate([[0], np.cumsum(recv_counts)])
-        edge_off = np.concatenate([[0], np.cumsum(counts)])
-        msg_off = entry_off * width
-        message = np.zeros(int(msg_off[-1]), dtype=np.int64)
-        for j in range(ex.world_size):
-            a, b = entry_off[j], entry_off[j + 1]
-            ea, eb = edge_off[a], edge_off[b]
-            m = msg_off[j]
-            message[m : m + b - a] = counts[a:b]
-            message[m + b - a : m + b - a + eb - ea] = nbr[ea:eb]
-            message[m + b - a + eb - ea : m + b - a + 2 * (eb - ea)] = eid[ea:eb]
-        answer_sizes = routing.send_counts * width
-        answers, _ = ex.all_to_all_sized(message, recv_counts * width, answer_sizes)
-        # parse per owner, in owner order (= owner-grouped request order)
+        entries = np.stack(cols, axis=1)  # [n, width] in owner-grouped order
+        width = entries.shape[1]
+        off = np.concatenate([[0], np.cumsum(routing.send_counts)])
+        mine = entries[off[me] : off[me + 1]]
+        own = None
+        asked = [_NO_IDS] * W  # per owner: sources whose features this worker asks for beside its entries
+        if carry is not None and final:  # own entries first: their remote sources go with the requests
+            own = self._sample_entries(mine, temporal, options)
+            asked = self.node_data.missing_by_owner(own.nbr)
+        # requests
+        parts, send = [], np.zeros(W, dtype=np.int64)
+        for j in range(W):
+            if j != me:
+                msg = np.concatenate([np.array([off[j + 1] - off[j], asked[j].size], dtype=np.int64),
+                                      entries[off[j] : off[j + 1]].reshape(-1), asked[j]])
+                parts.append(msg)
+                send[j] = msg.size
+        received, recv_counts = ex.all_to_all(np.concatenate(parts), send, channel=f"hop requests, fanout {options.fanout}")
+        # serve: every requester's entries (and this worker's own, unless sampled above) in one kernel call
+        req_entries, req_ids, pos = {}, {}, 0
+        for j in range(W):
+            if j == me:
+                continue
+            n_e, n_i = (int(v) for v in received[pos : pos + 2])
+            req_entries[j] = received[pos + 2 : pos + 2 + n_e * width].reshape(n_e, width)
+            req_ids[j] = received[pos + 2 + n_e * width : pos + 2 + n_e * width + n_i]
+            pos += int(recv_counts[j])
+        serve = [req_entries[j] for j in range(W) if j != me]
+        if own is None:
+            serve.insert(0, mine)
+        result = self._sample_entries(np.concatenate(serve) if len(serve) > 1 else serve[0], temporal, options)
+        seg_off = np.concatenate([[0], np.cumsum([e.shape[0] for e in serve])])
+        edge_off = np.concatenate([[0], np.cumsum(result.counts)])
+
+        def segment(k):
+            a, b = seg_off[k], seg_off[k + 1]
+            return HopResult(result.counts[a:b], result.nbr[edge_off[a] : edge_off[b]], result.eid[edge_off[a] : edge_off[b]])
+
+        first_request = 0 if own is not None else 1
+        if own is None:
+            own = segment(0)
+        # answers
+        parts, send = [], np.zeros(W, dtype=np.int64)
+        for k, j in enumerate(jj for jj in range(W) if jj != me):
+            hop = segment(first_request + k)
+            row_ids, rows = (self.node_data.rows_for(j, req_entries[j][:, 0], hop.nbr if final else None, req_ids[j])
+                             if carry is not None else (_NO_IDS, None))
+            pieces = [np.array([row_ids.size], dtype=np.int64), hop.counts, hop.nbr, hop.eid, row_ids]
+            msg = np.concatenate([p.view(np.uint8) for p in pieces] + ([rows.reshape(-1).view(np.uint8)] if row_ids.size else []))
+            msg = np.concatenate([msg, np.zeros(-msg.size % 8, np.uint8)])  # every part starts 8-aligned
+            parts.append(msg)
+            send[j] = msg.size
+        answers, answer_counts = ex.all_to_all(np.concatenate(parts), send, channel=f"hop answers, fanout {options.fanout}")
         g_counts, g_nbr, g_eid = [], [], []
         pos = 0
-        for j in range(ex.world_size):
-            n_j = int(routing.send_counts[j])
-            msg = answers[pos : pos + int(answer_sizes[j])]
-            pos += int(answer_sizes[j])
-            c = msg[:n_j]
+        for j in range(W):
+            if j == me:
+                g_counts.append(own.counts)
+                g_nbr.append(own.nbr)
+                g_eid.append(own.eid)
+                continue
+            msg = answers[pos : pos + int(answer_counts[j])]
+            pos += int(answer_counts[j])
+            n_j = int(off[j + 1] - off[j])
+            ints = msg[: msg.size - msg.size % 8].view(np.int64)
+            n_rows = int(ints[0])
+            c = ints[1 : 1 + n_j]
             e_j = int(c.sum())
             g_counts.append(c)
-            g_nbr.append(msg[n_j : n_j + e_j])
-            g_eid.append(msg[n_j + e_j : n_j + 2 * e_j])
+            g_nbr.append(ints[1 + n_j : 1 + n_j + e_j])
+            g_eid.append(ints[1 + n_j + e_j : 1 + n_j + 2 * e_j])
+            if n_rows:
+                at = 1 + n_j + 2 * e_j
+                row_ids = ints[at : at + n_rows]
+                F = carry.num_features
+                rows = msg[(at + n_rows) * 8 : (at + n_rows) * 8 + n_rows * F * 4].view(np.float32).reshape(n_rows, F)
+                carry.add(row_ids, rows)
+        if carry is not None and final:
+            carry.complete = W == 2  # see the class docstring
         return _reorder_csr(o, np.concatenate(g_counts), np.concatenate(g_nbr), np.concatenate(g_eid))
+
+    def _sample_entries(self, entries: np.ndarray, temporal: bool, options: HopOptions) -> HopResult:
+        """The local kernel over ``[id, key(, time)]`` int64 rows (all of this worker's range)."""
+        return self.local.sample_hop(entries[:, 0], entries[:, 1].view(np.uint64), entries[:, 2] if temporal else None,
+                                     options)
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 def _reorder_csr(order: np.ndarray, counts_g: np.ndarray, nbr_g: np.ndarray, eid_g: np.ndarray) -> HopResult:
@@ -436,11 +523,20 @@ class DistributedNodeData(NodeDataSource):
         self._has_labels = bool(has_labels)
         self._cache_ids = np.zeros(0, dtype=np.int64)
         self._cache_rows = None
+        self._peer_cache: dict = {}  # worker j -> IdIndex of this worker's nodes that j caches
         if num_features is not None and cached_ids is not None:
             ids = np.unique(np.asarray(cached_ids, dtype=np.int64))
             self._cache_rows = self._fetch(ids)
             self._cache_ids = ids
             self._cache_index = IdIndex(ids)
+            if exchange.world_size > 1:  # owners learn what each requester caches (a collective, like the fetch)
+                routing = _route(book, ids, exchange.world_size)
+                got, counts = exchange.all_to_all(ids[routing.order], routing.send_counts)
+                starts = np.concatenate([[0], np.cumsum(counts)])
+                self._peer_cache = {j: IdIndex(got[starts[j] : starts[j + 1]]) for j in range(exchange.world_size)
+                                    if j != exchange.rank and counts[j]}
+        # feature rows carried in hop answers (DistributedHopSampler(node_data=...)), per batch
+        self.carry = FeatureCarry(num_features) if num_features is not None and exchange.world_size > 1 else None
 
     @property
     def num_features(self) -> Optional[int]:
@@ -461,8 +557,10 @@ class DistributedNodeData(NodeDataSource):
                                channel)
 
     def features(self, ids) -> Optional[np.ndarray]:
-        """Rows of ``ids``: this worker's own nodes and cached ones served here, the rest fetched
-        from their owners (a collective, also when nothing is missing here)."""
+        """Rows of ``ids``: this worker's own nodes, cached ones and those carried in the current
+        batch's hop answers (:attr:`carry`, taken here) served here, the rest fetched from their
+        owners -- a collective, also when nothing is missing here, unless the carry is complete
+        (then on every worker: see :mod:`graphtrain.sampling.feature_carry`)."""
         if self._num_features is None:
             return None
         ids = np.asarray(ids, dtype=np.int64)
@@ -475,13 +573,64 @@ class DistributedNodeData(NodeDataSource):
         miss_pos = np.flatnonzero(~own)
         if self._cache_ids.size and miss_pos.size:
             miss_pos = miss_pos[~copy_cached_rows(ids, miss_pos, self._cache_index, self._cache_rows, out)]
+        complete = False
+        if self.carry is not None:
+            carried_ids, carried_rows, complete = self.carry.take()
+            if carried_ids.size and miss_pos.size:
+                miss_pos = miss_pos[~copy_cached_rows(ids, miss_pos, IdIndex(carried_ids), carried_rows, out)]
+        if complete:
+            if miss_pos.size:  # the sampler's coverage argument failed: a bug, not bad input
+                raise RuntimeError(f"{miss_pos.size} feature rows of the batch were neither own, cached nor carried "
+                                   f"(first: node {int(ids[miss_pos[0]])})")
+            return out
         out[miss_pos] = self._fetch(ids[miss_pos], channel="feature requests")
         return out
+
+    def missing_by_owner(self, nodes: np.ndarray) -> List[np.ndarray]:
+        """Per worker ``j``: the distinct sorted IDs among ``nodes`` that ``j`` owns and this worker
+        neither owns nor caches (``[]`` for this worker itself)."""
+        W, me = self.exchange.world_size, self.exchange.rank
+        lo, hi = self.book.node_range(me)
+        nodes = np.asarray(nodes, dtype=np.int64)
+        remote = _sorted_unique(nodes[(nodes < lo) | (nodes >= hi)])
+        if self._cache_ids.size and remote.size:
+            remote = remote[self._cache_index.lookup(remote) < 0]
+        bounds = np.searchsorted(remote, np.asarray(self.book.node_bounds, dtype=np.int64))
+        return [remote[bounds[j] : bounds[j + 1]] if j != me else _NO_IDS for j in range(W)]
+
+    def rows_for(self, requester: int, frontier: np.ndarray, sampled: Optional[np.ndarray],
+                 asked: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``(ids, rows)`` to carry to ``requester`` in a hop answer: the distinct IDs among its
+        ``frontier`` nodes (all this worker's), the ``sampled`` sources this worker owns (None: none)
+        and the ``asked`` IDs (this worker's), less those the requester caches; float32 rows."""
+        lo, hi = self.book.node_range(self.exchange.rank)
+        pieces = [np.asarray(frontier, dtype=np.int64), np.asarray(asked, dtype=np.int64)]
+        if sampled is not None:
+            pieces.append(sampled[(sampled >= lo) & (sampled < hi)])
+        ids = _sorted_unique(np.concatenate(pieces))
+        index = self._peer_cache.get(requester)
+        if index is not None and ids.size:
+            ids = ids[index.lookup(ids) < 0]
+        if not ids.size:
+            return _NO_IDS, np.zeros((0, self._num_features), dtype=np.float32)
+        return ids, np.ascontiguousarray(self.local.features(ids), dtype=np.float32)
 
     def labels(self, ids) -> Optional[np.ndarray]:
         if not self._has_labels:
             return None
         return fetch_node_rows(self.exchange, self.book, ids, self.local.labels, np.int64)
+
+
+def _sorted_unique(ids: np.ndarray) -> np.ndarray:
+    """Distinct values of int64 ``ids``, ascending (a sort and a neighbour comparison: faster than
+    ``np.unique``)."""
+    ids = np.sort(ids)
+    if ids.size < 2:
+        return ids
+    keep = np.empty(ids.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]
 
 
 def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Callable[[np.ndarray], np.ndarray],
@@ -587,8 +736,10 @@ class WorkerShard:
     def node_range(self) -> Tuple[int, int]:
         return self.book.node_range(self.rank)
 
-    def hop_sampler(self, backend: str = "auto") -> DistributedHopSampler:
-        return DistributedHopSampler(LocalHopSampler(self.graph, backend), self.book, self.exchange)
+    def hop_sampler(self, backend: str = "auto", node_data: Optional[DistributedNodeData] = None) -> DistributedHopSampler:
+        """The worker's hop sampler; with ``node_data`` (from :meth:`distributed_node_data`; on every
+        worker or none) its hop answers carry the batch's features."""
+        return DistributedHopSampler(LocalHopSampler(self.graph, backend), self.book, self.exchange, node_data)
 
     def distributed_node_data(self, num_features: Optional[int], has_labels: bool,
                               cache_nodes: int = 0) -> DistributedNodeData:

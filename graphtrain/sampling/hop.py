@@ -96,6 +96,16 @@ class HopSampler(ABC):
         distributed sampler; default: one process, ``flags`` itself)."""
         return np.asarray(flags, dtype=bool)
 
+    def begin_batch(self) -> None:
+        """Called by the sampler before the first hop of every mini-batch (default: nothing; a
+        distributed sampler clears the feature rows it carried for the previous batch)."""
+
+    def sample_final_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray],
+                         options: HopOptions) -> HopResult:
+        """:meth:`sample_hop` for a batch's last hop (same result). A distributed sampler that
+        carries features also fetches, in the same exchange, those of the sources it samples."""
+        return self.sample_hop(global_nodes, keys, node_time, options)
+
     def sample_own_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray],
                        options: HopOptions) -> HopResult:
         """:meth:`sample_hop` for a frontier that every sampling process agreed (:meth:`agree_all`)

@@ -197,6 +197,8 @@ class NeighborSampler:
             return MiniBatch(n_id=ids, edge_index=np.stack([e_src, e_dst]), e_id=e_id, num_sampled_nodes=nodes,
                              num_sampled_edges=edges, node_time=times)
         ids, times = seeds, seed_time
+        self.hop_sampler.begin_batch()
+        last = len(self._options) - 1
         src_parts, dst_parts, eid_parts = [], [], []
         num_nodes = [int(seeds.size)]
         num_edges = []
@@ -205,7 +207,10 @@ class NeighborSampler:
             f_ids = ids[lo:hi]
             f_time = times[lo:hi] if temporal else None
             keys = frontier_keys(batch_key, hop, f_ids, f_time)
-            sample = self.hop_sampler.sample_own_hop if hop == 0 and seeds_owned else self.hop_sampler.sample_hop
+            if hop == 0 and seeds_owned:
+                sample = self.hop_sampler.sample_own_hop
+            else:
+                sample = self.hop_sampler.sample_final_hop if hop == last else self.hop_sampler.sample_hop
             counts, nbr, eid = sample(f_ids, keys, f_time, options)
             cand_time = np.repeat(f_time, counts) if temporal else None
             new_index, local = self._kernels.unique_relabel(ids, nbr, times, cand_time)

@@ -248,7 +248,7 @@ class _Context:
         from graphtrain.sampling.neighbor import NeighborSampler
 
         cfg = self.cfg
-        return NeighborSampler(self.shard.hop_sampler(cfg.backend), list(cfg.fanouts), temporal=cfg.temporal,
+        return NeighborSampler(self.shard.hop_sampler(cfg.backend, self.node_data), list(cfg.fanouts), temporal=cfg.temporal,
                                strict=cfg.temporal_strict, seed=seed, backend=cfg.backend)
 
     def loader(self, seeds: np.ndarray, batch_size: int, shuffle: bool, seed: int, labelled: bool = True):

@@ -62,3 +62,19 @@ def test_id_index_on_clustered_ids_matches_isin():
     row_of = np.empty(cache_ids.size, dtype=np.int64)
     row_of[order] = np.arange(cache_ids.size)  # sorted position -> cache row
     assert np.array_equal(out[hit], rows[row_of[np.searchsorted(cache_ids, ids[hit])]])
+
+
+def test_id_index_lookup_gives_each_ids_row_or_minus_one():
+    rs = np.random.default_rng(3)
+    cache_ids = np.unique(np.concatenate([np.arange(2000) * 512, rs.integers(0, 2**40, 500)]))  # collisions
+    order = rs.permutation(cache_ids.size)
+    index = IdIndex(cache_ids[order])  # row r holds cache_ids[order[r]]
+    absent = np.setdiff1d(np.arange(2000) * 512 + 3, cache_ids)
+    ids = rs.permutation(np.concatenate([cache_ids[::5], absent, [2**62]]))
+    got = index.lookup(ids)
+    present = np.isin(ids, cache_ids)
+    assert present.any() and not present.all()
+    assert np.all(got[~present] == -1)
+    assert np.array_equal(cache_ids[order][got[present]], ids[present])
+    assert IdIndex(np.zeros(0, np.int64)).lookup(ids).tolist() == [-1] * ids.size
+    assert index.lookup(np.zeros(0, np.int64)).shape == (0,)

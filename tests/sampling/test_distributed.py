@@ -52,6 +52,23 @@ def _sample_on_worker(rank, world, ds_dir, out_dir):
         out[f"{name}_x"] = data.features(b.n_id)
         out[f"{name}_xc"] = cached.features(b.n_id)
         out[f"{name}_y"] = data.labels(b.seeds)
+    # hop answers carrying the features: the same batches and rows in fewer collectives
+    for cache in (0, 40):
+        carried = shard.distributed_node_data(3, True, cache_nodes=cache)
+        for name, kw in MODES.items():
+            for fanouts in (FANOUTS, [5]):
+                sampler = NeighborSampler(shard.hop_sampler("cpu", carried), fanouts, seed=8, backend="cpu", **kw)
+                seeds = _seeds(rank, n)
+                before = shard.exchange.stats.calls
+                b = sampler.sample(seeds, _times(seeds) if "temporal" in kw else None, batch_index=5 + rank)
+                tag = f"carried{cache}_{len(fanouts)}_{name}"
+                out[f"{tag}_n_id"] = b.n_id
+                out[f"{tag}_edge_index"] = b.edge_index
+                out[f"{tag}_x"] = carried.features(b.n_id)
+                out[f"{tag}_calls"] = np.array(shard.exchange.stats.calls - before)
+        # features asked for outside a batch (nothing carried) are still fetched, collectively
+        ask = np.array([n - 1, 0, n // 2], dtype=np.int64)
+        out[f"carried{cache}_outside_x"] = carried.features(ask)
     # a worker asking for nothing still takes part in the collective
     ask = np.zeros(0, np.int64) if rank == 0 else np.array([n - 1, 0, n // 2])
     out["empty_x"] = data.features(ask)
@@ -96,6 +113,21 @@ def test_distributed_batches_equal_the_single_process_batches(six_parts, tmp_pat
         assert got["empty_x"].shape == ((0, 3) if rank == 0 else (3, 3))
         if rank:
             assert np.array_equal(got["empty_x"], local.features(np.array([n - 1, 0, n // 2])))
+            for cache in (0, 40):
+                for fanouts in (FANOUTS, [5]):
+                    want = NeighborSampler(whole, fanouts, seed=8, backend="cpu", **kw).sample(
+                        seeds, _times(seeds) if "temporal" in kw else None, batch_index=5 + rank)
+                    tag = f"carried{cache}_{len(fanouts)}_{name}"
+                    assert np.array_equal(got[f"{tag}_n_id"], want.n_id)
+                    assert np.array_equal(got[f"{tag}_edge_index"], want.edge_index)
+                    assert np.array_equal(got[f"{tag}_x"], local.features(want.n_id))
+                    # two collectives per exchanged hop (these seeds span every owner, so every hop
+                    # is exchanged; overflow rounds are not counted); the features need none with two
+                    # workers and one fetch round (two collectives: counts, rows) with three
+                    hops = len(fanouts)
+                    assert int(got[f"{tag}_calls"]) == {1: 0, 2: 2 * hops, 3: 2 * hops + 2}[world], (tag, world)
+        for cache in (0, 40):
+            assert np.array_equal(got[f"carried{cache}_outside_x"], local.features(np.array([n - 1, 0, n // 2])))
         assert (int(got["bytes_sent"]) > 0) == (world > 1)
         assert (int(got["cache_size"]) == 40) == (world > 1)
         assert bool(got["threads_allowed"]) == (world == 1)
@@ -130,6 +162,14 @@ def _loader_on_worker(rank, world, ds_dir, out_dir):
         out.update({f"b{b}_{k}": v for k, v in vars(batch).items() if isinstance(v, np.ndarray)})
     out["calls"] = np.array(calls)
     out["foreign"] = foreign
+    carried = shard.distributed_node_data(3, True, cache_nodes=10)
+    loader = NodeLoader(NeighborSampler(shard.hop_sampler("cpu", carried), FANOUTS, seed=8, backend="cpu"), seeds, 8,
+                        seed=1, prefetch=0, node_data=carried)
+    calls = []
+    for b, batch in enumerate(_counting(loader.batches(1), shard.exchange, calls)):
+        out[f"carried_b{b}_n_id"] = batch.n_id
+        out[f"carried_b{b}_x"] = batch.x
+    out["carried_calls"] = np.array(calls)
     np.savez(f"{out_dir}/loader{rank}.npz", **out)
 
 
@@ -150,6 +190,7 @@ def test_batches_of_owned_seeds_skip_the_first_hop_exchange(six_parts, tmp_path,
     run_group(_loader_on_worker, world, tmp_path, str(six_parts), str(tmp_path))
     ds = open_dataset(six_parts)
     whole = NeighborSampler(_merged(ds), FANOUTS, seed=8, backend="cpu")
+    local = LocalNodeData.from_dataset(ds, backend="cpu")
     for rank in range(world):
         got = np.load(tmp_path / f"loader{rank}.npz")
         calls = got["calls"].tolist()
@@ -161,3 +202,10 @@ def test_batches_of_owned_seeds_skip_the_first_hop_exchange(six_parts, tmp_path,
         for b in range(3):
             want = whole.sample(got[f"b{b}_n_id"][: (8 if b < 2 else 7)], batch_index=1 * 3 + b)
             assert np.array_equal(want.n_id, got[f"b{b}_n_id"]) and np.array_equal(want.edge_index, got[f"b{b}_edge_index"])
+            # the same batches with their features carried in the hop answers
+            assert np.array_equal(got[f"carried_b{b}_n_id"], want.n_id)
+            assert np.array_equal(got[f"carried_b{b}_x"], local.features(want.n_id))
+        # per batch: hop 2's request and answer (hop 1's too in the last batch), the labels' fetch
+        # (two payload exchanges), and a fetch round for the features only with three workers
+        fetch = 2 + (0 if world == 2 else 2)
+        assert got["carried_calls"].tolist() == [2 + fetch, 2 + fetch, 4 + fetch]
