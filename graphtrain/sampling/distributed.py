@@ -459,7 +459,7 @@ class DistributedHopSampler(HopSampler):
             msg = answers[pos : pos + int(answer_counts[j])]
             pos += int(answer_counts[j])
             n_j = int(off[j + 1] - off[j])
-            ints = msg[: msg.size - msg.size % 8].view(np.int64)
+            ints = msg.view(np.int64)  # every answer is padded to whole int64s
             n_rows = int(ints[0])
             c = ints[1 : 1 + n_j]
             e_j = int(c.sum())

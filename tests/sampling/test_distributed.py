@@ -110,9 +110,7 @@ def test_distributed_batches_equal_the_single_process_batches(six_parts, tmp_pat
             assert np.array_equal(got[f"{name}_xc"], local.features(want.n_id))
             assert np.array_equal(got[f"{name}_y"], local.labels(want.seeds))
             assert len(set(ds.book.node_part(want.n_id).tolist())) == 6  # the batch spans every partition
-        assert got["empty_x"].shape == ((0, 3) if rank == 0 else (3, 3))
-        if rank:
-            assert np.array_equal(got["empty_x"], local.features(np.array([n - 1, 0, n // 2])))
+            # hop answers carrying the features: the same batches and rows
             for cache in (0, 40):
                 for fanouts in (FANOUTS, [5]):
                     want = NeighborSampler(whole, fanouts, seed=8, backend="cpu", **kw).sample(
@@ -123,9 +121,12 @@ def test_distributed_batches_equal_the_single_process_batches(six_parts, tmp_pat
                     assert np.array_equal(got[f"{tag}_x"], local.features(want.n_id))
                     # two collectives per exchanged hop (these seeds span every owner, so every hop
                     # is exchanged; overflow rounds are not counted); the features need none with two
-                    # workers and one fetch round (two collectives: counts, rows) with three
+                    # workers and one fetch round (two collectives: IDs, rows) with three
                     hops = len(fanouts)
                     assert int(got[f"{tag}_calls"]) == {1: 0, 2: 2 * hops, 3: 2 * hops + 2}[world], (tag, world)
+        assert got["empty_x"].shape == ((0, 3) if rank == 0 else (3, 3))
+        if rank:
+            assert np.array_equal(got["empty_x"], local.features(np.array([n - 1, 0, n // 2])))
         for cache in (0, 40):
             assert np.array_equal(got[f"carried{cache}_outside_x"], local.features(np.array([n - 1, 0, n // 2])))
         assert (int(got["bytes_sent"]) > 0) == (world > 1)
