@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from graphtrain.kernels.prefetch import AHEAD_ROWS, prefetch_row, row_prefetch_args
+from graphtrain.kernels.prefetch import AHEAD_ROWS, prefetch, prefetch_row, row_prefetch_args
 from graphtrain.kernels.rng import mix64
 
 
@@ -80,36 +80,59 @@ class IdIndex:
         return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _slot_of(keys, mask, node):
+    """The slot holding ``node`` in an :class:`IdIndex` table, or -1."""
+    slot = mix64(np.uint64(node)) & mask
+    while keys[slot] >= 0:
+        if keys[slot] == node:
+            return np.int64(slot)
+        slot = (slot + np.uint64(1)) & mask
+    return np.int64(-1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_slot(keys, mask, node):
+    prefetch(keys, np.int64(mix64(np.uint64(node)) & mask))
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _lookup(keys, index_rows, ids, out):
+    """Probes in blocks, each ID's first slot prefetched ``AHEAD_ROWS`` IDs ahead (a large index's
+    slots miss the cache)."""
     mask = np.uint64(keys.shape[0] - 1)
-    for i in prange(ids.shape[0]):
-        node = ids[i]
-        slot = mix64(np.uint64(node)) & mask
-        row = -1
-        while keys[slot] >= 0:
-            if keys[slot] == node:
-                row = index_rows[slot]
-                break
-            slot = (slot + np.uint64(1)) & mask
-        out[i] = row
+    n = ids.shape[0]
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        stop = min(n, (blk + 1) * _BLOCK)
+        for i in range(blk * _BLOCK, stop):
+            if i + AHEAD_ROWS < stop:
+                _prefetch_slot(keys, mask, ids[i + AHEAD_ROWS])
+            slot = _slot_of(keys, mask, ids[i])
+            out[i] = index_rows[slot] if slot >= 0 else -1
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def _copy_indexed(ids, positions, keys, index_rows, table, out, hit):
+def _copy_indexed(ids, positions, keys, index_rows, table, out, hit, flat, width):
+    """Per block of positions: first every probe (slots prefetched ahead), then every row copy (rows
+    prefetched ahead), so the cache misses of both the index and the table overlap."""
     mask = np.uint64(keys.shape[0] - 1)
-    for k in prange(positions.shape[0]):
-        i = positions[k]
-        node = ids[i]
-        slot = mix64(np.uint64(node)) & mask
-        found = False
-        while keys[slot] >= 0:
-            if keys[slot] == node:
-                out[i, :] = table[index_rows[slot], :]
-                found = True
-                break
-            slot = (slot + np.uint64(1)) & mask
-        hit[k] = found
+    m = positions.shape[0]
+    for blk in prange((m + _BLOCK - 1) // _BLOCK):
+        start = blk * _BLOCK
+        stop = min(m, start + _BLOCK)
+        rows = np.empty(stop - start, dtype=np.int64)
+        for k in range(start, stop):
+            if k + AHEAD_ROWS < stop:
+                _prefetch_slot(keys, mask, ids[positions[k + AHEAD_ROWS]])
+            slot = _slot_of(keys, mask, ids[positions[k]])
+            rows[k - start] = index_rows[slot] if slot >= 0 else -1
+        for k in range(start, stop):
+            if k + AHEAD_ROWS < stop and rows[k + AHEAD_ROWS - start] >= 0:
+                prefetch_row(flat, rows[k + AHEAD_ROWS - start], width)
+            r = rows[k - start]
+            hit[k] = r >= 0
+            if r >= 0:
+                out[positions[k], :] = table[r, :]
 
 
 def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, index: IdIndex, cache_rows: np.ndarray,
@@ -126,5 +149,5 @@ def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, index: IdIndex, cac
     """
     hit = np.empty(positions.shape[0], dtype=np.bool_)
     _copy_indexed(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(positions, dtype=np.int64),
-                  index.keys, index.rows, cache_rows, out, hit)
+                  index.keys, index.rows, cache_rows, out, hit, *row_prefetch_args(cache_rows))
     return hit
