@@ -4,10 +4,10 @@ Runs ``--workers`` graphtrain workers as plain spawned processes (no Ray; the sa
 ``graphtrain.train.worker`` builds: gloo groups, memory-mapped shard, feature cache, seed dealing)
 on the ``bench_train.py`` dataset, iterates ``--epochs`` epochs of the training loader on each and
 measures the last (the first one pays for page faults on the memory-mapped shard and first kernel
-calls: 14.5 against 9.5 ms of loader CPU per batch in session 10), and prints per batch, per rank: wall and CPU milliseconds of the whole batch and of its parts, the number of
-collectives (count and payload exchanges), and for 2 workers the collective timing split into
-latency (from the later of the two ranks' arrival to the first return) and imbalance (the gap
-between the ranks' arrivals).
+calls: 14.5 against 9.5 ms of loader CPU per batch in session 10), and prints per batch, per rank:
+wall and CPU milliseconds of the whole batch and of its parts, the number of collectives (count
+and payload exchanges), and for 2 workers the collective timing split into latency (from the later
+of the two ranks' arrival to the first return) and imbalance (the gap between the ranks' arrivals).
 
     python benchmarks/bench_data_plane.py --workers 2 [--epochs 3] [--work-dir /tmp/gt-bench]
 
@@ -52,7 +52,7 @@ def _timed(owner, name, label, acc):
     setattr(owner, name, wrapper)
 
 
-def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs: int = 2) -> None:
+def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs: int) -> None:
     import numba
     import torch.distributed as dist
 

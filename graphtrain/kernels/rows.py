@@ -111,30 +111,6 @@ def _lookup(keys, index_rows, ids, out):
             out[i] = index_rows[slot] if slot >= 0 else -1
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def _copy_indexed(ids, positions, keys, index_rows, table, out, hit, flat, width):
-    """Per block of positions: first every probe (slots prefetched ahead), then every row copy (rows
-    prefetched ahead), so the cache misses of both the index and the table overlap."""
-    mask = np.uint64(keys.shape[0] - 1)
-    m = positions.shape[0]
-    for blk in prange((m + _BLOCK - 1) // _BLOCK):
-        start = blk * _BLOCK
-        stop = min(m, start + _BLOCK)
-        rows = np.empty(stop - start, dtype=np.int64)
-        for k in range(start, stop):
-            if k + AHEAD_ROWS < stop:
-                _prefetch_slot(keys, mask, ids[positions[k + AHEAD_ROWS]])
-            slot = _slot_of(keys, mask, ids[positions[k]])
-            rows[k - start] = index_rows[slot] if slot >= 0 else -1
-        for k in range(start, stop):
-            if k + AHEAD_ROWS < stop and rows[k + AHEAD_ROWS - start] >= 0:
-                prefetch_row(flat, rows[k + AHEAD_ROWS - start], width)
-            r = rows[k - start]
-            hit[k] = r >= 0
-            if r >= 0:
-                out[positions[k], :] = table[r, :]
-
-
 def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, index: IdIndex, cache_rows: np.ndarray,
                      out: np.ndarray) -> np.ndarray:
     """For each ``i`` in ``positions``: if ``ids[i]`` is in the cache, ``out[i] = `` its cached row.
@@ -147,7 +123,8 @@ def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, index: IdIndex, cac
     Returns:
         bool ``[m]``: which of ``positions`` were found (and written).
     """
-    hit = np.empty(positions.shape[0], dtype=np.bool_)
-    _copy_indexed(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(positions, dtype=np.int64),
-                  index.keys, index.rows, cache_rows, out, hit, *row_prefetch_args(cache_rows))
+    positions = np.asarray(positions, dtype=np.int64)
+    rows = index.lookup(np.asarray(ids, dtype=np.int64)[positions])  # all probes first, slots prefetched ahead
+    hit = rows >= 0
+    scatter_rows(cache_rows, rows[hit], out, positions[hit])  # then the copies, rows prefetched ahead
     return hit
