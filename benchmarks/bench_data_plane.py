@@ -9,9 +9,13 @@ wall and CPU milliseconds of the whole batch and of its parts, the number of col
 and payload exchanges), and for 2 workers the collective timing split into latency (from the later
 of the two ranks' arrival to the first return) and imbalance (the gap between the ranks' arrivals).
 
-    python benchmarks/bench_data_plane.py --workers 2 [--epochs 3] [--work-dir /tmp/gt-bench]
+    python benchmarks/bench_data_plane.py --workers 2 [--epochs 3] [--work-dir /tmp/gt-bench] [--pin-cpus]
 
 With ``--workers 1`` the same loader runs without any exchange (the reference for the overhead).
+With ``--independent``, the ``--workers`` processes each run that 1-worker loader at the same time
+(no group, no exchange): the reference that includes what the processes cost each other in the
+machine's shared caches and memory (see RESULTS.md, session 11). ``--pin-cpus`` pins process ``r``
+to core ``r`` (as ``bench_train.py --pin-cpus``).
 """
 from __future__ import annotations
 
@@ -32,8 +36,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-_ORDER = ["batch", "  sampling (both hops)", "    local hop kernel (own + others' requests)", "  features",
-          "  collectives: count exchanges", "  collectives: payload exchanges"]
+_ORDER = ["batch", "  sampling (both hops)", "    local hop kernel (own + others' requests)",
+          "    owner: IDs whose rows to carry (carry_ids)", "    requester: remote IDs to ask for (missing_by_owner)",
+          "    requester: answers to request order (_reorder_csr)", "    channel exchanges (packing, owner row gather, collective)",
+          "  features", "    cached and carried row copies", "  collectives: count exchanges",
+          "  collectives: payload exchanges"]
 
 
 def _timed(owner, name, label, acc):
@@ -52,7 +59,10 @@ def _timed(owner, name, label, acc):
     setattr(owner, name, wrapper)
 
 
-def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs: int) -> None:
+def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs: int, pin: int = -1,
+            proc: int = -1) -> None:
+    if pin >= 0:
+        os.sched_setaffinity(0, {pin})
     import numba
     import torch.distributed as dist
 
@@ -74,7 +84,12 @@ def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs:
     _timed(L.NodeLoader, "_make", "batch", acc)
     _timed(N.NeighborSampler, "_sample", "  sampling (both hops)", acc)
     _timed(H.LocalHopSampler, "sample_hop", "    local hop kernel (own + others' requests)", acc)
+    _timed(D.DistributedNodeData, "carry_ids", "    owner: IDs whose rows to carry (carry_ids)", acc)
+    _timed(D.DistributedNodeData, "missing_by_owner", "    requester: remote IDs to ask for (missing_by_owner)", acc)
+    _timed(D, "_reorder_csr", "    requester: answers to request order (_reorder_csr)", acc)
+    _timed(D.Exchange, "_channel_exchange", "    channel exchanges (packing, owner row gather, collective)", acc)
     _timed(D.DistributedNodeData, "features", "  features", acc)
+    _timed(D, "copy_cached_rows", "    cached and carried row copies", acc)
     _timed(D.Exchange, "exchange_counts", "  collectives: count exchanges", acc)
     _timed(D.Exchange, "_all_to_all_flat", "  collectives: payload exchanges", acc)
     stamps = []
@@ -100,11 +115,12 @@ def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs:
     for _ in loader.batches(epochs - 1):
         n += 1
     wall = time.perf_counter() - t0
-    out = {"rank": rank, "batches": n, "wall_ms": wall * 1e3 / n, "process_cpu_ms": (time.process_time() - cpu0) * 1e3 / n,
+    out = {"rank": rank if proc < 0 else proc, "batches": n, "wall_ms": wall * 1e3 / n, "process_cpu_ms": (time.process_time() - cpu0) * 1e3 / n,
            "parts": {k: {"calls_per_batch": v[0] / n, "wall_ms": v[1] * 1e3 / n, "cpu_ms": v[2] * 1e3 / n}
                      for k, v in acc.items()}}
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
-    np.save(Path(out_dir, f"stamps{rank}.npy"), np.array(stamps, dtype=np.float64).reshape(-1, 2))
+    name = rank if proc < 0 else proc
+    Path(out_dir, f"rank{name}.json").write_text(json.dumps(out))
+    np.save(Path(out_dir, f"stamps{name}.npy"), np.array(stamps, dtype=np.float64).reshape(-1, 2))
     ctx.close()
 
 
@@ -113,6 +129,9 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=2,
                     help="loader epochs; the last one is measured (default 2: one warm-up epoch)")
+    ap.add_argument("--independent", action="store_true",
+                    help="run --workers independent 1-worker loaders at once (the machine's contention, no exchange)")
+    ap.add_argument("--pin-cpus", action="store_true", help="pin process r to core r")
     ap.add_argument("--work-dir", default=os.environ.get("GRAPHTRAIN_BENCH_DIR"),
                     help="where bench_train.py keeps its dataset (built there if missing)")
     args = ap.parse_args(argv)
@@ -121,12 +140,17 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-data-plane-") as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
         ds_dir = build_dataset(work, 20, 10_000_000, 64, 150_000, 2, 0)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(r, args.workers, port, str(ds_dir), tmp, args.epochs)) for r in range(args.workers)]
+        procs = []
+        for r in range(args.workers):
+            if r == 0 or args.independent:  # one group of --workers, or one group of 1 per process
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+                s.close()
+            rank, world = (0, 1) if args.independent else (r, args.workers)
+            pin = r % (os.cpu_count() or 1) if args.pin_cpus else -1
+            procs.append(ctx.Process(target=_worker, args=(rank, world, port, str(ds_dir), tmp, args.epochs, pin, r)))
         for p in procs:
             p.start()
         for p in procs:
@@ -135,14 +159,15 @@ def main(argv=None) -> None:
             raise SystemExit(f"a worker failed: exit codes {[p.exitcode for p in procs]}")
         results = [json.loads(Path(tmp, f"rank{r}.json").read_text()) for r in range(args.workers)]
         stamps = [np.load(Path(tmp, f"stamps{r}.npy")) for r in range(args.workers)]
-    print(f"loader only, {args.workers} worker(s), epoch {args.epochs} of 1024-seed batches (the earlier ones warm up), "
+    what = f"{args.workers} independent 1-worker loaders at once" if args.independent else f"{args.workers} worker(s)"
+    print(f"loader only, {what}, epoch {args.epochs} of 1024-seed batches (the earlier ones warm up), "
           "fanouts [15, 10]; ms per batch")
     for r in results:
         print(f"rank {r['rank']}: {r['batches']} batches, wall {r['wall_ms']:.2f}, process CPU {r['process_cpu_ms']:.2f} "
               "(all threads: gloo's included); below, the loader thread's CPU")
         for name, v in sorted(r["parts"].items(), key=lambda kv: _ORDER.index(kv[0])):
-            print(f"  {name:<48} calls {v['calls_per_batch']:5.1f}  wall {v['wall_ms']:6.2f}  CPU {v['cpu_ms']:6.2f}")
-    if args.workers == 2 and min(len(x) for x in stamps):
+            print(f"  {name:<60} calls {v['calls_per_batch']:5.1f}  wall {v['wall_ms']:6.2f}  CPU {v['cpu_ms']:6.2f}")
+    if args.workers == 2 and not args.independent and min(len(x) for x in stamps):
         a, b = stamps
         k = min(len(a), len(b))
         a, b = a[:k], b[:k]

@@ -132,36 +132,86 @@ class Exchange:
         return self._all_to_all_channel(rows, send_counts, channel)
 
     def _all_to_all_channel(self, rows: np.ndarray, send_counts: np.ndarray, channel: str):
-        import torch
-
         send_counts = np.ascontiguousarray(send_counts, dtype=np.int64)
         rows = np.ascontiguousarray(rows)
         tail = rows.shape[1:]
         row_bytes = rows.dtype.itemsize * int(np.prod(tail, dtype=np.int64))
-        caps = self._channels.get(channel)
-        if caps is None or caps.row_bytes != row_bytes:
-            caps = self._channels[channel] = _ChannelCaps(self.world_size, row_bytes)
         me, W = self.rank, self.world_size
         raw = rows.reshape(-1).view(np.uint8)
         offsets = np.concatenate([[0], np.cumsum(send_counts)]) * row_bytes
+        parts = self._channel_exchange([[raw[offsets[j] : offsets[j + 1]]] for j in range(W)], row_bytes, channel)
+        parts[me] = raw[offsets[me] : offsets[me + 1]]  # this worker's own part never leaves it
+        recv_counts = np.array([part.size // row_bytes for part in parts], dtype=np.int64)
+        received = np.concatenate(parts)
+        return received.view(rows.dtype).reshape((-1,) + tail), recv_counts
+
+    def exchange_messages(self, messages: Sequence[Sequence], channel: str) -> List[np.ndarray]:
+        """Send each other worker ``j`` the message ``messages[j]`` on a channel; return what each sent here.
+
+        The pieces of a message are written straight into the collective's send buffer, and the
+        messages received are views of its receive buffer: no copy on either side but the
+        collective's own (a part that outgrew its channel's capacity is the exception: see
+        :meth:`all_to_all`, whose channels these are).
+
+        Args:
+            messages: per worker ``j``, a list of pieces -- contiguous arrays (their bytes) or
+                :class:`MessageFill` (written in place) -- sent to ``j`` in that order;
+                ``messages[rank]`` is ignored. Each message travels padded with zeros to whole
+                8-byte words.
+            channel: the channel's name (the same on every worker for the same call).
+
+        Returns:
+            Per worker ``j``, uint8 ``[8 k]``: the message ``j`` sent to this worker, padding
+            included, starting 8-aligned (so ``.view(np.int64)`` works); empty for this worker.
+        """
+        if self.world_size == 1:
+            return [_NO_BYTES]
+        padded = []
+        for j, pieces in enumerate(messages):
+            pieces = [] if j == self.rank else list(pieces)
+            pad = -sum(_piece_bytes(p) for p in pieces) % 8
+            padded.append(pieces + [np.zeros(pad, np.uint8)] if pad else pieces)
+        return self._channel_exchange(padded, 8, channel)
+
+    def _channel_exchange(self, messages: Sequence[Sequence], unit: int, channel: str) -> List[np.ndarray]:
+        """The channel protocol of :meth:`all_to_all` for byte messages: ``messages[j]`` (pieces, as
+        in :meth:`exchange_messages`, of ``unit``-byte multiples in all) to worker ``j``; returns per
+        worker the uint8 bytes received (views of the receive buffer unless a part overflowed; empty
+        for this worker). Capacities count ``unit``-byte rows."""
+        import torch
+
+        caps = self._channels.get(channel)
+        if caps is None or caps.row_bytes != unit:
+            caps = self._channels[channel] = _ChannelCaps(self.world_size, unit)
+        me, W = self.rank, self.world_size
+        nbytes = np.array([0 if j == me else sum(_piece_bytes(p) for p in messages[j]) for j in range(W)], dtype=np.int64)
+        if np.any(nbytes % unit):
+            raise ValueError(f"channel {channel!r}: message sizes {nbytes.tolist()} are not multiples of {unit} bytes")
+        send_counts = nbytes // unit
         first = np.minimum(send_counts, caps.send)
-        first[me] = 0  # this worker's own part never leaves it
-        overflow_here = bool(np.any((send_counts > caps.send) & (np.arange(W) != me)))
-        send_sizes = _HEADER + caps.send * row_bytes
-        recv_sizes = _HEADER + caps.recv * row_bytes
+        over = send_counts > first
+        overflow_here = bool(over.any())
+        send_sizes = _HEADER + caps.send * unit
+        recv_sizes = _HEADER + caps.recv * unit
         send_sizes[me] = recv_sizes[me] = 0
         message = np.empty(int(send_sizes.sum()), dtype=np.uint8)
-        pos = 0
+        at_out = np.concatenate([[0], np.cumsum(send_sizes)])
+        rests = []  # the bytes beyond the capacities, in destination order
         for j in range(W):
             if j == me:
                 continue
-            message[pos : pos + _HEADER].view(np.int64)[:] = (send_counts[j], overflow_here)
-            n = int(first[j]) * row_bytes
-            message[pos + _HEADER : pos + _HEADER + n] = raw[offsets[j] : offsets[j] + n]
-            pos += int(send_sizes[j])
+            at = int(at_out[j])
+            message[at : at + _HEADER].view(np.int64)[:] = (send_counts[j], overflow_here)
+            if over[j]:  # written whole elsewhere, then split (rare)
+                body = np.empty(int(nbytes[j]), dtype=np.uint8)
+                _write_pieces(body, messages[j])
+                n = int(first[j]) * unit
+                message[at + _HEADER : at + _HEADER + n] = body[:n]
+                rests.append(body[n:])
+            else:
+                _write_pieces(message[at + _HEADER : at + _HEADER + int(nbytes[j])], messages[j])
         out = self._all_to_all_flat(torch.from_numpy(message), send_sizes, recv_sizes).numpy()
         recv_counts = np.zeros(W, dtype=np.int64)
-        recv_counts[me] = send_counts[me]
         overflow_anywhere = overflow_here
         starts = np.concatenate([[0], np.cumsum(recv_sizes)])
         for j in range(W):
@@ -170,38 +220,29 @@ class Exchange:
                 recv_counts[j] = count
                 overflow_anywhere |= bool(flag)
         first_in = np.minimum(recv_counts, caps.recv)
-        first_in[me] = 0
-        rest_out = (send_counts - first) * row_bytes
-        rest_out[me] = 0
-        rest_in = (recv_counts - first_in) * row_bytes
+        rest_out = (send_counts - first) * unit
+        rest_in = (recv_counts - first_in) * unit
         rest_in[me] = 0
         rest = None
         if overflow_anywhere:  # every worker saw some header flag: all take part in the second collective
-            pieces = [raw[offsets[j] + int(first[j]) * row_bytes : offsets[j + 1]] for j in range(W) if j != me]
-            rest_msg = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+            rest_msg = np.concatenate(rests) if rests else np.zeros(0, np.uint8)
             rest = self._all_to_all_flat(torch.from_numpy(rest_msg), rest_out, rest_in).numpy()
             self.stats.overflows += 1
-        received = np.empty(int(recv_counts.sum()) * row_bytes, dtype=np.uint8)
-        at = rest_at = 0
+        parts, rest_at = [], 0
         for j in range(W):
             if j == me:
-                n = int(send_counts[me]) * row_bytes
-                received[at : at + n] = raw[offsets[me] : offsets[me] + n]
-                at += n
+                parts.append(_NO_BYTES)
                 continue
-            n = int(first_in[j]) * row_bytes
-            received[at : at + n] = out[starts[j] + _HEADER : starts[j] + _HEADER + n]
-            at += n
+            a = int(starts[j]) + _HEADER
+            head = out[a : a + int(first_in[j]) * unit]
             m = int(rest_in[j])
-            if m:
-                received[at : at + m] = rest[rest_at : rest_at + m]
-                rest_at += m
-                at += m
+            parts.append(np.concatenate([head, rest[rest_at : rest_at + m]]) if m else head)
+            rest_at += m
         self.stats.calls += 1
         self.stats.bytes_sent += int(send_sizes.sum() + rest_out.sum())
         self.stats.bytes_received += int(recv_sizes.sum() + rest_in.sum())
         caps.update(send_counts, recv_counts)
-        return received.view(rows.dtype).reshape((-1,) + tail), recv_counts
+        return parts
 
     def all_to_all_sized(self, rows: np.ndarray, send_counts: np.ndarray, recv_counts: Optional[np.ndarray]):
         """:meth:`all_to_all` when the receiver already knows ``recv_counts`` (e.g. answers to its own
@@ -253,6 +294,34 @@ class Exchange:
 
 
 _HEADER = 16  # bytes before each part of a channel exchange: int64 true count, int64 sender overflowed
+_NO_BYTES = np.zeros(0, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class MessageFill:
+    """A piece of an :meth:`Exchange.exchange_messages` message written in place: ``write(buf)``
+    fills ``buf``, uint8 ``[nbytes]``, a view of the collective's send buffer (8-aligned when the
+    pieces before it add up to whole 8-byte words)."""
+
+    nbytes: int
+    write: Callable[[np.ndarray], None]
+
+
+def _piece_bytes(piece) -> int:
+    return int(piece.nbytes)
+
+
+def _write_pieces(body: np.ndarray, pieces) -> None:
+    """The pieces' bytes one after the other into ``body`` (uint8, exactly their size)."""
+    at = 0
+    for piece in pieces:
+        if isinstance(piece, MessageFill):
+            piece.write(body[at : at + piece.nbytes])
+            at += piece.nbytes
+        else:
+            b = np.ascontiguousarray(piece).reshape(-1).view(np.uint8)
+            body[at : at + b.size] = b
+            at += b.size
 
 
 class _ChannelCaps:
@@ -405,23 +474,18 @@ class DistributedHopSampler(HopSampler):
             own = self._sample_entries(mine, temporal, options)
             asked = self.node_data.missing_by_owner(own.nbr)
         # requests
-        parts, send = [], np.zeros(W, dtype=np.int64)
-        for j in range(W):
-            if j != me:
-                msg = np.concatenate([np.array([off[j + 1] - off[j], asked[j].size], dtype=np.int64),
-                                      entries[off[j] : off[j + 1]].reshape(-1), asked[j]])
-                parts.append(msg)
-                send[j] = msg.size
-        received, recv_counts = ex.all_to_all(np.concatenate(parts), send, channel=f"hop requests, fanout {options.fanout}")
+        counts = np.array([[off[j + 1] - off[j], asked[j].size] for j in range(W)], dtype=np.int64)
+        requests = ex.exchange_messages([[counts[j], entries[off[j] : off[j + 1]], asked[j]] for j in range(W)],
+                                        channel=f"hop requests, fanout {options.fanout}")
         # serve: every requester's entries (and this worker's own, unless sampled above) in one kernel call
-        req_entries, req_ids, pos = {}, {}, 0
+        req_entries, req_ids = {}, {}
         for j in range(W):
             if j == me:
                 continue
-            n_e, n_i = (int(v) for v in received[pos : pos + 2])
-            req_entries[j] = received[pos + 2 : pos + 2 + n_e * width].reshape(n_e, width)
-            req_ids[j] = received[pos + 2 + n_e * width : pos + 2 + n_e * width + n_i]
-            pos += int(recv_counts[j])
+            ints = requests[j].view(np.int64)
+            n_e, n_i = int(ints[0]), int(ints[1])
+            req_entries[j] = ints[2 : 2 + n_e * width].reshape(n_e, width)
+            req_ids[j] = ints[2 + n_e * width : 2 + n_e * width + n_i]
         serve = [req_entries[j] for j in range(W) if j != me]
         if own is None:
             serve.insert(0, mine)
@@ -436,28 +500,24 @@ class DistributedHopSampler(HopSampler):
         first_request = 0 if own is not None else 1
         if own is None:
             own = segment(0)
-        # answers
-        parts, send = [], np.zeros(W, dtype=np.int64)
+        # answers: [n_rows, counts, sources, edge IDs, row IDs, rows], the rows gathered into the send buffer
+        messages = [[] for _ in range(W)]
         for k, j in enumerate(jj for jj in range(W) if jj != me):
             hop = segment(first_request + k)
-            row_ids, rows = (self.node_data.rows_for(j, req_entries[j][:, 0], hop.nbr if final else None, req_ids[j])
-                             if carry is not None else (_NO_IDS, None))
-            pieces = [np.array([row_ids.size], dtype=np.int64), hop.counts, hop.nbr, hop.eid, row_ids]
-            msg = np.concatenate([p.view(np.uint8) for p in pieces] + ([rows.reshape(-1).view(np.uint8)] if row_ids.size else []))
-            msg = np.concatenate([msg, np.zeros(-msg.size % 8, np.uint8)])  # every part starts 8-aligned
-            parts.append(msg)
-            send[j] = msg.size
-        answers, answer_counts = ex.all_to_all(np.concatenate(parts), send, channel=f"hop answers, fanout {options.fanout}")
+            row_ids = (self.node_data.carry_ids(j, req_entries[j][:, 0], hop.nbr if final else None, req_ids[j])
+                       if carry is not None else _NO_IDS)
+            messages[j] = [np.array([row_ids.size], dtype=np.int64), hop.counts, hop.nbr, hop.eid, row_ids]
+            if row_ids.size:
+                messages[j].append(self.node_data.rows_fill(row_ids))
+        answers = ex.exchange_messages(messages, channel=f"hop answers, fanout {options.fanout}")
         g_counts, g_nbr, g_eid = [], [], []
-        pos = 0
         for j in range(W):
             if j == me:
                 g_counts.append(own.counts)
                 g_nbr.append(own.nbr)
                 g_eid.append(own.eid)
                 continue
-            msg = answers[pos : pos + int(answer_counts[j])]
-            pos += int(answer_counts[j])
+            msg = answers[j]
             n_j = int(off[j + 1] - off[j])
             ints = msg.view(np.int64)  # every answer is padded to whole int64s
             n_rows = int(ints[0])
@@ -598,11 +658,11 @@ class DistributedNodeData(NodeDataSource):
         bounds = np.searchsorted(remote, np.asarray(self.book.node_bounds, dtype=np.int64))
         return [remote[bounds[j] : bounds[j + 1]] if j != me else _NO_IDS for j in range(W)]
 
-    def rows_for(self, requester: int, frontier: np.ndarray, sampled: Optional[np.ndarray],
-                 asked: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """``(ids, rows)`` to carry to ``requester`` in a hop answer: the distinct IDs among its
-        ``frontier`` nodes (all this worker's), the ``sampled`` sources this worker owns (None: none)
-        and the ``asked`` IDs (this worker's), less those the requester caches; float32 rows."""
+    def carry_ids(self, requester: int, frontier: np.ndarray, sampled: Optional[np.ndarray],
+                  asked: np.ndarray) -> np.ndarray:
+        """The IDs whose feature rows to carry to ``requester`` in a hop answer, sorted: the distinct
+        IDs among its ``frontier`` nodes (all this worker's), the ``sampled`` sources this worker owns
+        (None: none) and the ``asked`` IDs (this worker's), less those the requester caches."""
         lo, hi = self.book.node_range(self.exchange.rank)
         pieces = [np.asarray(frontier, dtype=np.int64), np.asarray(asked, dtype=np.int64)]
         if sampled is not None:
@@ -611,9 +671,17 @@ class DistributedNodeData(NodeDataSource):
         index = self._peer_cache.get(requester)
         if index is not None and ids.size:
             ids = ids[index.lookup(ids) < 0]
-        if not ids.size:
-            return _NO_IDS, np.zeros((0, self._num_features), dtype=np.float32)
-        return ids, np.ascontiguousarray(self.local.features(ids), dtype=np.float32)
+        return ids
+
+    def rows_fill(self, ids: np.ndarray) -> "MessageFill":
+        """The float32 feature rows of ``ids`` (this worker's), as a message piece that gathers them
+        straight into the send buffer."""
+        n, F = int(ids.size), self._num_features
+
+        def write(buf: np.ndarray) -> None:
+            self.local.features_into(ids, buf.view(np.float32).reshape(n, F), np.arange(n, dtype=np.int64))
+
+        return MessageFill(n * F * 4, write)
 
     def labels(self, ids) -> Optional[np.ndarray]:
         if not self._has_labels:
