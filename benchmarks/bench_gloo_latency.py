@@ -107,26 +107,36 @@ def _beside_compute(rank: int, grad_floats: int, seconds: float, out_dir: str, i
     dist.all_reduce(side, group=group)
     dist.barrier()
     stop, side_times = threading.Event(), []
+    # Both threads stop on a flag that travels in their own collectives (element 0, summed over the
+    # ranks), so every rank makes the same calls on each group and none is left waiting in one whose
+    # partner has gone (the "Connection reset by peer" at teardown when each rank counted its own).
 
     def loader():
-        while not stop.is_set():
+        while True:
+            side[0] = float(stop.is_set())
             s = time.perf_counter()
             dist.all_reduce(side, group=group)
             side_times.append(time.perf_counter() - s)
+            if side[0] > 0:
+                return
             time.sleep(0.002)
 
     thread = threading.Thread(target=loader)
     thread.start()
     steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while True:
         t1 = time.perf_counter()
         while time.perf_counter() - t1 < 0.025:
             a @ a
+        grad[0] = float(time.perf_counter() - t0 >= seconds)
         dist.all_reduce(grad)
         steps += 1
+        if grad[0] > 0:
+            break
     elapsed = time.perf_counter() - t0
     stop.set()
     thread.join()
+    dist.barrier()
     np.save(os.path.join(out_dir, f"beside{rank}.npy"), np.array([steps / elapsed, np.mean(side_times), len(side_times)]))
 
 
