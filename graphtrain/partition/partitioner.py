@@ -250,9 +250,33 @@ class PartitionSummary:
     spill_bytes: int
     peak_anon_bytes: int = 0
     stage_seconds: Dict[str, float] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+EDGE_BALANCE_LIMIT = 1.5  # max/mean in-edges per partition above which partition() warns
+
+
+def edge_balance_warning(edges_per_part: np.ndarray, method: str) -> Optional[str]:
+    """A warning when one partition holds more than ``EDGE_BALANCE_LIMIT`` x the mean number of
+    in-edges (None otherwise). Sampling work follows the in-edges, so the worker serving that
+    partition does most of every batch's sampling and the others wait for it at each collective."""
+    edges_per_part = np.asarray(edges_per_part, dtype=np.int64)
+    total = int(edges_per_part.sum())
+    if edges_per_part.size < 2 or total == 0:
+        return None
+    balance = float(edges_per_part.max() / edges_per_part.mean())
+    if balance <= EDGE_BALANCE_LIMIT:
+        return None
+    top = int(np.argmax(edges_per_part))
+    advice = ("a few nodes hold most in-edges, and no node assignment can split one node's in-edges"
+              if method == "hash" else
+              f"{method} balances node counts, not edges; --method hash balances edges in expectation")
+    return (f"partition {top} holds {100 * int(edges_per_part[top]) / total:.1f}% of the {total:,} in-edges "
+            f"(edge balance max/mean {balance:.2f} > {EDGE_BALANCE_LIMIT}): the worker serving it will do most of "
+            f"the sampling while the others wait; {advice}")
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -610,6 +634,7 @@ def partition(
         num_edges = int(stats.edge_bounds[-1])
         nodes_per_part = np.diff(node_bounds)
         edges_per_part = np.diff(stats.edge_bounds)
+        balance_warning = edge_balance_warning(edges_per_part, options.method)
         summary = PartitionSummary(
             out_dir=str(out_dir),
             num_parts=options.num_parts,
@@ -632,7 +657,10 @@ def partition(
             peak_anon_bytes=0,
             spill_bytes=spill_bytes,
             stage_seconds=stage,
+            warnings=[balance_warning] if balance_warning else [],
         )
+        if balance_warning:
+            log.warning(balance_warning)
         meta = fmt.DatasetMeta(
             num_parts=options.num_parts,
             num_nodes=n,

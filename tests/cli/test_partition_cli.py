@@ -225,3 +225,30 @@ def test_node_time_column(tmp_path, capsys):
     assert got == {1: day + 1, 2: day + 3, 3: day + 5, 4: np.iinfo(np.int64).max}
     assert run_cli("inspect", out) == 0 and "time 'seen'" in capsys.readouterr().out
     _expect_error(capsys, tmp_path, e, "--node-time", "seen", match=["--node-time", "need --nodes"])
+
+
+def test_skewed_in_edges_are_reported(tmp_path, capsys):
+    """A hub with nearly every in-edge: whichever partition gets it holds ~all edges, and the summary
+    carries a warning that says which partition and what share; a balanced graph gets none."""
+    hub = b"src,dst\n" + b"".join(b"%d,0\n" % i for i in range(1, 301)) + b"1,2\n3,4\n"
+    out = tmp_path / "ds"
+    assert run_cli("partition", _write(tmp_path / "hub.csv", hub), "--out", out, "-p", 2, "--json") == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["edge_balance"] > 1.9 and len(s["warnings"]) == 1
+    assert "holds 99." in s["warnings"][0] and "edge balance max/mean" in s["warnings"][0]
+    ring = b"src,dst\n" + b"".join(b"%d,%d\n" % (i, (i + 1) % 400) for i in range(400))
+    assert run_cli("partition", _write(tmp_path / "ring.csv", ring), "--out", tmp_path / "ring", "-p", 2, "--json") == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["edge_balance"] < 1.5 and s["warnings"] == []
+
+
+def test_edge_balance_warning_names_the_partition_and_the_remedy():
+    import numpy as np
+
+    from graphtrain.partition.partitioner import edge_balance_warning
+
+    assert edge_balance_warning(np.array([50, 50]), "metis") is None
+    assert edge_balance_warning(np.array([10, 0]), "hash") is not None  # one partition, every edge
+    msg = edge_balance_warning(np.array([996, 4]), "metis")
+    assert msg.startswith("partition 0 holds 99.6% of the 1,000 in-edges") and "--method hash" in msg
+    assert "--method hash" not in edge_balance_warning(np.array([4, 996]), "hash")
