@@ -1,6 +1,6 @@
 """Host-side row kernels for node tables (Numba, parallel, GIL-free): writing gathered rows straight
-into their place in a batch's feature matrix (also the CPU backend's 2-D row gather), and looking
-rows up in a hashed-ID cache.
+into their place in a batch's feature matrix (also the CPU backend's 2-D row gather), looking
+rows up in a hashed-ID cache, and finding the distinct IDs of a batch that such a cache lacks.
 
 These serve the host copies of node tables (memory-mapped partitions, the remote-feature cache)
 whatever the sampling backend is, so they are not part of the backend contract of
@@ -128,3 +128,57 @@ def copy_cached_rows(ids: np.ndarray, positions: np.ndarray, index: IdIndex, cac
     hit = rows >= 0
     scatter_rows(cache_rows, rows[hit], out, positions[hit])  # then the copies, rows prefetched ahead
     return hit
+
+
+@njit(cache=True, nogil=True)
+def _append_absent(ids, lo, hi, inside, keys, out, m):
+    """Append to ``out[m:]`` each of ``ids`` that lies inside ``[lo, hi)`` (``inside``) or outside
+    it (not ``inside``) and is not a key of the :class:`IdIndex` table ``keys`` (an empty table:
+    no index); repeats kept. Returns the new ``m``. Probes are prefetched ``AHEAD_ROWS`` ahead."""
+    use_index = keys.shape[0] > 0
+    mask = np.uint64(keys.shape[0] - 1) if use_index else np.uint64(0)
+    n = ids.shape[0]
+    for i in range(n):
+        if use_index and i + AHEAD_ROWS < n:
+            _prefetch_slot(keys, mask, ids[i + AHEAD_ROWS])
+        v = ids[i]
+        if (lo <= v < hi) != inside:
+            continue
+        if use_index and _slot_of(keys, mask, v) >= 0:
+            continue
+        out[m] = v
+        m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _sort_distinct(buf, m):
+    """Sort ``buf[:m]`` in place and move its distinct values to the front; returns their count."""
+    part = buf[:m]
+    part.sort()
+    k = 0
+    for i in range(m):
+        if i == 0 or part[i] != part[k - 1]:
+            part[k] = part[i]
+            k += 1
+    return k
+
+
+_NO_KEYS = np.zeros(0, dtype=np.int64)
+
+
+def distinct_absent(arrays, lo: int, hi: int, inside: bool, index: "IdIndex | None") -> np.ndarray:
+    """Sorted distinct IDs among ``arrays`` (int64 1-D arrays) that lie inside ``[lo, hi)`` (or,
+    with ``inside=False``, outside it) and that ``index`` lacks (None: no index).
+
+    The same set as ``np.unique`` of the filtered, concatenated IDs less the indexed ones, in one
+    pass that probes the index first and sorts only what it lacks (on the data plane most remote
+    IDs are in the feature cache, so the sort is of a few hundred IDs instead of thousands).
+    """
+    arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in arrays]
+    keys = index.keys if index is not None and index.size else _NO_KEYS
+    out = np.empty(sum(a.shape[0] for a in arrays), dtype=np.int64)
+    m = 0
+    for a in arrays:
+        m = _append_absent(a, np.int64(lo), np.int64(hi), bool(inside), keys, out, m)
+    return out[: _sort_distinct(out, m)]

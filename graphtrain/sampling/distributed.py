@@ -40,7 +40,8 @@ import numpy as np
 
 from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
-from graphtrain.kernels.rows import IdIndex, copy_cached_rows
+from graphtrain.kernels.rows import IdIndex, copy_cached_rows, distinct_absent
+from graphtrain.kernels.segments import reorder_segments
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.sampling.feature_carry import FeatureCarry
 from graphtrain.sampling.features import LocalNodeData, NodeDataSource, group_by_owner
@@ -547,15 +548,7 @@ _NO_IDS = np.zeros(0, dtype=np.int64)
 
 def _reorder_csr(order: np.ndarray, counts_g: np.ndarray, nbr_g: np.ndarray, eid_g: np.ndarray) -> HopResult:
     """Segments listed in grouped order (entry ``order[k]`` at position ``k``) -> request order."""
-    n = order.size
-    grouped_pos = np.empty(n, dtype=np.int64)
-    grouped_pos[order] = np.arange(n, dtype=np.int64)
-    counts = counts_g[grouped_pos]
-    g_start = np.concatenate([[0], np.cumsum(counts_g)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
-    out_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if n else np.zeros(0, np.int64)
-    total = int(counts.sum())
-    idx = np.repeat(g_start[grouped_pos] - out_start, counts) + np.arange(total, dtype=np.int64)
-    return HopResult(counts.astype(np.int64, copy=False), nbr_g[idx], eid_g[idx])
+    return HopResult(*reorder_segments(order, counts_g, nbr_g, eid_g))
 
 
 class DistributedNodeData(NodeDataSource):
@@ -651,10 +644,7 @@ class DistributedNodeData(NodeDataSource):
         neither owns nor caches (``[]`` for this worker itself)."""
         W, me = self.exchange.world_size, self.exchange.rank
         lo, hi = self.book.node_range(me)
-        nodes = np.asarray(nodes, dtype=np.int64)
-        remote = _sorted_unique(nodes[(nodes < lo) | (nodes >= hi)])
-        if self._cache_ids.size and remote.size:
-            remote = remote[self._cache_index.lookup(remote) < 0]
+        remote = distinct_absent([nodes], lo, hi, False, self._cache_index if self._cache_ids.size else None)
         bounds = np.searchsorted(remote, np.asarray(self.book.node_bounds, dtype=np.int64))
         return [remote[bounds[j] : bounds[j + 1]] if j != me else _NO_IDS for j in range(W)]
 
@@ -664,14 +654,8 @@ class DistributedNodeData(NodeDataSource):
         IDs among its ``frontier`` nodes (all this worker's), the ``sampled`` sources this worker owns
         (None: none) and the ``asked`` IDs (this worker's), less those the requester caches."""
         lo, hi = self.book.node_range(self.exchange.rank)
-        pieces = [np.asarray(frontier, dtype=np.int64), np.asarray(asked, dtype=np.int64)]
-        if sampled is not None:
-            pieces.append(sampled[(sampled >= lo) & (sampled < hi)])
-        ids = _sorted_unique(np.concatenate(pieces))
-        index = self._peer_cache.get(requester)
-        if index is not None and ids.size:
-            ids = ids[index.lookup(ids) < 0]
-        return ids
+        pieces = [frontier, asked] + ([sampled] if sampled is not None else [])  # frontier, asked: all in range
+        return distinct_absent(pieces, lo, hi, True, self._peer_cache.get(requester))
 
     def rows_fill(self, ids: np.ndarray) -> "MessageFill":
         """The float32 feature rows of ``ids`` (this worker's), as a message piece that gathers them
@@ -687,18 +671,6 @@ class DistributedNodeData(NodeDataSource):
         if not self._has_labels:
             return None
         return fetch_node_rows(self.exchange, self.book, ids, self.local.labels, np.int64)
-
-
-def _sorted_unique(ids: np.ndarray) -> np.ndarray:
-    """Distinct values of int64 ``ids``, ascending (a sort and a neighbour comparison: faster than
-    ``np.unique``)."""
-    ids = np.sort(ids)
-    if ids.size < 2:
-        return ids
-    keep = np.empty(ids.size, dtype=bool)
-    keep[0] = True
-    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
-    return ids[keep]
 
 
 def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Callable[[np.ndarray], np.ndarray],

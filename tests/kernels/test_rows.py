@@ -1,7 +1,10 @@
-"""Host row kernels: scatter of gathered rows into place, sorted-ID cache lookups."""
+"""Host row kernels: scatter of gathered rows into place, sorted-ID cache lookups, the distinct IDs an
+index lacks."""
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from graphtrain.kernels.rows import IdIndex, copy_cached_rows, scatter_rows
+from graphtrain.kernels.rows import IdIndex, copy_cached_rows, distinct_absent, scatter_rows
 
 
 def test_scatter_rows_writes_each_row_to_its_position():
@@ -78,3 +81,30 @@ def test_id_index_lookup_gives_each_ids_row_or_minus_one():
     assert np.array_equal(cache_ids[order][got[present]], ids[present])
     assert IdIndex(np.zeros(0, np.int64)).lookup(ids).tolist() == [-1] * ids.size
     assert index.lookup(np.zeros(0, np.int64)).shape == (0,)
+
+
+_ids = st.lists(st.integers(0, 60), max_size=80).map(lambda v: np.array(v, dtype=np.int64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays=st.lists(_ids, min_size=1, max_size=3), indexed=_ids, lo=st.integers(0, 61), width=st.integers(0, 61),
+       inside=st.booleans(), use_index=st.booleans())
+def test_distinct_absent_is_the_filtered_unique_set_less_the_index(arrays, indexed, lo, width, inside, use_index):
+    hi = lo + width
+    index = IdIndex(np.unique(indexed)) if use_index else None
+    every = np.concatenate(arrays)
+    keep = ((every >= lo) & (every < hi)) == inside
+    if index is not None:
+        keep &= ~np.isin(every, indexed)
+    got = distinct_absent(arrays, lo, hi, inside, index)
+    assert got.dtype == np.int64 and np.array_equal(got, np.unique(every[keep]))
+
+
+def test_distinct_absent_on_data_plane_sizes():
+    """Prefetched probes over a large index and many repeats (the feature-cache case)."""
+    rs = np.random.default_rng(3)
+    cached = np.unique(rs.integers(0, 1_000_000, 250_000))
+    nodes = rs.integers(0, 1_000_000, 20_000)
+    got = distinct_absent([nodes[:7_000], nodes[7_000:]], 0, 500_000, False, IdIndex(cached))
+    remote = np.unique(nodes[nodes >= 500_000])
+    assert np.array_equal(got, remote[~np.isin(remote, cached)]) and 0 < got.size < remote.size
