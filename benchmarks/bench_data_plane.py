@@ -59,8 +59,9 @@ def _timed(owner, name, label, acc):
     setattr(owner, name, wrapper)
 
 
-def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs: int, pin: int = -1,
-            proc: int = -1) -> None:
+def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs: int, pin: int, proc: int) -> None:
+    """One process's loader; ``proc`` names its results (its rank, or its index with --independent);
+    ``pin``: the core to pin it to, -1 for none."""
     if pin >= 0:
         os.sched_setaffinity(0, {pin})
     import numba
@@ -115,12 +116,11 @@ def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs:
     for _ in loader.batches(epochs - 1):
         n += 1
     wall = time.perf_counter() - t0
-    out = {"rank": rank if proc < 0 else proc, "batches": n, "wall_ms": wall * 1e3 / n, "process_cpu_ms": (time.process_time() - cpu0) * 1e3 / n,
+    out = {"rank": proc, "batches": n, "wall_ms": wall * 1e3 / n, "process_cpu_ms": (time.process_time() - cpu0) * 1e3 / n,
            "parts": {k: {"calls_per_batch": v[0] / n, "wall_ms": v[1] * 1e3 / n, "cpu_ms": v[2] * 1e3 / n}
                      for k, v in acc.items()}}
-    name = rank if proc < 0 else proc
-    Path(out_dir, f"rank{name}.json").write_text(json.dumps(out))
-    np.save(Path(out_dir, f"stamps{name}.npy"), np.array(stamps, dtype=np.float64).reshape(-1, 2))
+    Path(out_dir, f"rank{proc}.json").write_text(json.dumps(out))
+    np.save(Path(out_dir, f"stamps{proc}.npy"), np.array(stamps, dtype=np.float64).reshape(-1, 2))
     ctx.close()
 
 
