@@ -1,10 +1,17 @@
 """Stratified roles, dealing seeds out evenly, and padding to equal batch counts."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from graphtrain.errors import ConfigError
+from graphtrain.partition import open_dataset
+from graphtrain.partition.partitioner import partition_arrays
 from graphtrain.sampling.distributed import Exchange
 from graphtrain.train.splits import balanced_chunk, class_counts, pad_to_batches, stratified_roles
+from graphtrain.train.worker import _Context
 
 
 def _roles_by_partition(labels, bounds, fractions=(0.7, 0.15, 0.15), seed=0):
@@ -37,11 +44,68 @@ def test_stratified_roles_are_exact_per_class_and_spread_over_partitions():
     assert (other == 0).sum() == (roles == 0).sum() and np.any(other != roles)
 
 
-def test_roles_do_not_depend_on_how_partitions_are_grouped():
-    labels = np.random.default_rng(1).choice([-1, 0, 1], 1000)
-    a = _roles_by_partition(labels, [0, 250, 500, 750, 1000])
-    b = _roles_by_partition(labels, [0, 250, 500, 750, 1000])
-    assert np.array_equal(a, b)
+class _ThreadExchange:
+    """The one collective ``_Context.roles`` makes (``all_reduce_sum``), among ``W`` threads."""
+
+    def __init__(self, rank, slots, barrier):
+        self.rank, self.world_size, self._slots, self._barrier = rank, len(slots), slots, barrier
+
+    def all_reduce_sum(self, values):
+        self._slots[self.rank] = np.array(values)
+        self._barrier.wait()
+        total = np.sum(self._slots, axis=0)
+        self._barrier.wait()  # nobody overwrites a slot before every worker has summed
+        return total
+
+
+def _roles_of_workers(ds, runs, fractions=(0.7, 0.15, 0.15), seed=0):
+    """Every worker's roles as ``_Context.roles`` computes them for its run of partitions
+    ``[runs[w], runs[w + 1])``, concatenated by rank (each worker in a thread, counts all-reduced)."""
+    world = len(runs) - 1
+    slots, barrier = [None] * world, threading.Barrier(world, timeout=30)
+    cfg = SimpleNamespace(split_fractions=fractions, seed=seed)
+    out = [None] * world
+
+    def work(rank):
+        ctx = SimpleNamespace(dataset=ds, shard=SimpleNamespace(parts=list(range(runs[rank], runs[rank + 1]))),
+                              num_classes=ds.meta.node_schema.num_classes, cfg=cfg,
+                              exchange=_ThreadExchange(rank, slots, barrier))
+        out[rank] = _Context.roles(ctx)
+
+    with ThreadPoolExecutor(world) as pool:
+        list(pool.map(work, range(world)))  # re-raises a worker's error
+    return np.concatenate(out)
+
+
+@pytest.fixture(scope="module")
+def four_part_dataset(tmp_path_factory):
+    """2000 nodes in 4 partitions (about 500 each), 3 classes and unlabelled (-1) nodes, no stored split."""
+    rs = np.random.default_rng(1)
+    raw = rs.choice(10**9, 2000, replace=False)
+    src, dst = raw[rs.integers(0, 2000, 8000)], raw[rs.integers(0, 2000, 8000)]
+    root = tmp_path_factory.mktemp("split-ds") / "ds"
+    partition_arrays(src, dst, root, 4, node_ids=raw, node_labels=rs.choice([-1, 0, 0, 0, 1, 2], 2000), method="ldg")
+    return open_dataset(root)
+
+
+def test_roles_do_not_depend_on_how_partitions_are_grouped(four_part_dataset):
+    """The workers' roles (worker.py's path: per partition, class counts all-reduced) are the same
+    whichever contiguous runs of partitions the workers serve: the split depends on the dataset and
+    the seed only, as docs/training.md says -- the same on 1, 2 or 4 workers."""
+    ds = four_part_dataset
+    bounds = [ds.book.node_range(p)[0] for p in range(4)] + [ds.meta.num_nodes]
+    assert np.all(np.diff(bounds) > 300)  # four real partitions
+    labels = np.concatenate([np.asarray(ds.partition(p).labels) for p in range(4)])
+    expected = _roles_by_partition(labels, bounds)
+    assert set(np.unique(expected)) == {-1, 0, 1, 2}  # every role occurs: the comparisons below are not vacuous
+    groupings = {(0, 4), (0, 2, 4), (0, 1, 4), (0, 3, 4), (0, 1, 2, 3, 4)}
+    groupings |= {tuple(int(b) for b in ds.book.contiguous_runs(w)) for w in (1, 2, 4)}  # what the trainer deals out
+    for runs in sorted(groupings):
+        roles = _roles_of_workers(ds, runs)
+        assert roles.shape == labels.shape
+        mismatch = np.flatnonzero(roles != expected)
+        assert mismatch.size == 0, f"runs {runs}: {mismatch.size} nodes change role, first at global ID {mismatch[:5]}"
+    assert np.any(_roles_of_workers(ds, (0, 2, 4), seed=1) != expected)  # the seed does change the split
 
 
 def test_fractions_are_checked():
