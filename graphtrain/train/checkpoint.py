@@ -63,6 +63,8 @@ class CheckpointManifest:
         history: one dict per finished epoch (loss, val metrics).
         early_stopping: ``{"best", "best_epoch", "bad_epochs"}``.
         finished: training ended (all epochs or early stop); resuming it does nothing more.
+        epoch_losses: mid-epoch only: ``[loss sum, batch count]`` of the epoch so far on each rank
+            (rank order), so a resumed epoch reports the loss the uninterrupted one would have.
         files: file name -> sha256.
     """
 
@@ -77,6 +79,7 @@ class CheckpointManifest:
     history: List[Dict[str, Any]] = field(default_factory=list)
     early_stopping: Dict[str, Any] = field(default_factory=dict)
     finished: bool = False
+    epoch_losses: List[List[float]] = field(default_factory=list)
     files: Dict[str, str] = field(default_factory=dict)
     format_version: int = CHECKPOINT_FORMAT_VERSION
     created_by: str = f"graphtrain {__version__}"

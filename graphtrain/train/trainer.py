@@ -42,7 +42,9 @@ log = get_logger("train")
 SCORE_COLUMNS = ("node_id", "score", "pred", "label")
 
 
-def _check_dataset(dataset_dir, need_labels: bool, need_features: bool = True):
+def _check_dataset(dataset_dir, need_labels: bool, need_features: bool = True, verify: Optional[bool] = None):
+    """Open the dataset (headers and sizes), check its schema, then its checksums: ``verify`` None
+    hashes the arrays changed since the last verification's stamp, True all of them, False none."""
     from graphtrain.partition.format import open_dataset
 
     ds = open_dataset(dataset_dir)  # FormatError for missing / corrupt / wrong-version datasets
@@ -52,6 +54,8 @@ def _check_dataset(dataset_dir, need_labels: bool, need_features: bool = True):
                           "--nodes ... --label COLUMN")
     if need_features and not schema.feature_names:
         raise ConfigError(f"{dataset_dir}: the dataset has no node features; partition it with --nodes ... --features COLUMNS")
+    if verify is not False:
+        ds.verify(reuse_stamp=verify is None)  # FormatError naming the first array whose sha256 differs
     return ds
 
 
@@ -143,18 +147,24 @@ class Trainer:
         cpus_per_worker: Ray CPUs reserved per worker.
         num_cpus: logical CPUs of a local Ray started here (default: the machine's).
         progress: progress bars (default: when stderr is a terminal).
+        verify: the arrays' sha256, checked here before any worker starts: None (default) hashes
+            only the arrays changed since the last verification (a stamp in the dataset directory;
+            the first run hashes everything), True all of them, False none (headers and sizes are
+            always checked).
         **options: any other :class:`TrainConfig` field (hidden, lr, patience, use_gpu, amp,
             activation_checkpointing, checkpoint_every, seed, threads_per_worker, ...).
 
     Raises:
-        FormatError: the dataset is missing, corrupt or of another format version.
+        FormatError: the dataset is missing, corrupt (a header, size or sha256 mismatch) or of
+            another format version.
         ConfigError: bad options, no labels or features, ``num_workers`` out of range.
     """
 
     def __init__(self, dataset_dir, model="sage", fanouts: Sequence[int] = (15, 10), batch_size: int = 1024,
                  epochs: int = 10, num_workers: int = 1, *, address: Optional[str] = None,
                  checkpoint_dir=None, resume: bool = False, max_restarts: int = 3, cpus_per_worker: float = 1.0,
-                 num_cpus: Optional[int] = None, progress: Optional[bool] = None, **options):
+                 num_cpus: Optional[int] = None, progress: Optional[bool] = None, verify: Optional[bool] = None,
+                 **options):
         import torch
 
         self.dataset_dir = str(Path(dataset_dir).resolve())
@@ -170,7 +180,8 @@ class Trainer:
             raise ConfigError(f"unknown training option: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"fanouts must be integers, got {list(fanouts)}") from None
-        self.dataset = _check_dataset(self.dataset_dir, need_labels=True)
+        self.verify = verify
+        self.dataset = _check_dataset(self.dataset_dir, need_labels=True, verify=verify)
         _check_temporal(self.dataset, self.config, self.dataset_dir)
         self.num_workers = _check_workers(num_workers, self.dataset.num_parts)
         if max_restarts < 0:
@@ -256,6 +267,7 @@ class Trainer:
 
         start = self.latest_checkpoint() if self.resume else None
         if start:
+            self._check_resumable(start)
             log.info("resuming from %s", start)
 
         def on_restart(exc, ckpt):
@@ -290,6 +302,22 @@ class Trainer:
         }
         return self.result
 
+    def _check_resumable(self, checkpoint: str) -> None:
+        """Refuse, before any worker starts, a mid-epoch checkpoint of another worker count or batch
+        size: its position names a batch of a different batching. Epoch-end checkpoints resume on any."""
+        from graphtrain.train.checkpoint import read_manifest
+
+        man = read_manifest(checkpoint)
+        if man.batch == 0 or man.finished:
+            return
+        was = (man.num_workers, man.train.get("batch_size"))
+        now = (self.num_workers, self.config.batch_size)
+        if was != now:
+            raise ConfigError(f"checkpoint {checkpoint} was taken mid-epoch (epoch {man.epoch}, batch {man.batch}) by a "
+                              f"run of {was[0]} workers with batch size {was[1]}; this run has {now[0]} workers and "
+                              f"batch size {now[1]}: a mid-epoch checkpoint resumes only with the same worker count and "
+                              "batch size (or resume from an epoch-end checkpoint)")
+
     def _checkpoint(self, checkpoint) -> str:
         from graphtrain.train.checkpoint import resolve_checkpoint
 
@@ -312,12 +340,13 @@ class Trainer:
         """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see :func:`predict`)."""
         return predict(self.dataset_dir, checkpoint or self._checkpoint(None), out_path, num_workers=self.num_workers,
                        address=self.address, force=force, cpus_per_worker=self.cpus_per_worker, num_cpus=self.num_cpus,
-                       model=self.custom_model, progress=self._progress_enabled)
+                       model=self.custom_model, progress=self._progress_enabled,
+                       verify=False if self.verify is False else None)  # verified (and stamped) at __init__
 
 
 def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address: Optional[str] = None,
             force: bool = False, cpus_per_worker: float = 1.0, num_cpus: Optional[int] = None, model=None,
-            progress: Optional[bool] = None, **overrides) -> dict:
+            progress: Optional[bool] = None, verify: Optional[bool] = None, **overrides) -> dict:
     """Score every node of a dataset with a checkpoint's model (layer-wise, all in-edges) into one Parquet file.
 
     A temporally trained model (``temporal`` in its :class:`TrainConfig`) is scored as it was trained:
@@ -335,6 +364,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         out_path: the Parquet file to write (``force`` to replace an existing one).
         num_workers: workers for the inference (any number <= partitions; need not match training).
         model: the ``torch.nn.Module`` for checkpoints of a user model.
+        verify: the dataset arrays' sha256 before any worker starts, as :class:`Trainer`'s ``verify``.
         **overrides: :class:`TrainConfig` fields to change (e.g. ``inference_chunk``, ``threads_per_worker``).
 
     Returns:
@@ -353,7 +383,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         from graphtrain.errors import OutputExistsError
 
         raise OutputExistsError(f"{out_path} already exists; pass --force to replace it")
-    ds = _check_dataset(dataset_dir, need_labels=False)
+    ds = _check_dataset(dataset_dir, need_labels=False, verify=verify)
     W = _check_workers(num_workers, ds.num_parts)
     cfg = TrainConfig.from_dict(manifest.train)
     if cfg.model == "custom" and model is None:
@@ -370,7 +400,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     trainer.dataset_dir, trainer.dataset, trainer.num_workers = str(Path(dataset_dir).resolve()), ds, W
     trainer.address, trainer.num_cpus, trainer.cpus_per_worker = address, num_cpus, float(cpus_per_worker)
     trainer.custom_model, trainer.config, trainer._progress_enabled = model, cfg, progress
-    trainer.checkpoint_dir, trainer.progress = None, None
+    trainer.checkpoint_dir, trainer.progress, trainer.verify = None, None, verify
     results = trainer._run("predict", str(ckpt))
     rows = 0
     with staged_file(out_path, force) as tmp:

@@ -423,12 +423,14 @@ def _fit(ctx: _Context) -> dict:
     state = {"epoch": 0, "batch": 0, "global_step": 0, "history": [],
              "early_stopping": {"best": None, "best_epoch": None, "bad_epochs": 0}, "finished": False}
     best_state = None
+    epoch_loss = (0.0, 0)  # (sum, batches) of this rank's losses in the epoch in progress, summed in batch order
     if task.resume_from:
         loaded = None
         if ctx.rank == 0:
             man = ck.read_manifest(task.resume_from)
             loaded = {"manifest": {k: getattr(man, k) for k in ("epoch", "batch", "global_step", "history",
-                                                                 "early_stopping", "finished", "batches_per_epoch")},
+                                                                 "early_stopping", "finished", "batches_per_epoch",
+                                                                 "epoch_losses")},
                       "states": ck.load_states(task.resume_from)}
         loaded = ctx.broadcast(loaded)
         man, states = loaded["manifest"], loaded["states"]
@@ -437,6 +439,8 @@ def _fit(ctx: _Context) -> dict:
                               f"per epoch; this run has {nb} (a different worker count or batch size); resume it with the "
                               "same settings, or from an epoch-end checkpoint")
         state.update({k: man[k] for k in state})
+        if man["batch"] and len(man["epoch_losses"]) == ctx.world:  # this rank's loss sum of the epoch so far
+            epoch_loss = (float(man["epoch_losses"][ctx.rank][0]), int(man["epoch_losses"][ctx.rank][1]))
         model.load_state_dict(states["model"])
         optimizer.load_state_dict(states["optimizer"])
         if scaler is not None and "scaler" in states:
@@ -449,14 +453,19 @@ def _fit(ctx: _Context) -> dict:
         ddp = DistributedDataParallel(model, device_ids=[0] if ctx.device.type == "cuda" else None)
 
     def save(finished=False, model_state=None):
-        if ctx.rank != 0 or task.checkpoint_dir is None:
+        if task.checkpoint_dir is None:
+            return None
+        # mid-epoch: every rank's loss sum so far goes into the checkpoint (a collective: every rank saves here)
+        partial = _all_gather_on_gradient_group(ctx, epoch_loss) if state["batch"] else None
+        if ctx.rank != 0:
             return None
         man = ck.CheckpointManifest(
             epoch=state["epoch"], batch=state["batch"], global_step=state["global_step"], batches_per_epoch=nb,
             num_workers=ctx.world, model=_model_record(ctx, model), train=cfg.to_dict(),
             dataset={"path": str(task.dataset_dir), "num_nodes": ctx.dataset.meta.num_nodes,
                      "num_edges": ctx.dataset.meta.num_edges, "num_parts": ctx.dataset.num_parts},
-            history=state["history"], early_stopping=state["early_stopping"], finished=finished)
+            history=state["history"], early_stopping=state["early_stopping"], finished=finished,
+            epoch_losses=[] if partial is None else partial.tolist())
         path = ck.save_checkpoint(task.checkpoint_dir, man, {
             "model": model_state or _cpu_state(model), "optimizer": optimizer.state_dict(), "best_model": best_state,
             "scaler": scaler.state_dict() if scaler is not None else None}, keep=cfg.keep_checkpoints)
@@ -471,7 +480,7 @@ def _fit(ctx: _Context) -> dict:
         ddp.train()
         before = ctx.exchange.stats.as_dict()
         t0, cpu0 = time.perf_counter(), time.process_time()
-        losses = []
+        losses = []  # this process's losses of the epoch (a resumed epoch: those after the checkpoint)
         for b, batch in enumerate(loader.batches(epoch, state["batch"]), start=state["batch"]):
             torch.manual_seed(_derive_seed(ctx.worker_seed, state["global_step"]))
             data = _to_pyg(batch, ctx.device)
@@ -487,6 +496,7 @@ def _fit(ctx: _Context) -> dict:
                 loss.backward()
                 optimizer.step()
             losses.append(float(loss.detach()))
+            epoch_loss = (epoch_loss[0] + losses[-1], epoch_loss[1] + 1)
             train_stats["seeds"] += batch.batch_size
             state["batch"], state["global_step"] = b + 1, state["global_step"] + 1
             if ctx.rank == 0 and (b + 1) % cfg.log_every == 0:
@@ -500,10 +510,10 @@ def _fit(ctx: _Context) -> dict:
         train_stats["batches"] += len(losses)
         for k in ("bytes_sent", "bytes_received"):
             train_stats[k] += after[k] - before[k]
-        epoch_loss = float(np.mean(losses)) if losses else None
-        losses_all = ctx.exchange.all_reduce_sum(np.array([sum(losses), len(losses)], dtype=np.float64))
-        record = {"epoch": epoch, "loss": float(losses_all[0] / max(losses_all[1], 1)) if losses_all[1] else epoch_loss,
-                  "seconds": epoch_seconds, "batches": len(losses)}
+        losses_all = ctx.exchange.all_reduce_sum(np.array(epoch_loss, dtype=np.float64))
+        record = {"epoch": epoch, "loss": float(losses_all[0] / losses_all[1]) if losses_all[1] else None,
+                  "seconds": epoch_seconds, "batches": epoch_loss[1]}
+        epoch_loss = (0.0, 0)
         t_eval = time.perf_counter()
         val = _evaluate(ctx, model, seeds, ["val"]) if _has(seeds, "val") else None
         train_stats["eval_seconds"] += time.perf_counter() - t_eval
@@ -550,6 +560,20 @@ def _fit(ctx: _Context) -> dict:
         "global_step": state["global_step"], "batches_per_epoch": nb, "checkpoint": path,
         "train": train_stats, "bytes_sent_all_workers": int(stats[0]),
     }
+
+
+def _all_gather_on_gradient_group(ctx: _Context, row) -> np.ndarray:
+    """float64 ``[world, len(row)]``: every rank's ``row``, in rank order (a collective). Mid-epoch the
+    loader's prefetch thread owns the data-plane group, so this uses the gradients' group."""
+    if ctx.world == 1:
+        return np.array([row], dtype=np.float64)
+    import torch
+    import torch.distributed as dist
+
+    mine = torch.tensor(row, dtype=torch.float64, device=ctx.device)
+    rows = [torch.zeros_like(mine) for _ in range(ctx.world)]
+    dist.all_gather(rows, mine)
+    return torch.stack(rows).cpu().numpy()
 
 
 def _has(seeds, name) -> bool:

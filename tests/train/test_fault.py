@@ -1,14 +1,20 @@
 """Fault tolerance: SIGKILL one worker mid-epoch; the run resumes from its last checkpoint and ends
-with the metrics of an uninterrupted run. A run that gives up leaves a usable checkpoint."""
+exactly where an uninterrupted run ends (metrics, loss history, final weights). Epoch-end
+checkpoints resume on another worker count; mid-epoch ones refuse to. A run that gives up leaves a
+usable checkpoint."""
+import json
 import os
+import shutil
 import signal
 import threading
 import time
 
 import pytest
+import torch
 
-from graphtrain.errors import GraphtrainError
+from graphtrain.errors import ConfigError, GraphtrainError
 from graphtrain.train import Trainer, predict
+from graphtrain.train.checkpoint import LATEST, load_states, read_manifest
 
 pytestmark = pytest.mark.ray
 RUN = dict(model="sage", fanouts=[5, 5], batch_size=16, epochs=3, num_workers=2, hidden=16, lr=0.01,
@@ -43,7 +49,24 @@ def _fit_in_thread(trainer):
     return th, box
 
 
-def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(ray_local, labelled_dataset, tmp_path):
+def _history(result):
+    """The loss and validation history (of a fit() result or a list of records) without wall times,
+    the only fields allowed to differ."""
+    history = result["history"] if isinstance(result, dict) else result
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def _final_weights(result):
+    return load_states(result["checkpoint"], names=("model",))["model"]
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sigkill_mid_epoch_resumes_exactly(ray_local, labelled_dataset, tmp_path):
     clean = Trainer(labelled_dataset, checkpoint_dir=tmp_path / "clean", **RUN).fit()
     trainer = Trainer(labelled_dataset, checkpoint_dir=tmp_path / "killed", **RUN)
     th, box = _fit_in_thread(trainer)
@@ -58,11 +81,44 @@ def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint(ray_local, labelled_
     assert (resumed["epoch"], resumed["batch"]) >= (seen["epoch"], seen["batch"])
     assert resumed["batch"] > 0 or resumed["epoch"] > seen["epoch"]
     assert r["epochs_run"] == clean["epochs_run"] == 3
-    # the resumed run re-draws exactly what the uninterrupted one drew: same metrics (tolerance for float sums)
-    for split in ("val", "test"):
-        for k in ("auc", "ap"):
-            assert r[split][k] == pytest.approx(clean[split][k], abs=0.02)
-    assert r["history"][-1]["loss"] == pytest.approx(clean["history"][-1]["loss"], rel=0.05)
+    # the resumed run re-draws exactly what the uninterrupted one drew: the same metrics, the same
+    # loss of every epoch (the interrupted epoch's too) and the same final weights, bit for bit
+    assert r["val"] == clean["val"] and r["test"] == clean["test"]
+    assert _history(r) == _history(clean)
+    assert r["best_epoch"] == clean["best_epoch"]
+    _assert_same_weights(_final_weights(r), _final_weights(clean))
+
+
+def _epoch_end_checkpoint(src_root, epoch, dst_root):
+    """Copy the epoch-end checkpoint of ``src_root`` that starts ``epoch`` into ``dst_root`` as its latest."""
+    found = [p for p in src_root.iterdir() if p.is_dir() and p.name.startswith("step-")
+             and read_manifest(p).epoch == epoch and read_manifest(p).batch == 0 and not read_manifest(p).finished]
+    assert len(found) == 1, sorted(p.name for p in src_root.iterdir())
+    dst_root.mkdir()
+    shutil.copytree(found[0], dst_root / found[0].name)
+    (dst_root / LATEST).write_text(json.dumps({"format_version": 1, "checkpoint": found[0].name}))
+    return read_manifest(found[0])
+
+
+def test_an_epoch_end_checkpoint_resumes_on_any_worker_count(ray_local, labelled_dataset, tmp_path):
+    run = dict(RUN, checkpoint_every=0, keep_checkpoints=3)
+    first = Trainer(labelled_dataset, checkpoint_dir=tmp_path / "w2", **run).fit()
+    for workers in (2, 1, 4):
+        root = tmp_path / f"resumed-on-{workers}"
+        man = _epoch_end_checkpoint(tmp_path / "w2", 2, root)
+        r = Trainer(labelled_dataset, checkpoint_dir=root, resume=True, **dict(run, num_workers=workers)).fit()
+        assert r["num_workers"] == workers and r["epochs_run"] == 3 and r["restarts"] == 0
+        # the two epochs of the 2-worker run are kept as they were; only the third ran here
+        assert _history(r)[:2] == _history(first)[:2] == _history(man.history)
+        assert r["train"]["batches"] == workers * r["batches_per_epoch"]
+        final = read_manifest(r["checkpoint"])
+        assert final.finished and final.num_workers == workers
+        assert final.global_step == man.global_step + r["batches_per_epoch"]
+        if workers == 2:  # on the same count, exactly the uninterrupted run
+            assert _history(r) == _history(first) and r["val"] == first["val"] and r["test"] == first["test"]
+            _assert_same_weights(_final_weights(r), _final_weights(first))
+        else:  # it went on from the checkpoint's model: its third epoch's loss is below a fresh first epoch's
+            assert r["history"][2]["loss"] < first["history"][0]["loss"]
 
 
 def test_a_run_that_gives_up_leaves_its_last_checkpoint_usable(ray_local, labelled_dataset, tmp_path):
@@ -75,6 +131,16 @@ def test_a_run_that_gives_up_leaves_its_last_checkpoint_usable(ray_local, labell
     assert last is not None and str(last) in str(box["error"])
     out = predict(labelled_dataset, tmp_path / "ck", tmp_path / "scores.parquet", num_workers=2, num_cpus=4)
     assert out["rows"] == 600 and out["checkpoint"] == last
-    # and training can resume from it
+    # it was taken mid-epoch: another worker count or batch size is refused on the driver, before
+    # any worker starts, naming the checkpoint and both settings
+    man = read_manifest(last)
+    assert man.batch > 0 and man.num_workers == 2
+    t4 = Trainer(labelled_dataset, checkpoint_dir=tmp_path / "ck", resume=True, **dict(RUN, num_workers=4))
+    with pytest.raises(ConfigError, match=r"mid-epoch.*2 workers.*4 workers") as info:
+        t4.fit()
+    assert str(last) in str(info.value) and t4.progress is None
+    with pytest.raises(ConfigError, match=r"mid-epoch.*batch size 16.*batch size 32"):
+        Trainer(labelled_dataset, checkpoint_dir=tmp_path / "ck", resume=True, **dict(RUN, batch_size=32)).fit()
+    # and training resumes from it with the same settings
     r = Trainer(labelled_dataset, checkpoint_dir=tmp_path / "ck", resume=True, **RUN).fit()
     assert r["epochs_run"] == 3 and r["val"]["auc"] > 0.6
