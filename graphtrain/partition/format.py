@@ -50,7 +50,7 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -58,6 +58,7 @@ from graphtrain._version import __version__
 from graphtrain.errors import FormatError, OutputExistsError
 from graphtrain.graph import TIME, CSCGraph
 from graphtrain.partition.book import RangePartitionBook
+from graphtrain.partition.view import PartitionedGraph
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -440,8 +441,11 @@ class Dataset:
     def num_parts(self) -> int:
         return self.meta.num_parts
 
-    def graph(self, part: int) -> CSCGraph:
-        """Memory-mapped in-edges of partition ``part``."""
+    def graph(self, part: Optional[int] = None) -> Union[CSCGraph, PartitionedGraph]:
+        """Memory-mapped in-edges of partition ``part``; without ``part``, of every node: a
+        :class:`~graphtrain.partition.view.PartitionedGraph` view over all partitions (no copy)."""
+        if part is None:
+            return PartitionedGraph(tuple(self.graph(p) for p in range(self.num_parts)), self.book)
         self.book.node_range(part)  # range check
         attrs = {c.name: self._part_array(part, edge_file(c.name)) for c in self.meta.edge_columns}
         return CSCGraph(

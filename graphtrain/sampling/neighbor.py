@@ -28,8 +28,10 @@ from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
 from graphtrain.kernels import get_backend, resolve_backend
 from graphtrain.kernels.rng import combine_np, seed_key
+from graphtrain.partition.view import PartitionedGraph
 from graphtrain.sampling.hop import TEMPORAL_MODES, HopOptions, HopSampler, LocalHopSampler
 from graphtrain.sampling.minibatch import MiniBatch
+from graphtrain.sampling.partitioned import PartitionedHopSampler
 
 
 def frontier_keys(batch_key, hop: int, ids: np.ndarray, times: Optional[np.ndarray] = None) -> np.ndarray:
@@ -66,7 +68,9 @@ class NeighborSampler:
     """Sample multi-hop in-neighbourhoods of seed nodes into :class:`MiniBatch` objects.
 
     Args:
-        graph: a :class:`CSCGraph` (sampled by a :class:`LocalHopSampler` with ``backend``) or any
+        graph: a :class:`CSCGraph` (sampled by a :class:`LocalHopSampler` with ``backend``), a whole
+            dataset's :class:`~graphtrain.partition.view.PartitionedGraph` (``open_dataset(d).graph()``,
+            sampled partition by partition, see :mod:`graphtrain.sampling.partitioned`) or any
             :class:`HopSampler` (e.g. the distributed one).
         fanouts: edges to sample per node at each hop, e.g. ``[15, 10]`` (each >= 1).
         replace: sample with replacement.
@@ -84,7 +88,7 @@ class NeighborSampler:
 
     def __init__(
         self,
-        graph: Union[CSCGraph, HopSampler],
+        graph: Union[CSCGraph, PartitionedGraph, HopSampler],
         fanouts: Sequence[int],
         *,
         replace: bool = False,
@@ -121,8 +125,11 @@ class NeighborSampler:
             self.hop_sampler = graph
         elif isinstance(graph, CSCGraph):
             self.hop_sampler = LocalHopSampler(graph, self.backend)
+        elif isinstance(graph, PartitionedGraph):  # one partition is one CSCGraph: keep its whole-batch path
+            self.hop_sampler = (LocalHopSampler(graph.parts[0], self.backend) if graph.num_parts == 1
+                                else PartitionedHopSampler(graph, self.backend))
         else:
-            raise ConfigError(f"graph must be a CSCGraph or a HopSampler, got {type(graph).__name__}")
+            raise ConfigError(f"graph must be a CSCGraph, a PartitionedGraph or a HopSampler, got {type(graph).__name__}")
         self.fanouts: List[int] = [int(k) for k in fanouts]
         self.temporal = temporal
         self.seed = int(seed)
