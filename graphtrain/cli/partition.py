@@ -72,7 +72,9 @@ def register(sub) -> None:
                        description="Print a partitioned dataset's counts, range boundaries, edge cut, balance and columns.")
     i.add_argument("dataset", metavar="DIR")
     i.add_argument("--json", action="store_true", help="print JSON (num_parts, num_nodes, num_edges, node_boundaries, edge_boundaries, edge_cut, ...)")
-    i.add_argument("--verify", action="store_true", help="also check every array's sha256")
+    i.add_argument("--verify", action="store_true",
+                   help="also check every array's sha256 (all of them) and record the stamp that lets train and "
+                   "predict skip the unchanged ones")
     i.set_defaults(func=run_inspect)
 
     e = sub.add_parser("export", help="write a dataset's edges back with raw IDs (CSV/TSV/Parquet)",

@@ -67,6 +67,16 @@ def _add_cluster_args(p, d) -> None:
                    help="destination nodes per step of layer-wise inference")
 
 
+def _add_verify_args(p) -> None:
+    v = p.add_argument_group("dataset integrity (array headers and file sizes are always checked)")
+    g = v.add_mutually_exclusive_group()
+    g.add_argument("--verify", dest="verify", action="store_const", const=True, default=argparse.SUPPRESS,
+                   help="re-hash every array (sha256) before starting, ignoring the stamp of the last verification "
+                   "(default: hash only the arrays changed since then; the first run hashes all)")
+    g.add_argument("--no-verify", dest="verify", action="store_const", const=False, default=argparse.SUPPRESS,
+                   help="skip the sha256 check (a dataset copied to fresh storage is otherwise hashed again)")
+
+
 def register(sub) -> None:
     d = _defaults()
     p = sub.add_parser(
@@ -120,6 +130,7 @@ def register(sub) -> None:
     c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --checkpoint-dir")
     c.add_argument("--max-restarts", type=int, default=3, help="worker failures survived by restarting from the last checkpoint")
     _add_cluster_args(p, d)
+    _add_verify_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (they are off anyway when stderr is not a terminal)")
     p.set_defaults(func=run_train)
 
@@ -136,6 +147,7 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, metavar="FILE", help="Parquet file to write")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     _add_cluster_args(q, d)
+    _add_verify_args(q)
     q.set_defaults(func=run_predict)
 
 
@@ -146,7 +158,7 @@ def run_train(args) -> int:
         args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
         num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
         max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,
         class_weight=args.class_weight, monitor=args.monitor, patience=args.patience, min_delta=args.min_delta,
         split_fractions=tuple(args.split), seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
@@ -169,6 +181,7 @@ def run_predict(args) -> int:
     summary = predict(args.dataset, args.checkpoint, args.out, num_workers=args.num_workers, address=args.address,
                       force=args.force, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
                       threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-                      use_gpu=args.use_gpu, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller)
+                      use_gpu=args.use_gpu, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller,
+                      verify=getattr(args, "verify", None))
     print(json.dumps(summary))
     return 0

@@ -24,19 +24,24 @@ edges in partition ``p``, ``N`` nodes and ``E`` edges in all)::
     │   ├── raw_id_offsets.npy     int64   [n_p + 1]  raw IDs as UTF-8 strings:   (string IDs)
     │   └── raw_id_bytes.npy       uint8   [...]      bytes[offsets[i]:offsets[i+1]]
     ├── part-0001/ ...
-    └── idmap/                     raw -> global lookup, sorted by hash(raw ID)
-        ├── hash.npy               uint64  [N]  hash of each raw ID, ascending (ties by raw ID)
-        ├── global_id.npy          int64   [N]  global ID of the raw ID in the same row
-        ├── raw.npy                int64   [N]  the raw ID in the same row          (int IDs)
-        ├── raw_offsets.npy        int64   [N + 1]                                 (string IDs)
-        └── raw_bytes.npy          uint8   [...]
+    ├── idmap/                     raw -> global lookup, sorted by hash(raw ID)
+    │   ├── hash.npy               uint64  [N]  hash of each raw ID, ascending (ties by raw ID)
+    │   ├── global_id.npy          int64   [N]  global ID of the raw ID in the same row
+    │   ├── raw.npy                int64   [N]  the raw ID in the same row          (int IDs)
+    │   ├── raw_offsets.npy        int64   [N + 1]                                 (string IDs)
+    │   └── raw_bytes.npy          uint8   [...]
+    └── .verified.json             (optional) stat and sha256 of each array at its last full
+                                   verification (STAMP_FILE, graphtrain.partition.integrity)
 
 Global node IDs of partition ``p`` are ``[node_bounds[p], node_bounds[p+1])``; its edges (the
 in-edges of its nodes) have global edge IDs ``[edge_bounds[p], edge_bounds[p+1])`` in CSC order.
 The global -> raw direction is the per-partition ``raw_id*`` arrays (local ID = global - start), so
 a worker maps its own nodes back without touching anyone else's data.
 
-Checksums are sha256 of each array's data bytes (the ``.npy`` header excluded; np.load checks it).
+Checksums are sha256 of each array's data bytes (the ``.npy`` header excluded; its dtype and shape
+are checked against ``meta.json`` instead). Opening checks every array's header and file size;
+:meth:`Dataset.verify` checks the checksums and records a ``.verified.json`` stamp so unchanged
+files are not hashed again (:mod:`graphtrain.partition.integrity`).
 Writers build the whole directory under a temporary sibling and rename it into place at the end
 (:func:`staged_directory`), so a failed run never leaves a half-written dataset.
 """
@@ -58,6 +63,7 @@ from graphtrain._version import __version__
 from graphtrain.errors import FormatError, OutputExistsError
 from graphtrain.graph import TIME, CSCGraph
 from graphtrain.partition.book import RangePartitionBook
+from graphtrain.partition.integrity import STAMP_FILE, VerifyReport, check_array_file, verify_arrays
 from graphtrain.partition.view import PartitionedGraph
 
 FORMAT_VERSION = 1
@@ -384,10 +390,11 @@ class Dataset:
     """A partitioned dataset directory, opened read-only.
 
     Opening reads ``meta.json``, checks its version and that every listed array exists with the
-    recorded dtype and shape (headers only). ``verify=True`` also checks every sha256.
+    recorded dtype and shape and the size they imply (headers only). ``verify=True`` also checks
+    every sha256 (:meth:`verify`).
 
     Raises:
-        FormatError: missing directory or files, wrong version, shape/dtype mismatch, bad checksum.
+        FormatError: missing directory or files, wrong version, shape/dtype/size mismatch, bad checksum.
     """
 
     def __init__(self, path, verify: bool = False):
@@ -399,35 +406,31 @@ class Dataset:
             raise FormatError(f"{self.path}: no {META_FILE}; not a graphtrain dataset (or an unfinished one)")
         self.meta = DatasetMeta.from_json(meta_path.read_text(encoding="utf-8"), str(meta_path))
         self.book = self.meta.book
-        self._check_files(verify)
+        for rel, rec in self.meta.files.items():
+            check_array_file(self.path / rel, rec.dtype, rec.shape)
+        if verify:
+            self.verify()
 
     # -- integrity ------------------------------------------------------------------------------
-    def _check_files(self, verify: bool) -> None:
-        for rel, rec in self.meta.files.items():
-            arr = self._load(rel, rec)
-            if verify:
-                if _sha256_of(arr) != rec.sha256:
-                    raise FormatError(f"{self.path / rel}: checksum mismatch (file is corrupt or was modified)")
+    def verify(self, reuse_stamp: bool = False) -> VerifyReport:
+        """Check every array's sha256 against ``meta.json`` and record the stamp (``STAMP_FILE``).
 
-    def verify(self) -> None:
-        """Check every array's sha256 against ``meta.json``."""
-        self._check_files(verify=True)
+        Args:
+            reuse_stamp: hash only the files whose size, mtime, ctime or inode changed since the
+                last verification recorded in the stamp (default: hash everything).
+        """
+        return verify_arrays(self.path, self.meta.files, force=not reuse_stamp)
 
     def _load(self, rel: str, rec: Optional[FileRecord] = None) -> np.ndarray:
         rec = rec or self.meta.files.get(rel)
         if rec is None:
             raise FormatError(f"{self.path}: {rel} is not listed in {META_FILE}")
         path = self.path / rel
-        if not path.is_file():
-            raise FormatError(f"{path}: missing (listed in {META_FILE})")
+        check_array_file(path, rec.dtype, rec.shape)  # header and size; np.load trusts them from here
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise FormatError(f"{path}: unreadable array ({exc})") from None
-        if arr.dtype.str != rec.dtype or list(arr.shape) != list(rec.shape):
-            raise FormatError(
-                f"{path}: expected dtype {rec.dtype} shape {tuple(rec.shape)}, found {arr.dtype.str} {arr.shape}"
-            )
         if arr.size == 0:  # np.load cannot memory-map empty arrays portably; return a plain one
             arr = np.empty(arr.shape, dtype=arr.dtype)
         return arr
@@ -482,15 +485,6 @@ class Dataset:
     def idmap_array(self, name: str) -> np.ndarray:
         """One array of the raw -> global map (``hash``, ``global_id``, ``raw``, ``raw_offsets``, ``raw_bytes``)."""
         return self._load(f"{IDMAP_DIR}/{name}.npy")
-
-
-def _sha256_of(array: np.ndarray, chunk_bytes: int = 64 << 20) -> str:
-    """sha256 of an array's data bytes, read in chunks (a memory-mapped array is not loaded whole)."""
-    sha = hashlib.sha256()
-    flat = array.reshape(-1).view(np.uint8) if array.size else np.empty(0, np.uint8)
-    for start in range(0, flat.size, chunk_bytes):
-        sha.update(memoryview(np.ascontiguousarray(flat[start : start + chunk_bytes])))
-    return sha.hexdigest()
 
 
 def open_dataset(path, verify: bool = False) -> Dataset:

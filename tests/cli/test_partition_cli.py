@@ -192,7 +192,7 @@ def test_inspect_reports_corruption(tmp_path, capsys):
     data[-1] ^= 1
     src.write_bytes(bytes(data))
     assert run_cli("inspect", out, "--verify") == 2
-    assert "checksum mismatch" in capsys.readouterr().err
+    assert "part-0000/src.npy: sha256 mismatch" in capsys.readouterr().err
 
 
 def test_tsv_without_header_and_self_loops(tmp_path, capsys):

@@ -116,7 +116,7 @@ def test_corruption_is_detected(tmp_path):
     raw[-1] ^= 0xFF
     path.write_bytes(bytes(raw))
     fmt.open_dataset(root)  # header and shape still fine
-    with pytest.raises(FormatError, match="checksum mismatch"):
+    with pytest.raises(FormatError, match="sha256 mismatch"):
         fmt.open_dataset(root, verify=True)
     # a truncated array is caught without verify
     path.write_bytes(bytes(raw[:-8]))
