@@ -11,11 +11,17 @@ the last layer producing class logits. Two ways to run it:
   run bipartite, like DGL's blocks), so the last layer only computes the seeds; ``out[:batch_size]``
   are their logits.
 - **layer-wise** (full-graph inference): :meth:`GNN.layer` applies one layer to a subgraph
-  whose first rows are the destination nodes (see :mod:`graphtrain.train.inference`).
+  whose first rows are the destination nodes (see :mod:`graphtrain.train.inference`). GCN there
+  needs every row's in-degree in the whole graph (``in_degree``; :attr:`GNN.needs_in_degrees`): its
+  normalisation ``1 / sqrt(deg(src) deg(dst))`` uses the sources' degrees, which a subgraph of
+  some destinations' in-edges does not hold. With them, layer-wise GCN is the full-graph GCN exactly.
+  (A sampled batch is normalised by the batch's own degrees, as PyG's ``trim_to_layer`` does:
+  sampled GCN approximates the full-graph model, it is not equal to it.)
 
 A user model can replace these (``Trainer(model=my_module)``): any ``torch.nn.Module`` with
 ``forward(x, edge_index, num_sampled_nodes_per_hop, num_sampled_edges_per_hop) -> logits`` trains;
-layer-wise inference also needs ``num_layers``, ``layer_out_channels(l)`` and ``layer(l, x, edge_index, num_dst)`` (outputs of the first ``num_dst`` nodes).
+layer-wise inference also needs ``num_layers``, ``layer_out_channels(l)`` and ``layer(l, x, edge_index, num_dst)`` (outputs of the first ``num_dst`` nodes);
+one whose ``needs_in_degrees`` is true is called ``layer(l, x, edge_index, num_dst, in_degree=...)``.
 """
 from __future__ import annotations
 
@@ -110,15 +116,27 @@ class GNN(nn.Module):
     def layer_out_channels(self, l: int) -> int:
         return self._widths[l + 1]
 
-    def layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor, num_dst: Optional[int] = None) -> torch.Tensor:
+    @property
+    def needs_in_degrees(self) -> bool:
+        """Whether :meth:`layer` on a subgraph needs ``in_degree`` to give the full-graph result (GCN)."""
+        return self.config.name == "gcn"
+
+    def layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor, num_dst: Optional[int] = None,
+              in_degree: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Layer ``l`` on a (sub)graph: ``[N, in_l] -> [num_dst, out_l]`` (ReLU + dropout unless last).
 
         Only the first ``num_dst`` nodes (default: all) get outputs; every edge must point into them.
         SAGE and GAT run bipartite (sources ``x``, destinations ``x[:num_dst]``), so nodes that only
         send messages cost nothing beyond their rows of ``x``; GCN computes every row and slices.
+
+        ``in_degree`` (GCN; ignored by SAGE and GAT): ``[N]`` in-degree of each row's node in the
+        whole graph, self-loops not counted. GCN then normalises by these degrees instead of the
+        subgraph's (see :func:`_gcn_with_degrees`).
         """
         conv = self.convs[l]
-        if num_dst is None or num_dst == x.shape[0]:
+        if in_degree is not None and self.config.name == "gcn":
+            h = _gcn_with_degrees(conv, x, edge_index, x.shape[0] if num_dst is None else num_dst, in_degree)
+        elif num_dst is None or num_dst == x.shape[0]:
             h = conv(x, edge_index)
         elif self.config.name in ("sage", "gat"):
             h = conv((x, x[:num_dst]), edge_index)
@@ -149,6 +167,28 @@ class GNN(nn.Module):
             else:
                 x = self.layer(l, x, ei, num_dst)
         return x
+
+
+def _gcn_with_degrees(conv, x: torch.Tensor, edge_index: torch.Tensor, num_dst: int,
+                      in_degree: torch.Tensor) -> torch.Tensor:
+    """``conv`` (a PyG ``GCNConv``) for the first ``num_dst`` rows, normalised by given degrees.
+
+    The same function as ``conv(x, edge_index)`` on the graph whose in-degrees are ``in_degree``:
+    like PyG's ``gcn_norm`` (``add_remaining_self_loops``), self-loop edges are dropped and every
+    node gets one of weight 1, so ``d = in_degree + 1`` and the edge ``j -> i`` weighs
+    ``1 / sqrt(d_j d_i)``; then ``lin``, the weighted sum into each destination, and ``bias``.
+    """
+    src, dst = edge_index[0], edge_index[1]
+    other = src != dst
+    src, dst = src[other], dst[other]
+    inv_sqrt = (in_degree.float() + 1.0).rsqrt()
+    h = conv.lin(x)
+    w = (inv_sqrt[src] * inv_sqrt[dst]).to(h.dtype)
+    loops = (inv_sqrt[:num_dst] * inv_sqrt[:num_dst]).to(h.dtype)
+    out = (h[:num_dst] * loops.unsqueeze(1)).index_add(0, dst, h[src] * w.unsqueeze(1))
+    if conv.bias is not None:
+        out = out + conv.bias
+    return out
 
 
 def build_model(config: ModelConfig) -> GNN:
