@@ -4,7 +4,14 @@
 #   make test    runs the test suite
 #
 # Both create ./.venv on first use and install graphtrain with pinned CPU torch into it.
+#
+# torch: PyPI's torch==2.13.0 for Linux x86-64 is the CUDA build (with its nvidia-* wheels, a few GB);
+# the CPU build (2.13.0+cpu) is on PyTorch's index, passed to pip as an extra index so that it wins
+# (a local version sorts above the plain one). `make TORCH_INDEX=` installs whatever the configured
+# indexes give (e.g. a CUDA build from PyPI, or a local wheel mirror's build); an unreachable extra
+# index only costs pip's retries and warnings before it falls back to the others.
 PYTHON ?= python3
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.graphtrain-installed
@@ -16,7 +23,7 @@ DEMO_ARGS ?= --out demo-output --force
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -182,10 +182,11 @@ def _ring_scores(g, truth, scores, threshold):
 def test_recovers_planted_rings_from_good_scores(planted):
     g, truth, member = planted
     found, match = _ring_scores(g, truth, member, 0.5)
-    assert match.recall >= 0.9 and match.precision >= 0.9
+    # the lower bounds docs/fraud.md claims (measured over generator seeds 0-3 and 11; tests/test_docs.py)
+    assert match.recall >= 0.95 and match.precision >= 0.96
     matched = np.flatnonzero(match.matched_pred)
     right = [found.rings.typology[i] == truth.typologies[match.best_match_pred[i]] for i in matched]
-    assert np.mean(right) >= 0.85  # typology guesses of the matched rings
+    assert np.mean(right) >= 0.91  # typology guesses of the matched rings
 
 
 def test_degrades_with_noisy_scores(planted):
