@@ -1,9 +1,13 @@
-"""NeighborSampler: mini-batch layout, determinism, backends, temporal safety, the hop boundary, bad input."""
+"""NeighborSampler: mini-batch layout, determinism, backends, weighted draws, temporal safety, the hop boundary, bad input."""
+import itertools
+from collections import Counter
+
 import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
@@ -52,6 +56,65 @@ def test_backends_and_thread_counts_give_identical_batches(kw):
     finally:
         numba.set_num_threads(before)
     assert ref.num_edges > 0
+
+
+STAR_WEIGHTS = np.array([1.0, 2.0, 0.0, 3.0, 6.0])
+
+
+def _stars(n):
+    """``n`` destinations (nodes ``0 .. n-1``), each with in-edges from nodes ``n .. n+4`` weighted ``STAR_WEIGHTS``:
+    every destination is an independent draw from the same distribution (its key differs)."""
+    d = STAR_WEIGHTS.size
+    g, _ = CSCGraph.from_edges(n + np.tile(np.arange(d), n), np.repeat(np.arange(n), d), n + d,
+                               {"weight": np.tile(STAR_WEIGHTS, n)})
+    return g
+
+
+def _outcomes(n, k, replace, **kw):
+    """What one hop of fanout ``k`` draws at each of ``n`` destinations, and the probability of every outcome under
+    the reference kernels' semantics (:mod:`graphtrain.kernels.reference`): with replacement (or ``k = 1``) every
+    draw is an edge ``i`` with probability ``w_i / sum(w)``; without replacement ``k`` distinct edges are drawn one
+    by one, each in proportion to its weight among those left, and the outcome is the set."""
+    g = _stars(n)
+    b = NeighborSampler(g, [k], replace=replace, **kw).sample(np.arange(n))
+    slot = g.src[b.e_id] - n  # which of the five in-edges each sampled edge is
+    w = STAR_WEIGHTS
+    if replace or k == 1:
+        return np.bincount(slot, minlength=w.size), w / w.sum()
+    assert np.array_equal(np.bincount(b.edge_index[1], minlength=n), np.full(n, k))  # k edges each, entry by entry
+    subsets = sorted(itertools.combinations(range(w.size), k))
+    observed = Counter(tuple(sorted(row)) for row in slot.reshape(n, k).tolist())
+    probs = dict.fromkeys(subsets, 0.0)
+    for seq in itertools.permutations(np.flatnonzero(w > 0).tolist(), k):
+        p, left = 1.0, w.sum()
+        for i in seq:
+            p, left = p * w[i] / left, left - w[i]
+        probs[tuple(sorted(seq))] += p
+    return np.array([observed[s] for s in subsets]), np.array([probs[s] for s in subsets])
+
+
+def _fit_pvalue(observed, probs):
+    """Pearson chi-square p-value of ``observed`` counts against the outcome probabilities ``probs`` (outcomes of
+    probability 0 left out: the caller checks they never occur)."""
+    pos = probs > 0
+    obs = observed[pos]
+    return stats.chisquare(obs, probs[pos] / probs[pos].sum() * obs.sum()).pvalue
+
+
+@pytest.mark.parametrize("k, replace", [(1, False), (2, False), (3, False), (3, True)])
+def test_weighted_sampling_follows_the_reference_distribution(k, replace):
+    """Chi-square of what the CPU sampler draws against the exact outcome probabilities of the reference
+    semantics, and against the reference backend's draws under another seed; uniform draws must fail the test."""
+    n = 20_000
+    observed, probs = _outcomes(n, k, replace, weight="weight", backend="cpu", seed=1)
+    assert observed[probs == 0].sum() == 0  # a zero-weight edge is never drawn
+    assert _fit_pvalue(observed, probs) > 1e-3
+    ref, _ = _outcomes(n // 4, k, replace, weight="weight", backend="reference", seed=2)
+    both = np.stack([observed, ref])[:, probs > 0]
+    assert stats.chi2_contingency(both).pvalue > 1e-3
+    # negative control: uniform draws over the same edges are rejected (the test can fail)
+    uniform, _ = _outcomes(n, k, replace, backend="cpu", seed=1)
+    assert _fit_pvalue(uniform, probs) < 1e-6
 
 
 @pytest.mark.parametrize("kw", [{}, {"replace": True}, {"weight": "weight"}, {"temporal": "uniform"},

@@ -56,8 +56,14 @@ def test_temporal_sampling_on_a_memory_mapped_partition(tmp_path):
         # features follow the node through the raw ID
         pos = np.searchsorted(raw, raw_of[b.n_id], sorter=np.argsort(raw))
         assert np.array_equal(b.x, feats[np.argsort(raw)[pos]])
+    # weighted draws from the memory-mapped weight column: the reference backend's batch on an in-memory copy
+    # (their distribution: test_neighbor.test_weighted_sampling_follows_the_reference_distribution)
     weighted = NeighborSampler(g, [3], weight="weight", backend="cpu").sample(seeds)
-    assert weighted.num_edges > 0
+    in_memory = CSCGraph(indptr=np.array(g.indptr), src=np.array(g.src), num_global_nodes=g.num_global_nodes,
+                         edge_attrs={k: np.array(v) for k, v in g.edge_attrs.items()}, time_sorted=g.time_sorted)
+    _same_batch(weighted, NeighborSampler(in_memory, [3], weight="weight", backend="reference").sample(seeds))
+    check_batch_against_graph(weighted, g, [3])
+    assert np.array_equal(np.bincount(weighted.edge_index[1], minlength=seeds.size), np.minimum(g.in_degree()[seeds], 3))
 
 
 def test_partitions_sampled_by_their_owners_give_the_whole_graph_batch(tmp_path):
