@@ -147,6 +147,9 @@ class Trainer:
         cpus_per_worker: Ray CPUs reserved per worker.
         num_cpus: logical CPUs of a local Ray started here (default: the machine's).
         progress: progress bars (default: when stderr is a terminal).
+        audit: record what training fed the model (``fit()["audit"]``: every node's role and, per
+            epoch, the distinct training seeds with their labels and feature-row digests; see
+            :mod:`graphtrain.train.audit`). A diagnostic, O(training seeds) per epoch at rank 0.
         verify: the arrays' sha256, checked here before any worker starts: None (default) hashes
             only the arrays changed since the last verification (a stamp in the dataset directory;
             the first run hashes everything), True all of them, False none (headers and sizes are
@@ -164,7 +167,7 @@ class Trainer:
                  epochs: int = 10, num_workers: int = 1, *, address: Optional[str] = None,
                  checkpoint_dir=None, resume: bool = False, max_restarts: int = 3, cpus_per_worker: float = 1.0,
                  num_cpus: Optional[int] = None, progress: Optional[bool] = None, verify: Optional[bool] = None,
-                 **options):
+                 audit: bool = False, **options):
         import torch
 
         self.dataset_dir = str(Path(dataset_dir).resolve())
@@ -197,6 +200,7 @@ class Trainer:
         self.cpus_per_worker = float(cpus_per_worker)
         self.num_cpus = num_cpus
         self.resume = bool(resume)
+        self.audit = bool(audit)
         if checkpoint_dir is None:
             checkpoint_dir = tempfile.mkdtemp(prefix="graphtrain-ckpt-")
             log.info("checkpoints go to %s", checkpoint_dir)
@@ -239,7 +243,8 @@ class Trainer:
                     return WorkerTask(mode, self.dataset_dir, rank, W, runs, addr, port, cfg.to_dict(),
                                       checkpoint_dir=self.checkpoint_dir if mode == "fit" else None,
                                       resume_from=resume_from, custom_model=self.custom_model,
-                                      progress=group.progress, splits=list(splits))
+                                      progress=group.progress, splits=list(splits),
+                                      audit=self.audit and mode == "fit")
 
                 return group.run(make, self.progress)
         finally:
@@ -300,6 +305,8 @@ class Trainer:
             "checkpoint": head["checkpoint"], "restarts": len(self.restarts), "num_workers": self.num_workers,
             "batches_per_epoch": head["batches_per_epoch"], "train": train,
         }
+        if self.audit:
+            self.result["audit"] = head["audit"]
         return self.result
 
     def _check_resumable(self, checkpoint: str) -> None:

@@ -59,6 +59,7 @@ class WorkerTask:
         custom_model: a user ``torch.nn.Module`` (``config["model"] == "custom"``), else None.
         progress: a :class:`~graphtrain.train.group.ProgressChannel` actor handle, or None.
         splits: which splits ``"evaluate"`` scores.
+        audit: ``"fit"`` records what it trained on (:mod:`graphtrain.train.audit`) in rank 0's result.
     """
 
     mode: str
@@ -74,6 +75,7 @@ class WorkerTask:
     custom_model: Any = None
     progress: Any = None
     splits: List[str] = field(default_factory=lambda: ["val", "test"])
+    audit: bool = False
 
 
 @dataclass
@@ -408,6 +410,13 @@ def _fit(ctx: _Context) -> dict:
         raise ConfigError(f"training needs labelled nodes of at least two classes; the training split has class counts "
                           f"{train_counts.tolist()}")
     train_seeds = seeds["train"].seeds
+    audit = fed = None  # fed: what this worker's batches carried in the epoch (an audited run)
+    if task.audit:
+        from graphtrain.train.audit import EpochRecord
+
+        roles = ctx.exchange.gather_rows(ctx.roles().astype(np.int64)[:, None])  # runs are in rank order
+        audit = {"roles": None if roles is None else roles[:, 0].astype(np.int8), "epochs": []}
+        fed = EpochRecord()
     model = ctx.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and ctx.device.type == "cuda"
@@ -496,6 +505,8 @@ def _fit(ctx: _Context) -> dict:
                 loss.backward()
                 optimizer.step()
             losses.append(float(loss.detach()))
+            if fed is not None:
+                fed.add(batch.seeds, batch.y, batch.x[: batch.batch_size])
             epoch_loss = (epoch_loss[0] + losses[-1], epoch_loss[1] + 1)
             train_stats["seeds"] += batch.batch_size
             state["batch"], state["global_step"] = b + 1, state["global_step"] + 1
@@ -510,6 +521,13 @@ def _fit(ctx: _Context) -> dict:
         train_stats["batches"] += len(losses)
         for k in ("bytes_sent", "bytes_received"):
             train_stats[k] += after[k] - before[k]
+        if fed is not None:
+            from graphtrain.train.audit import EpochRecord, distinct_seeds
+
+            rows = ctx.exchange.gather_rows(fed.rows())
+            if ctx.rank == 0:
+                audit["epochs"].append(distinct_seeds(rows))
+            fed = EpochRecord()
         losses_all = ctx.exchange.all_reduce_sum(np.array(epoch_loss, dtype=np.float64))
         record = {"epoch": epoch, "loss": float(losses_all[0] / losses_all[1]) if losses_all[1] else None,
                   "seconds": epoch_seconds, "batches": epoch_loss[1]}
@@ -558,7 +576,7 @@ def _fit(ctx: _Context) -> dict:
         "best_epoch": state["early_stopping"]["best_epoch"],
         "stopped_early": bool(state["history"] and len(state["history"]) < cfg.epochs),
         "global_step": state["global_step"], "batches_per_epoch": nb, "checkpoint": path,
-        "train": train_stats, "bytes_sent_all_workers": int(stats[0]),
+        "train": train_stats, "bytes_sent_all_workers": int(stats[0]), "audit": audit,
     }
 
 

@@ -39,6 +39,15 @@ def labelled_dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def eight_part_dataset(tmp_path_factory):
+    """The same graph as ``labelled_dataset`` in 8 partitions (LDG): trains on 1, 2, 4 or 8 workers."""
+    root = tmp_path_factory.mktemp("train-ds8")
+    raw, src, dst, x, y = make_graph()
+    partition_arrays(src, dst, root / "ds", 8, node_ids=raw, node_features=x, node_labels=y, method="ldg")
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
 def graph_arrays():
     return make_graph()
 

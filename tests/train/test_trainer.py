@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from graphtrain import metrics
+from graphtrain.partition import open_dataset
 from graphtrain.train import Trainer
+from graphtrain.train.audit import row_digests
 from graphtrain.train.models import GNN, ModelConfig
 
 pytestmark = pytest.mark.ray
@@ -58,22 +60,65 @@ def test_fit_evaluate_predict_on_two_workers(ray_local, labelled_dataset, graph_
         t.predict(tmp_path / "scores.parquet")
 
 
-def test_one_partitioning_trains_on_1_2_and_4_workers(ray_local, labelled_dataset, graph_arrays, tmp_path):
+def _dataset_truth(path):
+    """Labels, feature-row digests and raw IDs of every node of a dataset, in global ID order."""
+    ds = open_dataset(path)
+    parts = [ds.partition(p) for p in range(ds.num_parts)]
+    labels = np.concatenate([np.asarray(p.labels) for p in parts])
+    digests = np.concatenate([row_digests(np.asarray(p.features)) for p in parts])
+    raw = np.concatenate([np.asarray(ds.raw_ids(p)) for p in range(ds.num_parts)])
+    return labels, digests, raw
+
+
+def test_one_partitioning_trains_on_1_2_and_4_workers(ray_local, eight_part_dataset, graph_arrays, tmp_path):
+    """Elastic equivalence: one 8-partition dataset on 1, 2 and 4 workers trains on the same nodes
+    with the same roles, and every seed carries its own label and feature row, whichever worker
+    fetched them (an audited run: graphtrain.train.audit)."""
+    labels, digests, raw = _dataset_truth(eight_part_dataset)
+    by_raw = _labels_by_raw(graph_arrays)
+    assert labels.tolist() == [by_raw[r] for r in raw.tolist()]  # the oracle is the generated graph's
     seen = {}
     for w in (1, 2, 4):
-        r = Trainer(labelled_dataset, "sage", [5, 5], 50, 1, num_workers=w, checkpoint_dir=tmp_path / f"w{w}", **FAST).fit()
+        r = Trainer(eight_part_dataset, "sage", [5, 5], 50, 2, num_workers=w, checkpoint_dir=tmp_path / f"w{w}",
+                    audit=True, **FAST).fit()
         seen[w] = r
-        train_nodes = expected_split(graph_arrays[4])[0]
-        assert train_nodes <= r["train"]["seeds"] <= train_nodes + w - 1  # padding: at most one seed per worker
-        assert r["train"]["batches"] == w * r["batches_per_epoch"]  # equal batch counts on every worker
+        audit = r["audit"]
+        roles = audit["roles"]
+        assert roles.dtype == np.int8 and roles.shape == labels.shape
+        train_nodes = np.flatnonzero(roles == 0)
+        assert train_nodes.size == expected_split(graph_arrays[4])[0]
+        assert train_nodes.size <= r["train"]["seeds"] // 2 <= train_nodes.size + w - 1  # padding: one seed per worker
+        assert r["train"]["batches"] == 2 * w * r["batches_per_epoch"]  # equal batch counts on every worker
+        assert len(audit["epochs"]) == 2
+        for epoch in audit["epochs"]:
+            # every training node, once, each with the label and the feature row the dataset holds
+            assert np.array_equal(epoch["seeds"], train_nodes)
+            assert np.array_equal(epoch["labels"], labels[train_nodes])
+            assert np.array_equal(epoch["feature_digests"], digests[train_nodes])
         assert r["val"]["auc"] > 0.6
         # gloo_poller "auto" on CPU: both gloo groups' socket pollers idle in every worker of a group (a
         # worker process Ray reuses may still hold the poller of an earlier run's group: counted too)
         pollers = r["train"]["idle_gloo_pollers"]
         assert pollers == [0] if w == 1 else (len(pollers) == w and min(pollers) >= 2)
-    # the split is the dataset's, not the worker count's
-    assert len({(r["val"]["count"], r["val"]["positives"], r["test"]["positives"]) for r in seen.values()}) == 1
+    # the roles, and so the split, are the dataset's, not the worker count's
+    for w in (2, 4):
+        assert np.array_equal(seen[w]["audit"]["roles"], seen[1]["audit"]["roles"])
+        assert (seen[w]["val"]["count"], seen[w]["val"]["positives"], seen[w]["test"]["positives"]) == \
+            (seen[1]["val"]["count"], seen[1]["val"]["positives"], seen[1]["test"]["positives"])
     assert seen[1]["train"]["bytes_sent"] == 0 < seen[2]["train"]["bytes_sent"] < seen[4]["train"]["bytes_sent"]
+
+
+def test_row_digests_see_every_bit():
+    rows = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    d = row_digests(rows)
+    assert np.unique(d).size == 50 and np.array_equal(d, row_digests(rows.copy()))
+    for i, j, bit in ((0, 0, 0), (7, 3, 17), (49, 7, 31)):
+        flipped = rows.copy()
+        flipped.view(np.uint32)[i, j] ^= np.uint32(1 << bit)
+        changed = row_digests(flipped) != d
+        assert changed[i] and changed.sum() == 1
+    swapped = rows[:, ::-1].copy()  # the same values in another column order
+    assert np.all(row_digests(swapped) != d)
 
 
 def test_early_stopping_restores_the_best_model(ray_local, labelled_dataset, tmp_path):
