@@ -1,9 +1,9 @@
 """Unique + relabel: first-occurrence numbering, identical across backends and thread counts."""
-import numba
 import numpy as np
 import pytest
 
 from graphtrain.kernels import cpu, reference
+from tests.numba_threads import results_at_thread_counts
 
 
 def _dict_oracle(prev, cand, prev_t=None, cand_t=None):
@@ -38,21 +38,24 @@ def test_matches_first_occurrence_oracle(backend, temporal):
     assert local[cand == 7].size == 0 or np.all(local[(cand == 7) & ((ct == 1) if temporal else True)] == 1)
 
 
-def test_cpu_relabel_is_thread_count_independent_on_large_input():
+def _large_input():
     rs = np.random.default_rng(5)
     prev = rs.permutation(10**6)[:5000].astype(np.int64)
     cand = rs.integers(0, 10**6, 200_000).astype(np.int64)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        a = cpu.unique_relabel(prev, cand)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        b = cpu.unique_relabel(prev, cand)
-    finally:
-        numba.set_num_threads(before)
+    return prev, cand
+
+
+def _large_relabel_on_cpu():
+    """The CPU relabel of the large input (called at several thread counts: the count sets its shards)."""
+    return cpu.unique_relabel(*_large_input())
+
+
+def test_cpu_relabel_is_thread_count_independent_on_large_input():
+    prev, cand = _large_input()
     r = reference.unique_relabel(prev, cand)
-    assert np.array_equal(a[0], r[0]) and np.array_equal(a[1], r[1])
-    assert np.array_equal(b[0], r[0]) and np.array_equal(b[1], r[1])
+    # 1, 3 and 4 Numba threads, set explicitly whatever the machine's core count
+    for threads, got in results_at_thread_counts("tests.kernels.test_relabel:_large_relabel_on_cpu", (1, 3, 4)).items():
+        assert np.array_equal(got[0], r[0]) and np.array_equal(got[1], r[1]), threads
     # relabelled positions index the extended node list back to the candidates' IDs
     n_id = np.concatenate([prev, cand[r[0]]])
     assert np.array_equal(n_id[r[1]], cand)

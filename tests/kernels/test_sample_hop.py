@@ -1,5 +1,4 @@
 """One-hop sampling: CPU kernel == NumPy reference bit for bit, and the semantics of every mode."""
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +8,7 @@ from graphtrain.kernels import cpu, get_backend, reference
 from graphtrain.kernels.hop_graph import HopGraph, with_weight_prefix
 
 from tests.kernels.graphs import MODES, mode_kwargs, random_entries, random_hop_graph
+from tests.numba_threads import results_at_thread_counts
 
 
 def _same(a, b):
@@ -33,20 +33,26 @@ def test_cpu_matches_reference(mode, time_sorted, fanout, entries):
     assert out[0].sum() > 0  # the comparison is not vacuous
 
 
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_cpu_result_independent_of_thread_count(mode):
+def _thread_case():
     hg = random_hop_graph(num_nodes=300, num_edges=6000)
     local, keys, bounds = random_entries(hg, 2000)
-    kw = mode_kwargs(mode, bounds)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = cpu.sample_hop(hg, local, keys, 5, **kw)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = cpu.sample_hop(hg, local, keys, 5, **kw)
-    finally:
-        numba.set_num_threads(before)
-    assert _same(one, many)
+    return hg, local, keys, bounds
+
+
+def _every_mode_on_cpu():
+    """The CPU kernel's result in every mode (called at several thread counts by test_cpu_result_independent_of_thread_count)."""
+    hg, local, keys, bounds = _thread_case()
+    return {mode: cpu.sample_hop(hg, local, keys, 5, **mode_kwargs(mode, bounds)) for mode in MODES}
+
+
+def test_cpu_result_independent_of_thread_count():
+    """1 and 4 Numba threads (set explicitly, whatever the machine's core count) give the reference's result."""
+    by_threads = results_at_thread_counts("tests.kernels.test_sample_hop:_every_mode_on_cpu", (1, 4))
+    hg, local, keys, bounds = _thread_case()
+    for mode in MODES:
+        ref = reference.sample_hop(hg, local, keys, 5, **mode_kwargs(mode, bounds))
+        for threads, results in by_threads.items():
+            assert _same(results[mode], ref), (mode, threads)
 
 
 def test_entry_result_depends_only_on_its_key():

@@ -14,6 +14,7 @@ from graphtrain.graph import CSCGraph
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.sampling.hop import HopResult, HopSampler, LocalHopSampler
 from graphtrain.sampling.neighbor import NeighborSampler
+from tests.numba_threads import results_at_thread_counts
 from tests.sampling.graphs import check_batch_against_graph, random_graph, range_slice
 
 
@@ -41,21 +42,34 @@ def test_layout_and_edges():
     assert np.unique(b.n_id).size == b.num_nodes - 1
 
 
-@pytest.mark.parametrize("kw", [{}, {"replace": True}, {"weight": "weight"}, {"temporal": "uniform"}, {"temporal": "recent", "strict": True}])
-def test_backends_and_thread_counts_give_identical_batches(kw):
+BACKEND_CASES = [{}, {"replace": True}, {"weight": "weight"}, {"temporal": "uniform"}, {"temporal": "recent", "strict": True}]
+
+
+def _backend_case(kw, backend):
     g = random_graph()
     seeds = np.array([1, 40, 7, 99, 150, 7])
     times = np.array([500, 900, 100, 700, 300, 800]) if "temporal" in kw else None
-    ref = NeighborSampler(g, [4, 3], backend="reference", seed=9, **kw).sample(seeds, times, batch_index=3)
-    cpu = NeighborSampler(g, [4, 3], backend="cpu", seed=9, **kw)
-    before = numba.get_num_threads()
-    try:
-        for threads in (1, numba.config.NUMBA_NUM_THREADS):
-            numba.set_num_threads(threads)
-            _same_batch(ref, cpu.sample(seeds, times, batch_index=3))
-    finally:
-        numba.set_num_threads(before)
+    return NeighborSampler(g, [4, 3], backend=backend, seed=9, **kw).sample(seeds, times, batch_index=3)
+
+
+def _cpu_batches():
+    """The CPU batch of every backend case (called at several thread counts)."""
+    return [_backend_case(kw, "cpu") for kw in BACKEND_CASES]
+
+
+@pytest.mark.parametrize("kw", BACKEND_CASES)
+def test_backends_give_identical_batches(kw):
+    ref = _backend_case(kw, "reference")
+    _same_batch(ref, _backend_case(kw, "cpu"))
     assert ref.num_edges > 0
+
+
+def test_cpu_batches_do_not_depend_on_the_thread_count():
+    """1 and 4 Numba threads, set explicitly whatever the machine's core count, give the reference batch."""
+    by_threads = results_at_thread_counts("tests.sampling.test_neighbor:_cpu_batches", (1, 4))
+    for kw, ref in zip(BACKEND_CASES, (_backend_case(kw, "reference") for kw in BACKEND_CASES)):
+        for batches in by_threads.values():
+            _same_batch(ref, batches[BACKEND_CASES.index(kw)])
 
 
 STAR_WEIGHTS = np.array([1.0, 2.0, 0.0, 3.0, 6.0])
