@@ -1,22 +1,118 @@
+"""graphtrain's Numba cache: keyed by every module with jitted code, found from the code itself,
+and used for graphtrain's functions only."""
+import importlib
+import inspect
+import os
+import pkgutil
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+from numba.core import caching
+from numba.core.dispatcher import Dispatcher
+
+import graphtrain
 from graphtrain import _jit_cache
 
 
-def test_cache_dir_follows_every_jitted_source(tmp_path, monkeypatch):
+def _jitted_function_files():
+    """Package-relative source files of every Numba dispatcher reachable from graphtrain's modules."""
+    files = set()
+    for info in pkgutil.walk_packages(graphtrain.__path__, "graphtrain."):
+        if info.name.endswith(".__main__"):  # runs the CLI
+            continue
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            py_func = getattr(obj, "py_func", None)  # CPU dispatchers and numba.cuda kernels alike
+            if isinstance(obj, Dispatcher) or (py_func is not None and type(obj).__module__.startswith("numba")):
+                path = Path(inspect.getfile(py_func)).resolve()
+                if path.is_relative_to(_jit_cache._PACKAGE):
+                    files.add(path.relative_to(_jit_cache._PACKAGE).as_posix())
+    return files
+
+
+def test_every_module_with_jitted_code_keys_the_cache():
+    jitted = _jitted_function_files()
+    sources = set(_jit_cache.jit_sources())
+    # the inlined helpers the old hand-written list missed are among the modules found
+    assert {"kernels/rows.py", "kernels/prefetch.py", "kernels/segments.py", "train/dropout.py",
+            "kernels/hop_body.py", "kernels/rng.py", "kernels/cpu.py"} <= jitted
+    assert jitted <= sources, f"jitted code in modules that do not key the cache: {sorted(jitted - sources)}"
+
+
+def test_a_change_to_any_jitted_module_changes_the_cache_dir(tmp_path):
     pkg = tmp_path / "graphtrain"
     shutil.copytree(_jit_cache._PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(_jit_cache, "_PACKAGE", pkg)
-    before = _jit_cache.source_digest()
-    # a change to an inlined dependency (not the file that defines the cached kernels) changes the cache
-    body = pkg / "kernels" / "hop_body.py"
-    body.write_text(body.read_text() + "\n# changed\n")
-    assert _jit_cache.source_digest() != before
+    before = _jit_cache.source_digest(pkg)
+    for rel in ("kernels/hop_body.py", "kernels/rows.py", "kernels/prefetch.py", "train/dropout.py"):
+        path = pkg / rel
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# changed\n")  # an inlined dependency, not the file of the cached kernel
+        assert _jit_cache.source_digest(pkg) != before, rel
+        path.write_bytes(original)
+    assert _jit_cache.source_digest(pkg) == before
+    # a module that starts jitting joins the key
+    (pkg / "newkernels.py").write_text("from numba import njit\n\n\n@njit(cache=True)\ndef f(x):\n    return x\n")
+    assert "newkernels.py" in _jit_cache.jit_sources(pkg) and _jit_cache.source_digest(pkg) != before
 
 
-def test_user_choice_of_cache_dir_is_kept(monkeypatch):
-    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
-    _jit_cache.configure()
-    import os
+def _locate(func):
+    impl = caching.CompileResultCacheImpl(func)
+    return impl.locator
 
-    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"
+
+def test_graphtrain_functions_cache_in_graphtrains_dir_and_others_do_not(tmp_path):
+    from graphtrain.kernels import rows
+
+    locator = _locate(rows._build_index.py_func)
+    assert type(locator).__name__ == "GraphtrainCacheLocator"
+    assert Path(locator.get_cache_path()).is_relative_to(_jit_cache.cache_dir())
+    outside = tmp_path / "userlib.py"
+    outside.write_text("def f(x):\n    return x + 1\n")
+    spec = importlib.util.spec_from_file_location("userlib", outside)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    other = _locate(module.f)
+    assert type(other).__name__ != "GraphtrainCacheLocator"
+    assert not Path(other.get_cache_path()).is_relative_to(_jit_cache.cache_dir().parent)
+
+
+def _in_fresh_python(code, **env):
+    run_env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR",)}
+    run_env.update(env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()
+
+
+def test_import_leaves_numba_and_the_environment_alone():
+    lines = _in_fresh_python(
+        "import os, sys, graphtrain\n"
+        "print('numba' in sys.modules, repr(os.environ.get('NUMBA_CACHE_DIR')))\n"
+        "import numba.core.caching as c\n"
+        "print(graphtrain._jit_cache.locator_classes(c)[0].__name__, repr(c.config.CACHE_DIR))\n")
+    # numba is not imported by graphtrain's import; once it is, graphtrain's locator comes first and
+    # Numba's own cache directory setting (other libraries' caches) is untouched
+    assert lines == ["False None", "GraphtrainCacheLocator ''"]
+
+
+def test_a_users_numba_cache_dir_is_respected(tmp_path):
+    user = tmp_path / "my-numba-cache"
+    lines = _in_fresh_python(
+        "import os, graphtrain\n"
+        "from graphtrain import _jit_cache\n"
+        "print(os.environ['NUMBA_CACHE_DIR'])\n"
+        "print(_jit_cache.cache_dir())\n", NUMBA_CACHE_DIR=str(user))
+    assert lines[0] == str(user)  # not replaced
+    assert Path(lines[1]).parent == user and Path(lines[1]).name.startswith("graphtrain-numba-")
+
+
+def test_numba_imported_first_still_gets_the_locator():
+    lines = _in_fresh_python(
+        "import numba.core.caching as c\n"
+        "import graphtrain\n"
+        "print([k.__name__ for k in graphtrain._jit_cache.locator_classes(c)].count('GraphtrainCacheLocator'))\n"
+        "graphtrain._jit_cache.configure()\n"
+        "print([k.__name__ for k in graphtrain._jit_cache.locator_classes(c)].count('GraphtrainCacheLocator'))\n")
+    assert lines == ["1", "1"]
