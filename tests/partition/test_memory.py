@@ -2,6 +2,8 @@
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +24,67 @@ def test_limit_below_runtime_needs_is_refused():
         PartitionOptions(num_parts=2, memory_limit="100M").validate()
 
 
+def _within(seconds, fn):
+    """Run ``fn()`` in a daemon thread and fail if it has not returned after ``seconds`` (a hang fails the test
+    instead of stalling the suite); re-raises what ``fn`` raised."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="test-within", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"{getattr(fn, '__name__', fn)} did not finish within {seconds} s (hung)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _read_ahead_threads():
+    return [t for t in threading.enumerate() if t.name == "graphtrain-read-ahead"]
+
+
 def test_read_ahead_reraises_where_it_happened():
     def gen():
         yield 1
         yield 2
         raise ValueError("row 3 is bad")
 
-    got = []
-    with pytest.raises(ValueError, match="row 3"):
-        for x in read_ahead(gen()):
-            got.append(x)
-    assert got == [1, 2]
-    # an early stop of the consumer does not hang the producer
-    for x in read_ahead(iter(range(1000))):
-        break
+    def consume():
+        got = []
+        with pytest.raises(ValueError, match="row 3"):
+            for x in read_ahead(gen()):
+                got.append(x)
+        return got
+
+    assert _within(30, consume) == [1, 2]
+
+
+def test_read_ahead_stops_its_producer_when_the_consumer_stops_early():
+    produced = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    def stop_early():
+        it = read_ahead(items())
+        first = next(it)
+        while len(produced) < 3:  # item 1 waits in the full queue, the producer holds item 2 ...
+            time.sleep(0.001)
+        time.sleep(0.05)  # ... and blocks putting it
+        it.close()  # what a `break` out of a for loop does (once the generator is dropped)
+        return first
+
+    assert _within(30, stop_early) == 0
+    assert not _read_ahead_threads()  # the producer has ended, not left blocked on a full queue
+    assert len(produced) < 10  # and it stopped producing
 
 
 @pytest.mark.slow
@@ -73,11 +122,13 @@ def test_peak_rss_stays_under_the_limit(tmp_path):
 def test_peak_memory_sampler_sees_an_allocation():
     from graphtrain.memory import PeakMemory, rss_anon_bytes
 
-    before = rss_anon_bytes()
-    with PeakMemory() as peak:
-        block = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB, touched
-        import time
+    def allocate():
+        before = rss_anon_bytes()
+        with PeakMemory() as peak:  # leaving it joins the sampler thread
+            block = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB, touched
+            time.sleep(0.05)
+            del block
+        return before, peak.peak_anon
 
-        time.sleep(0.05)
-        del block
-    assert peak.peak_anon >= before + (60 << 20)
+    before, peak = _within(30, allocate)
+    assert peak >= before + (60 << 20)
