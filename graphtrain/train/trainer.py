@@ -407,7 +407,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     trainer.dataset_dir, trainer.dataset, trainer.num_workers = str(Path(dataset_dir).resolve()), ds, W
     trainer.address, trainer.num_cpus, trainer.cpus_per_worker = address, num_cpus, float(cpus_per_worker)
     trainer.custom_model, trainer.config, trainer._progress_enabled = model, cfg, progress
-    trainer.checkpoint_dir, trainer.progress, trainer.verify = None, None, verify
+    trainer.checkpoint_dir, trainer.progress, trainer.verify, trainer.audit = None, None, verify, False
     results = trainer._run("predict", str(ckpt))
     rows = 0
     with staged_file(out_path, force) as tmp:
