@@ -12,6 +12,11 @@ Cores are claimed with one lock file per core (``fcntl.lockf`` on
 run on are taken, whichever Ray node the worker lands on, without any coordination. The kernel
 drops the locks when the process exits (also on SIGKILL), and :func:`pinned_cores` releases them
 and restores the previous affinity when the worker's task ends (Ray reuses worker processes).
+
+Only processes that share the lock directory avoid each other's cores. The environment variable
+``GRAPHTRAIN_CPU_LOCK_DIR`` (read when cores are claimed; Ray workers inherit it from the process
+that starts Ray) names another directory: the tests use a private one, so that they do not depend
+on which cores other pinned jobs of the same user hold.
 """
 from __future__ import annotations
 
@@ -27,9 +32,13 @@ from graphtrain.log import get_logger
 log = get_logger("train.affinity")
 
 
+LOCK_DIR_ENV = "GRAPHTRAIN_CPU_LOCK_DIR"
+
+
 def _lock_dir() -> Path:
-    d = Path(tempfile.gettempdir()) / f"graphtrain-cores-{os.getuid()}"
-    d.mkdir(mode=0o700, exist_ok=True)
+    """``$GRAPHTRAIN_CPU_LOCK_DIR`` if set, else ``<tempdir>/graphtrain-cores-<uid>`` (created ``0700``)."""
+    d = Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / f"graphtrain-cores-{os.getuid()}")
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return d
 
 

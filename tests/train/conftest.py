@@ -2,15 +2,28 @@
 
 Ray is started once per session (4 logical CPUs on the 2-core CI machine) and reused: Ray keeps
 its task worker processes, so only the first run pays for importing torch in the workers.
+
+Pinned workers (``pin_cpus``) of this session claim cores in a lock directory of its own
+(``GRAPHTRAIN_CPU_LOCK_DIR``, set before Ray starts, so its workers inherit it): another pinned job
+of the same user on this machine does not take the cores the tests expect to get.
 """
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 
 from graphtrain.partition.partitioner import partition_arrays
+from graphtrain.train.affinity import LOCK_DIR_ENV
 
 RAY_CPUS = 4
+
+_SESSION_CORE_LOCKS = None
+if not os.environ.get(LOCK_DIR_ENV):
+    _SESSION_CORE_LOCKS = os.environ[LOCK_DIR_ENV] = tempfile.mkdtemp(prefix="graphtrain-test-cores-")
 
 
 def make_graph(n=600, e=6000, seed=0, positives=0.2):
@@ -71,3 +84,5 @@ def pytest_sessionfinish(session, exitstatus):
             ray.shutdown()
     except ImportError:
         pass
+    if _SESSION_CORE_LOCKS is not None:
+        shutil.rmtree(_SESSION_CORE_LOCKS, ignore_errors=True)

@@ -4,9 +4,18 @@ import os
 
 import pytest
 
-from graphtrain.train.affinity import pinned_cores
+from graphtrain.train.affinity import LOCK_DIR_ENV, pinned_cores
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity needs Linux")
+
+
+@pytest.fixture(autouse=True)
+def private_lock_dir(tmp_path, monkeypatch):
+    """Core locks of this test only (the spawned process inherits the variable): other pinned jobs of the
+    same user, which hold cores in the shared directory, do not change what the tests see."""
+    d = tmp_path / "cores"
+    monkeypatch.setenv(LOCK_DIR_ENV, str(d))
+    return d
 
 
 def _claim(q_in, q_out):
@@ -44,3 +53,8 @@ def test_asking_for_more_cores_than_exist_runs_unpinned():
         assert cores is None and os.sched_getaffinity(0) == allowed
     with pinned_cores(1) as cores:  # nothing was left locked
         assert cores == [min(allowed)]
+
+
+def test_locks_live_in_the_configured_directory(private_lock_dir):
+    with pinned_cores(1) as cores:
+        assert cores is not None and (private_lock_dir / f"{cores[0]}.lock").is_file()
