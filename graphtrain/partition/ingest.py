@@ -16,6 +16,8 @@ and compare without Python objects.
 from __future__ import annotations
 
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -152,16 +154,69 @@ def _resolve_columns(available: List[str], wanted: Sequence[str], where, header:
 
 _ROW_RE = re.compile(r"Row #(\d+)")
 _COL_RE = re.compile(r"In CSV column #(\d+)")
+_FIELDS_RE = re.compile(r"Expected (\d+) columns, got (\d+): (.*)", re.DOTALL)
+_SNIFF_BYTES = 1 << 16
+
+
+def shown_text(text: str, limit: int = 200, ascii_only: bool = False) -> str:
+    """``text`` quoted for an error message: cut to ``limit`` characters, with backslashes, non-printable
+    characters, U+FFFD (which stands for undecodable bytes) and, with ``ascii_only``, every non-ASCII
+    character written as Python escapes."""
+    cut = text if len(text) <= limit else text[:limit]
+    out = "".join(c if c.isprintable() and c not in "\\\ufffd" and (c.isascii() or not ascii_only)
+                  else c.encode("unicode_escape").decode("ascii") for c in cut)
+    return f"'{out}'" + ("..." if len(text) > limit else "")
+
+
+def _refuse_binary(path: Path) -> None:
+    """A clear error for a file that is not text: a NUL byte among its first 64 KiB (decompressed)."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(_SNIFF_BYTES)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, f"cannot read it ({exc})") from None
+    nul = head.find(b"\0")
+    if nul >= 0:
+        raise InputError(path, f"binary data (a NUL byte at offset {nul}): expected CSV or TSV text in UTF-8, "
+                               "optionally compressed (.gz, .bz2, .zst), or a Parquet file (.parquet)")
+
+
+@contextmanager
+def _undecodable_rows_recorded(bad_rows: list):
+    """While pyarrow reads a CSV: an invalid row that is not UTF-8 makes pyarrow's row handler fail
+    before it calls ours, and Python prints that as "Exception ignored ... Traceback". Record it in
+    ``bad_rows`` instead (the error that follows says the line is not UTF-8), print nothing."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, UnicodeDecodeError) and \
+                getattr(unraisable.object, "__qualname__", "").startswith("_open_csv."):
+            bad_rows.append({"undecodable": True})
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _translate_csv_error(exc: Exception, path: Path, names: List[str], bad_row: Optional[dict]) -> InputError:
     """Turn a pyarrow CSV error into an InputError with file, line and column."""
-    if bad_row is not None:
-        text = bad_row["text"] if len(bad_row["text"]) <= 200 else bad_row["text"][:200] + "..."
-        return InputError(path, f"expected {bad_row['expected']} fields, found {bad_row['actual']}: {text!r}",
-                          row=bad_row["number"], unit="line")
+    if bad_row is not None and "text" in bad_row:
+        return InputError(path, f"expected {bad_row['expected']} fields, found {bad_row['actual']}: "
+                                f"{shown_text(bad_row['text'])}", row=bad_row["number"], unit="line")
     msg = str(exc)
     row = _ROW_RE.search(msg)
+    fields = _FIELDS_RE.search(msg)
+    if fields:
+        undecodable = bad_row is not None and bad_row.get("undecodable")
+        detail = f"expected {fields.group(1)} fields, found {fields.group(2)}: " \
+                 f"{shown_text(fields.group(3), ascii_only=bool(undecodable))}"
+        if undecodable:
+            detail += " (not valid UTF-8: is this a CSV or TSV text file?)"
+        return InputError(path, detail, row=int(row.group(1)) if row else None, unit="line")
     col = _COL_RE.search(msg)
     column = names[int(col.group(1))] if col and int(col.group(1)) < len(names) else None
     detail = msg.split(": ", 2)[-1] if "conversion error" in msg else msg
@@ -196,9 +251,11 @@ def _open_csv(path: Path, source: TableSource, fmt: str, batch_bytes: int, inclu
 
 
 def _csv_column_names(path: Path, source: TableSource, fmt: str) -> List[str]:
+    _refuse_binary(path)
     bad: list = []
     try:
-        reader = _open_csv(path, source, fmt, 1 << 16, None, {}, bad)
+        with _undecodable_rows_recorded(bad):
+            reader = _open_csv(path, source, fmt, 1 << 16, None, {}, bad)
         names = reader.schema.names
         reader.close()
     except (pa.ArrowInvalid, OSError) as exc:
@@ -224,7 +281,8 @@ def peek_types(source: TableSource, columns: Sequence[str]) -> Dict[str, pa.Data
     real = [_real_csv_name(resolved[c], names, source) for c in columns]
     bad: list = []
     try:
-        reader = _open_csv(path, source, fmt, 1 << 20, real, {}, bad)
+        with _undecodable_rows_recorded(bad):
+            reader = _open_csv(path, source, fmt, 1 << 20, real, {}, bad)
         schema = reader.schema
         reader.close()
     except (pa.ArrowInvalid, OSError) as exc:
@@ -288,9 +346,11 @@ def iter_batches(
         pos_names = [names[i] for i in range(len(names))]
         reader = None
         try:
-            reader = _open_csv(path, source, fmt, max(1 << 16, min(batch_rows * 24, 256 << 20)), include, conv_types, bad)
+            with _undecodable_rows_recorded(bad):
+                reader = _open_csv(path, source, fmt, max(1 << 16, min(batch_rows * 24, 256 << 20)), include,
+                                   conv_types, bad)
             first_line = 2 if source.header else 1
-            for batch in reader:
+            for batch in _recording(reader, bad):
                 cols = {c: batch.column(real[c]) for c in columns}
                 yield RowBatch(str(path), first_line + file_row, "line", cols, batch.num_rows, row_offset)
                 file_row += batch.num_rows
@@ -300,6 +360,17 @@ def iter_batches(
         finally:
             if reader is not None:
                 reader.close()
+
+
+def _recording(reader, bad_rows: list):
+    """``reader``'s batches, each read with undecodable invalid rows recorded (not printed)."""
+    while True:
+        with _undecodable_rows_recorded(bad_rows):
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+        yield batch
 
 
 def real_order(real_name: str, names: List[str], source: TableSource) -> int:
