@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from graphtrain.errors import ConfigError, InputError, OutputExistsError
 from graphtrain.fraud.baseline import run_baseline
 from graphtrain.fraud.datasets import load_amazon_upu, load_amlsim, load_named, load_prepared, load_tolokers, write_prepared
 from graphtrain.fraud.split import TEST, stratified_split
+from tests.subprocess_env import minimal_env
 
 
 def test_amlsim(shared_data):
@@ -70,11 +70,9 @@ def test_tree_baseline_on_amazon(shared_data):
 
 
 def test_prepare_data_cli(shared_data, tmp_path):
-    repo = Path(__file__).resolve().parents[2]
-
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "graphtrain.cli", "prepare-data", *args], cwd=tmp_path,
-                              capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+                              capture_output=True, text=True, env=minimal_env())
 
     ok = cli("amlsim", str(shared_data / "amlsim" / "20K_fanin200"), "--out", str(tmp_path / "aml"))
     assert ok.returncode == 0, ok.stderr

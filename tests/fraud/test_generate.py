@@ -16,8 +16,7 @@ from graphtrain.fraud import placement
 from graphtrain.fraud.generate import generate, read_manifest
 from graphtrain.fraud.generator_config import GeneratorConfig
 from graphtrain.fraud.typologies import LOOKALIKES, TYPOLOGIES
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.subprocess_env import minimal_env
 SMALL = dict(num_accounts=3000, num_rings=10, num_lookalikes=8)
 
 
@@ -205,7 +204,7 @@ def test_refuses_to_overwrite_and_leaves_no_partial_output(tmp_path):
 
 def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "graphtrain.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          env=minimal_env())
 
 
 def test_cli(tmp_path):

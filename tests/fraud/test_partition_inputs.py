@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,13 +11,12 @@ from graphtrain.fraud.generate import generate
 from graphtrain.fraud.generator_config import GeneratorConfig
 from graphtrain.fraud.synthetic_accounts import FEATURES
 from graphtrain.partition import open_dataset
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.subprocess_env import minimal_env
 
 
 def _cli(*args, cwd):
     result = subprocess.run([sys.executable, "-m", "graphtrain.cli", *args], cwd=cwd, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                            env=minimal_env())
     assert result.returncode == 0, result.stderr
     return result
 
