@@ -33,6 +33,9 @@ def _add_model_args(p) -> None:
                    help="neighbours sampled per hop (default: %s)" % ",".join(map(str, d.fanouts)))
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width (default: %(default)s)")
     m.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (default: %(default)s)")
+    m.add_argument("--min-steps", type=int, default=d.min_steps, metavar="N",
+                   help="train at least N optimizer steps: a small labelled set (fewer than N batches in --epochs "
+                   "epochs) gets more epochs, and early stopping waits for N steps (default: %(default)s)")
     m.add_argument("--patience", type=int, default=d.patience,
                    help="stop after this many epochs without a better validation AP (default: %(default)s)")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker (default: %(default)s)")
@@ -59,8 +62,8 @@ def _options(args):
     from graphtrain.fraud.pipeline import PipelineConfig
 
     options = ModelOptions(model=args.model, fanouts=tuple(args.fanouts), hidden=args.hidden, epochs=args.epochs,
-                           patience=args.patience, batch_size=args.batch_size, lr=args.lr, num_parts=args.num_parts,
-                           method=args.method, num_workers=args.num_workers, address=args.address,
+                           min_steps=args.min_steps, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                           num_parts=args.num_parts, method=args.method, num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
     return options, PipelineConfig(seed=args.seed, blend=args.blend)
 

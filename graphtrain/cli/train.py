@@ -93,7 +93,10 @@ def register(sub) -> None:
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop; one hop per layer")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker")
-    m.add_argument("--epochs", type=int, default=d.epochs)
+    m.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (raised by --min-steps on small data)")
+    m.add_argument("--min-steps", type=int, default=d.min_steps, metavar="N",
+                   help="train at least N optimizer steps: on a small training set (fewer than N batches in --epochs "
+                   "epochs) the epoch budget grows to reach N, and early stopping waits for N steps (0: epochs alone)")
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width")
     m.add_argument("--dropout", type=float, default=d.dropout)
     m.add_argument("--heads", type=int, default=d.heads, help="GAT attention heads")
@@ -156,7 +159,7 @@ def run_train(args) -> int:
 
     trainer = Trainer(
         args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
-        num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        min_steps=args.min_steps, num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
         max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
         progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,

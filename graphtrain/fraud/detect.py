@@ -66,6 +66,11 @@ class ModelOptions:
         fanouts: neighbours sampled per hop (one hop per layer).
         hidden, epochs, batch_size, lr, dropout, patience: training schedule (early stopping on
             validation ``monitor`` with ``patience`` epochs; the best epoch's model scores).
+        min_steps: at least this many optimizer steps (:attr:`graphtrain.train.TrainConfig.min_steps`):
+            a labelled set of a few hundred accounts is one batch per epoch, so ``epochs`` alone would
+            be a few dozen steps; the epoch budget grows to reach ``min_steps`` and early stopping
+            waits for it. Larger data (``epochs`` epochs already holding ``min_steps`` batches) is
+            unaffected.
         num_parts: partitions of the dataset (>= num_workers). method: partition assignment.
         num_workers: Ray workers. address: Ray cluster (None: a local Ray). num_cpus: local Ray's CPUs.
         threads_per_worker: torch and Numba threads per worker.
@@ -81,6 +86,7 @@ class ModelOptions:
     fanouts: Tuple[int, ...] = (10, 10)
     hidden: int = 64
     epochs: int = 40
+    min_steps: int = 200
     batch_size: int = 512
     lr: float = 3e-3
     dropout: float = 0.1
@@ -180,7 +186,8 @@ def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_acc
     from graphtrain.train import Trainer
 
     trainer = Trainer(dataset, model=options.model, fanouts=options.fanouts, batch_size=options.batch_size,
-                      epochs=options.epochs, num_workers=options.num_workers, address=options.address,
+                      epochs=options.epochs, min_steps=options.min_steps, num_workers=options.num_workers,
+                      address=options.address,
                       checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
                       dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
                       threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=False)
@@ -240,6 +247,7 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
             "options": asdict(options) | {"fanouts": list(options.fanouts)},
             "features": names,
             "epochs_run": fit["epochs_run"], "best_epoch": fit["best_epoch"], "stopped_early": fit["stopped_early"],
+            "optimizer_steps": fit["global_step"], "batches_per_epoch": fit["batches_per_epoch"],
             "val": fit["val"], "partition_seconds": round(t_part, 2), "train_and_score_seconds": round(t_train, 2),
             "edge_cut_fraction": part.edge_cut_fraction,
         }}

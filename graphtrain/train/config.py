@@ -20,7 +20,14 @@ class TrainConfig:
         model: ``"sage"``, ``"gat"``, ``"gcn"`` or ``"custom"`` (a user ``torch.nn.Module``).
         fanouts: neighbours sampled per node at each hop; its length is the number of layers.
         batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
-        epochs: maximum number of epochs.
+        epochs: maximum number of epochs (raised by ``min_steps`` on small training sets).
+        min_steps: train at least this many optimizer steps (batches per worker). When ``epochs``
+            epochs hold fewer -- a small labelled set: 126 training nodes at ``batch_size`` 512 make
+            one step per epoch -- the epoch budget becomes ``ceil(min_steps / batches_per_epoch)``,
+            and early stopping does not stop the run before ``min_steps`` steps (it still restores the
+            best epoch's model). The budget never exceeds ``max(epochs, ceil(min_steps /
+            batches_per_epoch))``, and on data with ``epochs * batches_per_epoch >= min_steps`` nothing
+            changes. 0: ``epochs`` alone.
         hidden: hidden width. dropout: dropout after each hidden layer. heads: GAT attention heads.
         lr, weight_decay: Adam.
         class_weight: ``"balanced"`` weights the loss by ``n_train / (C * n_train_c)`` per class
@@ -76,6 +83,7 @@ class TrainConfig:
     fanouts: Tuple[int, ...] = (15, 10)
     batch_size: int = 1024
     epochs: int = 10
+    min_steps: int = 0
     hidden: int = 128
     dropout: float = 0.2
     heads: int = 2
@@ -118,7 +126,8 @@ class TrainConfig:
         for name, v in positive.items():
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        for name, v in (("checkpoint_every", self.checkpoint_every), ("prefetch", self.prefetch)):
+        for name, v in (("checkpoint_every", self.checkpoint_every), ("prefetch", self.prefetch),
+                        ("min_steps", self.min_steps)):
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
         if not self.feature_cache_mb >= 0:
@@ -168,6 +177,10 @@ class TrainConfig:
     def idle_gloo_pollers(self) -> bool:
         """Whether workers run gloo's socket pollers at idle priority (``gloo_poller`` resolved)."""
         return self.gloo_poller == "idle" or (self.gloo_poller == "auto" and not self.use_gpu)
+
+    def epoch_budget(self, batches_per_epoch: int) -> int:
+        """Most epochs of a run with ``batches_per_epoch`` steps per epoch: ``epochs``, raised to reach ``min_steps``."""
+        return max(self.epochs, -(-self.min_steps // max(batches_per_epoch, 1)))
 
     @property
     def num_layers(self) -> int:

@@ -303,7 +303,7 @@ class Trainer:
             "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
             "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],
             "checkpoint": head["checkpoint"], "restarts": len(self.restarts), "num_workers": self.num_workers,
-            "batches_per_epoch": head["batches_per_epoch"], "train": train,
+            "batches_per_epoch": head["batches_per_epoch"], "global_step": head["global_step"], "train": train,
         }
         if self.audit:
             self.result["audit"] = head["audit"]

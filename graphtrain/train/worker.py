@@ -429,6 +429,7 @@ def _fit(ctx: _Context) -> dict:
 
     loader = ctx.loader(train_seeds, cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
     nb = len(loader)
+    max_epochs = cfg.epoch_budget(nb)  # epochs, or more to reach min_steps optimizer steps
     state = {"epoch": 0, "batch": 0, "global_step": 0, "history": [],
              "early_stopping": {"best": None, "best_epoch": None, "bad_epochs": 0}, "finished": False}
     best_state = None
@@ -484,7 +485,7 @@ def _fit(ctx: _Context) -> dict:
     train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "cpu_seconds": 0.0, "seeds": 0,
                    "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0,
                    "idle_gloo_pollers": ctx.idle_pollers, "frozen_objects": ctx.frozen_objects}
-    while not state["finished"] and state["epoch"] < cfg.epochs:
+    while not state["finished"] and state["epoch"] < max_epochs:
         epoch = state["epoch"]
         ddp.train()
         before = ctx.exchange.stats.as_dict()
@@ -545,15 +546,16 @@ def _fit(ctx: _Context) -> dict:
                 best_state = _cpu_state(model)
             elif value is not None:
                 es["bad_epochs"] += 1
-            stop = cfg.patience is not None and es["bad_epochs"] >= cfg.patience
+            # patience counts epochs; on a small training set (an epoch of a step or two) it waits for min_steps
+            stop = cfg.patience is not None and es["bad_epochs"] >= cfg.patience and state["global_step"] >= cfg.min_steps
             decision = {"stop": stop, "record": record, "early_stopping": es}
         decision = ctx.broadcast(decision)
         state["history"].append(decision["record"])
         state["early_stopping"] = decision["early_stopping"]
         state["epoch"], state["batch"] = epoch + 1, 0
-        state["finished"] = decision["stop"] or state["epoch"] >= cfg.epochs
+        state["finished"] = decision["stop"] or state["epoch"] >= max_epochs
         if ctx.rank == 0:
-            ctx._report({"type": "epoch", "epoch": epoch, "num_epochs": cfg.epochs, **decision["record"],
+            ctx._report({"type": "epoch", "epoch": epoch, "num_epochs": max_epochs, **decision["record"],
                          "stopped_early": decision["stop"]})
         if not state["finished"]:
             save()
@@ -574,7 +576,7 @@ def _fit(ctx: _Context) -> dict:
     return {
         "rank": 0, "metrics": result, "epochs_run": len(state["history"]), "history": state["history"],
         "best_epoch": state["early_stopping"]["best_epoch"],
-        "stopped_early": bool(state["history"] and len(state["history"]) < cfg.epochs),
+        "stopped_early": bool(state["history"] and len(state["history"]) < max_epochs),
         "global_step": state["global_step"], "batches_per_epoch": nb, "checkpoint": path,
         "train": train_stats, "bytes_sent_all_workers": int(stats[0]), "audit": audit,
     }

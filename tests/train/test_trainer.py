@@ -152,3 +152,32 @@ def test_a_user_module_trains(ray_local, labelled_dataset, tmp_path):
     assert r["val"]["auc"] > 0.6
     out = t.predict(tmp_path / "s.parquet")  # the same module rebuilds the checkpointed model
     assert out["rows"] == 600
+
+
+@pytest.fixture(scope="module")
+def tiny_labelled_dataset(tmp_path_factory):
+    """172 labelled nodes: 120 in the 0.7 training split, one batch of 512 per epoch (issue 19, item 5)."""
+    from graphtrain.partition.partitioner import partition_arrays
+    from tests.train.conftest import make_graph
+
+    raw, src, dst, x, y = make_graph(n=172, e=1700, seed=5, positives=0.4)
+    root = tmp_path_factory.mktemp("tiny-ds") / "ds"
+    partition_arrays(src, dst, root, 1, node_ids=raw, node_features=x, node_labels=y, progress=False)
+    return root
+
+
+def test_a_tiny_training_set_gets_min_steps_and_still_stops_early(ray_local, tiny_labelled_dataset, tmp_path):
+    # 2 epochs of one batch each would be 2 optimizer steps; min_steps raises the budget to 8 epochs
+    r = Trainer(tiny_labelled_dataset, "sage", [4], 512, 2, num_workers=1, checkpoint_dir=tmp_path / "a",
+                min_steps=8, **FAST).fit()
+    assert r["batches_per_epoch"] == 1 and r["global_step"] == 8 and r["epochs_run"] == 8, r["global_step"]
+    assert not r["stopped_early"]
+    # early stopping still works, but not before min_steps: nothing improves by 1.0, patience 1
+    r = Trainer(tiny_labelled_dataset, "sage", [4], 512, 20, num_workers=1, checkpoint_dir=tmp_path / "b",
+                min_steps=5, patience=1, min_delta=1.0, **FAST).fit()
+    assert r["global_step"] == 5 and r["epochs_run"] == 5 and r["stopped_early"] and r["best_epoch"] == 0
+    # big enough data (epochs * batches >= min_steps): the schedule is the epochs' alone
+    from graphtrain.train.config import TrainConfig
+
+    assert TrainConfig(epochs=10, min_steps=200).epoch_budget(30) == 10
+    assert TrainConfig(epochs=10, min_steps=200).epoch_budget(7) == 29
