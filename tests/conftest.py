@@ -3,6 +3,11 @@
 - CUDA kernels are exercised on Numba's CUDA simulator unless a real NVIDIA GPU is present
   (``NUMBA_ENABLE_CUDASIM`` must be set before numba.cuda is imported, hence here).
 - ``SHARED_DATA`` is the repository's sibling ``shared/data`` folder with the real fraud datasets.
+- Hypothesis: the ``ci`` profile (loaded when ``CI`` is set, or with ``HYPOTHESIS_PROFILE=ci``) draws
+  examples from a fixed seed (``derandomize``: the same examples on every run) and keeps no example
+  database; the ``dev`` profile (otherwise) draws at random. Both print the ``@reproduce_failure``
+  blob of a failing example. A test's own ``@settings`` sets only example counts, deadlines and
+  health checks.
 """
 from __future__ import annotations
 
@@ -19,6 +24,12 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _has_nvidia_gpu():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GRAPHTRAIN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
