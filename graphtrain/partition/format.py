@@ -43,7 +43,8 @@ are checked against ``meta.json`` instead). Opening checks every array's header 
 :meth:`Dataset.verify` checks the checksums and records a ``.verified.json`` stamp so unchanged
 files are not hashed again (:mod:`graphtrain.partition.integrity`).
 Writers build the whole directory under a temporary sibling and rename it into place at the end
-(:func:`staged_directory`), so a failed run never leaves a half-written dataset.
+(:func:`staged_directory`), so a failed run never leaves a half-written dataset -- nor the temporary
+directory, even when the process is ended where no Python cleanup runs (a watcher process removes it).
 """
 from __future__ import annotations
 
@@ -300,6 +301,29 @@ def _is_replaceable(path: Path, marker: str = META_FILE) -> bool:
     return False
 
 
+# Run by the watcher of a staging directory: wait until the writer's end of the pipe closes (the writer
+# is done, or its process is gone) and remove the directory if it is still there (not renamed into place).
+_ORPHAN_WATCH = "import shutil, sys\nsys.stdin.buffer.read()\nshutil.rmtree(sys.argv[1], ignore_errors=True)\n"
+
+
+def _watch_staging(tmp: Path):
+    """A small process that removes ``tmp`` once this process closes its stdin or exits, however it exits.
+
+    A writer can be ended where no ``finally`` runs: SIGKILL, the OOM killer, or Ray's exit of a
+    driver whose cluster went away ("Failed to connect to GCS within 60 seconds"). The watcher is in
+    a session of its own, so Ctrl-C in the terminal reaches only the writer (whose own cleanup runs).
+    None if it cannot be started (the in-process cleanup still runs).
+    """
+    import subprocess
+    import sys
+
+    try:
+        return subprocess.Popen([sys.executable, "-I", "-S", "-c", _ORPHAN_WATCH, str(tmp)], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def staged_directory(final, force: bool = False, marker: str = META_FILE) -> Iterator[Path]:
     """Build a directory under a temporary sibling and rename it to ``final`` on success.
@@ -315,7 +339,8 @@ def staged_directory(final, force: bool = False, marker: str = META_FILE) -> Ite
         OutputExistsError: ``final`` exists and ``force`` is not set, or it exists and is not a
             graphtrain output of this kind (never deleted, even with ``force``).
 
-    On an exception inside the block the temporary directory is removed and ``final`` is untouched.
+    On an exception inside the block the temporary directory is removed and ``final`` is untouched;
+    if the process dies without Python cleanup, a watcher process removes it (:func:`_watch_staging`).
     """
     final = Path(final)
     if final.exists() or final.is_symlink():
@@ -328,18 +353,27 @@ def staged_directory(final, force: bool = False, marker: str = META_FILE) -> Ite
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    watcher = _watch_staging(tmp)
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-    os.rename(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(final, old)
+        os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if watcher is not None:
+            watcher.stdin.close()  # done: tmp is renamed or removed, the watcher finds nothing to remove
+            try:
+                watcher.wait(timeout=2)
+            except Exception:  # noqa: BLE001 -- a slow watcher is reaped by subprocess later
+                pass
 
 
 @contextlib.contextmanager
