@@ -14,7 +14,7 @@ of the two ranks' arrival to the first return) and imbalance (the gap between th
 With ``--workers 1`` the same loader runs without any exchange (the reference for the overhead).
 With ``--independent``, the ``--workers`` processes each run that 1-worker loader at the same time
 (no group, no exchange): the reference that includes what the processes cost each other in the
-machine's shared caches and memory (see RESULTS.md, session 11). ``--pin-cpus`` pins process ``r``
+machine's shared caches and memory (see RESULTS.md, "Data plane"). ``--pin-cpus`` pins process ``r``
 to core ``r`` (as ``bench_train.py --pin-cpus``).
 """
 from __future__ import annotations
