@@ -3,8 +3,8 @@
 ``ru_maxrss`` counts every resident page, including file-backed ones: shared-library code and the
 page cache of files the process has mapped. Those pages are the kernel's to drop under pressure,
 and how many of them are resident depends on what else recently touched the same files (a freshly
-installed virtualenv or freshly written output maps far more than an old one: the same partitioning
-run measured 342 MiB in one venv and 390-856 MiB in a fresh clone). Anonymous memory (``RssAnon``
+installed virtualenv or freshly written output maps far more than an old one, so the same run
+reports different peaks). Anonymous memory (``RssAnon``
 in ``/proc/self/status``: heap, NumPy and Arrow buffers, thread stacks) is what a process really
 claims, so ``--memory-limit`` bounds that, and :class:`PeakMemory` measures its peak by sampling.
 """

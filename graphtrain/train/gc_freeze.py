@@ -1,12 +1,11 @@
 """Keep Python's full garbage collections short during training: :func:`setup_objects_frozen`.
 
 A full (generation 2) collection walks every container object the process tracks. A worker holds
-about 470,000 of them after its imports and setup (torch, PyG, Numba, Ray), and one full collection
-of that many took about 0.2 s on the benchmark machine -- a pause at a moment no other worker
-shares. Synchronous data-parallel training turns one worker's pause into everyone's: the others
-wait for it in the next gradient all-reduce. (Measured in ``bench_train.py``'s no-Ray controls,
-which collected once every few epochs: two independent processes reached 79-92% of twice one
-process's throughput with the pauses, 94-100% without; see benchmarks/RESULTS.md.)
+hundreds of thousands of them after its imports and setup (torch, PyG, Numba, Ray), and one full
+collection over them is a pause of a good fraction of a second at a moment no other worker shares.
+Synchronous data-parallel training turns one worker's pause into everyone's: the others wait for
+it in the next gradient all-reduce. (Object counts and pause lengths: benchmarks/RESULTS.md,
+"Garbage-collector freeze".)
 
 ``gc.freeze()`` moves every object alive at that moment into a permanent generation that
 collections skip, so the collections during training walk only the objects made since -- the

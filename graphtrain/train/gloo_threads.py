@@ -9,24 +9,16 @@ issue #246, "Don't busy-spin in tcp transport's event loop", open since 2019). O
 with the worker's own threads (always, when the worker is pinned), the thread that would post the
 receive (gloo's ``pt_gloo_runloop``) is woken but is not run until the spinning poller's time slice
 ends at the next scheduler tick (Linux's EEVDF keeps the running thread to the end of its slice):
-~4 ms at HZ=250. ``perf sched timehist`` on two pinned processes all-reducing back to back shows
-exactly that: the poller running 3.85 ms straight while the runloop thread waits 3.92 ms to be
-scheduled; a quarter of the all-reduces took 3.3-4 ms instead of ~0.3 ms, whatever their size (256
-to 280,000 floats), and after 25 ms of compute (a training step) the median all-reduce took 2.6 ms.
+~4 ms at HZ=250, so such a collective takes a scheduler tick instead of a fraction of a millisecond.
 
 Under ``SCHED_IDLE`` the poller runs only when no normal thread of its core wants to: a woken
-thread preempts it at once. Measured on two pinned processes (``benchmarks/bench_gloo_latency.py
---pin --gaps 0 25``, normal -> idle; ``benchmarks/RESULTS.md``): a back-to-back all-reduce of
-70,000 float32 1.56 -> 0.33 ms per call, a small all-to-all 0.62 -> 0.09 ms; the all-reduce after
-25 ms of compute, median 2.64 -> 0.69 ms. The price: while the worker's training thread computes,
-the poller does not run, so a second thread's collectives finish only when the training thread
-next waits (beside a 25 ms compute loop: 1.56 -> 26.5 ms each). The training thread's throughput is
-what counts: the 2-worker epoch of ``bench_train.py`` got shorter (RESULTS.md), and making only
-one of the two groups' pollers idle did worse than both.
+thread preempts it at once. The price: while the worker's training thread computes, the poller
+does not run, so a second thread's collectives (the loader's) finish only when the training
+thread next waits. ``benchmarks/bench_gloo_latency.py`` measures both sides; the current figures
+are in ``benchmarks/RESULTS.md`` ("Gloo socket pollers").
 
 Lowering a thread's own policy to ``SCHED_IDLE`` needs no privilege (Linux ``sched(7)``); leaving it
-again needs ``CAP_SYS_NICE``, so the pollers stay idle for the life of the groups. (Switching them to
-normal only while a collective of their group is in flight was measured no better; RESULTS.md.)
+again needs ``CAP_SYS_NICE``, so the pollers stay idle for the life of the groups.
 """
 from __future__ import annotations
 
