@@ -49,6 +49,11 @@ def register(sub) -> None:
     n.add_argument("--node-delimiter", metavar="C", help="field delimiter of a text node table")
     n.add_argument("--add-missing-nodes", action="store_true",
                    help="add edge endpoints missing from the node table as unlabelled nodes with zero features (default: error)")
+    n.add_argument("--edge-aggregates", action="store_true",
+                   help="add structural node features after the node table's: in_degree, out_degree and the sum, mean "
+                   "and max of each stored edge column (--time, --weight, --edge-columns) over each node's in-edges "
+                   "and out-edges (in_sum_COL, ..., out_max_COL; 0 without such edges; over all edges, whatever "
+                   "their time); without a node table they are the only features")
     m = p.add_argument_group("partitioning")
     m.add_argument("--method", choices=["hash", "ldg", "fennel", "metis"], default="hash",
                    help="hash: balanced, no locality; ldg/fennel: streaming, fewer cut edges; metis: in memory, fewest cut edges")
@@ -108,7 +113,7 @@ def run_partition(args) -> int:
     options = PartitionOptions(
         num_parts=args.num_parts, method=args.method, passes=args.passes, seed=args.seed, memory_limit=args.memory_limit,
         id_type=args.id_type, drop_self_loops=args.drop_self_loops, drop_duplicates=args.drop_duplicates,
-        add_missing_nodes=args.add_missing_nodes, force=args.force,
+        add_missing_nodes=args.add_missing_nodes, edge_aggregates=args.edge_aggregates, force=args.force,
         progress=sys.stderr.isatty() if args.progress is None else args.progress, threads=args.threads,
     )
     cols = EdgeColumns(args.src, args.dst, time=args.time, weight=args.weight, extra=tuple(args.edge_columns))

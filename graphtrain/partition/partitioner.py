@@ -186,6 +186,9 @@ class PartitionOptions:
         drop_self_loops, drop_duplicates: remove them (they are always counted).
         add_missing_nodes: with a node table, add edge endpoints missing from it as unlabelled
             nodes (zero features) instead of failing.
+        edge_aggregates: add structural node features computed from the edges: in/out degree and
+            the sum, mean and max of each edge column over in-edges and over out-edges
+            (:mod:`graphtrain.partition.aggregates`), after the node table's features.
         force: replace an existing dataset at the output path.
         progress: show progress bars on stderr.
         threads: Numba threads (None: all cores).
@@ -201,6 +204,7 @@ class PartitionOptions:
     drop_self_loops: bool = False
     drop_duplicates: bool = False
     add_missing_nodes: bool = False
+    edge_aggregates: bool = False
     force: bool = False
     progress: bool = False
     threads: Optional[int] = None
@@ -623,6 +627,13 @@ def partition(
         if node_info is not None and node_info.spec.any:
             files.update(_write_node_data(tmp, spill, builder, node_info, node_bounds, g, tuning))
         lap("nodes")
+        feature_names = list(node_columns.features) if node_columns else []
+        if options.edge_aggregates:
+            from graphtrain.partition.aggregates import write_edge_aggregates
+
+            feature_names += write_edge_aggregates(tmp, spill.root, node_bounds, list(edge_info.columns), feature_names,
+                                                   files, tuning.bin_edges, tuning.bin_nodes)
+            lap("aggregates")
         files.update(write_raw_ids_and_idmap(tmp, id_type, part, g, node_bounds, builder.sorted_hashes,
                                              builder.sorted_raw, max(tuning.chunk_rows, 1 << 20)))
         del g, part
@@ -670,7 +681,7 @@ def partition(
             id_type=id_type,
             edge_columns=edge_info.schema,
             node_schema=fmt.NodeSchema(
-                feature_names=list(node_columns.features) if node_columns else [],
+                feature_names=feature_names,
                 label=node_columns.label if node_columns else None,
                 num_classes=None,
                 split=node_columns.split if node_columns else None,
