@@ -110,6 +110,9 @@ def register(sub) -> None:
     m.add_argument("--min-delta", type=float, default=d.min_delta, help="smallest improvement that counts")
     m.add_argument("--split", type=_float_list, default=list(d.split_fractions), metavar="TR,VA,TE",
                    help="train/val/test fractions for datasets without a stored split (stratified by label)")
+    m.add_argument("--no-normalize", action="store_true",
+                   help="feed the model the raw node features (default: standardise each feature with the training "
+                   "split's mean and standard deviation, stored with the checkpoint and applied by predict)")
     m.add_argument("--seed", type=int, default=d.seed)
     m.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
     m.add_argument("--activation-checkpointing", action="store_true", help="recompute activations in backward (deep models)")
@@ -164,7 +167,7 @@ def run_train(args) -> int:
         progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,
         class_weight=args.class_weight, monitor=args.monitor, patience=args.patience, min_delta=args.min_delta,
-        split_fractions=tuple(args.split), seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
+        split_fractions=tuple(args.split), normalize=not args.no_normalize, seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
         recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
         seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,

@@ -8,7 +8,8 @@ Layout of a checkpoint directory (``Trainer(checkpoint_dir=D)``)::
     └── step-000000120/
         ├── manifest.json           format_version, position (epoch, next batch, global step),
         │                           model config, training config, dataset identity, worker count,
-        │                           metric history, early-stopping state, sha256 of each file
+        │                           metric history, early-stopping state, the input features'
+        │                           standardisation (mean, std), sha256 of each file
         ├── model.pt                model state dict (tensors only)
         ├── optimizer.pt            optimizer state dict
         ├── best_model.pt           state dict of the best model so far (by the monitored val metric)
@@ -65,6 +66,8 @@ class CheckpointManifest:
         finished: training ended (all epochs or early stop); resuming it does nothing more.
         epoch_losses: mid-epoch only: ``[loss sum, batch count]`` of the epoch so far on each rank
             (rank order), so a resumed epoch reports the loss the uninterrupted one would have.
+        feature_norm: ``{"mean", "std", "count"}`` the model's input features are standardised with
+            (:mod:`graphtrain.train.normalize`), or None (raw features).
         files: file name -> sha256.
     """
 
@@ -80,6 +83,7 @@ class CheckpointManifest:
     early_stopping: Dict[str, Any] = field(default_factory=dict)
     finished: bool = False
     epoch_losses: List[List[float]] = field(default_factory=list)
+    feature_norm: Optional[Dict[str, Any]] = None
     files: Dict[str, str] = field(default_factory=dict)
     format_version: int = CHECKPOINT_FORMAT_VERSION
     created_by: str = f"graphtrain {__version__}"

@@ -36,6 +36,10 @@ class TrainConfig:
         patience: stop after this many epochs without improvement of ``monitor`` by more than
             ``min_delta`` (None: never stop early). The best model is restored at the end either way.
         split_fractions: train/val/test fractions for datasets without a stored split.
+        normalize: standardise every node feature row the model sees (training, evaluation,
+            ``predict``) with the per-feature mean and standard deviation of the training split's
+            nodes, computed once over all workers and stored with the checkpoint
+            (:mod:`graphtrain.train.normalize`); False: the model reads the raw features.
         temporal: None (every in-edge may be sampled), ``"uniform"`` or ``"recent"``: each seed has a
             time and its whole sampled computation graph uses only edges with time <= that seed
             time (at every hop), drawn uniformly among them or the most recent ones. Needs the
@@ -94,6 +98,7 @@ class TrainConfig:
     patience: Optional[int] = None
     min_delta: float = 0.0
     split_fractions: Tuple[float, float, float] = (0.7, 0.15, 0.15)
+    normalize: bool = True
     temporal: Optional[str] = None
     temporal_strict: bool = False
     seed_time: Optional[Union[int, str]] = None
@@ -148,6 +153,8 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.recall_k is not None and self.recall_k < 1:
             raise ConfigError(f"recall_k must be >= 1, got {self.recall_k}")
+        if not isinstance(self.normalize, bool):
+            raise ConfigError(f"normalize must be True or False, got {self.normalize!r}")
         self._validate_temporal()
         from graphtrain.train.splits import check_fractions
 

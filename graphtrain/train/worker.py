@@ -133,6 +133,7 @@ class _Context:
                                                           cache_nodes)
         self.worker_seed = _derive_seed(self.cfg.seed, self.rank)
         self._node_times: Optional[np.ndarray] = None  # this worker's node times (per-node seed times), read once
+        self.feature_norm = None  # FeatureNorm the model's input rows are standardised with (graphtrain.train.normalize)
         self.cutoff = self._resolve_cutoff()
         self._report({"type": "start", "rank": self.rank, "pid": os.getpid(), "node": _node_id()})
 
@@ -222,6 +223,24 @@ class _Context:
             out[name] = RoleSeeds(seeds, is_pad, longest > 0)
         train_counts = self.exchange.all_reduce_sum(class_counts(np.where(roles == 0, labels, -1), self.num_classes))
         return out, train_counts
+
+    # -- feature standardisation ---------------------------------------------------------------------
+    def training_feature_norm(self):
+        """The training split's per-feature mean and std over all workers (a collective; the same on
+        any worker count); see :mod:`graphtrain.train.normalize`."""
+        from graphtrain.train.normalize import training_stats
+
+        ds, roles, start = self.dataset, self.roles(), 0
+        parts = []
+        for p in self.shard.parts:
+            lo, hi = ds.book.node_range(p)
+            parts.append((p, ds.partition(p).features, roles[start : start + hi - lo] == 0))
+            start += hi - lo
+        return training_stats(parts, ds.num_parts, self.num_features, self.exchange.all_reduce_sum)
+
+    def model_input(self, x):
+        """Feature rows ``x`` (a tensor) as the model reads them: standardised, or raw without statistics."""
+        return x if self.feature_norm is None else self.feature_norm.torch(x)
 
     # -- model -----------------------------------------------------------------------------------
     def model_config(self):
@@ -357,7 +376,8 @@ def _sampled_probs(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray, 
             for b, batch in enumerate(loader.batches(0)):
                 data = _to_pyg(batch, ctx.device)
                 with torch.autocast(device_type="cuda", enabled=cfg.amp and ctx.device.type == "cuda"):
-                    out = model(data.x, data.edge_index, data.num_sampled_nodes, data.num_sampled_edges)[: batch.batch_size]
+                    out = model(ctx.model_input(data.x), data.edge_index, data.num_sampled_nodes,
+                                data.num_sampled_edges)[: batch.batch_size]
                 keep = ~is_pad[b * bs : b * bs + batch.batch_size]
                 ids.append(batch.seeds[keep])
                 if labelled:
@@ -410,6 +430,8 @@ def _fit(ctx: _Context) -> dict:
         raise ConfigError(f"training needs labelled nodes of at least two classes; the training split has class counts "
                           f"{train_counts.tolist()}")
     train_seeds = seeds["train"].seeds
+    if cfg.normalize and ctx.num_features:
+        ctx.feature_norm = ctx.training_feature_norm()
     audit = fed = None  # fed: what this worker's batches carried in the epoch (an audited run)
     if task.audit:
         from graphtrain.train.audit import EpochRecord
@@ -475,7 +497,8 @@ def _fit(ctx: _Context) -> dict:
             dataset={"path": str(task.dataset_dir), "num_nodes": ctx.dataset.meta.num_nodes,
                      "num_edges": ctx.dataset.meta.num_edges, "num_parts": ctx.dataset.num_parts},
             history=state["history"], early_stopping=state["early_stopping"], finished=finished,
-            epoch_losses=[] if partial is None else partial.tolist())
+            epoch_losses=[] if partial is None else partial.tolist(),
+            feature_norm=ctx.feature_norm.to_dict() if ctx.feature_norm is not None else None)
         path = ck.save_checkpoint(task.checkpoint_dir, man, {
             "model": model_state or _cpu_state(model), "optimizer": optimizer.state_dict(), "best_model": best_state,
             "scaler": scaler.state_dict() if scaler is not None else None}, keep=cfg.keep_checkpoints)
@@ -496,7 +519,8 @@ def _fit(ctx: _Context) -> dict:
             data = _to_pyg(batch, ctx.device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type="cuda", enabled=use_amp):
-                out = ddp(data.x, data.edge_index, data.num_sampled_nodes, data.num_sampled_edges)[: batch.batch_size]
+                out = ddp(ctx.model_input(data.x), data.edge_index, data.num_sampled_nodes,
+                          data.num_sampled_edges)[: batch.batch_size]
                 loss = F.cross_entropy(out.float(), data.y, weight=weight)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -613,15 +637,20 @@ def _model_record(ctx: _Context, model) -> dict:
 
 # -- evaluate / predict -----------------------------------------------------------------------------
 def _load_model(ctx: _Context):
-    """The checkpoint's model (its own ModelConfig), read by rank 0 and broadcast."""
+    """The checkpoint's model (its own ModelConfig), read by rank 0 and broadcast; sets
+    ``ctx.feature_norm`` to the checkpoint's feature standardisation."""
     from graphtrain.train import checkpoint as ck
     from graphtrain.train.models import ModelConfig
 
+    from graphtrain.train.normalize import FeatureNorm
+
     loaded = None
     if ctx.rank == 0:
-        loaded = {"model": ck.read_manifest(ctx.task.resume_from).model,
+        man = ck.read_manifest(ctx.task.resume_from)
+        loaded = {"model": man.model, "feature_norm": man.feature_norm,
                   "states": ck.load_states(ctx.task.resume_from, names=("model",))}
     loaded = ctx.broadcast(loaded)
+    ctx.feature_norm = FeatureNorm.from_dict(loaded["feature_norm"])  # None: the model reads raw features
     config = None if ctx.cfg.model == "custom" else ModelConfig.from_dict(loaded["model"])
     model = ctx.build_model(config)
     model.load_state_dict(loaded["states"]["model"])
@@ -651,6 +680,8 @@ def _predict_mode(ctx: _Context) -> dict:
         probs = _sampled_node_probs(ctx, model, ids)
     else:
         feats = ctx.shard.node_data.features(ids)
+        if ctx.feature_norm is not None:
+            feats = ctx.feature_norm.numpy(feats)
         logits = layerwise_logits_for(ctx, model, feats)
         probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     labels = ctx.shard.node_data.labels(ids)
