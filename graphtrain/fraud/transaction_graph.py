@@ -20,6 +20,8 @@ from graphtrain.fraud.tables import read_table
 
 SPLIT_NAMES = {"train": 0, "val": 1, "test": 2}  # codes as graphtrain.partition.format.SPLIT_CODES
 UNKNOWN_ACCOUNTS = ("error", "add")
+REVERSE_CHECK_EDGES = 1_000_000  # edges (about) whose reverse an undirected edge list is checked for
+_CHECK_CHUNK = 1 << 22
 
 
 @dataclass
@@ -255,10 +257,13 @@ def load_transaction_graph(
             columns.
         unknown_accounts: ``"error"`` (default): an endpoint missing from the account table is an
             error; ``"add"``: such accounts are appended (features NaN, label unknown).
-        directed: False if the list holds each undirected edge in both directions.
+        directed: False if the list holds each undirected edge in both directions; checked with
+            :func:`check_both_directions` (on a sample of about ``REVERSE_CHECK_EDGES`` edges when
+            the list is longer).
 
     Raises:
-        InputError: missing file or column, empty endpoints, unknown accounts, bad amounts or times.
+        InputError: missing file or column, empty endpoints, unknown accounts, bad amounts or times;
+            with ``directed=False``, an edge whose reverse is not in the list.
     """
     if unknown_accounts not in UNKNOWN_ACCOUNTS:
         raise ConfigError(f"unknown_accounts must be one of {UNKNOWN_ACCOUNTS}, got {unknown_accounts!r}")
@@ -294,7 +299,73 @@ def load_transaction_graph(
         accounts=accounts, src=s_idx, dst=d_idx, amount=amt,
         time=_times(table, time, edges) if time else None, directed=directed,
     )
-    return graph.validate()
+    graph.validate()
+    if not directed:
+        check = check_both_directions(graph.src, graph.dst, graph.num_accounts)
+        if check.missing >= 0:
+            i, ids = check.missing, graph.accounts.ids
+            a, b = ids[graph.src[i]], ids[graph.dst[i]]
+            raise InputError(edges, f"the edge list is said to be undirected (--undirected), but the edge {a!r} -> {b!r} "
+                                    f"has no reverse {b!r} -> {a!r} ({check.without_reverse} of the {check.checked} "
+                                    f"edges checked{' (a hash sample)' if check.sampled else ''} have none); give each "
+                                    "edge in both directions, or leave out --undirected to use every transaction in "
+                                    "both directions", row=i + 1)
+    return graph
+
+
+@dataclass
+class ReverseCheck:
+    """What :func:`check_both_directions` found.
+
+    Attributes:
+        missing: index of the first checked edge whose reverse is not in the list; -1 if none.
+        without_reverse: how many checked edges have no reverse.
+        checked: how many edges were checked.
+        sampled: True when only a hash sample of the edges was checked.
+    """
+
+    missing: int
+    without_reverse: int
+    checked: int
+    sampled: bool
+
+
+def check_both_directions(src: np.ndarray, dst: np.ndarray, num_nodes: int, sample: int = REVERSE_CHECK_EDGES,
+                          seed: int = 0) -> ReverseCheck:
+    """Check that every edge ``u -> v`` of an edge list has its reverse ``v -> u`` in the list.
+
+    Method: with more than ``sample`` edges, only the edges whose *unordered* pair ``{u, v}`` hashes
+    below ``sample / E`` of the hash range are checked (about ``sample`` of them; an edge and its
+    reverse have the same pair, so they are kept or skipped together, and a list in both directions
+    passes exactly). The kept pairs ``u * N + v`` are sorted and each one's reverse ``v * N + u`` is
+    looked up by binary search. One pass over the edges in chunks of 4M: memory about 50 bytes per
+    kept edge plus 100 MB, time linear in ``E``. A list that holds one direction only fails on the
+    first kept edge; a list with a few missing reverses may pass on a sample.
+    """
+    from graphtrain.kernels.rng import combine_np, seed_key
+
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    e, n = src.shape[0], np.uint64(max(int(num_nodes), 1))
+    sampled = e > sample
+    if sampled:
+        key = seed_key(seed)
+        cut = np.uint64(min(int(sample / e * 2.0**64), 2**64 - 1))
+        parts = []
+        for start in range(0, e, _CHECK_CHUNK):
+            s, d = src[start:start + _CHECK_CHUNK], dst[start:start + _CHECK_CHUNK]
+            pair = np.minimum(s, d).astype(np.uint64) * n + np.maximum(s, d).astype(np.uint64)
+            parts.append(start + np.flatnonzero(combine_np(key, pair) < cut))
+        rows = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    else:
+        rows = np.arange(e, dtype=np.int64)
+    s, d = src[rows].astype(np.uint64), dst[rows].astype(np.uint64)
+    forward = np.sort(s * n + d)
+    reverse = d * n + s
+    pos = np.minimum(np.searchsorted(forward, reverse), max(forward.size - 1, 0))
+    lacking = np.flatnonzero(forward[pos] != reverse) if forward.size else np.empty(0, np.int64)
+    return ReverseCheck(missing=int(rows[lacking[0]]) if lacking.size else -1, without_reverse=int(lacking.size),
+                        checked=int(rows.size), sampled=sampled)
 
 
 def _with_string_ids(accounts: AccountTable) -> AccountTable:

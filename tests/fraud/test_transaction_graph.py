@@ -109,3 +109,41 @@ def test_stratified_split():
     assert not np.array_equal(split, stratified_split(labels, (0.4, 0.2), seed=1))
     with pytest.raises(ConfigError):
         stratified_split(labels, (0.8, 0.3))
+
+
+def test_undirected_list_must_hold_both_directions(tmp_path):
+    """--undirected on a one-direction list (users -> products) is refused, naming an edge without its reverse."""
+    acc = _write(tmp_path / "acc.csv", "id,label\nu1,1\nu2,0\nu3,0\np1,\np2,\n")
+    one_way = _write(tmp_path / "one_way.csv", "src,dst\nu1,p1\nu2,p1\nu3,p2\n")
+    accounts = load_accounts(acc, "id", label="label")
+    with pytest.raises(InputError, match=r"'u1' -> 'p1' has no reverse 'p1' -> 'u1'.*3 of the 3 edges") as err:
+        load_transaction_graph(one_way, accounts, directed=False)
+    assert err.value.row == 1 and "one_way.csv" in str(err.value)
+    assert load_transaction_graph(one_way, accounts).directed  # the same list, directed, is fine
+    # one reverse missing among both directions: that edge is named
+    partly = _write(tmp_path / "partly.csv", "src,dst\nu1,p1\np1,u1\nu2,p1\np1,u2\nu3,p2\nu3,u3\n")
+    with pytest.raises(InputError, match=r"'u3' -> 'p2' has no reverse") as err:
+        load_transaction_graph(partly, accounts, directed=False)
+    assert err.value.row == 5
+    both = _write(tmp_path / "both.csv", "src,dst\nu1,p1\np1,u1\nu2,p1\np1,u2\nu3,u3\n")  # a self-loop is its own reverse
+    g = load_transaction_graph(both, accounts, directed=False)
+    assert not g.directed and g.num_edges == 5
+
+
+def test_reverse_check_on_a_sample_keeps_pairs_together():
+    """Past ``sample`` edges only a hash sample is checked; an edge and its reverse are sampled together,
+    so a list in both directions passes, and a one-direction list fails."""
+    from graphtrain.fraud.transaction_graph import check_both_directions
+
+    rng = np.random.default_rng(0)
+    n, e = 5000, 200_000
+    u, v = rng.integers(0, n, e), rng.integers(0, n, e)
+    src, dst = np.concatenate([u, v]), np.concatenate([v, u])
+    order = rng.permutation(2 * e)
+    full = check_both_directions(src[order], dst[order], n)
+    assert full.missing == -1 and full.checked == 2 * e and not full.sampled
+    sample = check_both_directions(src[order], dst[order], n, sample=20_000)
+    assert sample.missing == -1 and sample.sampled and 15_000 < sample.checked < 25_000
+    one_way = check_both_directions(u, v, n, sample=20_000)
+    assert one_way.sampled and one_way.missing >= 0 and one_way.without_reverse > 0.9 * one_way.checked
+    assert (u == v[one_way.missing]).sum() == 0 or not ((u == v[one_way.missing]) & (v == u[one_way.missing])).any()
