@@ -383,7 +383,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     from graphtrain.partition.format import staged_file
     from graphtrain.train.checkpoint import read_manifest, resolve_checkpoint
 
-    ckpt = resolve_checkpoint(checkpoint)
+    ckpt = resolve_checkpoint(checkpoint).resolve()  # absolute: the workers run in another directory
     manifest = read_manifest(ckpt)
     out_path = Path(out_path)
     if out_path.exists() and not force:
