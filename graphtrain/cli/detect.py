@@ -11,7 +11,8 @@ import json
 from graphtrain.cli.train import _int_list
 
 FINAL_KEYS = ("auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap", "baseline_f1_macro",
-              "blend_auc", "blend_ap", "blend_f1_macro", "blend_weight", "rings",
+              "blend_auc", "blend_ap", "blend_f1_macro", "blend_weight", "ring_score",
+              "flagged_fraction", "rings", "warnings",
               "true_rings", "ring_precision", "ring_recall", "ring_recall_by_typology", "accounts", "transactions",
               "score_source", "report")
 
@@ -51,8 +52,9 @@ def _add_model_args(p) -> None:
                    "the seed time (the end of the log), uniformly or the most recent ones (default: off)")
     m.add_argument("--no-blend", dest="blend", action="store_false",
                    help="skip the blend: by default every account also gets blend_score, the rank blend of the GNN and "
-                   "the tree baseline weighted on validation AP (blend_auc, blend_ap, ... in the output); rings and "
-                   "auc, ap, ... are the GNN's either way")
+                   "the tree baseline weighted on validation AP (blend_auc, blend_ap, ... in the output), a candidate "
+                   "for the rings' score (ring_score: the GNN's, the tree's or the blend's, whichever is best on held-out "
+                   "validation accounts); auc, ap, ... are the GNN's either way")
     m.add_argument("--seed", type=int, default=0, help="seed of the split, partitioning, training, baseline (default: 0)")
     m.add_argument("--force", action="store_true", help="replace an earlier output of this command")
 
@@ -65,7 +67,7 @@ def _options(args):
                            min_steps=args.min_steps, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
                            num_parts=args.num_parts, method=args.method, num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
-    return options, PipelineConfig(seed=args.seed, blend=args.blend)
+    return options, PipelineConfig(seed=args.seed, blend=args.blend, weight_is_money=not getattr(args, "edge_weight", None))
 
 
 def _print_result(summary) -> int:
@@ -81,7 +83,8 @@ def register(sub) -> None:
         "GNN on Ray workers, scores every account, runs the tree baseline on the same split, finds rings "
         "(components, communities and dense-subgraph peeling of high-risk accounts) and writes OUT/summary.json, "
         "OUT/scores.parquet, OUT/rings.{parquet,csv}, OUT/ring_members.{parquet,csv} and OUT/report/index.html. "
-        "Prints the report path and one JSON line (auc, ap, f1_macro of the GNN, whose scores the rings come from; "
+        "Prints the report path and one JSON line (auc, ap, f1_macro of the GNN; "
+        "ring_score: which scores the rings come from; flagged_fraction; warnings; "
         "baseline_auc, baseline_ap of the tree; blend_auc, blend_ap of their rank blend, see --no-blend; "
         "ring_precision, ring_recall with --rings; ...).")
     d = p.add_argument_group("data")
@@ -89,7 +92,11 @@ def register(sub) -> None:
     d.add_argument("--src", default="src", metavar="COL", help="payer column (default: %(default)s)")
     d.add_argument("--dst", default="dst", metavar="COL", help="payee column (default: %(default)s)")
     d.add_argument("--time", metavar="COL", help="transaction time column (integer or timestamp)")
-    d.add_argument("--amount", metavar="COL", help="transaction amount column")
+    weight = d.add_mutually_exclusive_group()
+    weight.add_argument("--amount", metavar="COL", help="transaction amount column (money: the report says amount)")
+    weight.add_argument("--edge-weight", metavar="COL",
+                        help="an edge weight column that is not money (a rating, a count): used like --amount, and the "
+                        "report says edge weight")
     d.add_argument("--accounts", required=True, metavar="FILE", help="account table: CSV, TSV or Parquet")
     d.add_argument("--id", default="account_id", metavar="COL", help="account ID column (default: %(default)s)")
     d.add_argument("--label", required=True, metavar="COL", help="label column: 1 fraud, 0 not, empty = unknown")
@@ -129,7 +136,8 @@ def run_detect(args) -> int:
 
         raise ConfigError(f"--temporal {options.temporal} samples by transaction time; give the time column with --time COL")
     accounts = load_accounts(args.accounts, args.id, label=args.label, split=args.split, features=args.features)
-    graph = load_transaction_graph(args.edges, accounts, src=args.src, dst=args.dst, amount=args.amount, time=args.time,
+    graph = load_transaction_graph(args.edges, accounts, src=args.src, dst=args.dst, amount=args.amount or args.edge_weight,
+                                   time=args.time,
                                    unknown_accounts="add" if args.add_unknown_accounts else "error",
                                    directed=not args.undirected)
     return _print_result(run_pipeline(graph, args.out, options, config, true_rings=args.rings, force=args.force))

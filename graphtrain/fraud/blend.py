@@ -22,7 +22,9 @@ as peeling priors -- where bare ranks (uniform on (0, 1]) would look risky for h
 such. One caveat: the GNN's epoch was itself chosen on the validation split, so its validation AP
 is a little optimistic and the choice leans towards it.
 
-The fraud pipeline reports the blend beside the GNN and finds rings from the GNN's scores alone:
+The fraud pipeline reports the blend beside the GNN, and the blend is one of the candidates for
+the rings' score (:mod:`graphtrain.fraud.ring_score`: the best on held-out validation accounts,
+the blend's weight chosen on the other half). Earlier runs found rings from the GNN's scores alone:
 at better account-level AP, blended scores found fewer of the planted rings (20,000 generated
 accounts: ring recall 0.56 blended vs 0.66 from the GNN, precision 0.54 vs 0.40; 6,000: recall
 0.21-0.25 vs 0.42) -- message passing gives a ring's members alike scores, which is what the ring

@@ -14,9 +14,16 @@ Output directory::
     ├── ring_members.parquet / .csv
     └── report/               index.html + PNGs (see graphtrain.fraud.report)
 
-Thresholds: the account threshold is chosen on the validation split (best F1-macro of the scores
-that find the rings); ring detection uses it as its core threshold and grows rings with accounts
-scoring at least halfway between the median score and that threshold.
+Which scores find the rings: with model scores, the one of the GNN, the tree baseline and their
+blend that does best on held-out validation accounts (``ring_score`` in the summary; a warning in
+``warnings`` and on the report when the GNN trails the tree on validation), see
+:mod:`graphtrain.fraud.ring_score`. Without model scores, the tree's.
+
+Thresholds: each score's metrics use its best-F1-macro threshold on validation (``threshold``,
+``baseline_threshold``, ...). The rings' core threshold is calibrated to the whole scored
+population (:func:`graphtrain.fraud.ring_score.population_threshold`: at most about the estimated
+population fraud share of accounts; ``ring_threshold``, ``flagged_fraction``); rings grow with
+accounts scoring at least halfway between the median score and that threshold.
 """
 from __future__ import annotations
 
@@ -34,7 +41,8 @@ from graphtrain.fraud.baseline import run_baseline
 from graphtrain.fraud.blend import blend_scores
 from graphtrain.fraud.evaluate import load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.report import ReportData, write_report
-from graphtrain.fraud.rings import RingConfig, detect_rings, write_rings
+from graphtrain.fraud.ring_score import choose_ring_score, population_threshold
+from graphtrain.fraud.rings import RingConfig, detect_rings, no_rings_reason, write_rings
 from graphtrain.fraud.split import stratified_split
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
@@ -61,8 +69,11 @@ class PipelineConfig:
         grow: grow rings with accounts scoring between the median and the threshold (see module doc).
         blend: with model scores, also score every account with the rank blend of the model and the
             tree baseline (:mod:`graphtrain.fraud.blend`, weight chosen on validation AP): the
-            ``blend_score`` column of scores.parquet and ``blend_*`` metrics. The rings, ``auc``,
-            ``ap``, ... stay the model's: rings come out better from the GNN's scores (see blend).
+            ``blend_score`` column of scores.parquet and ``blend_*`` metrics, and a candidate for the
+            rings' score (module doc). ``auc``, ``ap``, ... stay the model's.
+        weight_is_money: the transactions' weight column (``TransactionGraph.amount``) is money
+            (``--amount``): the report says "amount". False for any other edge weight (a rating, a
+            count; ``--edge-weight``): the report says "edge weight".
         top_rings, bad_cases: how many rings and bad cases the report draws.
         title: report title.
     """
@@ -78,6 +89,7 @@ class PipelineConfig:
     blend: bool = True
     top_rings: int = 6
     bad_cases: int = 4
+    weight_is_money: bool = True
     title: str = "graphtrain fraud-ring report"
 
 
@@ -166,15 +178,27 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
 
     b_metrics = metrics_at_chosen_threshold(labels, baseline.scores, split)
     metrics = metrics_at_chosen_threshold(labels, scores, split)
-    threshold = metrics["threshold"]
-    blend = blend_metrics = None
+    blend = blend_metrics = choice = None
     if not from_baseline and config.blend:
         blend = blend_scores(scores, baseline.scores, labels, split)
         blend_metrics = metrics_at_chosen_threshold(labels, blend.scores, split)
-    grow = min(0.5 * (threshold + float(np.median(scores))), threshold) if config.grow else None
+    ring_name = "tree" if from_baseline else "gnn"
+    if not from_baseline:
+        choice = choose_ring_score(scores, baseline.scores, labels, split, blend=blend is not None, seed=config.seed)
+        ring_name = choice.name
+    ring_scores = {"gnn": scores, "tree": baseline.scores, "blend": blend.scores if blend is not None else None}[ring_name]
+    ring_node_metrics = {"gnn": metrics, "tree": b_metrics, "blend": blend_metrics}[ring_name]
+    if from_baseline:
+        ring_node_metrics = metrics
+    population = population_threshold(ring_scores, labels, split)
+    threshold = population.threshold
+    grow = min(0.5 * (threshold + float(np.median(ring_scores))), threshold) if config.grow else None
     ring_config = RingConfig(threshold=threshold, grow_threshold=grow, min_size=config.ring_min_size,
                              max_size=config.ring_max_size, seed=config.seed)
-    rings = detect_rings(graph, scores, ring_config)
+    rings = detect_rings(graph, ring_scores, ring_config)
+    warnings = list(choice.warnings) if choice is not None else []
+    if not len(rings.rings):
+        warnings.append(no_rings_reason(graph, ring_scores, ring_config))
     match = ring_metrics(rings.member_lists(), truth.members, graph.num_accounts) if truth is not None else None
 
     summary: Dict[str, object] = {
@@ -187,13 +211,18 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
         "baseline_recall_at_k": b_metrics["recall_at_k"], "baseline_threshold": b_metrics["threshold"],
         **({f"blend_{k}": blend_metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")}
            | {"blend_weight": blend.weight, "blend_val_ap": blend.val_ap} if blend is not None else {}),
+        "ring_score": ring_name, "ring_threshold": threshold, "flagged_fraction": population.flagged_fraction,
+        "ring_threshold_calibration": population.as_dict(),
+        **({"ring_score_choice": {"held_out_val_ap": choice.held_out_val_ap, "val": choice.val}} if choice else {}),
         "rings": len(rings.rings), "high_risk_accounts": rings.high_risk,
+        "high_risk_fraction": rings.high_risk / max(graph.num_accounts, 1),
         "accounts": graph.num_accounts, "transactions": graph.num_edges,
         "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],
         "split": split_note, "ring_config": asdict(ring_config), "baseline": baseline.params, "config": asdict(config),
         "report": str(out / REPORT_DIR / "index.html"),
         **(extra or {}),
     }
+    summary["warnings"] = list(summary.get("warnings") or []) + warnings
     if match is not None:
         by_type: Dict[str, list] = {}
         for typology, hit in zip(truth.typologies, match.matched_true):
@@ -206,11 +235,13 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
     _write_scores(tmp / SCORES_FILE, graph, scores, baseline.scores, split, blend.scores if blend is not None else None)
     write_rings(rings, tmp)
     report = ReportData(
-        title=config.title, graph=graph, split=split, scores=scores, score_source=source,
-        scores_from_baseline=from_baseline, threshold=threshold, metrics=metrics, rings=rings, summary=summary,
+        title=config.title, graph=graph, split=split, scores=ring_scores, score_source=source,
+        scores_from_baseline=from_baseline, threshold=threshold, metrics=ring_node_metrics, rings=rings, summary=summary,
         baseline_scores=None if from_baseline else baseline.scores, baseline_metrics=None if from_baseline else b_metrics,
         blend_metrics=blend_metrics, blend_weight=blend.weight if blend is not None else None,
-        ring_match=match, true_rings=truth)
+        ring_match=match, true_rings=truth, ring_score=ring_name, model_scores=None if from_baseline else scores,
+        model_metrics=None if from_baseline else metrics, warnings=summary["warnings"],
+        weight_is_money=config.weight_is_money)
     write_report(report, tmp / REPORT_DIR, top_rings=config.top_rings, bad_cases=config.bad_cases)
     (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %s (%d rings; scores from %s)", out, len(rings.rings), "the baseline" if from_baseline else source)
@@ -218,8 +249,9 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
 
 
 def _write_scores(path: Path, graph: TransactionGraph, scores, baseline_scores, split, blend_scores=None) -> None:
-    """``scores.parquet``: account_id, score (what the rings came from), baseline_score,
-    [blend_score: the model's and the baseline's rank blend], label, split."""
+    """``scores.parquet``: account_id, score (the model's; the baseline's without one), baseline_score,
+    [blend_score: the model's and the baseline's rank blend], label, split. The summary's ``ring_score``
+    says which of them the rings came from."""
     import pyarrow as pa
 
     from graphtrain.fraud.tables import write_table

@@ -5,7 +5,8 @@
     │                     bad cases, and every number of the run (the summary JSON)
     ├── roc.png, pr.png   ROC and precision-recall curves on the test split (model and baseline)
     ├── confusion.png     confusion matrix on the test split at the chosen threshold
-    ├── ring_NN.png       the top rings drawn as small networks
+    ├── ring_NN.png       the top rings drawn as small networks (a ring of more than 15 members:
+    │                     its 14 top-scored members and one node counting the rest)
     ├── missed_NN.png     missed frauds (test accounts labelled 1 scored below the threshold)
     └── false_alarm_NN.png  false alarms (test accounts labelled 0 at or above it), each with its
                           strongest counterparties
@@ -29,6 +30,7 @@ from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.partition.format import staged_directory
 
 INDEX = "index.html"
+MAX_DRAWN = 15  # members drawn per ring; a larger ring shows its top MAX_DRAWN - 1 by score and one node for the rest
 EPOCH_2000 = 946_684_800  # times above this are taken as Unix seconds and shown as dates
 
 
@@ -40,16 +42,21 @@ class ReportData:
         title: page title.
         graph: the transactions and accounts.
         split: int8 ``[N]`` split codes.
-        scores: float ``[N]`` the scores the rings were found from.
+        scores: float ``[N]`` the scores the rings were found from (``ring_score`` names them).
         score_source: where ``scores`` came from, shown at the top of the page.
         scores_from_baseline: True when ``scores`` are the tree baseline's (no model scores given).
-        threshold: the decision threshold (chosen on the validation split).
-        metrics: node metrics of ``scores`` on the test split.
+        threshold: the high-risk threshold of ``scores`` (calibrated to all accounts, see
+            :mod:`graphtrain.fraud.ring_score`): the confusion matrix and bad cases use it.
+        metrics: node metrics of ``scores`` on the test split (at their own best-F1 validation threshold).
         rings: detected rings.
         summary: every number of the run (the pipeline's JSON summary).
         baseline_scores, baseline_metrics: the tree baseline on the same split, when it is not ``scores``.
         blend_metrics, blend_weight: the rank blend of ``scores`` and the baseline (graphtrain.fraud.blend).
         ring_match, true_rings: ring-level evaluation, when ground truth was given.
+        ring_score: ``"gnn"``, ``"tree"`` or ``"blend"``: which scores ``scores`` are.
+        model_scores, model_metrics: the GNN's scores and metrics (None without model scores).
+        warnings: shown at the top of the page (the summary's ``warnings``).
+        weight_is_money: the edge weight (``graph.amount``) is money ("amount"), else "edge weight".
     """
 
     title: str
@@ -68,6 +75,15 @@ class ReportData:
     blend_weight: Optional[float] = None
     ring_match: Optional[RingMatch] = None
     true_rings: Optional[TrueRings] = None
+    ring_score: str = "gnn"
+    model_scores: Optional[np.ndarray] = None
+    model_metrics: Optional[Dict[str, float]] = None
+    warnings: List[str] = field(default_factory=list)
+    weight_is_money: bool = True
+
+
+class Verbatim(str):
+    """Text shown exactly as it is (account and ring IDs: no thousands separators)."""
 
 
 def _esc(value) -> str:
@@ -78,7 +94,11 @@ def _fmt(value) -> str:
     if value is None:
         return "–"
     if isinstance(value, (float, np.floating)):
-        return "nan" if np.isnan(value) else f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
+        if np.isnan(value):
+            return "nan"
+        if float(value).is_integer() and abs(value) >= 1:  # counts and round sums print as integers
+            return f"{int(value):,}"
+        return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
     return _esc(f"{value:,}" if isinstance(value, (int, np.integer)) else value)
 
 
@@ -105,17 +125,33 @@ def _split_counts(data: ReportData) -> List[List[object]]:
     return rows
 
 
-def _metric_rows(data: ReportData) -> List[List[object]]:
-    names = ["auc", "ap", "f1_macro", "recall_at_k", "threshold"]
-    rows = []
-    for n in names:
-        row = [n, data.metrics.get(n)]
-        if data.blend_metrics is not None:
-            row.append(data.blend_metrics.get(n))
-        if data.baseline_metrics is not None:
-            row.append(data.baseline_metrics.get(n))
-        rows.append(row)
-    return rows
+def _metric_columns(data: ReportData) -> Dict[str, Dict[str, float]]:
+    """Column title -> test metrics: the GNN's, the blend's, the tree's (the rings' scores marked)."""
+    if data.scores_from_baseline:
+        return {"tree baseline (rings)": data.metrics}
+    cols = {"GNN": data.model_metrics if data.model_metrics is not None else data.metrics}
+    if data.blend_metrics is not None:
+        cols[f"blend with the tree (GNN weight {data.blend_weight:g})"] = data.blend_metrics
+    if data.baseline_metrics is not None:
+        cols["tree baseline"] = data.baseline_metrics
+    key = {"gnn": "GNN", "tree": "tree baseline"}.get(data.ring_score) or next((k for k in cols if k.startswith("blend")), None)
+    return {(k + " (rings)" if k == key else k): v for k, v in cols.items()}
+
+
+def _metric_rows(columns: Dict[str, Dict[str, float]]) -> List[List[object]]:
+    return [[n] + [m.get(n) for m in columns.values()] for n in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")]
+
+
+def _weight_words(data: ReportData) -> Dict[str, str]:
+    """Column names for the edge weight: money, another weight, or none (counts)."""
+    g = data.graph
+    if g.amount is None:
+        total, flow = "internal transactions", "transactions"
+    elif data.weight_is_money:
+        total, flow = "total amount", "flow"
+    else:
+        total, flow = "total edge weight", "edge weight"
+    return {"total": total, "flow": flow}
 
 
 def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> str:
@@ -123,14 +159,28 @@ def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> 
     ring = data.rings.rings.iloc[r]
     members = data.rings.members[data.rings.members.ring_id == ring.ring_id]
     nodes = members.account_index.to_numpy()
-    pos = {int(a): i for i, a in enumerate(nodes)}
+    names, roles = [str(x) for x in members.account_id], list(members.role)
+    colour, fraud = pct[nodes], g.accounts.labels[nodes] == 1
+    typology = ring.typology
+    local = np.arange(nodes.size)
+    if nodes.size > MAX_DRAWN:  # the top members by score, the rest as one counted node
+        order = np.argsort(-members.score.to_numpy(), kind="stable")
+        top, rest = order[: MAX_DRAWN - 1], order[MAX_DRAWN - 1 :]
+        local[top], local[rest] = np.arange(top.size), top.size
+        label = f"+{rest.size} more members"
+        names, roles = [names[i] for i in top] + [label], [roles[i] for i in top] + [label]
+        colour = np.r_[colour[top], colour[rest].mean()]
+        fraud = np.r_[fraud[top], False]
+        typology = "other"
+    pos = dict(zip(nodes.tolist(), local.tolist()))
     inside = np.isin(g.src, nodes) & np.isin(g.dst, nodes)
     src = np.array([pos[int(a)] for a in g.src[inside]], dtype=np.int64)
     dst = np.array([pos[int(b)] for b in g.dst[inside]], dtype=np.int64)
+    keep = (src != dst) | (nodes.size <= MAX_DRAWN)  # no loops on the aggregated node
     name = f"ring_{r + 1:02d}.png"
-    figures.network(directory / name, f"ring {ring.ring_id}: {ring.typology}, {ring['size']} accounts",
-                    [str(x) for x in members.account_id], list(members.role), pct[nodes],
-                    g.accounts.labels[nodes] == 1, src, dst, typology=ring.typology)
+    shown = f", top {MAX_DRAWN - 1} by score drawn" if nodes.size > MAX_DRAWN else ""
+    figures.network(directory / name, f"ring {ring.ring_id}: {ring.typology}, {ring['size']} accounts{shown}",
+                    names, roles, colour, fraud, src[keep], dst[keep], typology=typology, directed=g.directed)
     return name
 
 
@@ -140,7 +190,7 @@ def _case_figure(directory: Path, data: ReportData, account: int, name: str, tit
     roles = ["under review"] + [""] * (nodes.size - 1)
     names = [str(g.accounts.ids[a])[-6:] for a in nodes]
     figures.network(directory / name, title, names, roles, pct[nodes], g.accounts.labels[nodes] == 1, src, dst,
-                    typology="star", highlight=np.arange(nodes.size) == 0)
+                    typology="star", highlight=np.arange(nodes.size) == 0, directed=g.directed)
     return name
 
 
@@ -161,12 +211,15 @@ def write_report(data: ReportData, directory, top_rings: int = 6, bad_cases: int
     test = (data.split == TEST) & (labels >= 0)
     pct = figures.percentiles(data.scores)
     with staged_directory(directory, force=force, marker=INDEX) as tmp:
-        curve_scores = {"model" if not data.scores_from_baseline else "tree baseline": data.scores[test]}
+        model = data.model_scores if data.model_scores is not None else data.scores
+        curve_scores = {"model" if not data.scores_from_baseline else "tree baseline": model[test]}
         if data.baseline_scores is not None and not data.scores_from_baseline:
             curve_scores["tree baseline"] = data.baseline_scores[test]
+        if data.ring_score == "blend":
+            curve_scores["blend (rings)"] = data.scores[test]
         figures.curves(tmp / "roc.png", tmp / "pr.png", labels[test], curve_scores)
         matrix = figures.confusion(tmp / "confusion.png", labels[test], (data.scores[test] >= data.threshold).astype(int),
-                                   f"test split, threshold {data.threshold:.4g}")
+                                   f"test split, {data.ring_score} score >= {data.threshold:.4g}")
         ring_imgs = [_ring_figure(tmp, data, r, pct) for r in range(min(top_rings, len(data.rings.rings)))]
         missed, alarms = _bad_cases(data, bad_cases)
         missed_imgs = [_case_figure(tmp, data, a, f"missed_{i + 1:02d}.png", f"missed fraud, score {data.scores[a]:.3g}", pct)
@@ -183,8 +236,13 @@ def _case_rows(data: ReportData, accounts: np.ndarray) -> List[List[object]]:
     out_deg = np.bincount(g.src, minlength=g.num_accounts)
     in_deg = np.bincount(g.dst, minlength=g.num_accounts)
     ring_of = dict(zip(data.rings.members.account_index, data.rings.members.ring_id))
-    return [[str(g.accounts.ids[a]), float(data.scores[a]), int(g.accounts.labels[a]), int(in_deg[a]), int(out_deg[a]),
-             ring_of.get(int(a))] for a in accounts]
+    degrees = (lambda a: [int(in_deg[a]), int(out_deg[a])]) if g.directed else (lambda a: [int(out_deg[a])])
+    return [[Verbatim(g.accounts.ids[a]), float(data.scores[a]), int(g.accounts.labels[a])] + degrees(a)
+            + [_verbatim(ring_of.get(int(a)))] for a in accounts]
+
+
+def _verbatim(value):
+    return None if value is None else Verbatim(value)
 
 
 def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alarm_imgs) -> str:
@@ -196,21 +254,29 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
                      f"metrics and figures below come from the baseline ({_esc(data.score_source)}).</p>")
     else:
         parts.append(f"<p><b>Scores:</b> {_esc(data.score_source)}</p>")
+        parts.append(f"<p><b>Rings from:</b> the {_esc(data.ring_score)} scores (best on held-out validation "
+                     "accounts among the GNN, the tree baseline and their blend).</p>")
+    parts += [f"<p class='warn'><b>Warning:</b> {_esc(w)}</p>" for w in data.warnings]
     parts.append("<h2>Data</h2>" + _table(["", "count"], [
         ["accounts", g.num_accounts], ["transactions", g.num_edges],
         ["labelled accounts", int(np.sum(g.accounts.labels >= 0))], ["labelled fraud", int(np.sum(g.accounts.labels == 1))],
     ]) + _table(["split", "accounts", "fraud"], _split_counts(data)))
-    header = (["metric (test split)", "scores"] + ([f"blend with the baseline (model weight {data.blend_weight:g})"] if data.blend_metrics is not None else [])
-              + (["tree baseline"] if data.baseline_metrics is not None else []))
-    parts.append("<h2>Account-level metrics</h2>" + _table(header, _metric_rows(data)))
-    parts.append("<p>Threshold chosen on the validation split (best F1-macro); recall@k with k = number of test frauds.</p>")
+    columns = _metric_columns(data)
+    parts.append("<h2>Account-level metrics</h2>" + _table(["metric (test split)"] + list(columns), _metric_rows(columns)))
+    parts.append("<p>Each score's threshold chosen on the validation split (best F1-macro); recall@k with k = number of "
+                 "test frauds. The confusion matrix uses the rings' high-risk threshold.</p>")
     parts.append("<div class='row'>" + "".join(f"<img src='{n}' alt='{n}'>" for n in ("roc.png", "pr.png", "confusion.png"))
                  + "</div>")
     parts.append(_table(["", "predicted normal", "predicted fraud"],
                         [["label normal", int(matrix[0, 0]), int(matrix[0, 1])], ["label fraud", int(matrix[1, 0]), int(matrix[1, 1])]]))
 
     parts.append("<h2>Rings</h2>")
-    ring_rows = [["rings found", len(rings)], ["high-risk accounts", data.rings.high_risk]]
+    n = max(g.num_accounts, 1)
+    flagged = int(np.count_nonzero(data.scores >= data.threshold))
+    ring_rows = [["rings found", len(rings)], ["rings from", f"{data.ring_score} scores"],
+                 ["high-risk threshold (calibrated to all accounts)", data.threshold],
+                 ["flagged accounts (score >= threshold)", f"{flagged:,} ({flagged / n:.1%} of all accounts)"],
+                 ["high-risk accounts (flagged + grown)", f"{data.rings.high_risk:,} ({data.rings.high_risk / n:.1%})"]]
     if data.ring_match is not None:
         m = data.ring_match
         ring_rows += [["true rings", len(data.true_rings.members)], ["ring precision (Jaccard >= 0.5)", m.precision],
@@ -221,11 +287,16 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
         for typ, hit in zip(data.true_rings.typologies, data.ring_match.matched_true):
             by_type.setdefault(typ or "(none)", []).append(bool(hit))
         parts.append(_table(["true typology", "rings", "found"], [[t, len(h), int(sum(h))] for t, h in sorted(by_type.items())]))
-    header = ["ring", "size", "ring score", "typology", "from", "to", "total amount", "members"]
+    if not len(rings):
+        reason = next((w for w in data.warnings if w.startswith("no rings")), "no rings were found")
+        parts.append(f"<p class='warn'>{_esc(reason)}</p>")
+    words = _weight_words(data)
+    header = ["ring", "size", "ring score", "typology", "from", "to", words["total"], "members"]
     rows = []
     for i, r in rings.head(50).iterrows():
-        shown = ", ".join(map(str, r.members[:4])) + (" …" if len(r.members) > 4 else "")
-        row = [r.ring_id, r["size"], r.ring_score, r.typology, _time(r.time_start), _time(r.time_end), r.total_amount, shown]
+        shown = Verbatim(", ".join(map(str, r.members[:4])) + (" …" if len(r.members) > 4 else ""))
+        total = r.total_amount if g.amount is not None else r.internal_transactions
+        row = [Verbatim(r.ring_id), r["size"], r.ring_score, r.typology, _time(r.time_start), _time(r.time_end), total, shown]
         if data.ring_match is not None:
             row.append(data.ring_match.best_jaccard_pred[i])
         rows.append(row)
@@ -237,13 +308,17 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
     for r, img in enumerate(ring_imgs):
         ring_id = rings.iloc[r].ring_id
         mem = members[members.ring_id == ring_id]
-        rows = [[m.account_id, m.role, m.score, int(g.accounts.labels[m.account_index]), m.flow_in, m.flow_out,
-                 m.internal_counterparties, m.shared_counterparties] for m in mem.itertuples()]
+        flows = ["flow_in", "flow_out"] if g.directed else ["flow_in"]
+        flow_names = [f"{words['flow']} in", f"{words['flow']} out"] if g.directed else [f"{words['flow']} within the ring"]
+        rows = [[Verbatim(m.account_id), m.role, m.score, int(g.accounts.labels[m.account_index])]
+                + [getattr(m, f) for f in flows] + [m.internal_counterparties, m.shared_counterparties]
+                for m in mem.itertuples()]
         parts.append(f"<div class='ring'><img src='{img}' alt='{img}'>" + _table(
-            ["account", "role", "score", "label", "flow in", "flow out", "internal counterparties",
-             "shared counterparties"], rows) + "</div>")
+            ["account", "role", "score", "label"] + flow_names + ["internal counterparties", "shared counterparties"],
+            rows) + "</div>")
 
-    case_header = ["account", "score", "label", "in transactions", "out transactions", "in ring"]
+    case_header = (["account", "score", "label", "in transactions", "out transactions", "in ring"] if g.directed
+                   else ["account", "score", "label", "edges", "in ring"])
     parts.append("<h2>Bad cases</h2><h3>Missed frauds (lowest-scored test frauds below the threshold)</h3>")
     parts.append("<div class='row'>" + "".join(f"<img src='{n}' alt='{n}'>" for n in missed_imgs) + "</div>")
     parts.append(_table(case_header, _case_rows(data, missed)))

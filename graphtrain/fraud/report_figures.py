@@ -95,7 +95,7 @@ def _positions(n: int, roles: Sequence[str], typology: str) -> np.ndarray:
 
 def network(path: Path, title: str, names: Sequence[str], roles: Sequence[str], score_pct: np.ndarray,
             known_fraud: np.ndarray, src: np.ndarray, dst: np.ndarray, typology: str = "other",
-            highlight: Optional[np.ndarray] = None) -> None:
+            highlight: Optional[np.ndarray] = None, directed: bool = True) -> None:
     """Draw a small directed network.
 
     Args:
@@ -105,6 +105,7 @@ def network(path: Path, title: str, names: Sequence[str], roles: Sequence[str], 
         src, dst: local node indices of the edges (repeated pairs are drawn once, wider).
         typology: picks the layout.
         highlight: optional per node bool, drawn as a larger marker (e.g. the account under review).
+        directed: arrows (payer -> payee), or plain lines for an undirected graph.
     """
     plt = _plt()
     n = len(names)
@@ -114,7 +115,7 @@ def network(path: Path, title: str, names: Sequence[str], roles: Sequence[str], 
         if len(src) else (np.empty((0, 2), int), np.empty(0, int))
     for (a, b), c in zip(pairs, counts):
         ax.annotate("", xy=pos[b], xytext=pos[a], arrowprops=dict(
-            arrowstyle="-|>", color="#555555", lw=0.6 + 0.5 * min(c, 4), shrinkA=9, shrinkB=9, alpha=0.8))
+            arrowstyle="-|>" if directed else "-", color="#555555", lw=0.6 + 0.5 * min(c, 4), shrinkA=9, shrinkB=9, alpha=0.8))
     sizes = np.where(highlight, 420, 220) if highlight is not None else np.full(n, 220)
     sc = ax.scatter(pos[:, 0], pos[:, 1], c=score_pct, cmap="RdYlGn_r", vmin=0, vmax=1, s=sizes, zorder=3,
                     edgecolors=np.where(known_fraud, "black", "#bbbbbb"), linewidths=np.where(known_fraud, 2.0, 0.8))

@@ -16,6 +16,11 @@ accounts are one pair). With ``n`` members, internal out- and in-degrees ``out_d
 The checks run in this order. Roles use the ground truth's names (see
 :mod:`graphtrain.fraud.typologies`); members of ``other`` rings are ``hub`` (degree at least
 half the others) or ``member``.
+
+An undirected graph has no payers and payees, so :func:`guess_undirected_shape` names no direction
+roles: ``star`` (one member linked to at least 60% of the others: ``hub``, the rest ``member``),
+``cycle`` (every member linked to exactly two others, ``member``), else ``other`` (``hub`` /
+``member`` as above).
 """
 from __future__ import annotations
 
@@ -95,4 +100,22 @@ def guess_shape(n: int, src, dst) -> Tuple[str, List[str]]:
         return "fan_out", roles
 
     degree = np.bincount(np.concatenate([s, d]), minlength=n)
+    return "other", ["hub" if degree[i] >= max(2, (n - 1) / 2) else "member" for i in range(n)]
+
+
+def guess_undirected_shape(n: int, src, dst) -> Tuple[str, List[str]]:
+    """:func:`guess_shape` for an undirected graph (``src``/``dst`` pairs in either or both directions)."""
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+    u, v = _distinct_pairs(n, lo, hi)
+    degree = np.bincount(np.concatenate([u, v]), minlength=n)
+    need = max(2, int(np.ceil(HUB_SHARE * (n - 1))))
+    if n >= 3 and u.size == n and np.all(degree == 2):
+        return "cycle", ["member"] * n
+    if n >= 3 and degree.max() >= need:
+        hub = int(np.argmax(degree))
+        roles = ["member"] * n
+        roles[hub] = "hub"
+        return "star", roles
     return "other", ["hub" if degree[i] >= max(2, (n - 1) / 2) else "member" for i in range(n)]

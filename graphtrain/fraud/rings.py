@@ -23,10 +23,10 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.peeling import camouflage_resistant_weights
 from graphtrain.fraud.ring_groups import RingConfig, find_groups, high_risk_accounts, undirected_pairs
-from graphtrain.fraud.ring_shapes import guess_shape
+from graphtrain.fraud.ring_shapes import guess_shape, guess_undirected_shape
 from graphtrain.fraud.transaction_graph import TransactionGraph
 
-__all__ = ["RingConfig", "DetectedRings", "detect_rings", "describe_rings", "write_rings"]
+__all__ = ["RingConfig", "DetectedRings", "detect_rings", "describe_rings", "no_rings_reason", "write_rings"]
 
 RINGS_BASENAME = "rings"
 MEMBERS_BASENAME = "ring_members"
@@ -41,8 +41,11 @@ class DetectedRings:
             ``density`` (FRAUDAR ``g``), ``typology``, ``internal_transactions``, ``time_start``,
             ``time_end``, ``total_amount`` (None without times/amounts), ``members`` (raw IDs).
         members: DataFrame, one row per member: ``ring_id``, ``account_index``, ``account_id``,
-            ``role``, ``score``, ``flow_in``, ``flow_out`` (internal amounts; counts without
-            amounts), ``internal_counterparties``, ``shared_counterparties``.
+            ``role``, ``score``, ``flow_in``, ``flow_out`` (internal amounts; integer transaction
+            counts without amounts; on an undirected graph both hold the member's internal edges'
+            total, each edge counted once), ``internal_counterparties``, ``shared_counterparties``.
+            Roles and typologies of an undirected graph name no direction
+            (:func:`graphtrain.fraud.ring_shapes.guess_undirected_shape`).
         high_risk: number of accounts in the high-risk set (core + grown).
     """
 
@@ -99,6 +102,10 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
     e_weight = camouflage_resistant_weights(in_degree[e_dst])
     flow_out = np.bincount(e_src, weights=e_amount, minlength=n)
     flow_in = np.bincount(e_dst, weights=e_amount, minlength=n)
+    if not graph.directed:  # each edge is stored both ways: in = out = the member's edges' total
+        flow_in = flow_out
+    as_number = (lambda v: round(float(v), 2)) if graph.amount is not None else (lambda v: int(round(v)))
+    shape = guess_shape if graph.directed else guess_undirected_shape
     shared = _shared_counterparties(graph, ring_of)
     by_ring = np.argsort(e_ring, kind="stable")
     cuts = np.searchsorted(e_ring[by_ring], np.arange(len(groups) + 1))
@@ -109,7 +116,7 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
         sel = by_ring[cuts[r] : cuts[r + 1]]
         pos = np.searchsorted(g, np.concatenate([e_src[sel], e_dst[sel]]))
         ls, ld = pos[: sel.size], pos[sel.size :]
-        typology, roles = guess_shape(g.size, ls, ld)
+        typology, roles = shape(g.size, ls, ld)
         pu, pv, pw = undirected_pairs(g.size, ls, ld, e_weight[sel])
         counterparties = np.bincount(np.concatenate([pu, pv]), minlength=g.size)
         ring_id = r + 1
@@ -119,10 +126,11 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
             "ring_score": mean_scores[order[r]],
             "density": float((np.clip(scores[g], 0, None).sum() + pw.sum()) / g.size),
             "typology": typology,
-            "internal_transactions": int(sel.size),
+            "internal_transactions": int(sel.size) if graph.directed else int(sel.size) // 2,
             "time_start": int(e_time[sel].min()) if e_time is not None and sel.size else None,
             "time_end": int(e_time[sel].max()) if e_time is not None and sel.size else None,
-            "total_amount": round(float(e_amount[sel].sum()), 2) if graph.amount is not None else None,
+            "total_amount": round(float(e_amount[sel].sum()) / (1 if graph.directed else 2), 2)
+            if graph.amount is not None else None,
             "members": [_py(ids[a]) for a in g],
         })
         for j, a in enumerate(g):
@@ -132,8 +140,8 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
                 "account_id": _py(ids[a]),
                 "role": roles[j],
                 "score": float(scores[a]),
-                "flow_in": round(float(flow_in[a]), 2),
-                "flow_out": round(float(flow_out[a]), 2),
+                "flow_in": as_number(flow_in[a]),
+                "flow_out": as_number(flow_out[a]),
                 "internal_counterparties": int(counterparties[j]),
                 "shared_counterparties": int(shared[a]),
             })
@@ -165,6 +173,34 @@ def detect_rings(graph: TransactionGraph, scores, config: RingConfig) -> Detecte
         raise ConfigError("scores contain NaN or infinity")
     groups = find_groups(graph, scores, config)
     return describe_rings(graph, scores, groups, high_risk=int(high_risk_accounts(graph, scores, config).sum()))
+
+
+def no_rings_reason(graph: TransactionGraph, scores, config: RingConfig) -> str:
+    """Why :func:`detect_rings` found no ring with these scores, and what to try (for the summary and report)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    risky = high_risk_accounts(graph, scores, config)
+    h = int(risky.sum())
+    if h == 0:
+        return (f"no rings: no account scores at least the high-risk threshold {config.threshold:.4g}. To try: check "
+                "the labels (both classes, enough frauds) and the model's metrics; the threshold is calibrated to the "
+                "estimated share of frauds among all accounts.")
+    inside = risky[graph.src] & risky[graph.dst] & (graph.src != graph.dst)
+    if not inside.any():
+        return (f"no rings: none of the {h:,} high-risk accounts has an edge to another high-risk account, and a ring "
+                "is a group of high-risk accounts linked by their own edges. This is typical of a bipartite graph "
+                "(e.g. users and the items they review: the flagged users are linked only through unflagged items). "
+                "To try: link the scored accounts directly, e.g. by an edge between two accounts that share a "
+                "counterparty (the graph projected onto one side), and run again; or check that both edge columns "
+                "hold the same kind of account.")
+    from graphtrain.fraud.ring_groups import components
+
+    local = np.cumsum(risky) - 1
+    labels = components(h, local[graph.src[inside]], local[graph.dst[inside]])
+    largest = int(np.bincount(labels).max())
+    edges = int(inside.sum()) // (1 if graph.directed else 2)
+    return (f"no rings: the {h:,} high-risk accounts share {edges:,} edges, but no linked group of them "
+            f"reaches the smallest ring size, {config.min_size} (largest: {largest}). To try: a smaller ring size "
+            "minimum, or more labelled frauds so that more of a ring's members score as high-risk.")
 
 
 def write_rings(rings: DetectedRings, directory, force: bool = False) -> List[Path]:
