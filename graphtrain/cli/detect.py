@@ -45,7 +45,8 @@ def _add_model_args(p) -> None:
     m.add_argument("--method", choices=["hash", "ldg", "fennel", "metis"], default=d.method,
                    help="partition assignment (default: %(default)s)")
     m.add_argument("--num-workers", "-w", type=int, default=d.num_workers, help="Ray workers (default: %(default)s)")
-    m.add_argument("--address", metavar="ADDR", help="Ray cluster to join (default: start a local Ray)")
+    m.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster to join (default: start a private local Ray, whatever RAY_ADDRESS says)")
     m.add_argument("--num-cpus", type=int, metavar="N", help="logical CPUs of a local Ray (default: all cores)")
     m.add_argument("--temporal", choices=["uniform", "recent"], default=d.temporal,
                    help="temporal neighbour sampling on the transaction time (needs --time): only transactions up to "

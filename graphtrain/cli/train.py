@@ -50,7 +50,8 @@ def _add_cluster_args(p, d) -> None:
     c.add_argument("--num-workers", "-w", type=int, default=1, metavar="N",
                    help="workers; each serves a contiguous run of partitions (1 <= N <= partitions)")
     c.add_argument("--address", metavar="ADDR",
-                   help="Ray cluster to join: HOST:PORT of `ray start --head`, or 'auto' (default: start a local Ray)")
+                   help="Ray cluster to join: HOST:PORT of `ray start --head`, or 'auto' (default: start a private "
+                   "local Ray, whatever RAY_ADDRESS says)")
     c.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="Ray CPUs reserved per worker")
     c.add_argument("--threads-per-worker", type=int, default=d.threads_per_worker, metavar="T",
                    help="torch and Numba threads per worker")

@@ -1,8 +1,11 @@
 """Ray placement and start of the workers; failure detection. Ray places and restarts, we only ask.
 
-- :func:`connect` joins a Ray cluster (``address``: ``"auto"``, ``"HOST:PORT"`` of ``ray start
-  --head``, or ``ray://...``) or starts a local one; an unreachable address fails fast with a
-  :class:`ConfigError` (a TCP probe before ``ray.init``).
+- :func:`connect` joins the Ray cluster the user named (``address``: ``"auto"``, ``"HOST:PORT"`` of
+  ``ray start --head``, or ``ray://...``), or else starts a private local one -- never a cluster
+  named only by ``RAY_ADDRESS`` or by the address file Ray keeps for the last ``ray start`` on the
+  machine. An unreachable address fails fast with a :class:`ConfigError` (a TCP probe before
+  ``ray.init``); so does a token-protected cluster this process has no accepted token for (a GCS
+  probe, which also turns on Ray's token mode here when the cluster uses it and a token is found).
 - :class:`WorkerGroup` reserves one placement-group bundle per worker (``cpus_per_worker`` CPUs,
   one GPU with ``use_gpu``; ``SPREAD`` over the nodes), finds a rendezvous address on bundle 0's
   node, and runs :func:`~graphtrain.train.worker.run_worker` as one Ray task per bundle.
@@ -54,8 +57,76 @@ def check_address(address: str, timeout: float = 5.0) -> None:
                           "`ray start --head` on the head node, or check the address and firewall") from None
 
 
+def _token_source() -> str:
+    """Where Ray reads this process's authentication token from, in its order of precedence."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return f"RAY_AUTH_TOKEN_PATH ({os.environ['RAY_AUTH_TOKEN_PATH']})"
+    return str(Path.home() / ".ray" / "auth_token")
+
+
+def _gcs_accepts(address: str) -> bool:
+    """Whether the GCS at ``HOST:PORT`` accepts this process's credentials (False: an authentication error)."""
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    try:
+        GcsClient(address=address)
+    except AuthenticationError:
+        return False
+    except Exception as exc:  # noqa: BLE001 -- anything else: no Ray cluster answers there
+        raise ConfigError(f"cannot join the Ray cluster at {address}: no Ray GCS answered there "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                          "give the HOST:PORT that `ray start --head` printed") from None
+    return True
+
+
+def authenticate(address: str) -> None:
+    """Make this process's Ray use token authentication if the cluster at ``HOST:PORT`` requires it.
+
+    Ray turns token authentication on for ``ray start --head`` whenever a token exists on the head
+    (``~/.ray/auth_token``, written by any earlier local ``ray.init``), but a client that names the
+    address turns it on only with ``RAY_AUTH_MODE=token``. So the GCS is asked first; if it refuses
+    this process and ``RAY_AUTH_MODE`` is unset, token mode is turned on (for this process and its
+    children) when a token is found (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``) and the GCS asked again.
+
+    Raises:
+        ConfigError: the cluster refuses this process (no token, a wrong token, or ``RAY_AUTH_MODE``
+            set to something else than ``token``), saying what to set; or no GCS answers at ``address``.
+    """
+    if _gcs_accepts(address):
+        return
+    from ray._raylet import AuthenticationTokenLoader
+
+    where = ("copy the cluster's token (`ray get-auth-token` on the head node) to ~/.ray/auth_token on this "
+             "machine, or set RAY_AUTH_TOKEN to it")
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":
+        raise ConfigError(f"the Ray cluster at {address} uses token authentication but RAY_AUTH_MODE={mode} here: "
+                          f"unset RAY_AUTH_MODE (or set it to token) and {where}")
+    if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+        raise ConfigError(f"the Ray cluster at {address} uses token authentication and no token was found here: {where}")
+    if mode is None:
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+        _enable_token_auth()  # RAY_AUTH_MODE=token for this process and its children, as ray.init does locally
+        if _gcs_accepts(address):
+            log.info("the Ray cluster at %s uses token authentication; joining with the token from %s", address,
+                     _token_source())
+            return
+    raise ConfigError(f"the Ray cluster at {address} rejected the authentication token from {_token_source()}: "
+                      f"{where} (the token of the head node's ~/.ray/auth_token, or the RAY_AUTH_TOKEN it was started with)")
+
+
 def connect(address: Optional[str] = None, num_cpus: Optional[int] = None) -> None:
-    """Join the Ray cluster at ``address``, or start a local one (``num_cpus`` logical CPUs); no-op if connected.
+    """Join the Ray cluster at ``address``, or start a private local one (``num_cpus`` logical CPUs); no-op if connected.
+
+    Without ``address`` a new local Ray is started even when ``RAY_ADDRESS`` is set or another
+    cluster runs on the machine (``ray.init(address="local")``): graphtrain never joins a cluster
+    the user did not name. A ``HOST:PORT`` address is checked first (:func:`check_address`,
+    :func:`authenticate`).
 
     The job's workers get graphtrain's parent directory on ``PYTHONPATH``, so a source checkout
     works without installing (on a real cluster, install graphtrain on every node).
@@ -64,17 +135,18 @@ def connect(address: Optional[str] = None, num_cpus: Optional[int] = None) -> No
 
     if ray.is_initialized():
         return
-    if address:
-        check_address(address)
     env = {"PYTHONPATH": os.pathsep.join(p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
     kwargs = dict(runtime_env={"env_vars": env}, logging_level="WARNING", log_to_driver=True)
-    if address:
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, TimeoutError) as exc:
-            raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from None
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    if not address:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        return
+    check_address(address)
+    if address != "auto" and not address.startswith("ray://"):
+        authenticate(address)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, TimeoutError, ray.exceptions.AuthenticationError) as exc:
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from None
 
 
 def _progress_actor():
