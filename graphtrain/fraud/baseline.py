@@ -17,6 +17,9 @@ All aggregates are vectorised NumPy over the edge arrays (edges sorted once per 
 (a few hundred columns); e.g. 10M transactions and 1M accounts take about 1.5 GB.
 
 The classifier is scikit-learn's ``HistGradientBoostingClassifier`` trained on the train split.
+Columns no split could use on the training rows (all or nearly all missing, or constant; e.g. the
+``in_*`` columns of a directed bipartite graph whose labelled users only send) are dropped and
+named in the log and in ``params["dropped_features"]`` (see :func:`usable_columns`).
 Scores of train accounts are out-of-fold (``folds``-fold cross-fitting within the train split), so
 every score is out-of-sample and ring detection on baseline scores is not flattered by training
 labels.
@@ -35,6 +38,7 @@ from graphtrain.log import get_logger
 
 log = get_logger("fraud.baseline")
 DAY_SECONDS = 86400
+MIN_SAMPLES_LEAF = 20  # scikit-learn's default for HistGradientBoostingClassifier, stated so usable_columns agrees
 
 
 class _Grouped:
@@ -175,13 +179,46 @@ def _classifier(seed: int, max_iter: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # scikit-learn's defaults (early stopping on 10% of the rows when there are more than 10,000)
-    return HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed)
+    return HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed, min_samples_leaf=MIN_SAMPLES_LEAF)
+
+
+def usable_columns(x: np.ndarray, rows=None, min_leaf: int = MIN_SAMPLES_LEAF) -> np.ndarray:
+    """Bool ``[C]``: the columns of ``x[rows]`` (the rows a tree is fitted on; all when None) that a split can use.
+
+    A column is unusable when it has fewer than ``min_leaf`` observed (non-NaN) values -- all
+    missing included -- or one observed value and fewer than ``min_leaf`` missing ones (constant):
+    every split would leave a child under ``min_leaf`` rows. Dropping such columns changes no tree;
+    keeping an all-missing one makes scikit-learn's binning fail (``window shape cannot be larger
+    than input array shape``), e.g. the ``in_*`` columns of users who only send, in a directed
+    bipartite graph.
+    """
+    x = np.asarray(x)
+    keep = np.zeros(x.shape[1], dtype=bool)
+    for j in range(x.shape[1]):  # one column at a time: memory O(rows)
+        col = x[:, j] if rows is None else x[rows, j]
+        seen = col[~np.isnan(col)]
+        if seen.size >= min_leaf:
+            keep[j] = seen.min() != seen.max() or col.size - seen.size >= min_leaf
+    return keep
+
+
+def _fit_predict(x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, score_rows, seed: int, max_iter: int) -> np.ndarray:
+    """Fit on ``x[fit_rows]`` (with labels ``y``) using only the columns usable there; scores of ``x[score_rows]``."""
+    keep = usable_columns(x, fit_rows)
+    if not keep.any():  # no split is possible: the trees would predict the training prior
+        return np.full(x[score_rows].shape[0], float(np.mean(y)))
+    if not keep.all():
+        x = x[:, keep]
+    model = _classifier(seed, max_iter).fit(x[fit_rows], y)
+    return model.predict_proba(x[score_rows])[:, 1]
 
 
 def train_and_score(x: np.ndarray, labels: np.ndarray, train_rows: np.ndarray, seed: int = 0, max_iter: int = 100) -> np.ndarray:
-    """Fit the classifier on ``train_rows`` (indices with labels 0/1) and return float64 scores of every row."""
-    model = _classifier(seed, max_iter).fit(x[train_rows], np.asarray(labels)[train_rows])
-    return model.predict_proba(x)[:, 1].astype(np.float64)
+    """Fit the classifier on ``train_rows`` (indices with labels 0/1) and return float64 scores of every row.
+
+    Columns a tree cannot split on those rows (see :func:`usable_columns`) are left out of the fit.
+    """
+    return _fit_predict(x, np.asarray(labels)[train_rows], train_rows, slice(None), seed, max_iter).astype(np.float64)
 
 
 def fit_scores(x: np.ndarray, labels: np.ndarray, split: np.ndarray, seed: int = 0, folds: int = 5,
@@ -208,8 +245,7 @@ def fit_scores(x: np.ndarray, labels: np.ndarray, split: np.ndarray, seed: int =
         raise ConfigError(f"cannot cross-fit {folds} folds: the train split has {int(np.bincount(y).min())} accounts of its rarer class")
     scores = train_and_score(x, labels, train, seed=seed, max_iter=max_iter)
     for fit_rows, held_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(train, y):
-        fold_model = _classifier(seed, max_iter).fit(x[train[fit_rows]], y[fit_rows])
-        scores[train[held_rows]] = fold_model.predict_proba(x[train[held_rows]])[:, 1]
+        scores[train[held_rows]] = _fit_predict(x, y[fit_rows], train[fit_rows], train[held_rows], seed, max_iter)
     return scores.astype(np.float64)
 
 
@@ -220,8 +256,16 @@ def run_baseline(graph: TransactionGraph, split: np.ndarray, seed: int = 0, hops
     if split.shape != (graph.num_accounts,):
         raise ConfigError(f"split has {split.shape[0]} entries for {graph.num_accounts} accounts")
     x, names = neighbour_features(graph, hops=hops)
+    train = (split == TRAIN) & (graph.accounts.labels >= 0)
+    keep = usable_columns(x, np.flatnonzero(train))
+    dropped = [n for n, k in zip(names, keep) if not k]
+    if dropped:
+        log.info("baseline: dropped %d of %d feature columns that are missing, nearly all missing (fewer than %d "
+                 "values) or constant on the %d labelled training accounts: %s", len(dropped), len(names),
+                 MIN_SAMPLES_LEAF, int(train.sum()), ", ".join(dropped))
+        x, names = np.ascontiguousarray(x[:, keep]), [n for n, k in zip(names, keep) if k]
     log.info("baseline: %d accounts x %d features, %d training accounts", x.shape[0], x.shape[1], int((split == TRAIN).sum()))
     scores = fit_scores(x, graph.accounts.labels, split, seed=seed, folds=folds, max_iter=max_iter)
     params = {"model": "sklearn HistGradientBoostingClassifier (defaults)", "max_iter": max_iter, "hops": hops,
-              "folds": folds, "seed": seed, "num_features": len(names)}
+              "folds": folds, "seed": seed, "num_features": len(names), "dropped_features": dropped}
     return BaselineResult(scores=scores, feature_names=names, params=params)

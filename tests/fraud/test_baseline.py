@@ -105,3 +105,54 @@ def test_structure_finds_rings_features_alone_do_not(tmp_path):
     assert auc_graph > auc_features + 0.15  # the neighbourhood is what finds ring members
     assert metrics.average_precision(y, result.scores[test]) < 0.95  # and precision is not free
     assert result.scores.shape == (g.num_accounts,) and result.params["num_features"] == len(result.feature_names)
+
+
+def _bipartite_graph(users=300, products=60, edges=1500, seed=0, direction="user->product"):
+    """Users (labelled, rows 0..users-1) buying products (unlabelled); one edge per purchase."""
+    rng = np.random.default_rng(seed)
+    n = users + products
+    labels = np.full(n, -1)
+    labels[:users] = (rng.random(users) < 0.2).astype(int)
+    acc = AccountTable(np.arange(n), rng.normal(size=(n, 2)).astype(np.float32), ["a", "b"], labels)
+    user, product = rng.integers(0, users, edges), users + rng.integers(0, products, edges)
+    src, dst = (user, product) if direction == "user->product" else (product, user)
+    if direction == "both":
+        src, dst = np.concatenate([user, product]), np.concatenate([product, user])
+    amount = np.round(rng.lognormal(3, 1, src.size), 2)
+    return TransactionGraph(acc, src, dst, amount, rng.integers(0, 10 * 86400, src.size), directed=direction != "both")
+
+
+@pytest.mark.parametrize("direction", ["user->product", "product->user", "both"])
+def test_bipartite_graph_drops_columns_without_values_on_train_rows(direction, caplog):
+    """Users receive no edges (user->product) or send none (product->user): every ``in_*`` (``out_*``)
+    column is missing on the labelled users, which scikit-learn cannot bin. Those columns are
+    dropped, named in the log, and the baseline scores every account."""
+    import logging
+
+    g = _bipartite_graph(direction=direction)
+    split = stratified_split(g.accounts.labels, (0.4, 0.2), seed=0)
+    logger = logging.getLogger("graphtrain")
+    logger.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.INFO)
+    old_level, logger.level = logger.level, logging.INFO
+    try:
+        result = run_baseline(g, split, hops=2, folds=2)
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.level = old_level
+    x, names = neighbour_features(g, hops=2)
+    train = x[(split == 0) & (g.accounts.labels >= 0)]
+    empty = [n for j, n in enumerate(names) if np.isnan(train[:, j]).all()]
+    dropped = result.params["dropped_features"]
+    assert np.isfinite(result.scores).all() and result.scores.shape == (g.num_accounts,)
+    if direction == "both":
+        assert empty == [] and dropped == []  # an undirected graph: every user has neighbours
+    else:
+        silent = "in" if direction == "user->product" else "out"
+        assert {f"{silent}_amount_mean", f"{silent}_mean_own_a", f"{silent}2_mean_{silent}_mean_own_a"} <= set(empty)
+        assert f"{silent}_count" in dropped  # 0 for every user: constant
+        assert set(empty) <= set(dropped)
+        assert result.feature_names == [n for n in names if n not in dropped]
+        assert result.params["num_features"] == len(names) - len(dropped)
+        logged = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert logged and all(n in logged[0] for n in empty), logged
