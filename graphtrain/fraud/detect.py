@@ -44,6 +44,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
+from graphtrain.fraud.evaluate import TrueRings, load_true_rings
 from graphtrain.fraud.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
@@ -141,13 +142,21 @@ def model_features(graph: TransactionGraph, hops: int = 0) -> Tuple[np.ndarray, 
     return np.ascontiguousarray(feats[:, keep]), [n for n, k in zip(out_names, keep) if k]
 
 
-def _check_labels(graph: TransactionGraph, split: np.ndarray) -> None:
+def _check_labels(graph: TransactionGraph, split: np.ndarray, folds: int = 2) -> None:
+    """What the stages after training need of the split, checked before training: both classes in
+    train and val, labelled test accounts, ``folds`` accounts of each class in train (the baseline's cross-fitting)."""
     labels = graph.accounts.labels
     for code, name in ((0, "train"), (1, "val")):
         have = np.unique(labels[(split == code) & (labels >= 0)])
         if have.size < 2:
             raise ConfigError(f"the {name} split needs labelled accounts of both classes (0 and 1); it has "
                               f"{'none' if have.size == 0 else 'only class ' + str(int(have[0]))}")
+    if not ((split == 2) & (labels >= 0)).any():
+        raise ConfigError("the test split has no labelled accounts: nothing to evaluate on")
+    rarer = int(np.bincount(labels[(split == 0) & (labels >= 0)], minlength=2).min())
+    if rarer < folds:
+        raise ConfigError(f"the train split has {rarer} accounts of its rarer class; the tree baseline's "
+                          f"{folds}-fold cross-fitting needs at least {folds}")
 
 
 def partition_graph(graph: TransactionGraph, split: np.ndarray, features: np.ndarray, out: Path,
@@ -211,7 +220,9 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         out: output directory (staged; replaced only with ``force`` and only if it is a pipeline output).
         options: partitioning and training.
         config: split, baseline, rings and report settings.
-        true_rings: optional ground-truth rings file (``ring_id, account_id[, role, typology]``).
+        true_rings: optional ground-truth rings file (``ring_id, account_id[, role, typology]``), or
+            rings already loaded (:func:`graphtrain.fraud.evaluate.load_true_rings`); read and checked
+            before partitioning.
 
     Returns:
         the summary (also ``OUT/summary.json``): model metrics ``auc``, ``ap``, ``f1_macro``,
@@ -227,7 +238,9 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
     out = Path(out)
     split, split_note = choose_split(graph, config)
-    _check_labels(graph, split)
+    _check_labels(graph, split, config.baseline_folds)
+    if true_rings is not None and not isinstance(true_rings, TrueRings):
+        true_rings = load_true_rings(true_rings, graph.accounts)  # bad rings fail now, not after training
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:
         t0 = time.perf_counter()
         features, names = model_features(graph, options.feature_hops)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -147,18 +147,43 @@ class TrueRings:
     roles: Dict[int, str]
 
 
-def load_true_rings(path, accounts: AccountTable, ring_column: str = "ring_id", id_column: str = "account_id") -> TrueRings:
+def rings_id_column(path, id_column: Union[str, Sequence[str]] = "account_id", ring_column: str = "ring_id") -> str:
+    """The account ID column of a rings file, from its header alone: ``id_column``, or the first of
+    several candidates (e.g. the account table's ID column, then ``account_id``) that the file has.
+
+    Raises:
+        InputError: the file is unreadable, or lacks ``ring_column`` or every candidate.
+    """
+    from graphtrain.fraud.tables import read_columns
+
+    names = read_columns(path)
+    candidates = [id_column] if isinstance(id_column, str) else list(dict.fromkeys(id_column))
+    listed = ", ".join(map(repr, names))
+    if ring_column not in names:
+        raise InputError(path, f"no column {ring_column!r} (columns are {listed})", column=ring_column)
+    for col in candidates:
+        if col in names:
+            return col
+    wanted = " or ".join(map(repr, candidates))
+    raise InputError(path, f"no account ID column {wanted} (columns are {listed}; name it with --rings-id)",
+                     column=candidates[0])
+
+
+def load_true_rings(path, accounts: AccountTable, ring_column: str = "ring_id",
+                    id_column: Union[str, Sequence[str]] = "account_id") -> TrueRings:
     """Read ground-truth rings; every listed account must be in the account table.
 
+    ``id_column`` is the account ID column, or candidates for it (see :func:`rings_id_column`).
     Optional columns ``role`` and ``typology`` are used when present.
     """
     from graphtrain.fraud.tables import read_table
-    from graphtrain.fraud.transaction_graph import raw_id_column
+    from graphtrain.fraud.transaction_graph import _first_empty_row, raw_id_column
 
+    id_column = rings_id_column(path, id_column, ring_column)
     table = read_table(path)
-    for col in (ring_column, id_column):
-        if col not in table.column_names:
-            raise InputError(path, f"no column {col!r} (columns are {', '.join(map(repr, table.column_names))})", column=col)
+    row = _first_empty_row(table, id_column)
+    if row is not None:
+        raise InputError(path, "empty account ID", row=row, column=id_column)
     raw, kind = raw_id_column(table, id_column)
     ids = accounts.ids
     if kind == "string" or ids.dtype.kind not in "iu":

@@ -39,11 +39,11 @@ from graphtrain._version import __version__
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.baseline import run_baseline
 from graphtrain.fraud.blend import blend_scores
-from graphtrain.fraud.evaluate import load_true_rings, metrics_at_chosen_threshold, ring_metrics
+from graphtrain.fraud.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.report import ReportData, write_report
 from graphtrain.fraud.ring_score import choose_ring_score, population_threshold
 from graphtrain.fraud.rings import RingConfig, detect_rings, no_rings_reason, write_rings
-from graphtrain.fraud.split import stratified_split
+from graphtrain.fraud.split import TRAIN, VAL, carve_validation, stratified_split
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
 from graphtrain.partition.format import staged_directory
@@ -102,9 +102,23 @@ class ModelScores:
 
 
 def choose_split(graph: TransactionGraph, config: PipelineConfig) -> Tuple[np.ndarray, str]:
-    """The accounts' split (given, or stratified ``train_fraction/val_fraction/rest``) and a note saying which."""
+    """The accounts' split (given, or stratified ``train_fraction/val_fraction/rest``) and a note saying which.
+
+    A given split with no labelled validation accounts gets them carved out of train: a stratified
+    ``val_fraction / (train_fraction + val_fraction)`` of each class (:func:`carve_validation`,
+    logged and in the note).
+    """
     if graph.accounts.split is not None:
-        return graph.accounts.split, "given (split column)"
+        split, labels = graph.accounts.split, graph.accounts.labels
+        if ((split == VAL) & (labels >= 0)).any() or not ((split == TRAIN) & (labels >= 0)).any():
+            return split, "given (split column)"
+        share = config.val_fraction / (config.train_fraction + config.val_fraction)
+        split = carve_validation(split, labels, share, seed=config.seed)
+        moved = int(((split == VAL) & (labels >= 0)).sum())
+        note = (f"given (split column) without validation accounts: {moved} validation accounts carved out of train "
+                f"(stratified {share:.3g} of each class, seed {config.seed})")
+        log.info("split: %s", note)
+        return split, note
     split = stratified_split(graph.accounts.labels, (config.train_fraction, config.val_fraction), seed=config.seed)
     test = 1 - config.train_fraction - config.val_fraction
     return split, f"stratified {config.train_fraction:g}/{config.val_fraction:g}/{test:g} (seed {config.seed})"
@@ -168,7 +182,7 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
         scores, source = _check_scores(graph, model_scores), model_scores.source
     labels = graph.accounts.labels
     split, split_note = split if split is not None else choose_split(graph, config)
-    truth = load_true_rings(true_rings, graph.accounts) if true_rings is not None else None
+    truth = true_rings if true_rings is None or isinstance(true_rings, TrueRings) else load_true_rings(true_rings, graph.accounts)
     baseline = run_baseline(graph, split, seed=config.seed, hops=config.baseline_hops, folds=config.baseline_folds)
     from_baseline = scores is None
     if from_baseline:

@@ -10,7 +10,7 @@ from typing import Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.kernels.rng import rand_u64_np, seed_key
+from graphtrain.kernels.rng import combine_np, rand_u64_np, seed_key
 
 TRAIN, VAL, TEST, NONE = 0, 1, 2, -1
 
@@ -44,6 +44,35 @@ def stratified_split(labels, fractions: Tuple[float, float] = (0.4, 0.2), seed: 
         codes[members[n_train : n_train + n_val]] = VAL
         codes[members[n_train + n_val :]] = TEST
     return codes
+
+
+def carve_validation(split, labels, fraction: float, seed: int = 0) -> np.ndarray:
+    """A copy of ``split`` in which a stratified ``fraction`` of the labelled train accounts become validation.
+
+    For a given split with train and test but no validation accounts. Per class, the labelled train
+    accounts are ordered by a hash of ``(seed, index)`` (another stream than :func:`stratified_split`'s)
+    and the first ``round(fraction * count)`` become validation -- at least one and at most all but
+    one when the class has two or more, so both sides keep each class they can.
+
+    Args:
+        split: int8 ``[N]`` split codes.
+        labels: int ``[N]``; label < 0 = unlabelled (never moved).
+        fraction: share of each class's train accounts moved, in (0, 1).
+        seed: seed of the choice.
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"the validation fraction carved out of train must be in (0, 1), got {fraction}")
+    split = np.array(split, dtype=np.int8, copy=True)
+    labels = np.asarray(labels).astype(np.int64)
+    keys = rand_u64_np(combine_np(seed_key(seed), np.uint64(VAL)), np.arange(labels.shape[0], dtype=np.uint64))
+    for cls in np.unique(labels[(split == TRAIN) & (labels >= 0)]):
+        members = np.flatnonzero((split == TRAIN) & (labels == cls))
+        members = members[np.argsort(keys[members], kind="stable")]
+        n_val = int(round(fraction * members.size))
+        if members.size >= 2:
+            n_val = min(max(n_val, 1), members.size - 1)
+        split[members[:n_val]] = VAL
+    return split
 
 
 def masks_to_split(train_mask, val_mask, test_mask) -> np.ndarray:

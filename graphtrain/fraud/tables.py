@@ -7,7 +7,7 @@ columns exist and raise :class:`~graphtrain.errors.InputError` naming the file a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from graphtrain.errors import ConfigError, InputError
 
@@ -68,6 +68,42 @@ def read_table(path, columns: Optional[Sequence[str]] = None):
     except (pa.ArrowException, OSError) as exc:
         raise InputError(path, f"cannot read ({exc})") from None
     return table
+
+
+def read_columns(path) -> List[str]:
+    """The column names of a Parquet/CSV file, from its schema or its first block only (cheap at any size).
+
+    Raises:
+        InputError: the file is missing or unreadable.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        if file_kind(path) == "parquet":
+            return list(pq.read_schema(path).names)
+        reader = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=_delimiter(path)))
+        names = list(reader.schema.names)
+        reader.close()
+        return names
+    except pa.ArrowInvalid as exc:
+        raise InputError(path, f"malformed file ({exc})") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(path, f"cannot read ({exc})") from None
+
+
+def check_columns(path, columns: Sequence[Optional[str]]) -> List[str]:
+    """Check from the header alone that ``path`` has every column of ``columns`` (None entries skipped).
+
+    Returns the file's column names. Raises :class:`InputError` naming the file and the first missing column.
+    """
+    names = read_columns(path)
+    _check_columns(path, names, [c for c in columns if c])
+    return names
 
 
 def _check_columns(path, names, columns) -> None:
