@@ -8,6 +8,7 @@ its temp dir is killed -- never ``ray stop``, which would stop every Ray of this
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -117,22 +118,24 @@ class RayHead:
         if getattr(self, "log", None):
             self.log.close()
 
-    def jobs(self) -> list:
-        """The jobs (drivers) that ever connected to this cluster."""
-        from ray._raylet import GcsClient
+    def _query(self, expr: str):
+        """Evaluate ``expr`` (over ``gcs``, a GcsClient of this cluster) in a child with the head's credentials."""
+        env = dict(self.env, RAY_AUTH_MODE=self.env.get("RAY_AUTH_MODE", "token"))
+        code = ("import json, sys\nfrom ray._raylet import GcsClient\ngcs = GcsClient(address=sys.argv[1])\n"
+                f"print(json.dumps({expr}))")
+        res = subprocess.run([sys.executable, "-c", code, self.address], env=env, capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise RuntimeError(f"the cluster at {self.address} did not answer: {res.stderr[-2000:]}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
 
-        return list(GcsClient(address=self.address).get_all_job_info().values())
+    def jobs(self) -> list:
+        """The IDs of the jobs (drivers) that ever connected to this cluster."""
+        return self._query("[k.hex() if hasattr(k, 'hex') else str(k) for k in gcs.get_all_job_info()]")
 
     def resources(self) -> Dict[str, float]:
-        """Total resources of the cluster's nodes, as its GCS reports them (raises if it does not answer)."""
-        from ray._raylet import GcsClient
-
-        total: Dict[str, float] = {}
-        for node in GcsClient(address=self.address).get_all_node_info().values():
-            if node.state == 0:  # ALIVE
-                for k, v in node.resources_total.items():
-                    total[k] = total.get(k, 0.0) + v
-        return total
+        """Total resources of the cluster's alive nodes, as its GCS reports them (raises if it does not answer)."""
+        return self._query("{k: sum(n.resources_total.get(k, 0.0) for n in gcs.get_all_node_info().values() if n.state == 0)"
+                           " for n0 in gcs.get_all_node_info().values() for k in n0.resources_total}")
 
     def __exit__(self, *exc) -> None:
         self.stop()

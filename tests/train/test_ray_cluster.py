@@ -136,7 +136,7 @@ def test_train_joins_a_token_protected_cluster_with_the_default_token_file(label
                                  "--checkpoint-dir", tmp_path / "ckpt", "--no-progress"], _env(**home_env))
         assert res.returncode == 0, res.stderr[-3000:]
         assert len(head.jobs()) == 1  # it ran there
-        assert "InvalidAuthToken" not in res.stderr
+        assert res.stderr.count("InvalidAuthToken") <= 1  # Ray's warning of the first probe (was 20 s of them)
     print(f"train on a token-protected cluster: {secs:.1f} s")
 
 
@@ -158,7 +158,8 @@ def test_token_from_env_and_clear_errors_without_the_right_token(labelled_datase
                                      "--checkpoint-dir", tmp_path / "ckpt", "--no-progress"], _env(**env), timeout=300)
             assert res.returncode == 2 and expect in res.stderr, res.stderr[-3000:]
             assert "RAY_AUTH_TOKEN" in res.stderr and "~/.ray/auth_token" in res.stderr
-            assert "Traceback" not in res.stderr and "InvalidAuthToken" not in res.stderr
+            assert "Traceback" not in res.stderr and res.stderr.strip().splitlines()[-1].startswith("graphtrain train: error:")
+            assert res.stderr.count("InvalidAuthToken") <= 2  # Ray's warning of each probe (was 20 s of them)
             assert secs < 30, f"an authentication failure took {secs:.0f} s"
         assert len(head.jobs()) == 1  # only the RAY_AUTH_TOKEN run joined
 
