@@ -69,6 +69,7 @@ def _staging_left(out: Path):
     return sorted(p.name for p in out.parent.glob(f".{out.name}.tmp-*"))
 
 
+@pytest.mark.slow  # > 30 s on the 2-core machine
 @pytest.mark.parametrize("named_by", ["RAY_ADDRESS", "address file"])
 def test_detect_rings_runs_on_its_own_ray_and_leaves_another_cluster_alone(tx_files, tmp_path, named_by):
     with RayHead(num_cpus=1, env={"RAY_AUTH_MODE": "disabled"}) as foreign:
@@ -127,6 +128,7 @@ def token_home(tmp_path):
     return home, token, {"HOME": str(home), "XDG_CACHE_HOME": cache}
 
 
+@pytest.mark.slow  # > 30 s on the 2-core machine
 def test_train_joins_a_token_protected_cluster_with_the_default_token_file(labelled_dataset, tmp_path, token_home):
     """README's multi-node steps: `ray start --head` (token auth on, since a token exists), then
     `graphtrain train DIR --address HEAD:PORT` on a machine with the same ~/.ray/auth_token."""
@@ -140,6 +142,7 @@ def test_train_joins_a_token_protected_cluster_with_the_default_token_file(label
     print(f"train on a token-protected cluster: {secs:.1f} s")
 
 
+@pytest.mark.slow  # > 30 s on the 2-core machine
 def test_token_from_env_and_clear_errors_without_the_right_token(labelled_dataset, tmp_path, token_home):
     home, token, home_env = token_home
     empty_home = tmp_path / "empty-home"
@@ -173,6 +176,7 @@ def test_detect_rings_with_a_dead_address_fails_cleanly(tx_files, tmp_path):
     assert not out.exists() and _staging_left(out) == []
 
 
+@pytest.mark.slow  # > 30 s on the 2-core machine
 def test_detect_rings_whose_cluster_dies_leaves_no_staging_directory(tx_files, tmp_path):
     """The cluster goes away mid-run: Ray ends the driver ('Failed to connect to GCS within N
     seconds') with no Python cleanup; the staging directory must go all the same."""
