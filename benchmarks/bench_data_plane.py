@@ -67,10 +67,12 @@ def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs:
     import numba
     import torch.distributed as dist
 
-    import graphtrain.sampling.distributed as D
+    import graphtrain.comm.exchange as C
+    import graphtrain.sampling.distributed_sampler as DS
     import graphtrain.sampling.hop as H
     import graphtrain.sampling.loader as L
     import graphtrain.sampling.neighbor as N
+    import graphtrain.sampling.remote_features as RF
     from graphtrain.partition import open_dataset
     from graphtrain.train.config import TrainConfig
     from graphtrain.train.worker import WorkerTask, _Context
@@ -85,14 +87,14 @@ def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs:
     _timed(L.NodeLoader, "_make", "batch", acc)
     _timed(N.NeighborSampler, "_sample", "  sampling (both hops)", acc)
     _timed(H.LocalHopSampler, "sample_hop", "    local hop kernel (own + others' requests)", acc)
-    _timed(D.DistributedNodeData, "carry_ids", "    owner: IDs whose rows to carry (carry_ids)", acc)
-    _timed(D.DistributedNodeData, "missing_by_owner", "    requester: remote IDs to ask for (missing_by_owner)", acc)
-    _timed(D, "_reorder_csr", "    requester: answers to request order (_reorder_csr)", acc)
-    _timed(D.Exchange, "_channel_exchange", "    channel exchanges (packing, owner row gather, collective)", acc)
-    _timed(D.DistributedNodeData, "features", "  features", acc)
-    _timed(D, "copy_cached_rows", "    cached and carried row copies", acc)
-    _timed(D.Exchange, "exchange_counts", "  collectives: count exchanges", acc)
-    _timed(D.Exchange, "_all_to_all_flat", "  collectives: payload exchanges", acc)
+    _timed(RF.DistributedNodeData, "carry_ids", "    owner: IDs whose rows to carry (carry_ids)", acc)
+    _timed(RF.DistributedNodeData, "missing_by_owner", "    requester: remote IDs to ask for (missing_by_owner)", acc)
+    _timed(DS, "_reorder_csr", "    requester: answers to request order (_reorder_csr)", acc)
+    _timed(C.Exchange, "_channel_exchange", "    channel exchanges (packing, owner row gather, collective)", acc)
+    _timed(RF.DistributedNodeData, "features", "  features", acc)
+    _timed(RF, "copy_cached_rows", "    cached and carried row copies", acc)
+    _timed(C.Exchange, "exchange_counts", "  collectives: count exchanges", acc)
+    _timed(C.Exchange, "_all_to_all_flat", "  collectives: payload exchanges", acc)
     stamps = []
     if world > 1:
         orig = dist.all_to_all_single

@@ -129,7 +129,7 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
     import torch
     from torch.nn import functional as F
 
-    from graphtrain.sampling.distributed import merge_graphs
+    from graphtrain.sampling.shard import merge_graphs
     from graphtrain.sampling.features import LocalNodeData
     from graphtrain.sampling.loader import NodeLoader
     from graphtrain.sampling.neighbor import NeighborSampler
@@ -284,7 +284,7 @@ def estimate_bytes_per_batch(cut_fraction: float, base: dict, feat_dim: int, wor
 
 def run_dgl(python: str, ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, threads: int, tmp: Path,
             epochs: int = 1) -> dict:
-    from graphtrain.sampling.distributed import merge_graphs
+    from graphtrain.sampling.shard import merge_graphs
     from graphtrain.sampling.features import LocalNodeData
 
     path = tmp / "dgl-input.npz"

@@ -9,7 +9,7 @@ see :class:`graphtrain.sampling.partitioned.PartitionedHopSampler`).
 
 The sampling kernels read one contiguous ``indptr``/``src`` per graph, so the view is sampled one
 partition at a time rather than handed to a kernel whole; code that needs a single CSCGraph of a run
-of partitions concatenates them (``graphtrain.sampling.distributed.merge_graphs``, O(E) memory).
+of partitions concatenates them (``graphtrain.sampling.shard.merge_graphs``, O(E) memory).
 """
 from __future__ import annotations
 

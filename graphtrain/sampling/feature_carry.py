@@ -1,7 +1,7 @@
 """Feature rows that reached a worker inside its hop answers: :class:`FeatureCarry`.
 
-With a :class:`~graphtrain.sampling.distributed.DistributedNodeData` attached, the
-:class:`~graphtrain.sampling.distributed.DistributedHopSampler` has every owner put the feature rows
+With a :class:`~graphtrain.sampling.remote_features.DistributedNodeData` attached, the
+:class:`~graphtrain.sampling.distributed_sampler.DistributedHopSampler` has every owner put the feature rows
 a requester will need into its hop answers -- the requested frontier nodes, and at the batch's last
 hop the sampled sources it owns and the IDs the requester asked for beside its entries -- so the
 batch's features need no exchange of their own. The carry holds those rows from the start of a

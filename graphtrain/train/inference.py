@@ -5,7 +5,7 @@ input layer is the node features). For layer ``l`` it walks its nodes in chunks 
 ``chunk_size`` destinations; for each chunk it takes *all* their in-edges from its graph, numbers
 the chunk's nodes first and then their other in-neighbours (the sampling kernels' unique +
 relabel), fetches the layer ``l - 1`` embeddings of those in-neighbours from their owners through
-the data plane (:func:`~graphtrain.sampling.distributed.fetch_node_rows`), and applies
+the data plane (:func:`~graphtrain.sampling.remote_features.fetch_node_rows`), and applies
 ``model.layer(l, x, edge_index, num_dst)``; the chunk's rows of the result are its layer-``l`` embeddings.
 
 With a time cutoff (``max_time``: a temporally trained model whose seeds all share one time) only
@@ -35,7 +35,7 @@ import torch
 
 from graphtrain.errors import ConfigError
 from graphtrain.kernels import get_backend
-from graphtrain.sampling.distributed import fetch_node_rows
+from graphtrain.sampling.remote_features import fetch_node_rows
 
 
 def _check_layerwise(model) -> None:
@@ -80,7 +80,7 @@ def layerwise_logits(model, shard, features: np.ndarray, chunk_size: int, device
 
     Args:
         model: a :class:`~graphtrain.train.models.GNN` (or any module with the layer-wise methods).
-        shard: this worker's :class:`~graphtrain.sampling.distributed.WorkerShard`.
+        shard: this worker's :class:`~graphtrain.sampling.shard.WorkerShard`.
         features: float32 ``[n_w, F]`` features of the worker's nodes, in ID order.
         chunk_size: destination nodes per step (the result does not depend on it).
         device: where the model runs.

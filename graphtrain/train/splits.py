@@ -92,7 +92,7 @@ def balanced_chunk(exchange, ids: np.ndarray) -> Tuple[np.ndarray, int]:
     """This worker's chunk of the role's nodes, and the batch-equalising length (a collective).
 
     Args:
-        exchange: the data-plane :class:`~graphtrain.sampling.distributed.Exchange`.
+        exchange: the data-plane :class:`~graphtrain.comm.Exchange`.
         ids: int64 sorted global IDs of the role's nodes this worker owns.
 
     Returns:

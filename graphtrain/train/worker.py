@@ -6,7 +6,7 @@ rendezvous address and the configuration -- and nothing else. It then
 1. joins the torch.distributed group (gloo on CPU, NCCL on GPU) for DDP gradients, plus a second
    gloo group for the data plane (the loader's prefetch thread uses it while the main thread
    all-reduces gradients, so the two must not share a group),
-2. opens its run of partitions memory-mapped (:func:`~graphtrain.sampling.distributed.open_worker_shard`),
+2. opens its run of partitions memory-mapped (:func:`~graphtrain.sampling.shard.open_worker_shard`),
 3. works out the train/val/test roles of its nodes and deals the seeds out evenly
    (:mod:`graphtrain.train.splits`),
 4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``),
@@ -95,8 +95,9 @@ class _Context:
     def __init__(self, task: WorkerTask):
         import torch
 
+        from graphtrain.comm import Exchange
         from graphtrain.partition.format import open_dataset
-        from graphtrain.sampling.distributed import Exchange, open_worker_shard
+        from graphtrain.sampling.shard import open_worker_shard
         from graphtrain.train.config import TrainConfig
 
         self.started = time.perf_counter()
@@ -172,7 +173,7 @@ class _Context:
             return None
         if self.cutoff is not None:
             return np.full(seeds.shape[0], self.cutoff, dtype=np.int64)
-        from graphtrain.sampling.distributed import fetch_node_rows
+        from graphtrain.sampling.remote_features import fetch_node_rows
 
         lo, _ = self.shard.node_range
         own = self._own_node_times()

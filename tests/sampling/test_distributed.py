@@ -2,12 +2,13 @@
 import numpy as np
 import pytest
 
+from graphtrain.comm import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.partition import open_dataset
 from graphtrain.partition.partitioner import partition_arrays
-from graphtrain.sampling.distributed import Exchange, merge_graphs, open_worker_shard
 from graphtrain.sampling.features import LocalNodeData
 from graphtrain.sampling.neighbor import NeighborSampler
+from graphtrain.sampling.shard import merge_graphs, open_worker_shard
 from tests.sampling.dist_helpers import run_group
 from tests.sampling.test_neighbor import _same_batch
 from tests.sampling.test_on_disk import _merged, _raw_graph

@@ -3,7 +3,7 @@ the two-collective exchange whatever the sizes do (grow, shrink, zero), on 2 and
 import numpy as np
 import pytest
 
-from graphtrain.sampling.distributed import Exchange, MessageFill, _ChannelCaps
+from graphtrain.comm.exchange import Exchange, MessageFill, _ChannelCaps
 from tests.sampling.dist_helpers import run_group
 
 # rows each worker sends each destination, per exchange: a steady size, a jump (overflow), zeros,

@@ -8,7 +8,7 @@ from graphtrain.errors import ConfigError
 from graphtrain.partition import open_dataset
 from graphtrain.partition.partitioner import partition_arrays
 from graphtrain.partition.view import PartitionedGraph
-from graphtrain.sampling.distributed import merge_graphs
+from graphtrain.sampling.shard import merge_graphs
 from graphtrain.sampling.features import LocalNodeData
 from graphtrain.sampling.hop import LocalHopSampler
 from graphtrain.sampling.loader import NodeLoader

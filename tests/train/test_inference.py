@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 
+from graphtrain.comm import Exchange
 from graphtrain.partition.format import open_dataset
 from graphtrain.partition.partitioner import partition_arrays
-from graphtrain.sampling.distributed import Exchange, open_worker_shard
+from graphtrain.sampling.shard import open_worker_shard
 from graphtrain.train.config import TrainConfig
 from graphtrain.train.inference import layerwise_logits
 from graphtrain.train.worker import WorkerTask, _Context, _sampled_node_probs, layerwise_logits_for

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import torch
 
+from graphtrain.comm import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.partition import open_dataset
-from graphtrain.sampling.distributed import Exchange, open_worker_shard
 from graphtrain.sampling.features import LocalNodeData
 from graphtrain.sampling.neighbor import NeighborSampler
+from graphtrain.sampling.shard import open_worker_shard
 from graphtrain.train.inference import layerwise_logits
 from graphtrain.train.models import GNN, ModelConfig
 from tests.sampling.dist_helpers import run_group

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from graphtrain.comm import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.partition import open_dataset
 from graphtrain.partition.partitioner import partition_arrays
-from graphtrain.sampling.distributed import Exchange
 from graphtrain.train.splits import balanced_chunk, class_counts, pad_to_batches, stratified_roles
 from graphtrain.train.worker import _Context
 

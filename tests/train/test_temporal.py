@@ -9,10 +9,11 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.cli import main
+from graphtrain.comm import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.partition.format import open_dataset
 from graphtrain.partition.partitioner import partition_arrays
-from graphtrain.sampling.distributed import Exchange, open_worker_shard
+from graphtrain.sampling.shard import open_worker_shard
 from graphtrain.train import Trainer, predict
 from graphtrain.train.config import TrainConfig
 from graphtrain.train.inference import layerwise_logits

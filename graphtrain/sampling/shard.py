@@ -1,0 +1,113 @@
+"""A worker's share of a dataset: :func:`open_worker_shard` -> :class:`WorkerShard`.
+
+Worker ``r`` of ``W`` serves the contiguous run of partitions ``[runs[r], runs[r + 1])``
+(``dataset.book.contiguous_runs(W)``), i.e. node range ``r`` of the worker book
+(``dataset.book.coarsen(runs)``). It opens those partitions memory-mapped -- several are merged
+into one CSC graph of the run's node range (:func:`merge_graphs`) -- and builds its data-plane
+views on them: the :class:`~graphtrain.sampling.distributed_sampler.DistributedHopSampler` and
+the :class:`~graphtrain.sampling.remote_features.DistributedNodeData`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from graphtrain.comm.exchange import Exchange
+from graphtrain.errors import ConfigError
+from graphtrain.graph import CSCGraph
+from graphtrain.partition.book import RangePartitionBook
+from graphtrain.sampling.distributed_sampler import DistributedHopSampler
+from graphtrain.sampling.features import LocalNodeData
+from graphtrain.sampling.hop import LocalHopSampler
+from graphtrain.sampling.remote_features import DistributedNodeData, hot_remote_nodes
+
+
+def merge_graphs(graphs: Sequence[CSCGraph]) -> CSCGraph:
+    """Consecutive partitions' graphs as one graph of their merged node range.
+
+    A single graph is returned as is (still memory-mapped); several are concatenated in memory.
+    """
+    graphs = list(graphs)
+    if not graphs:
+        raise ConfigError("no partitions to merge")
+    if len(graphs) == 1:
+        return graphs[0]
+    for a, b in zip(graphs, graphs[1:]):
+        if b.node_start != a.node_stop or b.edge_start != a.edge_start + a.num_edges:
+            raise ConfigError(f"partitions starting at nodes {a.node_start} and {b.node_start} are not consecutive")
+    names = set(graphs[0].edge_attrs)
+    if any(set(g.edge_attrs) != names for g in graphs):
+        raise ConfigError("partitions to merge have different edge columns")
+    indptr = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for g in graphs:
+        indptr.append(np.asarray(g.indptr[1:], dtype=np.int64) + base)
+        base += g.num_edges
+    return CSCGraph(
+        indptr=np.concatenate(indptr),
+        src=np.concatenate([np.asarray(g.src) for g in graphs]),
+        node_start=graphs[0].node_start,
+        edge_start=graphs[0].edge_start,
+        num_global_nodes=graphs[0].num_global_nodes,
+        edge_attrs={k: np.concatenate([np.asarray(g.edge_attrs[k]) for g in graphs]) for k in names},
+        time_sorted=all(g.time_sorted for g in graphs),
+    )
+
+
+@dataclass
+class WorkerShard:
+    """What one worker opens of a dataset: its run of partitions and the views built on them.
+
+    Attributes:
+        rank: the worker's index; it serves partitions ``[runs[rank], runs[rank + 1])``.
+        runs: int64 ``[W + 1]`` partition boundaries of the workers.
+        book: the worker book (``dataset.book.coarsen(runs)``).
+        graph: in-edges of the worker's nodes (merged range).
+        node_data: memory-mapped node tables of the worker's partitions.
+        exchange: the data-plane exchange.
+    """
+
+    rank: int
+    runs: np.ndarray
+    book: RangePartitionBook
+    graph: CSCGraph
+    node_data: LocalNodeData
+    exchange: Exchange
+    parts: List[int] = field(default_factory=list)
+
+    @property
+    def node_range(self) -> Tuple[int, int]:
+        return self.book.node_range(self.rank)
+
+    def hop_sampler(self, backend: str = "auto", node_data: Optional[DistributedNodeData] = None) -> DistributedHopSampler:
+        """The worker's hop sampler; with ``node_data`` (from :meth:`distributed_node_data`; on every
+        worker or none) its hop answers carry the batch's features."""
+        return DistributedHopSampler(LocalHopSampler(self.graph, backend), self.book, self.exchange, node_data)
+
+    def distributed_node_data(self, num_features: Optional[int], has_labels: bool,
+                              cache_nodes: int = 0) -> DistributedNodeData:
+        """Node data of every node; ``cache_nodes``: remote nodes whose features to cache (a collective)."""
+        cached = hot_remote_nodes(self.graph, cache_nodes) if cache_nodes and self.exchange.world_size > 1 else None
+        if self.exchange.world_size > 1 and num_features is not None:  # every worker takes part in the cache fill
+            cached = np.zeros(0, np.int64) if cached is None else cached
+        return DistributedNodeData(self.node_data, self.book, self.exchange, num_features, has_labels, cached)
+
+
+def open_worker_shard(dataset, runs, exchange: Exchange, backend: str = "auto") -> WorkerShard:
+    """Open worker ``exchange.rank``'s run of partitions of ``dataset`` (memory-mapped).
+
+    Args:
+        dataset: an opened :class:`~graphtrain.partition.format.Dataset`.
+        runs: ``W + 1`` partition boundaries (``dataset.book.contiguous_runs(W)``).
+        exchange: the data-plane exchange (its ``world_size`` is ``W``).
+    """
+    runs = np.asarray(runs, dtype=np.int64)
+    if runs.size != exchange.world_size + 1:
+        raise ConfigError(f"{runs.size - 1} partition runs for {exchange.world_size} workers")
+    book = dataset.book.coarsen(runs)
+    parts = list(range(int(runs[exchange.rank]), int(runs[exchange.rank + 1])))
+    graph = merge_graphs([dataset.graph(p) for p in parts])
+    node_data = LocalNodeData.from_dataset(dataset, parts, backend=backend)
+    return WorkerShard(exchange.rank, runs, book, graph, node_data, exchange, parts)
