@@ -5,10 +5,15 @@ loop writes only to the slots of its own iteration (entry ``i`` owns ``slots[i*k
 hash shard ``s`` owns the candidates whose hash falls in ``s``), so there are no races and no locks,
 and results do not depend on the number of threads (draws are keyed by the entry, not the thread).
 All kernels release the GIL (``nogil``), so a loader thread samples while the main thread trains.
+
+Also here: :func:`sample_batch`, every hop of a mini-batch in one serial kernel call, which
+``NodeLoader(sampling_threads=T)`` runs on ``T`` threads at once (see its docstring). The module is
+a little over 400 lines because that kernel reuses the hop kernels' inlined helpers defined here.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
 
 import numba
 import numpy as np
@@ -358,6 +363,21 @@ def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, node_star
     return ids[:n], times[:n], e_src[:ne], e_dst[:ne], e_id[:ne]
 
 
+@dataclass(frozen=True)
+class SampledBatch:
+    """A mini-batch's arrays from :func:`sample_batch` (the fields of
+    :class:`~graphtrain.sampling.minibatch.MiniBatch` of the same names; ``edge_index`` is
+    ``[edge_src, edge_dst]``)."""
+
+    n_id: np.ndarray
+    node_time: Optional[np.ndarray]
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    e_id: np.ndarray
+    num_sampled_nodes: List[int]
+    num_sampled_edges: List[int]
+
+
 def sample_batch(
     graph: HopGraph,
     node_start: int,
@@ -370,13 +390,12 @@ def sample_batch(
     use_weight: bool = False,
     strict: bool = False,
     recent: bool = False,
-):
+) -> Union[SampledBatch, int]:
     """A whole multi-hop mini-batch in one serial, GIL-free call (for batch-parallel sampling).
 
     Returns exactly what :class:`~graphtrain.sampling.neighbor.NeighborSampler` assembles from
-    per-hop :func:`sample_hop` and :func:`unique_relabel` calls with the same ``batch_key``:
-    ``(n_id, node_time or None, edge_src, edge_dst, e_id, num_sampled_nodes, num_sampled_edges)``,
-    or ``bad_node`` (an int) when a frontier node lies outside ``[node_start, node_stop)`` (the
+    per-hop :func:`sample_hop` and :func:`unique_relabel` calls with the same ``batch_key``, as a
+    :class:`SampledBatch` (``node_time`` None unless temporal), or ``bad_node`` (an int) when a frontier node lies outside ``[node_start, node_stop)`` (the
     caller raises). ``graph`` holds the in-edges of global nodes ``[node_start, node_stop)``.
     """
     temporal = seed_time is not None
@@ -397,7 +416,7 @@ def sample_batch(
         bool(graph.time_sorted), bool(strict), bool(recent), hop_nodes, hop_edges, bad)
     if bad[0] >= 0:
         return int(bad[0])
-    return (ids, times if temporal else None, e_src, e_dst, e_id, hop_nodes.tolist(), hop_edges.tolist())
+    return SampledBatch(ids, times if temporal else None, e_src, e_dst, e_id, hop_nodes.tolist(), hop_edges.tolist())
 
 
 # -- gather -----------------------------------------------------------------------------------------

@@ -6,11 +6,20 @@ frontier of global node IDs plus their stream keys (and time bounds) into sample
 
 - :class:`LocalHopSampler` samples one in-memory or memory-mapped :class:`~graphtrain.graph.CSCGraph`
   (a whole graph, one partition, or a contiguous run of partitions) with a kernel backend.
-- A distributed implementation splits the frontier by owner with the
-  :class:`~graphtrain.partition.book.RangePartitionBook`, sends each owner its entries with their
-  keys and bounds, and concatenates the answers back in frontier order. Because an entry's result
-  depends only on (graph, key, bound, options) -- see :mod:`graphtrain.kernels` -- this returns
-  exactly what one process holding the whole graph would have returned.
+- :class:`~graphtrain.sampling.partitioned.PartitionedHopSampler` samples a whole dataset in one
+  process, partition by partition.
+- :class:`~graphtrain.sampling.distributed_sampler.DistributedHopSampler` splits the frontier by
+  owner worker with the :class:`~graphtrain.partition.book.RangePartitionBook`, sends each owner
+  its entries with their keys and bounds, and concatenates the answers back in frontier order.
+  Because an entry's result depends only on (graph, key, bound, options) -- see
+  :mod:`graphtrain.kernels` -- this returns exactly what one process holding the whole graph
+  would have returned. What sampling a batch *together* needs beyond this contract (owned seeds,
+  agreement, the first and last hop) is its own interface,
+  :class:`~graphtrain.sampling.distributed_sampler.CollectiveHopSampler`.
+
+The contract a new backend implements is small: :attr:`HopSampler.num_global_nodes`,
+:meth:`HopSampler.check_options`, :meth:`HopSampler.check_nodes` and :meth:`HopSampler.sample_hop`
+(and :attr:`HopSampler.concurrent_safe` when concurrent calls are not safe).
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ from graphtrain.graph import TIME, CSCGraph
 from graphtrain.kernels import get_backend, resolve_backend
 from graphtrain.kernels.hop_graph import HopGraph, with_weight_prefix
 from graphtrain.log import get_logger
+from graphtrain.sampling.minibatch import MiniBatch
 
 log = get_logger("sampling")
 
@@ -86,31 +96,6 @@ class HopSampler(ABC):
     @abstractmethod
     def check_nodes(self, global_nodes: np.ndarray) -> None:
         """Raise :class:`ConfigError` if some of these (in-range) node IDs cannot be expanded here."""
-
-    def owns(self, global_nodes: np.ndarray) -> np.ndarray:
-        """bool ``[n]``: which nodes this process expands without asking anyone (default: all)."""
-        return np.ones(np.shape(global_nodes)[0], dtype=bool)
-
-    def agree_all(self, flags: np.ndarray) -> np.ndarray:
-        """Element-wise AND of a bool array over every process sampling together (a collective for a
-        distributed sampler; default: one process, ``flags`` itself)."""
-        return np.asarray(flags, dtype=bool)
-
-    def begin_batch(self) -> None:
-        """Called by the sampler before the first hop of every mini-batch (default: nothing; a
-        distributed sampler clears the feature rows it carried for the previous batch)."""
-
-    def sample_final_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray],
-                         options: HopOptions) -> HopResult:
-        """:meth:`sample_hop` for a batch's last hop (same result). A distributed sampler that
-        carries features also fetches, in the same exchange, those of the sources it samples."""
-        return self.sample_hop(global_nodes, keys, node_time, options)
-
-    def sample_own_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray],
-                       options: HopOptions) -> HopResult:
-        """:meth:`sample_hop` for a frontier that every sampling process agreed (:meth:`agree_all`)
-        holds only nodes it :meth:`owns`: a distributed sampler skips its exchange. Same result."""
-        return self.sample_hop(global_nodes, keys, node_time, options)
 
     @abstractmethod
     def sample_hop(self, global_nodes: np.ndarray, keys: np.ndarray, node_time: Optional[np.ndarray], options: HopOptions) -> HopResult:
@@ -196,11 +181,6 @@ class LocalHopSampler(HopSampler):
             self._prepared[weight] = hg
         return hg
 
-    def owns(self, global_nodes: np.ndarray) -> np.ndarray:
-        g = self.graph
-        global_nodes = np.asarray(global_nodes)
-        return (global_nodes >= g.node_start) & (global_nodes < g.node_stop)
-
     def check_nodes(self, global_nodes: np.ndarray) -> None:
         g = self.graph
         if global_nodes.size == 0:
@@ -219,20 +199,23 @@ class LocalHopSampler(HopSampler):
         return self.backend == "cpu"
 
     def sample_batch(self, seeds: np.ndarray, seed_time: Optional[np.ndarray], fanouts, options: HopOptions,
-                     batch_key):
+                     batch_key) -> MiniBatch:
         """Every hop of a mini-batch in one serial, GIL-free kernel call (``cpu`` backend; see
-        :func:`graphtrain.kernels.cpu.sample_batch`): the same arrays as hop-by-hop sampling with
-        the same stream keys, without returning to Python between hops, so several threads sampling
+        :func:`graphtrain.kernels.cpu.sample_batch`): the batch hop-by-hop sampling gives with the
+        same stream keys, without returning to Python between hops, so several threads sampling
         whole batches at once do not queue for the GIL.
+
+        Not part of the :class:`HopSampler` contract: an optimisation of this class for
+        ``NodeLoader(sampling_threads=T)`` in one process (which
+        :class:`~graphtrain.sampling.neighbor.NeighborSampler` uses on one Numba thread). Training
+        does not use it: its workers sample through the distributed sampler, whose hops are
+        collectives.
 
         Args:
             seeds, seed_time: validated int64 ``[B]`` seeds (in this graph's range) and their times
                 (temporal) or None.
             fanouts: fanout of each hop; options: the hops' options (its ``fanout`` is not used).
             batch_key: ``combine(seed_key(seed), batch_index)``.
-
-        Returns:
-            ``(n_id, node_time, edge_src, edge_dst, e_id, num_sampled_nodes, num_sampled_edges)``.
         """
         from graphtrain.kernels import cpu
 
@@ -249,7 +232,9 @@ class LocalHopSampler(HopSampler):
         if isinstance(got, int):  # a frontier node outside this graph: the error hop-by-hop sampling raises
             self.check_nodes(np.array([got], dtype=np.int64))
             raise AssertionError(f"whole-batch sampling stopped at node {got}, which is in range")
-        return got
+        return MiniBatch(n_id=got.n_id, edge_index=np.stack([got.edge_src, got.edge_dst]), e_id=got.e_id,
+                         num_sampled_nodes=got.num_sampled_nodes, num_sampled_edges=got.num_sampled_edges,
+                         node_time=got.node_time)
 
     def sample_hop(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
         global_nodes = np.asarray(global_nodes, dtype=np.int64)

@@ -13,6 +13,12 @@ one batch's short kernels across threads (see benchmarks/RESULTS.md). Batches do
 ``T``: a batch's draws are keyed by its index, not by the thread that samples it. (Numba's
 ``workqueue`` threading layer does not allow parallel kernels from two threads at once; the
 ``omp`` and ``tbb`` layers do.)
+
+``sampling_threads`` is kept for sampling in one process (a local graph or a whole dataset's view),
+where it is the measured faster way to use several cores (the "batch-parallel" rows of
+benchmarks/RESULTS.md, section "Sampling", from ``benchmarks/bench_sampling.py``). Training does
+not use it: its workers' distributed sampler runs every hop as a collective, which must come from
+one thread in one order on every worker (it samples ahead with ``prefetch``).
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import numpy as np
 
 from graphtrain.errors import ConfigError
 from graphtrain.kernels.rng import combine_np, rand_u64_np, seed_key
+from graphtrain.sampling.distributed_sampler import CollectiveHopSampler
 from graphtrain.sampling.features import NodeDataSource
 from graphtrain.sampling.minibatch import MiniBatch
 from graphtrain.sampling.neighbor import NeighborSampler, _is_int
@@ -88,7 +95,11 @@ class NodeLoader:
         self.drop_last = bool(drop_last)
         self.prefetch = int(prefetch)
         self.sampling_threads = int(sampling_threads)
-        self._owned = np.asarray(sampler.hop_sampler.owns(self.seeds), dtype=bool)
+        hop = sampler.hop_sampler
+        # processes sampling together: which seeds this one owns (their batches may skip hop 1's exchange)
+        self._collective = hop if isinstance(hop, CollectiveHopSampler) else None
+        self._owned = (np.asarray(hop.owns(self.seeds), dtype=bool) if self._collective is not None
+                       else np.ones(self.seeds.size, dtype=bool))
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -109,7 +120,7 @@ class NodeLoader:
 
     def _make(self, epoch: int, b: int, rows: np.ndarray, seeds_owned: bool = False) -> MiniBatch:
         times = None if self.seed_time is None else self.seed_time[rows]
-        batch = self.sampler._sample(self.seeds[rows], times, epoch * len(self) + b, seeds_owned)
+        batch = self.sampler.sample(self.seeds[rows], times, epoch * len(self) + b, seeds_owned=seeds_owned)
         if self.node_data is not None:
             batch.x = self.node_data.features(batch.n_id)
             batch.y = self.node_data.labels(batch.seeds)
@@ -140,7 +151,7 @@ class NodeLoader:
         owned = self._owned[perm]
         mine = np.array([bool(owned[a:z].all()) for a, z in bounds], dtype=bool)
         # no batches left (the same on every worker: all run the same batches): nothing to agree on
-        everywhere = self.sampler.hop_sampler.agree_all(mine) if mine.size else mine
+        everywhere = self._collective.agree_all(mine) if self._collective is not None and mine.size else mine
         jobs = [(epoch, b, perm[a:z], bool(ok)) for b, (a, z), ok in zip(range(start, len(self)), bounds, everywhere)]
         return run_ahead(self._make, jobs, self.prefetch, self.sampling_threads)
 

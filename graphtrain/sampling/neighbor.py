@@ -29,6 +29,7 @@ from graphtrain.graph import CSCGraph
 from graphtrain.kernels import get_backend, resolve_backend
 from graphtrain.kernels.rng import combine_np, seed_key
 from graphtrain.partition.view import PartitionedGraph
+from graphtrain.sampling.distributed_sampler import CollectiveHopSampler
 from graphtrain.sampling.hop import TEMPORAL_MODES, HopOptions, HopSampler, LocalHopSampler
 from graphtrain.sampling.minibatch import MiniBatch
 from graphtrain.sampling.partitioned import PartitionedHopSampler
@@ -141,6 +142,8 @@ class NeighborSampler:
         # a process-local graph sampled on one Numba thread: a whole batch per kernel call
         self._whole_batch = (self.backend == "cpu" and isinstance(self.hop_sampler, LocalHopSampler)
                              and self.hop_sampler.samples_whole_batches)
+        # processes sampling each batch together: the batch-level hooks (first and last hop, batch start)
+        self._collective = self.hop_sampler if isinstance(self.hop_sampler, CollectiveHopSampler) else None
 
     @property
     def num_hops(self) -> int:
@@ -172,7 +175,7 @@ class NeighborSampler:
             raise ConfigError(f"seed_time has {seed_time.size} entries for {seeds.size} seeds; give one time per seed")
         return seeds, seed_time
 
-    def sample(self, seeds, seed_time=None, batch_index: int = 0) -> MiniBatch:
+    def sample(self, seeds, seed_time=None, batch_index: int = 0, *, seeds_owned: bool = False) -> MiniBatch:
         """Sample the computation graph of ``seeds``.
 
         Args:
@@ -181,6 +184,10 @@ class NeighborSampler:
                 sampled on its behalf.
             batch_index: which batch of the run this is (part of the stream keys; a loader numbers
                 its batches so every batch of every epoch draws differently).
+            seeds_owned: with a :class:`~graphtrain.sampling.distributed_sampler.CollectiveHopSampler`,
+                every process sampling together agreed (``agree_all``) that its seeds of this batch
+                are nodes it ``owns``: hop 1 then needs no exchange (the batch is the same). Ignored
+                by other hop samplers.
 
         Returns:
             MiniBatch in PyG hop order (``node_time`` set in temporal mode).
@@ -188,23 +195,21 @@ class NeighborSampler:
         seeds, seed_time = self.check_seeds(seeds, seed_time)
         if not _is_int(batch_index) or batch_index < 0:
             raise ConfigError(f"batch_index must be a non-negative integer, got {batch_index!r}")
-        return self._sample(seeds, seed_time, int(batch_index))
+        return self._sample(seeds, seed_time, int(batch_index), bool(seeds_owned))
 
     def _sample(self, seeds: np.ndarray, seed_time: Optional[np.ndarray], batch_index: int,
                 seeds_owned: bool = False) -> MiniBatch:
-        """:meth:`sample` of validated seeds; ``seeds_owned``: every process sampling together agreed
-        that its seeds of this batch are nodes its hop sampler owns (hop 1 then needs no exchange)."""
+        """:meth:`sample` of validated seeds."""
         temporal = seed_time is not None
         batch_key = combine_np(self._root_key, np.uint64(batch_index))
         if self._whole_batch and numba.get_num_threads() == 1:
             # one serial, GIL-free kernel call for the whole batch (the same arrays as the hop loop
             # below): threads sampling batches side by side then do not queue for the GIL
-            ids, times, e_src, e_dst, e_id, nodes, edges = self.hop_sampler.sample_batch(
-                seeds, seed_time, self.fanouts, self._options[0], batch_key)
-            return MiniBatch(n_id=ids, edge_index=np.stack([e_src, e_dst]), e_id=e_id, num_sampled_nodes=nodes,
-                             num_sampled_edges=edges, node_time=times)
+            return self.hop_sampler.sample_batch(seeds, seed_time, self.fanouts, self._options[0], batch_key)
         ids, times = seeds, seed_time
-        self.hop_sampler.begin_batch()
+        collective = self._collective
+        if collective is not None:
+            collective.begin_batch()
         last = len(self._options) - 1
         src_parts, dst_parts, eid_parts = [], [], []
         num_nodes = [int(seeds.size)]
@@ -214,10 +219,12 @@ class NeighborSampler:
             f_ids = ids[lo:hi]
             f_time = times[lo:hi] if temporal else None
             keys = frontier_keys(batch_key, hop, f_ids, f_time)
-            if hop == 0 and seeds_owned:
-                sample = self.hop_sampler.sample_own_hop
+            if collective is None:
+                sample = self.hop_sampler.sample_hop
+            elif hop == 0 and seeds_owned:
+                sample = collective.sample_own_hop
             else:
-                sample = self.hop_sampler.sample_final_hop if hop == last else self.hop_sampler.sample_hop
+                sample = collective.sample_final_hop if hop == last else collective.sample_hop
             counts, nbr, eid = sample(f_ids, keys, f_time, options)
             cand_time = np.repeat(f_time, counts) if temporal else None
             new_index, local = self._kernels.unique_relabel(ids, nbr, times, cand_time)
