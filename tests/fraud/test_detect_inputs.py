@@ -200,4 +200,5 @@ def test_bipartite_graph_runs_end_to_end(tmp_path, undirected, caplog, capsys):
         assert {"in_count", "in_amount_mean", "in_mean_own_age", "in2_mean_out_mean_own_age"} <= set(dropped), dropped
         assert not any(n.startswith("out_") and n.split("_")[1] in ("count", "distinct") for n in dropped)
         assert len(logged) == 1 and all(n in logged[0] for n in dropped), logged
-    print(f"bipartite {'undirected' if undirected else 'directed'}: {seconds:.1f} s")
+    print(f"bipartite {'undirected' if undirected else 'directed'}: {seconds:.1f} s (partition "
+          f"{summary['model']['partition_seconds']} s, train and score {summary['model']['train_and_score_seconds']} s)")
