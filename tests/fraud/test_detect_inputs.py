@@ -181,7 +181,7 @@ def test_bipartite_graph_runs_end_to_end(tmp_path, undirected, caplog, capsys):
     directions written), every user has neighbours and nothing is dropped."""
     users, purchases, rings = _bipartite_files(tmp_path, both_directions=undirected, split=("train", "test"))
     out = tmp_path / "out"
-    argv = _args(users, purchases, out, "--rings", str(rings), "--epochs", "2", "--patience", "2", "--hidden", "8",
+    argv = _args(users, purchases, out, "--rings", str(rings), "--epochs", "2", "--min-steps", "2", "--patience", "2", "--hidden", "8",
                  "--fanouts", "4,4", "--num-parts", "1", "--num-cpus", "2", *(["--undirected"] if undirected else []))
     code, seconds = _timed_main(argv, caplog)
     printed = capsys.readouterr()
