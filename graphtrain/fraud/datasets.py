@@ -155,7 +155,7 @@ def write_prepared(dataset: NamedDataset, out, force: bool = False) -> Dict[str,
     import pyarrow as pa
 
     from graphtrain.fraud.tables import write_table
-    from graphtrain.partition.format import staged_directory
+    from graphtrain.io import staged_directory
 
     g = dataset.graph
     acc = g.accounts

@@ -48,7 +48,7 @@ from graphtrain.fraud.evaluate import TrueRings, load_true_rings
 from graphtrain.fraud.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
-from graphtrain.partition.format import staged_directory
+from graphtrain.io import staged_directory
 
 log = get_logger("fraud.detect")
 

@@ -58,7 +58,7 @@ from graphtrain.fraud.tables import TableWriter
 from graphtrain.fraud.generator_config import GeneratorConfig
 from graphtrain.fraud.typologies import BACKGROUND_MU, BACKGROUND_SIGMA, roles_of
 from graphtrain.log import get_logger
-from graphtrain.partition.format import staged_directory
+from graphtrain.io import staged_directory
 from graphtrain.rmat import rmat_edges
 
 log = get_logger("fraud.generate")

@@ -46,7 +46,7 @@ from graphtrain.fraud.rings import RingConfig, detect_rings, no_rings_reason, wr
 from graphtrain.fraud.split import TRAIN, VAL, carve_validation, stratified_split
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
-from graphtrain.partition.format import staged_directory
+from graphtrain.io import staged_directory
 
 log = get_logger("fraud.pipeline")
 

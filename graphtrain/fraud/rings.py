@@ -209,7 +209,7 @@ def write_rings(rings: DetectedRings, directory, force: bool = False) -> List[Pa
     import pyarrow as pa
 
     from graphtrain.fraud.tables import write_table
-    from graphtrain.partition.format import staged_file
+    from graphtrain.io import staged_file
 
     directory = Path(directory)
     members = rings.members.drop(columns=["account_index"])

@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from graphtrain.errors import ConfigError
+from graphtrain.io import staged_file
 from graphtrain.partition import format as fmt
 from graphtrain.partition.idmap import IdMap
 
@@ -71,7 +72,7 @@ def export_edges(dataset_dir, out_file, force: bool = False, batch_edges: int = 
     kind = _output_kind(out_file)
     dataset = fmt.open_dataset(dataset_dir)
     written = 0
-    with fmt.staged_file(out_file, force=force) as tmp:
+    with staged_file(out_file, force=force) as tmp:
         writer: Optional[object] = None
         sink = None
         try:

@@ -43,32 +43,29 @@ are checked against ``meta.json`` instead). Opening checks every array's header 
 :meth:`Dataset.verify` checks the checksums and records a ``.verified.json`` stamp so unchanged
 files are not hashed again (:mod:`graphtrain.partition.integrity`).
 Writers build the whole directory under a temporary sibling and rename it into place at the end
-(:func:`staged_directory`), so a failed run never leaves a half-written dataset -- nor the temporary
+(:func:`graphtrain.io.staged_directory`), so a failed run never leaves a half-written dataset -- nor the temporary
 directory, even when the process is ended where no Python cleanup runs (a watcher process removes it).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from graphtrain._version import __version__
-from graphtrain.errors import FormatError, OutputExistsError
+from graphtrain.errors import FormatError
 from graphtrain.graph import TIME, CSCGraph
+from graphtrain.io import DATASET_MARKER, write_text_atomic
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.partition.integrity import STAMP_FILE, VerifyReport, check_array_file, verify_arrays
 from graphtrain.partition.view import PartitionedGraph
 
 FORMAT_VERSION = 1
-META_FILE = "meta.json"
+META_FILE = DATASET_MARKER
 IDMAP_DIR = "idmap"
 
 # array file names (without .npy)
@@ -288,114 +285,7 @@ def write_array(path, array) -> FileRecord:
 
 def write_meta(directory, meta: DatasetMeta) -> None:
     """Write ``meta.json`` (last, so a directory with meta.json is complete)."""
-    path = Path(directory) / META_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(meta.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _is_replaceable(path: Path, marker: str = META_FILE) -> bool:
-    """Only graphtrain outputs (holding ``marker``) or empty directories may be replaced with ``force``."""
-    if path.is_dir():
-        return (path / marker).is_file() or not any(path.iterdir())
-    return False
-
-
-# Run by the watcher of a staging directory: wait until the writer's end of the pipe closes (the writer
-# is done, or its process is gone) and remove the directory if it is still there (not renamed into place).
-_ORPHAN_WATCH = "import shutil, sys\nsys.stdin.buffer.read()\nshutil.rmtree(sys.argv[1], ignore_errors=True)\n"
-
-
-def _watch_staging(tmp: Path):
-    """A small process that removes ``tmp`` once this process closes its stdin or exits, however it exits.
-
-    A writer can be ended where no ``finally`` runs: SIGKILL, the OOM killer, or Ray's exit of a
-    driver whose cluster went away ("Failed to connect to GCS within 60 seconds"). The watcher is in
-    a session of its own, so Ctrl-C in the terminal reaches only the writer (whose own cleanup runs).
-    None if it cannot be started (the in-process cleanup still runs).
-    """
-    import subprocess
-    import sys
-
-    try:
-        return subprocess.Popen([sys.executable, "-I", "-S", "-c", _ORPHAN_WATCH, str(tmp)], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def staged_directory(final, force: bool = False, marker: str = META_FILE) -> Iterator[Path]:
-    """Build a directory under a temporary sibling and rename it to ``final`` on success.
-
-    Args:
-        final: the directory to create.
-        force: replace an existing graphtrain dataset (or empty directory) at ``final``.
-        marker: the file that marks a directory this kind of writer made (``meta.json`` for
-            datasets; other graphtrain outputs name their own manifest); only such a directory
-            (or an empty one) is replaced with ``force``.
-
-    Raises:
-        OutputExistsError: ``final`` exists and ``force`` is not set, or it exists and is not a
-            graphtrain output of this kind (never deleted, even with ``force``).
-
-    On an exception inside the block the temporary directory is removed and ``final`` is untouched;
-    if the process dies without Python cleanup, a watcher process removes it (:func:`_watch_staging`).
-    """
-    final = Path(final)
-    if final.exists() or final.is_symlink():
-        if not force:
-            raise OutputExistsError(f"{final} already exists; pass --force to replace it")
-        if not _is_replaceable(final, marker):
-            raise OutputExistsError(
-                f"{final} exists and is not a graphtrain dataset or output (no {marker}); refusing to replace it even with --force"
-            )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    watcher = _watch_staging(tmp)
-    try:
-        try:
-            yield tmp
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-        os.rename(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if watcher is not None:
-            watcher.stdin.close()  # done: tmp is renamed or removed, the watcher finds nothing to remove
-            try:
-                watcher.wait(timeout=2)
-            except Exception:  # noqa: BLE001 -- a slow watcher is reaped by subprocess later
-                pass
-
-
-@contextlib.contextmanager
-def staged_file(final, force: bool = False) -> Iterator[Path]:
-    """Write a file under a temporary sibling name and rename it to ``final`` on success.
-
-    Raises:
-        OutputExistsError: ``final`` exists and ``force`` is not set, or it is a directory.
-    """
-    final = Path(final)
-    if final.is_dir():
-        raise OutputExistsError(f"{final} is a directory; give a file name")
-    if final.exists() and not force:
-        raise OutputExistsError(f"{final} already exists; pass --force to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(Path(directory) / META_FILE, meta.to_json())
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from graphtrain.errors import ConfigError, InputError
 from graphtrain.graph import TIME, WEIGHT
+from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.memory import PeakMemory, peak_rss_bytes
 from graphtrain.partition import format as fmt
@@ -579,7 +580,7 @@ def partition(
         t = now
 
     out_dir = Path(out_dir)
-    with PeakMemory() as peak, fmt.staged_directory(out_dir, options.force) as tmp, \
+    with PeakMemory() as peak, staged_directory(out_dir, options.force) as tmp, \
             contextlib.closing(SpillDir(tmp / "_spill")) as spill:
         id_type = _decide_id_type(options, edges, edge_columns, nodes, node_columns)
         row_bytes = 8 * (len(edge_columns.input_columns()))

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional
 
 from graphtrain._version import __version__
 from graphtrain.errors import FormatError
+from graphtrain.io import write_text_atomic
 from graphtrain.log import get_logger
 
 log = get_logger("train.checkpoint")
@@ -114,9 +115,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def step_name(global_step: int) -> str:

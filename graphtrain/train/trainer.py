@@ -380,7 +380,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from graphtrain.partition.format import staged_file
+    from graphtrain.io import staged_file
     from graphtrain.train.checkpoint import read_manifest, resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint).resolve()  # absolute: the workers run in another directory

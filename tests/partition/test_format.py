@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from graphtrain.errors import FormatError, OutputExistsError
+from graphtrain.io import staged_directory, staged_file
 from graphtrain.partition import format as fmt
 
 
 def _write_tiny_dataset(root, verify_tamper=False):
     """Two partitions of a 5-node, 4-edge graph written through the format module's writers."""
-    with fmt.staged_directory(root) as tmp:
+    with staged_directory(root) as tmp:
         files = {}
         # part 0: nodes 0..2, in-edges: 3->0, 4->1 ; part 1: nodes 3..4, in-edges: 0->3, 1->4
         parts = [
@@ -47,10 +48,10 @@ def test_roundtrip(tmp_path):
 def test_refuses_existing_output_without_force(tmp_path):
     root = _write_tiny_dataset(tmp_path / "ds")
     with pytest.raises(OutputExistsError, match="--force"):
-        with fmt.staged_directory(root):
+        with staged_directory(root):
             pass
     # with force it is replaced atomically
-    _write_tiny_dataset_force = fmt.staged_directory(root, force=True)
+    _write_tiny_dataset_force = staged_directory(root, force=True)
     with _write_tiny_dataset_force as tmp:
         (tmp / "meta.json").write_text((root / "meta.json").read_text())
     assert (root / "meta.json").exists() and not (root / "part-0000").exists()
@@ -61,14 +62,14 @@ def test_force_never_deletes_foreign_directory(tmp_path):
     foreign.mkdir()
     (foreign / "precious.txt").write_text("x")
     with pytest.raises(OutputExistsError, match="not a graphtrain dataset"):
-        with fmt.staged_directory(foreign, force=True):
+        with staged_directory(foreign, force=True):
             pass
     assert (foreign / "precious.txt").exists()
 
 
 def test_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
-        with fmt.staged_directory(tmp_path / "out") as tmp:
+        with staged_directory(tmp_path / "out") as tmp:
             (tmp / "half.npy").write_bytes(b"x")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
@@ -76,14 +77,14 @@ def test_failure_leaves_nothing(tmp_path):
 
 def test_staged_file(tmp_path):
     target = tmp_path / "scores.csv"
-    with fmt.staged_file(target) as tmp:
+    with staged_file(target) as tmp:
         tmp.write_text("a\n")
     assert target.read_text() == "a\n"
     with pytest.raises(OutputExistsError):
-        with fmt.staged_file(target):
+        with staged_file(target):
             pass
     with pytest.raises(ValueError):
-        with fmt.staged_file(target, force=True) as tmp:
+        with staged_file(target, force=True) as tmp:
             tmp.write_text("half")
             raise ValueError
     assert target.read_text() == "a\n" and len(list(tmp_path.iterdir())) == 1

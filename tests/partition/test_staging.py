@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from graphtrain.partition.format import staged_directory
+from graphtrain.io import staged_directory
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_a_process_killed_without_cleanup_leaves_no_staging_directory(tmp_path, 
     """Ray ends a driver whose cluster went away with a C++ exit ("Failed to connect to GCS within 60
     seconds"): no finally, no atexit. The staging directory must still go."""
     code = (f"import os, signal, sys\nsys.path.insert(0, {str(REPO)!r})\n"
-            "from graphtrain.partition.format import staged_directory\n"
+            "from graphtrain.io import staged_directory\n"
             f"with staged_directory({str(tmp_path / 'out')!r}) as tmp:\n"
             "    (tmp / 'part').write_bytes(b'x' * 1000)\n"
             "    print(tmp, flush=True)\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphtrain.graph import CSCGraph
+from graphtrain.io import staged_directory
 from graphtrain.partition import format as fmt
 
 
@@ -37,7 +38,7 @@ def write_dataset(root, g: CSCGraph, node_bounds, features=None, labels=None):
     """Write ``g`` cut at ``node_bounds`` as a dataset directory through the format module's writers."""
     node_bounds = [int(b) for b in node_bounds]
     edge_bounds = [int(g.indptr[b]) for b in node_bounds]
-    with fmt.staged_directory(root) as tmp:
+    with staged_directory(root) as tmp:
         files = {}
         for p in range(len(node_bounds) - 1):
             part = range_slice(g, node_bounds[p], node_bounds[p + 1])
