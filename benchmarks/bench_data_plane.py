@@ -75,11 +75,12 @@ def _worker(rank: int, world: int, port: int, ds_dir: str, out_dir: str, epochs:
     import graphtrain.sampling.remote_features as RF
     from graphtrain.partition import open_dataset
     from graphtrain.train.config import TrainConfig
+    from graphtrain.train.runtime import RuntimeConfig
     from graphtrain.train.worker import WorkerTask, _Context
 
     numba.set_num_threads(1)
     ds = open_dataset(ds_dir)
-    cfg = TrainConfig(fanouts=(15, 10), batch_size=1024, threads_per_worker=1, prefetch=0)
+    cfg = TrainConfig(fanouts=(15, 10), batch_size=1024, threads_per_worker=1, runtime=RuntimeConfig(prefetch=0))
     ctx = _Context(WorkerTask("fit", ds_dir, rank, world, ds.book.contiguous_runs(world).tolist(), "127.0.0.1", port,
                               cfg.to_dict()))
     seeds, _ = ctx.seeds_by_role()

@@ -133,12 +133,14 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
     from graphtrain.sampling.features import LocalNodeData
     from graphtrain.sampling.loader import NodeLoader
     from graphtrain.sampling.neighbor import NeighborSampler
+    from graphtrain.train.dropout import step_randomness
     from graphtrain.train.gc_freeze import setup_objects_frozen
     from graphtrain.train.models import GNN, ModelConfig
 
     torch.set_num_threads(1)
     numba.set_num_threads(1)
     torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
     graph = merge_graphs([ds.graph(p) for p in range(ds.num_parts)])
     data = LocalNodeData.from_dataset(ds)
     loader = NodeLoader(NeighborSampler(graph, fanouts, seed=0), seeds, batch_size, node_data=data, seed=0,
@@ -165,7 +167,8 @@ def _run_baseline(ds, seeds: np.ndarray, fanouts, batch_size: int, hidden: int, 
             t0 = time.perf_counter()
             for batch in loader:
                 d = batch.to_pyg()
-                out = step(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
+                with step_randomness(generator, fused=True):  # the trainer arm's RuntimeConfig(fused_dropout=True)
+                    out = step(d.x, d.edge_index, d.num_sampled_nodes, d.num_sampled_edges)[: batch.batch_size]
                 loss = F.cross_entropy(out, d.y, weight=weight)
                 opt.zero_grad()
                 loss.backward()
@@ -247,11 +250,13 @@ def run_baseline_pair(ds_dir: Path, seeds: np.ndarray, fanouts, batch_size: int,
 def run_trainer(ds_dir: Path, workers: int, fanouts, batch_size: int, hidden: int, ckpt: Path, prefetch: int,
                 pin: bool = False, epochs: int = 1, gloo_poller: str = "idle") -> dict:
     from graphtrain.train import Trainer
+    from graphtrain.train.runtime import RuntimeConfig
 
+    # the fused CPU dropout, as in the recorded figures (benchmarks/RESULTS.md; opt-in since issue 18)
+    runtime = RuntimeConfig(prefetch=prefetch, pin_cpus=pin, gloo_poller=gloo_poller, fused_dropout=True)
     t = Trainer(ds_dir, "sage", fanouts, batch_size, epochs, num_workers=workers, hidden=hidden, dropout=0.2,
-                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, prefetch=prefetch,
-                pin_cpus=pin, gloo_poller=gloo_poller)
-    r = t.fit()
+                threads_per_worker=1, cpus_per_worker=1, checkpoint_dir=ckpt, progress=False, runtime=runtime)
+    r = t.fit().to_dict()
     tr = r["train"]
     per_worker_batches = tr["batches"] / workers
     # rank 0's epoch times (the workers step in lockstep); every worker's seeds of one epoch

@@ -1,7 +1,9 @@
 """``graphtrain train`` and ``graphtrain predict``: thin commands over :mod:`graphtrain.train`.
 
-Defaults come from :class:`graphtrain.train.config.TrainConfig` (read here without importing
-torch or Ray, so ``graphtrain --help`` stays fast).
+Defaults come from :class:`graphtrain.train.config.TrainConfig` and its nested
+:class:`graphtrain.train.runtime.RuntimeConfig` (read here without importing torch or Ray, so
+``graphtrain --help`` stays fast); ``--prefetch``, ``--pin-cpus``, ``--gloo-poller`` and
+``--fused-dropout`` fill the RuntimeConfig.
 """
 from __future__ import annotations
 
@@ -58,10 +60,10 @@ def _add_cluster_args(p, d) -> None:
     c.add_argument("--pin-cpus", action="store_true",
                    help="pin each worker to --threads-per-worker cores of its own on its machine (so its prefetch "
                         "thread overlaps communication with its own compute)")
-    c.add_argument("--gloo-poller", choices=["auto", "idle", "normal"], default=d.gloo_poller,
-                   help="scheduling of gloo's socket-poller threads in multi-worker runs: idle (SCHED_IDLE, so a "
-                        "spinning poller cannot hold the core for a scheduler tick while the worker waits on it), "
-                        "normal, or auto: idle on CPU, normal with --use-gpu (default: %(default)s)")
+    c.add_argument("--gloo-poller", choices=["auto", "idle", "normal"], default=d.runtime.gloo_poller,
+                   help="scheduling of gloo's socket-poller threads in multi-worker runs: normal (left alone), idle "
+                        "(SCHED_IDLE, so a spinning poller cannot hold the core for a scheduler tick while the worker "
+                        "waits on it; opt-in), or auto: idle on CPU, normal with --use-gpu (default: %(default)s)")
     c.add_argument("--num-cpus", type=int, metavar="N", help="logical CPUs of a local Ray (default: all cores)")
     c.add_argument("--use-gpu", action="store_true", help="one GPU per worker (NCCL gradients, AMP unless --no-amp)")
     c.add_argument("--inference-chunk", type=int, default=d.inference_chunk, metavar="N",
@@ -128,8 +130,11 @@ def register(sub) -> None:
                    "dataset's node time column COL (partition --node-time COL; predict then samples instead of "
                    "running layer-wise); None: the dataset's latest edge time")
     ld = p.add_argument_group("loading")
-    ld.add_argument("--prefetch", type=int, default=d.prefetch, metavar="N",
+    ld.add_argument("--prefetch", type=int, default=d.runtime.prefetch, metavar="N",
                     help="batches each worker samples ahead in a background thread (0: in the training thread)")
+    ld.add_argument("--fused-dropout", action="store_true",
+                    help="the models' ReLU + dropout in one Numba pass on CPU (faster on CPU; the masks are other "
+                    "draws than the default torch dropout's)")
     c = p.add_argument_group("checkpoints")
     c.add_argument("--checkpoint-dir", metavar="D", help="checkpoint directory (default: a new temporary directory)")
     c.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
@@ -160,6 +165,7 @@ def register(sub) -> None:
 
 def run_train(args) -> int:
     from graphtrain.train import Trainer
+    from graphtrain.train.runtime import RuntimeConfig
 
     trainer = Trainer(
         args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
@@ -172,11 +178,11 @@ def run_train(args) -> int:
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
         recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
         seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-        pin_cpus=args.pin_cpus, prefetch=args.prefetch, gloo_poller=args.gloo_poller,
+        runtime=RuntimeConfig(prefetch=args.prefetch, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller,
+                              fused_dropout=args.fused_dropout),
     )
     result = trainer.fit()
-    summary = {k: v for k, v in result.items() if k != "history"}
-    print(json.dumps(summary))
+    print(json.dumps(result.to_dict(history=False)))
     return 0
 
 
@@ -188,7 +194,7 @@ def run_predict(args) -> int:
     summary = predict(args.dataset, args.checkpoint, args.out, num_workers=args.num_workers, address=args.address,
                       force=args.force, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
                       threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-                      use_gpu=args.use_gpu, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller,
+                      use_gpu=args.use_gpu, runtime={"pin_cpus": args.pin_cpus, "gloo_poller": args.gloo_poller},
                       verify=getattr(args, "verify", None))
     print(json.dumps(summary))
     return 0

@@ -188,8 +188,9 @@ def partition_graph(graph: TransactionGraph, split: np.ndarray, features: np.nda
 
 
 def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_accounts: int,
-                    options: ModelOptions) -> Tuple[np.ndarray, dict]:
-    """Train on the dataset, score every account; return float64 scores ``[N]`` by account row and the fit result."""
+                    options: ModelOptions):
+    """Train on the dataset, score every account; return float64 scores ``[N]`` by account row and the
+    fit result (:class:`~graphtrain.train.results.FitResult`)."""
     import pyarrow.parquet as pq
 
     from graphtrain.train import Trainer
@@ -255,13 +256,13 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
                   f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
                   f"account features, {options.num_workers} Ray worker(s), "
-                  f"best of {fit['epochs_run']} epochs (epoch {fit['best_epoch'] + 1})")
+                  f"best of {fit.epochs_run} epochs (epoch {fit.best_epoch + 1})")
         extra = {"model": {
             "options": asdict(options) | {"fanouts": list(options.fanouts)},
             "features": names,
-            "epochs_run": fit["epochs_run"], "best_epoch": fit["best_epoch"], "stopped_early": fit["stopped_early"],
-            "optimizer_steps": fit["global_step"], "batches_per_epoch": fit["batches_per_epoch"],
-            "val": fit["val"], "partition_seconds": round(t_part, 2), "train_and_score_seconds": round(t_train, 2),
+            "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
+            "optimizer_steps": fit.global_step, "batches_per_epoch": fit.batches_per_epoch,
+            "val": fit.val, "partition_seconds": round(t_part, 2), "train_and_score_seconds": round(t_train, 2),
             "edge_cut_fraction": part.edge_cut_fraction,
         }}
         summary = write_stages(graph, tmp, out, ModelScores(scores, source), true_rings, config, split=(split, split_note),

@@ -1,40 +1,52 @@
 """The training configuration: one frozen dataclass, the single source of defaults (API and CLI)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional, Tuple, Union
 
 from graphtrain.errors import ConfigError
+from graphtrain.train.runtime import FIELDS as RUNTIME_FIELDS
+from graphtrain.train.runtime import RuntimeConfig
+
 MODELS = ("sage", "gat", "gcn")
 MONITORS = ("auc", "ap", "f1_macro", "recall_at_k", "accuracy")
 CLASS_WEIGHTS = ("balanced", "none")
 TEMPORAL_MODES = ("uniform", "recent")
-GLOO_POLLERS = ("auto", "idle", "normal")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train (sent to every worker; stored in every checkpoint).
+    """How to train: the model and the schedule (sent to every worker; stored in every checkpoint).
+
+    Machine tuning -- prefetching, CPU pinning, garbage-collector freezing, gloo poller priority,
+    the fused CPU dropout -- is the nested :class:`~graphtrain.train.runtime.RuntimeConfig`
+    (``runtime``), not fields of this class.
 
     Attributes:
         model: ``"sage"``, ``"gat"``, ``"gcn"`` or ``"custom"`` (a user ``torch.nn.Module``).
         fanouts: neighbours sampled per node at each hop; its length is the number of layers.
         batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
-        epochs: maximum number of epochs (raised by ``min_steps`` on small training sets).
+        epochs: maximum number of epochs (raised by ``min_steps`` on small training sets), and the
+            most validation passes of a run.
         min_steps: train at least this many optimizer steps (batches per worker). When ``epochs``
             epochs hold fewer -- a small labelled set: 126 training nodes at ``batch_size`` 512 make
             one step per epoch -- the epoch budget becomes ``ceil(min_steps / batches_per_epoch)``,
             and early stopping does not stop the run before ``min_steps`` steps (it still restores the
-            best epoch's model). The budget never exceeds ``max(epochs, ceil(min_steps /
+            best validated model). The budget never exceeds ``max(epochs, ceil(min_steps /
             batches_per_epoch))``, and on data with ``epochs * batches_per_epoch >= min_steps`` nothing
-            changes. 0: ``epochs`` alone.
+            changes. 0: ``epochs`` alone. An extended run validates -- and checkpoints at epoch end,
+            and counts ``patience`` -- only every ``ceil(extended_epochs / epochs)`` epochs and at its
+            last epoch (:meth:`validate_every`), so it never validates more than ``epochs`` times:
+            ``epochs=10, min_steps=200`` on one batch per epoch trains 200 epochs and validates
+            after epochs 20, 40, ..., 200. The epochs in between have no ``val`` in the history.
         hidden: hidden width. dropout: dropout after each hidden layer. heads: GAT attention heads.
         lr, weight_decay: Adam.
         class_weight: ``"balanced"`` weights the loss by ``n_train / (C * n_train_c)`` per class
             (computed over all workers' training nodes), ``"none"`` does not.
         monitor: validation metric for early stopping and the best model (higher is better).
-        patience: stop after this many epochs without improvement of ``monitor`` by more than
-            ``min_delta`` (None: never stop early). The best model is restored at the end either way.
+        patience: stop after this many validations without improvement of ``monitor`` by more than
+            ``min_delta`` (None: never stop early): epochs, unless ``min_steps`` extended the run. The
+            best model is restored at the end either way.
         split_fractions: train/val/test fractions for datasets without a stored split.
         normalize: standardise every node feature row the model sees (training, evaluation,
             ``predict``) with the per-feature mean and standard deviation of the training split's
@@ -56,7 +68,8 @@ class TrainConfig:
             With per-node times, ``predict`` scores each node with sampled mini-batches (the same
             temporal sampler, ``eval_batch_size`` seeds at a time), since layer-wise inference
             cannot give each node its own cutoff.
-        seed: seed of the split, shuffles, sampling and dropout.
+        seed: seed of the split, shuffles, sampling and dropout (each step's dropout masks come from a
+            generator seeded with ``(seed, rank, global_step)``; torch's global RNG is not reseeded).
         use_gpu: one GPU per worker (NCCL for gradients; the data plane stays on gloo).
         amp: mixed precision (``torch.autocast``) -- applied on GPU only.
         activation_checkpointing: recompute layer activations in the backward pass.
@@ -66,21 +79,12 @@ class TrainConfig:
         recall_k: ``k`` of recall@k (default: the number of positives of the evaluated split).
         backend: sampling kernel backend (``auto``, ``cpu``, ``cuda``, ``reference``).
         threads_per_worker: torch and Numba threads of each worker.
-        prefetch: batches each worker samples ahead in a background thread.
-        pin_cpus: pin each worker's threads to ``threads_per_worker`` cores of its own on its
-            machine (see :mod:`graphtrain.train.affinity`), so its prefetch thread overlaps
-            communication with its own compute instead of competing with other workers.
-        gloo_poller: scheduling of gloo's socket-poller threads in each worker of more than one
-            (see :mod:`graphtrain.train.gloo_threads`): ``"idle"`` runs them under ``SCHED_IDLE``, so
-            a spinning poller no longer holds the core for a scheduler tick while the worker's own
-            threads wait on it (Linux); ``"normal"`` leaves them alone; ``"auto"``: idle on CPU
-            workers, normal with ``use_gpu`` (not measured on GPU machines). Use ``"normal"`` where
-            other busy processes share the workers' cores: an idle thread gets ~0.3% of a busy core.
         feature_cache_mb: each worker keeps the features of the remote nodes its in-edges point at
             most often (hubs), up to this many MiB, fetched once at start (0: no cache).
         inference_chunk: destination nodes per step of layer-wise inference.
         log_every: report the training loss every this many batches.
         collective_timeout_s: torch.distributed timeout; a hung collective fails after this long.
+        runtime: machine tuning (:class:`~graphtrain.train.runtime.RuntimeConfig`).
     """
 
     model: str = "sage"
@@ -112,13 +116,11 @@ class TrainConfig:
     recall_k: Optional[int] = None
     backend: str = "auto"
     threads_per_worker: int = 1
-    prefetch: int = 2
-    pin_cpus: bool = False
-    gloo_poller: str = "auto"
     feature_cache_mb: float = 64.0
     inference_chunk: int = 65536
     log_every: int = 10
     collective_timeout_s: float = 600.0
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS + ("custom",):
@@ -131,8 +133,7 @@ class TrainConfig:
         for name, v in positive.items():
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        for name, v in (("checkpoint_every", self.checkpoint_every), ("prefetch", self.prefetch),
-                        ("min_steps", self.min_steps)):
+        for name, v in (("checkpoint_every", self.checkpoint_every), ("min_steps", self.min_steps)):
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
         if not self.feature_cache_mb >= 0:
@@ -143,8 +144,9 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 1 (or None to never stop early), got {self.patience!r}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.gloo_poller not in GLOO_POLLERS:
-            raise ConfigError(f"gloo_poller must be one of {GLOO_POLLERS}, got {self.gloo_poller!r}")
+        if not isinstance(self.runtime, RuntimeConfig):
+            raise ConfigError(f"runtime must be a RuntimeConfig, got {type(self.runtime).__name__}")
+        self.runtime.validate()
         if self.class_weight not in CLASS_WEIGHTS:
             raise ConfigError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
         if self.monitor not in MONITORS:
@@ -183,11 +185,16 @@ class TrainConfig:
     @property
     def idle_gloo_pollers(self) -> bool:
         """Whether workers run gloo's socket pollers at idle priority (``gloo_poller`` resolved)."""
-        return self.gloo_poller == "idle" or (self.gloo_poller == "auto" and not self.use_gpu)
+        return self.runtime.idle_gloo_pollers(self.use_gpu)
 
     def epoch_budget(self, batches_per_epoch: int) -> int:
         """Most epochs of a run with ``batches_per_epoch`` steps per epoch: ``epochs``, raised to reach ``min_steps``."""
         return max(self.epochs, -(-self.min_steps // max(batches_per_epoch, 1)))
+
+    def validate_every(self, batches_per_epoch: int) -> int:
+        """Epochs between validations: 1, or ``ceil(epoch_budget / epochs)`` when ``min_steps``
+        extended the run (validated also at its last epoch: at most ``epochs`` validations)."""
+        return -(-self.epoch_budget(batches_per_epoch) // self.epochs)
 
     @property
     def num_layers(self) -> int:
@@ -197,12 +204,18 @@ class TrainConfig:
         d = asdict(self)
         d["fanouts"] = list(self.fanouts)
         d["split_fractions"] = list(self.split_fractions)
+        d["runtime"] = self.runtime.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """The inverse of :meth:`to_dict`; also reads the flat ``prefetch``, ``pin_cpus`` and
+        ``gloo_poller`` fields of older checkpoints into ``runtime``."""
         known = {f.name for f in fields(cls)}
+        runtime = {k: d[k] for k in RUNTIME_FIELDS if k in d}  # before RuntimeConfig: flat fields
+        runtime.update(d.get("runtime") or {})
         d = {k: v for k, v in d.items() if k in known}
+        d["runtime"] = RuntimeConfig.from_dict(runtime)
         if "fanouts" in d:
             d["fanouts"] = tuple(d["fanouts"])
         if "split_fractions" in d:

@@ -1,25 +1,39 @@
-"""Dropout for the shipped models: on CPU a Numba kernel draws the mask with graphtrain's counter RNG.
+"""Dropout of the shipped models: the per-step generator it draws from, and an opt-in fused CPU kernel.
 
-:func:`dropout` is ``F.dropout``; :func:`relu_dropout` is ``dropout(F.relu(x))`` in the same single
-pass (the models' activation + dropout between layers: no separate ReLU forward and backward).
+**Randomness.** The training loop gives each optimizer step its own ``torch.Generator``, seeded
+from ``(seed, rank, global_step)``, and runs the step's forward pass inside
+:func:`step_randomness`; torch's global RNG is never reseeded. The models draw one key per dropout
+layer from it before the layer runs (:func:`draw_layer_key`), and the layer draws its mask from a
+generator on the tensor's device seeded with that key (:func:`keyed_relu_dropout`). A checkpoint's
+position (``global_step``) therefore fixes every mask, and activation checkpointing -- which calls
+the layer again in the backward pass, outside the step -- redraws the same mask from the same key.
+Outside a step (a model used on its own) the keys come from torch's default CPU generator, so
+``torch.manual_seed`` governs them. A user module that calls ``F.dropout`` draws from torch's
+global RNG instead: it trains, but a resumed run does not redraw its masks.
 
-Why: torch's CPU ``F.dropout`` draws its mask with ``bernoulli_`` from an mt19937 generator, one
-element at a time. On the benchmark's GraphSAGE batch (a ``[3408, 256]`` hidden layer) that took
-7.2 ms of a 20-26 ms training step on one core; this kernel draws the same Bernoulli mask from
-:func:`~graphtrain.kernels.rng.rand_u64` (two 32-bit draws per 64-bit word) and applies it in the
-same pass: 0.25 ms there (see ``benchmarks/RESULTS.md``).
+**Default path.** ``keyed_relu_dropout`` is ``F.dropout(F.relu(x), p)``'s CPU algorithm with an
+explicit generator: a ``bernoulli_(1 - p)`` mask divided by ``1 - p`` (on CPU, the same values as
+``F.dropout`` after ``torch.manual_seed(key)``), on CPU and GPU alike.
 
-Semantics are ``F.dropout``'s: in training each element is zeroed with probability ``p`` and the
-others are scaled by ``1 / (1 - p)``; gradients flow through the kept elements with the same
-scale. Element ``i`` is kept when the 32-bit draw ``i`` of the call's stream is ``>=
-round(p * 2**32)``, so ``p`` is honoured to within ``2**-33``.
-
-Randomness: the stream key of each call is drawn from torch's default CPU generator, so
-``torch.manual_seed`` (which the trainer sets before every step) makes the masks reproducible, and
-activation checkpointing -- which restores torch's RNG state before recomputing a layer -- recomputes
-the same mask. Tensors on other devices, of other dtypes, and 0-size tensors use ``F.dropout``.
+**Fused CPU kernel** (``RuntimeConfig.fused_dropout``, off by default). :func:`dropout` and
+:func:`relu_dropout` draw the mask with a Numba kernel from :func:`~graphtrain.kernels.rng.rand_u64`
+(two 32-bit draws per 64-bit word) and apply it, with ReLU, in the same pass. Why: torch's CPU
+``bernoulli_`` draws from an mt19937 generator one element at a time; on the benchmark's GraphSAGE
+batch (a ``[3408, 256]`` hidden layer) that took 7.2 ms of a 20-26 ms training step on one core,
+this kernel 0.25 ms (``benchmarks/RESULTS.md``). Semantics are ``F.dropout``'s: in training each
+element is zeroed with probability ``p`` and the others are scaled by ``1 / (1 - p)``; gradients
+flow through the kept elements with the same scale. Element ``i`` is kept when the 32-bit draw
+``i`` of the call's stream is ``>= round(p * 2**32)``, so ``p`` is honoured to within ``2**-33``.
+The stream key is the layer's key in a model, else drawn from torch's default CPU generator
+(:func:`_draw_key`). Tensors on other devices, of other dtypes, and 0-size tensors use the default
+path.
 """
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -68,19 +82,70 @@ def _threshold(p: float) -> np.uint64:
     return np.uint64(min(int(round(p * 2.0**32)), 2**32 - 1))
 
 
-def _draw_key() -> np.uint64:
-    """A stream key from torch's default CPU generator (so ``torch.manual_seed`` governs it)."""
-    return np.uint64(int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item()))
+def _draw_key(generator: Optional[torch.Generator] = None) -> np.uint64:
+    """A stream key from ``generator`` (default: torch's default CPU generator, so ``torch.manual_seed`` governs it)."""
+    return np.uint64(int(torch.randint(0, 2**62, (1,), dtype=torch.int64, generator=generator).item()))
+
+
+@dataclass(frozen=True)
+class StepRandomness:
+    """What the dropout layers of one forward pass draw from: the step's CPU ``generator`` and
+    whether CPU float tensors use the fused kernel (``RuntimeConfig.fused_dropout``)."""
+
+    generator: Optional[torch.Generator]
+    fused: bool = False
+
+
+_STEP: contextvars.ContextVar[Optional[StepRandomness]] = contextvars.ContextVar("graphtrain_dropout_step", default=None)
+
+
+@contextlib.contextmanager
+def step_randomness(generator: torch.Generator, fused: bool = False) -> Iterator[StepRandomness]:
+    """Dropout layers called in the body draw their keys from ``generator`` (one training step)."""
+    step = StepRandomness(generator, fused)
+    token = _STEP.set(step)
+    try:
+        yield step
+    finally:
+        _STEP.reset(token)
+
+
+LayerKey = Tuple[int, bool]  # (key of the layer's mask, fused kernel)
+
+
+def draw_layer_key() -> LayerKey:
+    """The key of one dropout layer's mask, from the current step's generator (torch's default CPU
+    generator outside a step), and whether the fused CPU kernel applies."""
+    step = _STEP.get()
+    key = int(_draw_key(step.generator if step is not None else None))
+    return key, bool(step is not None and step.fused)
+
+
+def keyed_relu_dropout(x: torch.Tensor, p: float, layer_key: LayerKey) -> torch.Tensor:
+    """``dropout(relu(x), p)`` in training, its mask drawn from ``layer_key`` (see the module docstring):
+    the fused kernel for CPU float tensors when ``layer_key`` says so, else a ``bernoulli_`` mask from
+    a generator on ``x``'s device seeded with the key."""
+    key, fused = layer_key
+    if fused and _fast_path(x, p):
+        return _CpuDropout.apply(x, p, True, key)
+    h = torch.relu(x)
+    if p == 0.0:
+        return h
+    gen = torch.Generator(device=h.device)
+    gen.manual_seed(key)
+    noise = torch.empty_like(h).bernoulli_(1.0 - p, generator=gen)
+    return h * noise.div_(1.0 - p)
 
 
 class _CpuDropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float, relu: bool):
+    def forward(ctx, x: torch.Tensor, p: float, relu: bool, key: Optional[int] = None):
         x = x.contiguous()
         out = torch.empty_like(x)
         keep = torch.empty(x.shape, dtype=torch.uint8)
         scale = np.float32(1.0 / (1.0 - p)) if x.dtype == torch.float32 else np.float64(1.0 / (1.0 - p))
-        _dropout_forward(x.detach().numpy().reshape(-1), _draw_key(), _threshold(p), scale, bool(relu),
+        key = _draw_key() if key is None else np.uint64(key)
+        _dropout_forward(x.detach().numpy().reshape(-1), key, _threshold(p), scale, bool(relu),
                          out.numpy().reshape(-1), keep.numpy().reshape(-1))
         ctx.save_for_backward(keep)
         ctx.scale = scale
@@ -92,7 +157,7 @@ class _CpuDropout(torch.autograd.Function):
         grad = grad.contiguous()
         out = torch.empty_like(grad)
         _dropout_backward(grad.numpy().reshape(-1), keep.numpy().reshape(-1), ctx.scale, out.numpy().reshape(-1))
-        return out, None, None
+        return out, None, None, None
 
 
 def _fast_path(x: torch.Tensor, p: float) -> bool:

@@ -12,8 +12,8 @@
   :meth:`WorkerGroup.run` waits for all of them; the first that fails makes it cancel (kill) the
   others -- they would otherwise wait in a collective -- and raise :class:`WorkerFailure`, or the
   worker's own :class:`~graphtrain.errors.GraphtrainError` when the failure is the user's input.
-- :class:`ProgressChannel` is a tiny actor the workers post progress to (fire and forget); the
-  driver drains it while it waits.
+- :class:`ProgressChannel` is a tiny actor the workers post progress to (fire and forget: the
+  dataclasses of :mod:`graphtrain.train.results`); the driver drains it while it waits.
 
 Ray reuses task worker processes, so a second run on the same cluster skips the imports.
 """
@@ -241,13 +241,14 @@ class WorkerGroup:
         task = ray.remote(num_cpus=0)(_free_port).options(scheduling_strategy=self._strategy(0))
         return ray.get(task.remote(), timeout=self.start_timeout_s)
 
-    def run(self, make_task: Callable[[int, str, int], object], on_progress: Callable[[dict], None],
-            poll_s: float = 0.2) -> List[dict]:
-        """Run one worker per bundle and wait for all.
+    def run(self, make_task: Callable[[int, str, int], object], on_progress: Callable[[object], None],
+            poll_s: float = 0.2) -> List[object]:
+        """Run one worker per bundle and wait for all; returns each rank's result (a dataclass of
+        :mod:`graphtrain.train.results`), in rank order.
 
         Args:
             make_task: ``(rank, master_addr, master_port) -> WorkerTask``.
-            on_progress: called on the driver with each message the workers post.
+            on_progress: called on the driver with each progress message the workers post.
 
         Raises:
             GraphtrainError: a worker rejected the input/configuration (not worth a restart).
@@ -263,7 +264,7 @@ class WorkerGroup:
         refs = [remote.options(scheduling_strategy=self._strategy(r)).remote(make_task(r, addr, port))
                 for r in range(self.num_workers)]
         rank_of = {ref: r for r, ref in enumerate(refs)}
-        results: List[Optional[dict]] = [None] * self.num_workers
+        results: List[Optional[object]] = [None] * self.num_workers
         pending = list(refs)
         try:
             while pending:
@@ -293,9 +294,9 @@ class WorkerGroup:
             on_progress(msg)
 
 
-def run_with_restarts(run_once: Callable[[Optional[str]], List[dict]], latest: Callable[[], Optional[str]],
+def run_with_restarts(run_once: Callable[[Optional[str]], List[object]], latest: Callable[[], Optional[str]],
                       max_restarts: int, on_restart: Callable[[WorkerFailure, Optional[str]], None],
-                      resume_from: Optional[str] = None) -> List[dict]:
+                      resume_from: Optional[str] = None) -> List[object]:
     """Call ``run_once(checkpoint)``; after a :class:`WorkerFailure`, again from the latest checkpoint.
 
     Args:

@@ -1,8 +1,9 @@
 """GraphSAGE, GAT and GCN node classifiers built from ``torch_geometric.nn`` layers.
 
 Every model here is a :class:`GNN`: ``num_layers`` message-passing layers, ReLU + dropout between
-them (:func:`graphtrain.train.dropout.relu_dropout`: ``F.dropout(F.relu(h))``'s values, one pass on CPU),
-the last layer producing class logits. Two ways to run it:
+them (:func:`graphtrain.train.dropout.keyed_relu_dropout`: ``F.dropout(F.relu(h))``'s algorithm with
+the mask drawn from the training step's generator, or the opt-in fused CPU kernel), the last layer
+producing class logits. Two ways to run it:
 
 - **sampled mini-batches** (training): ``model(x, edge_index, num_sampled_nodes, num_sampled_edges)``
   on a :class:`~graphtrain.sampling.minibatch.MiniBatch` in PyG hop order. Before layer ``l`` the
@@ -33,7 +34,7 @@ from torch import nn
 
 from graphtrain.errors import ConfigError
 from graphtrain.train.config import MODELS
-from graphtrain.train.dropout import relu_dropout
+from graphtrain.train.dropout import LayerKey, draw_layer_key, keyed_relu_dropout
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,15 @@ class GNN(nn.Module):
         whole graph, self-loops not counted. GCN then normalises by these degrees instead of the
         subgraph's (see :func:`_gcn_with_degrees`).
         """
+        return self._layer(l, x, edge_index, num_dst, in_degree, None)
+
+    def _dropout_key(self) -> Optional[LayerKey]:
+        """The mask key of one hidden layer's dropout (None: no dropout runs)."""
+        return draw_layer_key() if self.training and self.config.dropout > 0 else None
+
+    def _layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor, num_dst: Optional[int],
+               in_degree: Optional[torch.Tensor], dropout_key: Optional[LayerKey]) -> torch.Tensor:
+        """:meth:`layer` with the dropout mask's key given (drawn here when None and training)."""
         conv = self.convs[l]
         if in_degree is not None and self.config.name == "gcn":
             h = _gcn_with_degrees(conv, x, edge_index, x.shape[0] if num_dst is None else num_dst, in_degree)
@@ -143,7 +153,8 @@ class GNN(nn.Module):
         else:
             h = conv(x, edge_index)[:num_dst]
         if l < self.num_layers - 1:
-            h = relu_dropout(h, self.config.dropout, self.training)
+            key = dropout_key or self._dropout_key()
+            h = torch.relu(h) if key is None else keyed_relu_dropout(h, self.config.dropout, key)
         return h
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
@@ -151,6 +162,9 @@ class GNN(nn.Module):
                 num_sampled_edges_per_hop: Optional[List[int]] = None) -> torch.Tensor:
         """Logits ``[N', out_channels]``; with hop counts the first ``batch_size`` rows are the seeds'."""
         L = self.num_layers
+        # every hidden layer's mask key drawn up front: a checkpointed layer recomputed in the
+        # backward pass redraws the same mask from its key
+        keys = [self._dropout_key() for _ in range(L - 1)] + [None]
         for l in range(L):
             ei, num_dst = edge_index, None
             if num_sampled_nodes_per_hop is not None:
@@ -163,9 +177,9 @@ class GNN(nn.Module):
             if self.config.activation_checkpointing and self.training:
                 from torch.utils.checkpoint import checkpoint
 
-                x = checkpoint(self.layer, l, x, ei, num_dst, use_reentrant=False)
+                x = checkpoint(self._layer, l, x, ei, num_dst, None, keys[l], use_reentrant=False)
             else:
-                x = self.layer(l, x, ei, num_dst)
+                x = self._layer(l, x, ei, num_dst, None, keys[l])
         return x
 
 

@@ -6,7 +6,7 @@
 
     trainer = Trainer("data/tx", model="sage", fanouts=[15, 10], batch_size=1024, epochs=20,
                       num_workers=4, checkpoint_dir="ckpt/tx", patience=3)
-    result = trainer.fit()              # {"val": {...}, "test": {...}, "epochs_run": ..., ...}
+    result = trainer.fit()              # FitResult: result.val, result.test, result.epochs_run, ...
     trainer.evaluate("test")            # metrics of the checkpointed model
     trainer.predict("scores.parquet")   # every node, layer-wise, by raw ID
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -36,6 +36,10 @@ import numpy as np
 from graphtrain.errors import ConfigError, FormatError
 from graphtrain.log import get_logger
 from graphtrain.train.config import TrainConfig
+from graphtrain.train.results import (BatchDone, CheckpointWritten, EpochDone, FitResult, TrainStats,
+                                      WorkerStarted)
+from graphtrain.train.runtime import FIELDS as RUNTIME_FIELDS
+from graphtrain.train.runtime import RuntimeConfig
 
 log = get_logger("train")
 
@@ -90,45 +94,105 @@ def _check_workers(num_workers, num_parts: int) -> int:
 
 
 class _Progress:
-    """Driver-side view of the workers' progress: tqdm bars on a terminal, log lines otherwise."""
+    """Driver-side view of the workers' progress messages (:mod:`graphtrain.train.results`): tqdm
+    bars on a terminal, log lines otherwise."""
 
     def __init__(self, enabled: Optional[bool]):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
-        self.events: List[dict] = []
+        self.events: List[object] = []
         self.worker_pids: Dict[int, int] = {}
         self.worker_nodes: Dict[int, str] = {}
-        self.checkpoints: List[dict] = []
+        self.checkpoints: List[CheckpointWritten] = []
 
-    def __call__(self, msg: dict) -> None:
+    def __call__(self, msg) -> None:
         self.events.append(msg)
-        kind = msg.get("type")
-        if kind == "start":
-            self.worker_pids[msg["rank"]] = msg["pid"]
-            self.worker_nodes[msg["rank"]] = msg["node"]
-        elif kind == "checkpoint":
+        if isinstance(msg, WorkerStarted):
+            self.worker_pids[msg.rank] = msg.pid
+            self.worker_nodes[msg.rank] = msg.node
+        elif isinstance(msg, CheckpointWritten):
             self.checkpoints.append(msg)
-        elif kind == "batch" and self.enabled:
+        elif isinstance(msg, BatchDone) and self.enabled:
             from tqdm import tqdm
 
-            if self.bar is None or self.bar.desc != f"epoch {msg['epoch']}":
+            if self.bar is None or self.bar.desc != f"epoch {msg.epoch}":
                 self.close()
-                self.bar = tqdm(total=msg["num_batches"], desc=f"epoch {msg['epoch']}", leave=True)
-            self.bar.n = msg["batch"]
-            self.bar.set_postfix(loss=f"{msg['loss']:.4f}")
-        elif kind == "epoch":
-            val = msg.get("val") or {}
+                self.bar = tqdm(total=msg.num_batches, desc=f"epoch {msg.epoch}", leave=True)
+            self.bar.n = msg.batch
+            self.bar.set_postfix(loss=f"{msg.loss:.4f}")
+        elif isinstance(msg, EpochDone):
+            val = msg.val or {}
             shown = {k: round(v, 4) for k, v in val.items() if isinstance(v, float) and k != "threshold"}
             if self.bar is not None:
-                self.bar.set_postfix(loss=f"{msg['loss']:.4f}", **shown)
+                self.bar.set_postfix(loss=f"{msg.loss:.4f}", **shown)
                 self.close()
-            log.info("epoch %d/%d: loss %.4f, val %s%s", msg["epoch"] + 1, msg["num_epochs"], msg["loss"] or float("nan"),
-                     shown, " (early stop)" if msg.get("stopped_early") else "")
+            log.info("epoch %d/%d: loss %.4f, val %s%s", msg.epoch + 1, msg.num_epochs, msg.loss or float("nan"),
+                     shown if msg.val is not None else "not validated", " (early stop)" if msg.stopped_early else "")
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class _Launcher:
+    """Runs one job (fit, evaluate or predict) on a group of Ray workers over one checked dataset;
+    :class:`Trainer` and :func:`predict` both start their workers through one."""
+
+    def __init__(self, dataset_dir: str, dataset, num_workers: int, *, address: Optional[str], num_cpus: Optional[int],
+                 cpus_per_worker: float, custom_model, progress: Optional[bool]):
+        self.dataset_dir, self.dataset, self.num_workers = dataset_dir, dataset, num_workers
+        self.address, self.num_cpus, self.cpus_per_worker = address, num_cpus, cpus_per_worker
+        self.custom_model = custom_model
+        self.progress_enabled = progress
+        self.progress: Optional[_Progress] = None  # of the current (or last) group
+
+    def run(self, mode: str, config: TrainConfig, resume_from: Optional[str] = None, *,
+            checkpoint_dir: Optional[str] = None, splits: Sequence[str] = ("val", "test"), audit: bool = False) -> list:
+        """Each rank's result (:mod:`graphtrain.train.results`) of one worker group running ``mode``."""
+        from graphtrain.train.group import WorkerGroup, connect
+        from graphtrain.train.worker import WorkerTask
+
+        connect(self.address, self.num_cpus)
+        W = self.num_workers
+        runs = self.dataset.book.contiguous_runs(W).tolist()
+        self.progress = _Progress(self.progress_enabled)
+        try:
+            with WorkerGroup(W, self.cpus_per_worker, config.use_gpu) as group:
+                def make(rank, addr, port):
+                    return WorkerTask(mode, self.dataset_dir, rank, W, runs, addr, port, config.to_dict(),
+                                      checkpoint_dir=checkpoint_dir, resume_from=resume_from,
+                                      custom_model=self.custom_model, progress=group.progress, splits=list(splits),
+                                      audit=audit)
+
+                return group.run(make, self.progress)
+        finally:
+            self.progress.close()
+
+
+def _runtime_option(runtime) -> RuntimeConfig:
+    if isinstance(runtime, RuntimeConfig):
+        return runtime
+    if isinstance(runtime, dict):
+        try:
+            return RuntimeConfig(**runtime)
+        except TypeError as exc:
+            raise ConfigError(f"unknown runtime option: {exc}") from None
+    raise ConfigError(f"runtime must be a RuntimeConfig or a dict of its fields, got {type(runtime).__name__}")
+
+
+def _config(options: dict) -> TrainConfig:
+    """A validated TrainConfig of keyword ``options`` (``runtime``: a RuntimeConfig or a dict)."""
+    misplaced = sorted(set(options) & set(RUNTIME_FIELDS))
+    if misplaced:
+        raise ConfigError(f"{', '.join(misplaced)}: machine tuning, not a training option; pass "
+                          f"runtime=RuntimeConfig({misplaced[0]}=...) (graphtrain.train.runtime)")
+    if "runtime" in options:
+        options = dict(options, runtime=_runtime_option(options["runtime"]))
+    try:
+        return TrainConfig(**options).validate()
+    except TypeError as exc:
+        raise ConfigError(f"unknown training option: {exc}") from None
 
 
 class Trainer:
@@ -155,7 +219,9 @@ class Trainer:
             the first run hashes everything), True all of them, False none (headers and sizes are
             always checked).
         **options: any other :class:`TrainConfig` field (hidden, lr, patience, use_gpu, amp,
-            activation_checkpointing, checkpoint_every, seed, threads_per_worker, ...).
+            activation_checkpointing, checkpoint_every, seed, threads_per_worker, ...), and
+            ``runtime``: machine tuning, a :class:`~graphtrain.train.runtime.RuntimeConfig` (or a
+            dict of its fields: prefetch, freeze_gc, pin_cpus, gloo_poller, fused_dropout).
 
     Raises:
         FormatError: the dataset is missing, corrupt (a header, size or sha256 mismatch) or of
@@ -177,12 +243,10 @@ class Trainer:
         elif not isinstance(model, str):
             raise ConfigError(f"model must be 'sage', 'gat', 'gcn' or a torch.nn.Module, got {type(model).__name__}")
         try:
-            self.config = TrainConfig(model=model, fanouts=tuple(int(f) for f in fanouts), batch_size=batch_size,
-                                      epochs=epochs, **options).validate()
-        except TypeError as exc:
-            raise ConfigError(f"unknown training option: {exc}") from None
-        except ValueError as exc:
+            fanouts = tuple(int(f) for f in fanouts)
+        except (TypeError, ValueError):
             raise ConfigError(f"fanouts must be integers, got {list(fanouts)}") from None
+        self.config = _config(dict(options, model=model, fanouts=fanouts, batch_size=batch_size, epochs=epochs))
         self.verify = verify
         self.dataset = _check_dataset(self.dataset_dir, need_labels=True, verify=verify)
         _check_temporal(self.dataset, self.config, self.dataset_dir)
@@ -206,11 +270,18 @@ class Trainer:
             log.info("checkpoints go to %s", checkpoint_dir)
         self.checkpoint_dir = str(Path(checkpoint_dir).resolve())
         self._progress_enabled = progress
-        self.progress: Optional[_Progress] = None
+        self._launcher = _Launcher(self.dataset_dir, self.dataset, self.num_workers, address=address, num_cpus=num_cpus,
+                                   cpus_per_worker=self.cpus_per_worker, custom_model=self.custom_model,
+                                   progress=progress)
         self.restarts: List[dict] = []
-        self.result: Optional[dict] = None
+        self.result: Optional[FitResult] = None
 
     # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def progress(self) -> Optional[_Progress]:
+        """The progress seen of the current (or last) worker group (None before the first)."""
+        return self._launcher.progress
+
     @property
     def worker_pids(self) -> Dict[int, int]:
         """Process ID of each worker of the current (or last) group, by rank."""
@@ -227,47 +298,10 @@ class Trainer:
         path = latest_checkpoint(self.checkpoint_dir)
         return None if path is None else str(path)
 
-    def _run(self, mode: str, resume_from: Optional[str], config: Optional[TrainConfig] = None,
-             num_workers: Optional[int] = None, splits: Sequence[str] = ("val", "test")) -> List[dict]:
-        from graphtrain.train.group import WorkerGroup, connect
-        from graphtrain.train.worker import WorkerTask
-
-        connect(self.address, self.num_cpus)
-        W = num_workers or self.num_workers
-        cfg = config or self.config
-        runs = self.dataset.book.contiguous_runs(W).tolist()
-        self.progress = _Progress(self._progress_enabled)
-        try:
-            with WorkerGroup(W, self.cpus_per_worker, cfg.use_gpu) as group:
-                def make(rank, addr, port):
-                    return WorkerTask(mode, self.dataset_dir, rank, W, runs, addr, port, cfg.to_dict(),
-                                      checkpoint_dir=self.checkpoint_dir if mode == "fit" else None,
-                                      resume_from=resume_from, custom_model=self.custom_model,
-                                      progress=group.progress, splits=list(splits),
-                                      audit=self.audit and mode == "fit")
-
-                return group.run(make, self.progress)
-        finally:
-            self.progress.close()
-
     # -- API -----------------------------------------------------------------------------------------
-    def fit(self) -> dict:
-        """Train; return the final metrics (``val``, ``test``) and a summary of the run.
-
-        Returns:
-            ``{"val": {...}, "test": {...}, "epochs_run", "best_epoch", "stopped_early", "history",
-            "checkpoint", "restarts", "num_workers", "batches_per_epoch", "train": {...}}``; metric
-            dicts hold ``auc``, ``ap``, ``f1_macro``, ``recall_at_k``, ``threshold``, ``count``,
-            ``positives`` (binary labels) or ``accuracy`` and ``f1_macro`` (more classes); a metric
-            undefined for the split (one class only) is None. ``train`` sums over workers
-            ``bytes_sent``/``bytes_received`` (data plane, training batches only), ``batches`` and
-            ``seeds``; times in seconds (slowest worker): ``seconds`` (training loops),
-            ``startup_seconds`` (worker start to first batch), ``eval_seconds`` (per-epoch
-            validation), ``final_seconds`` (final evaluation and checkpoint), ``fit_seconds``
-            (driver wall time of ``fit``, Ray placement and any restarts included); by rank:
-            ``pinned_cores``, ``cpu_seconds``, ``idle_gloo_pollers`` and ``frozen_objects`` (objects
-            kept out of garbage collections, :mod:`graphtrain.train.gc_freeze`).
-        """
+    def fit(self) -> FitResult:
+        """Train; return the final metrics (``val``, ``test``) and a summary of the run
+        (:class:`~graphtrain.train.results.FitResult`; ``to_dict()`` for JSON)."""
         from graphtrain.train.group import run_with_restarts
 
         start = self.latest_checkpoint() if self.resume else None
@@ -286,27 +320,19 @@ class Trainer:
             log.warning("%s; restarting the workers from %s", exc, ckpt or "the beginning")
 
         t0 = time.perf_counter()
-        results = run_with_restarts(lambda ck: self._run("fit", ck), self.latest_checkpoint, self.max_restarts,
-                                    on_restart, start)
+        def run_once(ck):
+            return self._launcher.run("fit", self.config, ck, checkpoint_dir=self.checkpoint_dir, audit=self.audit)
+
+        results = run_with_restarts(run_once, self.latest_checkpoint, self.max_restarts, on_restart, start)
         wall = time.perf_counter() - t0
         head = results[0]
-        metrics = head["metrics"] or {}
-        train = {k: sum(r["train"][k] for r in results) for k in ("bytes_sent", "bytes_received", "batches", "seeds")}
-        for k in ("seconds", "startup_seconds", "eval_seconds", "final_seconds"):
-            train[k] = max(r["train"][k] for r in results)
-        train["fit_seconds"] = wall
-        train["pinned_cores"] = [r.get("pinned_cores") for r in results]  # by rank; None: not pinned
-        train["cpu_seconds"] = [r["train"]["cpu_seconds"] for r in results]  # by rank: training epochs' process CPU
-        train["idle_gloo_pollers"] = [r["train"]["idle_gloo_pollers"] for r in results]  # by rank (gloo_poller)
-        train["frozen_objects"] = [r["train"]["frozen_objects"] for r in results]  # by rank (gc_freeze)
-        self.result = {
-            "val": metrics.get("val"), "test": metrics.get("test"), "epochs_run": head["epochs_run"],
-            "best_epoch": head["best_epoch"], "stopped_early": head["stopped_early"], "history": head["history"],
-            "checkpoint": head["checkpoint"], "restarts": len(self.restarts), "num_workers": self.num_workers,
-            "batches_per_epoch": head["batches_per_epoch"], "global_step": head["global_step"], "train": train,
-        }
-        if self.audit:
-            self.result["audit"] = head["audit"]
+        metrics = head.metrics or {}
+        self.result = FitResult(
+            val=metrics.get("val"), test=metrics.get("test"), epochs_run=len(head.history),
+            best_epoch=head.best_epoch, stopped_early=head.stopped_early, history=head.history,
+            checkpoint=head.checkpoint, restarts=len(self.restarts), num_workers=self.num_workers,
+            batches_per_epoch=head.batches_per_epoch, global_step=head.global_step,
+            train=TrainStats.of([r.stats for r in results], wall), audit=head.audit if self.audit else None)
         return self.result
 
     def _check_resumable(self, checkpoint: str) -> None:
@@ -340,8 +366,8 @@ class Trainer:
         if bad:
             raise ConfigError(f"split must be 'train', 'val' or 'test', got {bad[0]!r}")
         path = self._checkpoint(checkpoint)
-        results = self._run("evaluate", path, splits=splits)
-        return {k: v for k, v in (results[0]["metrics"] or {}).items() if k in splits}
+        results = self._launcher.run("evaluate", self.config, path, splits=splits)
+        return {k: v for k, v in (results[0].metrics or {}).items() if k in splits}
 
     def predict(self, out_path, checkpoint=None, force: bool = False) -> dict:
         """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see :func:`predict`)."""
@@ -372,7 +398,9 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         num_workers: workers for the inference (any number <= partitions; need not match training).
         model: the ``torch.nn.Module`` for checkpoints of a user model.
         verify: the dataset arrays' sha256 before any worker starts, as :class:`Trainer`'s ``verify``.
-        **overrides: :class:`TrainConfig` fields to change (e.g. ``inference_chunk``, ``threads_per_worker``).
+        **overrides: :class:`TrainConfig` fields to change (e.g. ``inference_chunk``, ``threads_per_worker``;
+            ``runtime``: a :class:`~graphtrain.train.runtime.RuntimeConfig` or a dict of the fields to change
+            in the checkpoint's).
 
     Returns:
         ``{"path", "rows", "checkpoint"}``.
@@ -398,27 +426,23 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     feats = len(ds.meta.node_schema.feature_names)
     if manifest.model.get("in_channels") not in (None, feats):
         raise ConfigError(f"the checkpoint's model reads {manifest.model['in_channels']} features; {dataset_dir} has {feats}")
-    try:
-        cfg = replace(cfg, **overrides).validate()
-    except TypeError as exc:
-        raise ConfigError(f"unknown option: {exc}") from None
+    if isinstance(overrides.get("runtime"), dict):  # the fields to change in the checkpoint's runtime
+        overrides["runtime"] = _runtime_option({**cfg.runtime.to_dict(), **overrides["runtime"]})
+    cfg = _config({**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **overrides})
     _check_temporal(ds, cfg, dataset_dir)
-    trainer = Trainer.__new__(Trainer)
-    trainer.dataset_dir, trainer.dataset, trainer.num_workers = str(Path(dataset_dir).resolve()), ds, W
-    trainer.address, trainer.num_cpus, trainer.cpus_per_worker = address, num_cpus, float(cpus_per_worker)
-    trainer.custom_model, trainer.config, trainer._progress_enabled = model, cfg, progress
-    trainer.checkpoint_dir, trainer.progress, trainer.verify, trainer.audit = None, None, verify, False
-    results = trainer._run("predict", str(ckpt))
+    launcher = _Launcher(str(Path(dataset_dir).resolve()), ds, W, address=address, num_cpus=num_cpus,
+                         cpus_per_worker=float(cpus_per_worker), custom_model=model, progress=progress)
+    results = launcher.run("predict", cfg, str(ckpt))
     rows = 0
     with staged_file(out_path, force) as tmp:
         writer = None
         try:
             for r in results:
-                probs = r["probs"]
+                probs = r.probs
                 pred = probs.argmax(axis=1).astype(np.int64)
                 score = probs[:, 1] if probs.shape[1] == 2 else probs[np.arange(probs.shape[0]), pred]
-                table = pa.table({"node_id": pa.array(r["raw_id"]), "score": pa.array(score.astype(np.float32)),
-                                  "pred": pa.array(pred), "label": pa.array(np.asarray(r["labels"], dtype=np.int64))})
+                table = pa.table({"node_id": pa.array(r.raw_id), "score": pa.array(score.astype(np.float32)),
+                                  "pred": pa.array(pred), "label": pa.array(np.asarray(r.labels, dtype=np.int64))})
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp), table.schema)
                 writer.write_table(table)

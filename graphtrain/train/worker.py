@@ -9,9 +9,12 @@ rendezvous address and the configuration -- and nothing else. It then
 2. opens its run of partitions memory-mapped (:func:`~graphtrain.sampling.shard.open_worker_shard`),
 3. works out the train/val/test roles of its nodes and deals the seeds out evenly
    (:mod:`graphtrain.train.splits`),
-4. trains (``mode="fit"``), evaluates (``"evaluate"``) or scores every node layer-wise (``"predict"``),
-   with the objects alive after steps 1-3 frozen out of Python's garbage collections
-   (:mod:`graphtrain.train.gc_freeze`: no worker stalls the others for a full collection over them).
+4. trains (``mode="fit"``: :class:`~graphtrain.train.loop.TrainingLoop`), evaluates (``"evaluate"``)
+   or scores every node layer-wise (``"predict"``).
+
+Machine tuning (``TrainConfig.runtime``: CPU pinning around the whole job, idle gloo pollers once
+the groups exist, the objects alive after steps 1-3 frozen out of Python's garbage collections) is
+applied by :class:`~graphtrain.train.runtime.WorkerRuntime`, and reported in each rank's statistics.
 
 Temporal training (``TrainConfig.temporal``): every loader's sampler is temporal and each seed gets
 its time -- one cutoff for all (``seed_time`` an int, or the dataset's latest edge time, agreed on
@@ -21,8 +24,9 @@ cutoff, or, with per-node times, the temporal sampler over every node (see :func
 
 Every worker runs the same number of batches per epoch (see :func:`~graphtrain.train.splits.pad_to_batches`),
 so the data-plane collectives of all workers line up. Randomness: the loader shuffles with
-``worker_seed = f(seed, rank)``, the sampler keys with the same seed, and dropout reseeds torch with
-``f(worker_seed, global_step)`` before every step -- a checkpoint's position is its RNG state.
+``worker_seed = f(seed, rank)``, the sampler keys with the same seed, and each step's dropout draws
+from a generator seeded with ``f(worker_seed, global_step)`` -- a checkpoint's position is its RNG
+state (see :mod:`graphtrain.train.loop`).
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.log import get_logger
 from graphtrain.sampling.features import NodeDataSource
-from graphtrain.train.gc_freeze import setup_objects_frozen
+from graphtrain.train.results import EvaluateWorkerResult, PredictWorkerResult, WorkerStarted
 
 log = get_logger("train.worker")
 
@@ -53,7 +57,7 @@ class WorkerTask:
         rank, world_size: this worker and the number of workers.
         runs: ``world_size + 1`` partition boundaries; this worker serves ``[runs[rank], runs[rank + 1])``.
         master_addr, master_port: torch.distributed rendezvous (rank 0's node).
-        config: :class:`~graphtrain.train.config.TrainConfig` as a dict.
+        config: :class:`~graphtrain.train.config.TrainConfig` as a dict (``runtime`` nested).
         checkpoint_dir: where rank 0 writes checkpoints (fit), or None.
         resume_from: checkpoint to start from (fit: resume; evaluate/predict: the model to use).
         custom_model: a user ``torch.nn.Module`` (``config["model"] == "custom"``), else None.
@@ -90,19 +94,25 @@ class RoleSeeds:
 
 # -- bring-up ------------------------------------------------------------------------------------
 class _Context:
-    """A worker's live state: process groups, dataset shard, data sources, device."""
+    """A worker's live state: process groups, dataset shard, data sources, device.
 
-    def __init__(self, task: WorkerTask):
+    ``runtime``: the worker's :class:`~graphtrain.train.runtime.WorkerRuntime` (default: one for
+    the task's configuration, e.g. when a test builds a context without :func:`run_worker`).
+    """
+
+    def __init__(self, task: WorkerTask, runtime=None):
         import torch
 
         from graphtrain.comm import Exchange
         from graphtrain.partition.format import open_dataset
         from graphtrain.sampling.shard import open_worker_shard
         from graphtrain.train.config import TrainConfig
+        from graphtrain.train.runtime import WorkerRuntime
 
         self.started = time.perf_counter()
         self.task = task
         self.cfg = TrainConfig.from_dict(task.config)
+        self.runtime = runtime or WorkerRuntime(self.cfg.runtime, self.cfg.threads_per_worker, self.cfg.use_gpu)
         self.rank, self.world = task.rank, task.world_size
         _limit_threads(self.cfg.threads_per_worker)
         self.device = torch.device("cuda", 0) if self.cfg.use_gpu else torch.device("cpu")
@@ -116,12 +126,7 @@ class _Context:
                 rank=self.rank, world_size=self.world, timeout=timedelta(seconds=self.cfg.collective_timeout_s),
             )
             self.data_group = dist.new_group(backend="gloo")
-        self.idle_pollers = 0  # gloo poller threads run at idle priority (TrainConfig.gloo_poller)
-        self.frozen_objects = 0  # objects kept out of garbage collections while the job runs (gc_freeze)
-        if self.world > 1 and self.cfg.idle_gloo_pollers:
-            from graphtrain.train.gloo_threads import idle_gloo_pollers
-
-            self.idle_pollers = len(idle_gloo_pollers())
+        self.runtime.process_groups_started(self.world)  # gloo pollers idle when asked (RuntimeConfig.gloo_poller)
         self.exchange = Exchange(self.rank, self.world, self.data_group)
         self.dataset = open_dataset(task.dataset_dir)
         meta = self.dataset.meta
@@ -136,7 +141,7 @@ class _Context:
         self._node_times: Optional[np.ndarray] = None  # this worker's node times (per-node seed times), read once
         self.feature_norm = None  # FeatureNorm the model's input rows are standardised with (graphtrain.train.normalize)
         self.cutoff = self._resolve_cutoff()
-        self._report({"type": "start", "rank": self.rank, "pid": os.getpid(), "node": _node_id()})
+        self.report(WorkerStarted(self.rank, os.getpid(), _node_id()))
 
     def close(self) -> None:
         if self.world > 1:
@@ -145,7 +150,8 @@ class _Context:
             if dist.is_initialized():
                 dist.destroy_process_group()
 
-    def _report(self, msg: dict) -> None:
+    def report(self, msg) -> None:
+        """Post a progress message (:mod:`graphtrain.train.results`) to the driver, if it listens."""
         if self.task.progress is not None:
             self.task.progress.put.remote(msg)
 
@@ -253,16 +259,18 @@ class _Context:
 
     def build_model(self, config=None):
         """The model (``config``: a ModelConfig, default: from the training config and the dataset),
-        initialised from the run's seed: the same weights on every worker and every run."""
+        initialised from the run's seed: the same weights on every worker and every run (drawn in a
+        fork of torch's CPU RNG: the process's global RNG is left as it was)."""
         import torch
 
         from graphtrain.train.models import build_model
 
-        torch.manual_seed(_derive_seed(self.cfg.seed, 0x1A17))
-        if self.cfg.model == "custom":
-            model = copy.deepcopy(self.task.custom_model)
-        else:
-            model = build_model(config or self.model_config())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_derive_seed(self.cfg.seed, 0x1A17))
+            if self.cfg.model == "custom":
+                model = copy.deepcopy(self.task.custom_model)
+            else:
+                model = build_model(config or self.model_config())
         return model.to(self.device)
 
     def sampler(self, seed: int):
@@ -280,7 +288,7 @@ class _Context:
 
         data = _SeedLabels(self.node_data, seeds) if labelled else _FeaturesOnly(self.node_data)
         return NodeLoader(self.sampler(seed), seeds, batch_size, seed_time=self.seed_times(seeds), node_data=data,
-                          shuffle=shuffle, seed=seed, prefetch=self.cfg.prefetch)
+                          shuffle=shuffle, seed=seed, prefetch=self.cfg.runtime.prefetch)
 
     def broadcast(self, obj):
         """``obj`` of rank 0 on every worker (over the data-plane group)."""
@@ -417,196 +425,6 @@ def _evaluate(ctx: _Context, model, seeds, names, threshold=None) -> Optional[Di
     return out if ctx.rank == 0 else None
 
 
-# -- fit ------------------------------------------------------------------------------------------
-def _fit(ctx: _Context) -> dict:
-    import torch
-    from torch.nn import functional as F
-
-    from graphtrain.train import checkpoint as ck
-    from graphtrain.train.evaluation import improved
-
-    cfg, task = ctx.cfg, ctx.task
-    seeds, train_counts = ctx.seeds_by_role()
-    if ctx.num_classes < 2 or np.count_nonzero(train_counts) < 2:
-        raise ConfigError(f"training needs labelled nodes of at least two classes; the training split has class counts "
-                          f"{train_counts.tolist()}")
-    train_seeds = seeds["train"].seeds
-    if cfg.normalize and ctx.num_features:
-        ctx.feature_norm = ctx.training_feature_norm()
-    audit = fed = None  # fed: what this worker's batches carried in the epoch (an audited run)
-    if task.audit:
-        from graphtrain.train.audit import EpochRecord
-
-        roles = ctx.exchange.gather_rows(ctx.roles().astype(np.int64)[:, None])  # runs are in rank order
-        audit = {"roles": None if roles is None else roles[:, 0].astype(np.int8), "epochs": []}
-        fed = EpochRecord()
-    model = ctx.build_model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    use_amp = cfg.amp and ctx.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    weight = None
-    if cfg.class_weight == "balanced":
-        n = train_counts.sum()
-        weight = torch.tensor(np.where(train_counts > 0, n / (len(train_counts) * np.maximum(train_counts, 1)), 0.0),
-                              dtype=torch.float32, device=ctx.device)
-
-    loader = ctx.loader(train_seeds, cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
-    nb = len(loader)
-    max_epochs = cfg.epoch_budget(nb)  # epochs, or more to reach min_steps optimizer steps
-    state = {"epoch": 0, "batch": 0, "global_step": 0, "history": [],
-             "early_stopping": {"best": None, "best_epoch": None, "bad_epochs": 0}, "finished": False}
-    best_state = None
-    epoch_loss = (0.0, 0)  # (sum, batches) of this rank's losses in the epoch in progress, summed in batch order
-    if task.resume_from:
-        loaded = None
-        if ctx.rank == 0:
-            man = ck.read_manifest(task.resume_from)
-            loaded = {"manifest": {k: getattr(man, k) for k in ("epoch", "batch", "global_step", "history",
-                                                                 "early_stopping", "finished", "batches_per_epoch",
-                                                                 "epoch_losses")},
-                      "states": ck.load_states(task.resume_from)}
-        loaded = ctx.broadcast(loaded)
-        man, states = loaded["manifest"], loaded["states"]
-        if man["batches_per_epoch"] != nb and man["batch"] != 0:
-            raise ConfigError(f"checkpoint {task.resume_from} was taken mid-epoch with {man['batches_per_epoch']} batches "
-                              f"per epoch; this run has {nb} (a different worker count or batch size); resume it with the "
-                              "same settings, or from an epoch-end checkpoint")
-        state.update({k: man[k] for k in state})
-        if man["batch"] and len(man["epoch_losses"]) == ctx.world:  # this rank's loss sum of the epoch so far
-            epoch_loss = (float(man["epoch_losses"][ctx.rank][0]), int(man["epoch_losses"][ctx.rank][1]))
-        model.load_state_dict(states["model"])
-        optimizer.load_state_dict(states["optimizer"])
-        if scaler is not None and "scaler" in states:
-            scaler.load_state_dict(states["scaler"])
-        best_state = states.get("best_model")
-    ddp = model
-    if ctx.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ddp = DistributedDataParallel(model, device_ids=[0] if ctx.device.type == "cuda" else None)
-
-    def save(finished=False, model_state=None):
-        if task.checkpoint_dir is None:
-            return None
-        # mid-epoch: every rank's loss sum so far goes into the checkpoint (a collective: every rank saves here)
-        partial = _all_gather_on_gradient_group(ctx, epoch_loss) if state["batch"] else None
-        if ctx.rank != 0:
-            return None
-        man = ck.CheckpointManifest(
-            epoch=state["epoch"], batch=state["batch"], global_step=state["global_step"], batches_per_epoch=nb,
-            num_workers=ctx.world, model=_model_record(ctx, model), train=cfg.to_dict(),
-            dataset={"path": str(task.dataset_dir), "num_nodes": ctx.dataset.meta.num_nodes,
-                     "num_edges": ctx.dataset.meta.num_edges, "num_parts": ctx.dataset.num_parts},
-            history=state["history"], early_stopping=state["early_stopping"], finished=finished,
-            epoch_losses=[] if partial is None else partial.tolist(),
-            feature_norm=ctx.feature_norm.to_dict() if ctx.feature_norm is not None else None)
-        path = ck.save_checkpoint(task.checkpoint_dir, man, {
-            "model": model_state or _cpu_state(model), "optimizer": optimizer.state_dict(), "best_model": best_state,
-            "scaler": scaler.state_dict() if scaler is not None else None}, keep=cfg.keep_checkpoints)
-        ctx._report({"type": "checkpoint", "path": str(path), "epoch": state["epoch"], "batch": state["batch"]})
-        return str(path)
-
-    train_stats = {"bytes_sent": 0, "bytes_received": 0, "batches": 0, "seconds": 0.0, "cpu_seconds": 0.0, "seeds": 0,
-                   "startup_seconds": time.perf_counter() - ctx.started, "eval_seconds": 0.0,
-                   "idle_gloo_pollers": ctx.idle_pollers, "frozen_objects": ctx.frozen_objects}
-    while not state["finished"] and state["epoch"] < max_epochs:
-        epoch = state["epoch"]
-        ddp.train()
-        before = ctx.exchange.stats.as_dict()
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        losses = []  # this process's losses of the epoch (a resumed epoch: those after the checkpoint)
-        for b, batch in enumerate(loader.batches(epoch, state["batch"]), start=state["batch"]):
-            torch.manual_seed(_derive_seed(ctx.worker_seed, state["global_step"]))
-            data = _to_pyg(batch, ctx.device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", enabled=use_amp):
-                out = ddp(ctx.model_input(data.x), data.edge_index, data.num_sampled_nodes,
-                          data.num_sampled_edges)[: batch.batch_size]
-                loss = F.cross_entropy(out.float(), data.y, weight=weight)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            losses.append(float(loss.detach()))
-            if fed is not None:
-                fed.add(batch.seeds, batch.y, batch.x[: batch.batch_size])
-            epoch_loss = (epoch_loss[0] + losses[-1], epoch_loss[1] + 1)
-            train_stats["seeds"] += batch.batch_size
-            state["batch"], state["global_step"] = b + 1, state["global_step"] + 1
-            if ctx.rank == 0 and (b + 1) % cfg.log_every == 0:
-                ctx._report({"type": "batch", "epoch": epoch, "batch": b + 1, "num_batches": nb, "loss": losses[-1]})
-            if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < nb:
-                save()
-        after = ctx.exchange.stats.as_dict()
-        epoch_seconds = time.perf_counter() - t0
-        train_stats["seconds"] += epoch_seconds
-        train_stats["cpu_seconds"] += time.process_time() - cpu0  # every thread of this worker process
-        train_stats["batches"] += len(losses)
-        for k in ("bytes_sent", "bytes_received"):
-            train_stats[k] += after[k] - before[k]
-        if fed is not None:
-            from graphtrain.train.audit import EpochRecord, distinct_seeds
-
-            rows = ctx.exchange.gather_rows(fed.rows())
-            if ctx.rank == 0:
-                audit["epochs"].append(distinct_seeds(rows))
-            fed = EpochRecord()
-        losses_all = ctx.exchange.all_reduce_sum(np.array(epoch_loss, dtype=np.float64))
-        record = {"epoch": epoch, "loss": float(losses_all[0] / losses_all[1]) if losses_all[1] else None,
-                  "seconds": epoch_seconds, "batches": epoch_loss[1]}
-        epoch_loss = (0.0, 0)
-        t_eval = time.perf_counter()
-        val = _evaluate(ctx, model, seeds, ["val"]) if _has(seeds, "val") else None
-        train_stats["eval_seconds"] += time.perf_counter() - t_eval
-        decision = None
-        if ctx.rank == 0:
-            es = state["early_stopping"]
-            value = (val or {}).get("val", {}).get(cfg.monitor)
-            record["val"] = (val or {}).get("val")
-            if improved(value, es["best"], cfg.min_delta):
-                es.update(best=value, best_epoch=epoch, bad_epochs=0)
-                best_state = _cpu_state(model)
-            elif value is not None:
-                es["bad_epochs"] += 1
-            # patience counts epochs; on a small training set (an epoch of a step or two) it waits for min_steps
-            stop = cfg.patience is not None and es["bad_epochs"] >= cfg.patience and state["global_step"] >= cfg.min_steps
-            decision = {"stop": stop, "record": record, "early_stopping": es}
-        decision = ctx.broadcast(decision)
-        state["history"].append(decision["record"])
-        state["early_stopping"] = decision["early_stopping"]
-        state["epoch"], state["batch"] = epoch + 1, 0
-        state["finished"] = decision["stop"] or state["epoch"] >= max_epochs
-        if ctx.rank == 0:
-            ctx._report({"type": "epoch", "epoch": epoch, "num_epochs": max_epochs, **decision["record"],
-                         "stopped_early": decision["stop"]})
-        if not state["finished"]:
-            save()
-
-    # final model: the best by the monitored metric when there was a validation split
-    if ctx.rank == 0 and best_state is not None:
-        model.load_state_dict(best_state)
-    if ctx.world > 1:
-        final_state = ctx.broadcast(_cpu_state(model) if ctx.rank == 0 else None)
-        model.load_state_dict(final_state)
-    t_eval = time.perf_counter()
-    result = _evaluate(ctx, model, seeds, [s for s in ("val", "test") if _has(seeds, s)])
-    path = save(finished=True)
-    train_stats["final_seconds"] = time.perf_counter() - t_eval
-    stats = ctx.exchange.all_reduce_sum(np.array([train_stats["bytes_sent"], train_stats["bytes_received"]], dtype=np.int64))
-    if ctx.rank != 0:
-        return {"rank": ctx.rank, "train": train_stats}
-    return {
-        "rank": 0, "metrics": result, "epochs_run": len(state["history"]), "history": state["history"],
-        "best_epoch": state["early_stopping"]["best_epoch"],
-        "stopped_early": bool(state["history"] and len(state["history"]) < max_epochs),
-        "global_step": state["global_step"], "batches_per_epoch": nb, "checkpoint": path,
-        "train": train_stats, "bytes_sent_all_workers": int(stats[0]), "audit": audit,
-    }
-
-
 def _all_gather_on_gradient_group(ctx: _Context, row) -> np.ndarray:
     """float64 ``[world, len(row)]``: every rank's ``row``, in rank order (a collective). Mid-epoch the
     loader's prefetch thread owns the data-plane group, so this uses the gradients' group."""
@@ -624,10 +442,6 @@ def _all_gather_on_gradient_group(ctx: _Context, row) -> np.ndarray:
 def _has(seeds, name) -> bool:
     """The split has nodes on some worker (the same answer on every worker)."""
     return seeds[name].present
-
-
-def _cpu_state(model) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _model_record(ctx: _Context, model) -> dict:
@@ -658,17 +472,16 @@ def _load_model(ctx: _Context):
     return model
 
 
-def _evaluate_mode(ctx: _Context) -> dict:
+def _evaluate_mode(ctx: _Context) -> EvaluateWorkerResult:
     seeds, _ = ctx.seeds_by_role()
     model = _load_model(ctx)
     names = [s for s in ctx.task.splits if _has(seeds, s)]
     if "test" in names and "val" not in names and _has(seeds, "val"):
         names = ["val"] + names
-    result = _evaluate(ctx, model, seeds, names)
-    return {"rank": ctx.rank, "metrics": result}
+    return EvaluateWorkerResult(ctx.rank, _evaluate(ctx, model, seeds, names))
 
 
-def _predict_mode(ctx: _Context) -> dict:
+def _predict_mode(ctx: _Context) -> PredictWorkerResult:
     """Every node of this worker scored: layer-wise over all in-edges (over those no later than the
     cutoff when temporal), or -- per-node seed times -- with the temporal sampler, each node bounded
     by its own time."""
@@ -693,8 +506,8 @@ def _predict_mode(ctx: _Context) -> dict:
         import pyarrow as pa
 
         raw = pa.concat_arrays(raw)
-    return {"rank": ctx.rank, "raw_id": raw, "probs": probs.astype(np.float32),
-            "labels": labels if labels is not None else np.full(ids.size, -1, np.int64)}
+    return PredictWorkerResult(ctx.rank, raw, probs.astype(np.float32),
+                               labels if labels is not None else np.full(ids.size, -1, np.int64))
 
 
 def _sampled_node_probs(ctx: _Context, model, ids: np.ndarray) -> np.ndarray:
@@ -719,34 +532,33 @@ def layerwise_logits_for(ctx: _Context, model, feats):
                             strict=ctx.cfg.temporal_strict)
 
 
-def run_worker(task: WorkerTask) -> dict:
-    """Run one worker of a fit / evaluate / predict (the body of each Ray task)."""
-    from graphtrain.train.affinity import pinned_cores
+def run_worker(task: WorkerTask):
+    """Run one worker of a fit / evaluate / predict (the body of each Ray task); returns its
+    :class:`~graphtrain.train.results.FitWorkerResult`, ``EvaluateWorkerResult`` or ``PredictWorkerResult``."""
     from graphtrain.train.config import TrainConfig
+    from graphtrain.train.runtime import WorkerRuntime
 
     cfg = TrainConfig.from_dict(task.config)
-    if not cfg.pin_cpus:
-        return _run_worker(task)
-    with pinned_cores(cfg.threads_per_worker) as cores:
-        log.info(f"worker {task.rank}: pinned to cores {cores}" if cores else f"worker {task.rank}: not pinned")
-        result = _run_worker(task)
-    result["pinned_cores"] = cores
-    return result
+    runtime = WorkerRuntime(cfg.runtime, cfg.threads_per_worker, cfg.use_gpu)
+    with runtime.pinned(task.rank):
+        ctx = _Context(task, runtime)
+        try:
+            # the imports and the context are the bulk of the process's objects: frozen, so that no
+            # worker stalls the others for a full collection over them (see gc_freeze)
+            with runtime.setup_frozen():
+                if task.mode == "fit":
+                    from graphtrain.train.loop import TrainingLoop
 
-
-def _run_worker(task: WorkerTask) -> dict:
-    ctx = _Context(task)
-    try:
-        # the imports and the context are the bulk of the process's objects: frozen, so that no
-        # worker stalls the others for a full collection over them (see gc_freeze)
-        with setup_objects_frozen() as frozen:
-            ctx.frozen_objects = frozen
-            if task.mode == "fit":
-                return _fit(ctx)
-            if task.mode == "evaluate":
-                return _evaluate_mode(ctx)
-            if task.mode == "predict":
-                return _predict_mode(ctx)
-            raise ConfigError(f"unknown worker mode {task.mode!r}")
-    finally:
-        ctx.close()
+                    result = TrainingLoop(ctx, runtime).run()
+                    report = runtime.report
+                    result.stats.pinned_cores = report.pinned_cores
+                    result.stats.idle_gloo_pollers = report.idle_gloo_pollers
+                    result.stats.frozen_objects = report.frozen_objects
+                    return result
+                if task.mode == "evaluate":
+                    return _evaluate_mode(ctx)
+                if task.mode == "predict":
+                    return _predict_mode(ctx)
+                raise ConfigError(f"unknown worker mode {task.mode!r}")
+        finally:
+            ctx.close()

@@ -43,3 +43,23 @@ def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FormatError, match="neither a checkpoint"):
         ck.resolve_checkpoint(tmp_path / "empty")
+
+
+def test_a_manifest_with_the_old_flat_runtime_fields_still_loads(tmp_path):
+    """Checkpoints written before RuntimeConfig (issue 18) hold prefetch, pin_cpus and gloo_poller in
+    ``train``: they load into ``runtime``; a new manifest round-trips its nested ``runtime``."""
+    from graphtrain.train.config import TrainConfig
+    from graphtrain.train.runtime import RuntimeConfig
+
+    old = {k: v for k, v in TrainConfig(hidden=16).to_dict().items() if k != "runtime"}
+    old.update(prefetch=0, pin_cpus=True, gloo_poller="auto")
+    man = _manifest(4)
+    path = ck.save_checkpoint(tmp_path / "old", ck.CheckpointManifest(**{**man.__dict__, "train": old}),
+                              {"model": {"w": torch.ones(1)}})
+    cfg = TrainConfig.from_dict(ck.read_manifest(path).train).validate()
+    assert cfg.hidden == 16 and cfg.runtime == RuntimeConfig(prefetch=0, pin_cpus=True, gloo_poller="auto")
+    assert cfg.idle_gloo_pollers  # "auto" on CPU, as the old run had it
+    new = TrainConfig(runtime=RuntimeConfig(fused_dropout=True, freeze_gc=False))
+    path = ck.save_checkpoint(tmp_path / "new", ck.CheckpointManifest(**{**man.__dict__, "train": new.to_dict()}),
+                              {"model": {"w": torch.ones(1)}})
+    assert TrainConfig.from_dict(ck.read_manifest(path).train) == new

@@ -117,3 +117,48 @@ def test_relu_dropout_other_dtypes_use_torch():
     y = relu_dropout(x, 0.5)
     torch.manual_seed(1)
     assert torch.equal(y, F.dropout(torch.relu(x), 0.5, True))
+
+
+def test_keyed_dropout_is_torch_dropout_with_an_explicit_generator():
+    """The models' default path: F.dropout(F.relu(x))'s CPU algorithm, the mask from the layer's key,
+    the same values and gradients as F.dropout after torch.manual_seed(key)."""
+    from graphtrain.train.dropout import keyed_relu_dropout
+
+    x = torch.randn(300, 40)
+    g = torch.randn(300, 40)
+    got, want = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y = keyed_relu_dropout(got, 0.3, (1234, False))
+    torch.manual_seed(1234)
+    z = F.dropout(F.relu(want), 0.3, True)
+    assert torch.equal(y, z)
+    y.backward(g)
+    z.backward(g)
+    assert torch.equal(got.grad, want.grad)
+    # the fused kernel (opt-in) keys its counter stream with the same key: other draws, same semantics
+    fused = keyed_relu_dropout(x, 0.3, (1234, True))
+    keep = _reference_keep(np.uint64(1234), x.numel(), 0.3).reshape(x.shape) & (x.numpy() > 0)
+    np.testing.assert_array_equal(fused.numpy(), x.numpy() * (np.float32(1 / 0.7) * keep.astype(np.float32)))
+
+
+def test_a_step_generator_keys_the_layers_and_leaves_the_global_rng_alone():
+    from graphtrain.train.dropout import draw_layer_key, step_randomness
+    from graphtrain.train.models import GNN, ModelConfig
+
+    torch.manual_seed(0)
+    model = GNN(ModelConfig("sage", in_channels=8, out_channels=2, hidden_channels=16, num_layers=3, dropout=0.5)).train()
+    x, ei = torch.randn(50, 8), torch.randint(0, 50, (2, 200))
+    outs = []
+    for _ in range(2):
+        before = torch.get_rng_state()
+        with step_randomness(torch.Generator().manual_seed(77)):
+            outs.append(model(x, ei))
+        assert torch.equal(torch.get_rng_state(), before)  # no draw from torch's global generator
+    assert torch.equal(outs[0], outs[1])  # the step's generator fixes every mask
+    with step_randomness(torch.Generator().manual_seed(78)):
+        assert not torch.equal(model(x, ei), outs[0])
+    gen = torch.Generator().manual_seed(5)
+    with step_randomness(gen, fused=True):
+        key, fused = draw_layer_key()
+    assert fused and key == int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(5)))
+    key, fused = draw_layer_key()  # outside a step: torch's default generator, not fused
+    assert not fused

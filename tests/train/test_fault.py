@@ -27,7 +27,7 @@ def _kill_rank1_mid_epoch(trainer, epoch=1, timeout=120.0):
     while time.monotonic() < deadline:
         prog = trainer.progress
         if prog is not None and 1 in prog.worker_pids:
-            mid = [c for c in prog.checkpoints if c["epoch"] == epoch and c["batch"] > 0]
+            mid = [c for c in prog.checkpoints if c.epoch == epoch and c.batch > 0]
             if mid:
                 os.kill(prog.worker_pids[1], signal.SIGKILL)
                 return mid[0]
@@ -52,12 +52,12 @@ def _fit_in_thread(trainer):
 def _history(result):
     """The loss and validation history (of a fit() result or a list of records) without wall times,
     the only fields allowed to differ."""
-    history = result["history"] if isinstance(result, dict) else result
+    history = result if isinstance(result, list) else result.history
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
 def _final_weights(result):
-    return load_states(result["checkpoint"], names=("model",))["model"]
+    return load_states(result.checkpoint, names=("model",))["model"]
 
 
 def _assert_same_weights(a, b):
@@ -74,18 +74,18 @@ def test_sigkill_mid_epoch_resumes_exactly(ray_local, labelled_dataset, tmp_path
     th.join(300)
     assert not th.is_alive() and "error" not in box, box.get("error")
     r = box["result"]
-    assert r["restarts"] == 1 and len(trainer.restarts) == 1
+    assert r.restarts == 1 and len(trainer.restarts) == 1
     resumed = trainer.restarts[0]
     # resumed from the newest checkpoint written before the kill landed: the one the test saw, or a
     # later one the workers wrote while the kill was on its way (rank 0 cannot pass rank 1's death)
-    assert (resumed["epoch"], resumed["batch"]) >= (seen["epoch"], seen["batch"])
-    assert resumed["batch"] > 0 or resumed["epoch"] > seen["epoch"]
-    assert r["epochs_run"] == clean["epochs_run"] == 3
+    assert (resumed["epoch"], resumed["batch"]) >= (seen.epoch, seen.batch)
+    assert resumed["batch"] > 0 or resumed["epoch"] > seen.epoch
+    assert r.epochs_run == clean.epochs_run == 3
     # the resumed run re-draws exactly what the uninterrupted one drew: the same metrics, the same
     # loss of every epoch (the interrupted epoch's too) and the same final weights, bit for bit
-    assert r["val"] == clean["val"] and r["test"] == clean["test"]
+    assert r.val == clean.val and r.test == clean.test
     assert _history(r) == _history(clean)
-    assert r["best_epoch"] == clean["best_epoch"]
+    assert r.best_epoch == clean.best_epoch
     _assert_same_weights(_final_weights(r), _final_weights(clean))
 
 
@@ -107,18 +107,18 @@ def test_an_epoch_end_checkpoint_resumes_on_any_worker_count(ray_local, labelled
         root = tmp_path / f"resumed-on-{workers}"
         man = _epoch_end_checkpoint(tmp_path / "w2", 2, root)
         r = Trainer(labelled_dataset, checkpoint_dir=root, resume=True, **dict(run, num_workers=workers)).fit()
-        assert r["num_workers"] == workers and r["epochs_run"] == 3 and r["restarts"] == 0
+        assert r.num_workers == workers and r.epochs_run == 3 and r.restarts == 0
         # the two epochs of the 2-worker run are kept as they were; only the third ran here
         assert _history(r)[:2] == _history(first)[:2] == _history(man.history)
-        assert r["train"]["batches"] == workers * r["batches_per_epoch"]
-        final = read_manifest(r["checkpoint"])
+        assert r.train.batches == workers * r.batches_per_epoch
+        final = read_manifest(r.checkpoint)
         assert final.finished and final.num_workers == workers
-        assert final.global_step == man.global_step + r["batches_per_epoch"]
+        assert final.global_step == man.global_step + r.batches_per_epoch
         if workers == 2:  # on the same count, exactly the uninterrupted run
-            assert _history(r) == _history(first) and r["val"] == first["val"] and r["test"] == first["test"]
+            assert _history(r) == _history(first) and r.val == first.val and r.test == first.test
             _assert_same_weights(_final_weights(r), _final_weights(first))
         else:  # it went on from the checkpoint's model: its third epoch's loss is below a fresh first epoch's
-            assert r["history"][2]["loss"] < first["history"][0]["loss"]
+            assert r.history[2]["loss"] < first.history[0]["loss"]
 
 
 def test_a_run_that_gives_up_leaves_its_last_checkpoint_usable(ray_local, labelled_dataset, tmp_path):
@@ -143,4 +143,4 @@ def test_a_run_that_gives_up_leaves_its_last_checkpoint_usable(ray_local, labell
         Trainer(labelled_dataset, checkpoint_dir=tmp_path / "ck", resume=True, **dict(RUN, batch_size=32)).fit()
     # and training resumes from it with the same settings
     r = Trainer(labelled_dataset, checkpoint_dir=tmp_path / "ck", resume=True, **RUN).fit()
-    assert r["epochs_run"] == 3 and r["val"]["auc"] > 0.6
+    assert r.epochs_run == 3 and r.val["auc"] > 0.6

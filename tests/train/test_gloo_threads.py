@@ -7,6 +7,7 @@ import pytest
 
 from graphtrain.errors import ConfigError
 from graphtrain.train.config import TrainConfig
+from graphtrain.train.runtime import RuntimeConfig
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not os.path.isdir("/proc/self/task"),
                                 reason="SCHED_IDLE and /proc/self/task need Linux")
@@ -58,10 +59,16 @@ def test_both_groups_pollers_run_idle_and_collectives_still_work(tmp_path):
         assert r["sums_ok"]
 
 
+def _cfg(gloo_poller=None, **kw):
+    return TrainConfig(runtime=RuntimeConfig() if gloo_poller is None else RuntimeConfig(gloo_poller=gloo_poller), **kw)
+
+
 def test_gloo_poller_setting_resolves_and_is_checked():
-    assert TrainConfig().idle_gloo_pollers  # auto on CPU
-    assert not TrainConfig(use_gpu=True).idle_gloo_pollers  # auto with GPUs: not measured there, left alone
-    assert TrainConfig(use_gpu=True, gloo_poller="idle").idle_gloo_pollers
-    assert not TrainConfig(gloo_poller="normal").idle_gloo_pollers
+    # normal by default (issue 18: a third-party library's thread scheduling is changed only on request)
+    assert not _cfg().idle_gloo_pollers and not _cfg(use_gpu=True).idle_gloo_pollers
+    assert _cfg("auto").idle_gloo_pollers  # auto on CPU: idle
+    assert not _cfg("auto", use_gpu=True).idle_gloo_pollers  # auto with GPUs: not measured there, left alone
+    assert _cfg("idle", use_gpu=True).idle_gloo_pollers
+    assert not _cfg("normal").idle_gloo_pollers
     with pytest.raises(ConfigError, match="gloo_poller must be one of"):
-        TrainConfig(gloo_poller="fast").validate()
+        _cfg("fast").validate()

@@ -26,6 +26,7 @@ from graphtrain.partition.partitioner import partition_arrays
 from graphtrain.sampling.shard import open_worker_shard
 from graphtrain.train.config import TrainConfig
 from graphtrain.train.inference import layerwise_logits
+from graphtrain.train.runtime import RuntimeConfig
 from graphtrain.train.worker import WorkerTask, _Context, _sampled_node_probs, layerwise_logits_for
 from tests.train.test_models import _full_graph_logits, _model
 from tests.train.test_temporal import leaky_graph
@@ -36,7 +37,8 @@ CHUNKS = (7, 50, 1000)  # many chunks per layer, a few, one (600 nodes)
 
 def _scores_on_worker(rank, world, port, ds_dir, out_dir, fanout):
     """Every model's layer-wise logits (each chunk size) and sampled probabilities of this worker's nodes."""
-    cfg = TrainConfig(fanouts=(fanout, fanout), eval_batch_size=64, prefetch=0, gloo_poller="normal").validate()
+    cfg = TrainConfig(fanouts=(fanout, fanout), eval_batch_size=64,
+                      runtime=RuntimeConfig(prefetch=0, gloo_poller="normal")).validate()
     runs = open_dataset(ds_dir).book.contiguous_runs(world).tolist()
     ctx = _Context(WorkerTask("predict", ds_dir, rank, world, runs, "127.0.0.1", port, cfg.to_dict()))
     try:

@@ -21,7 +21,7 @@ def test_training_across_two_ray_nodes(labelled_dataset, tmp_path):
         r = t.fit()
         assert len(ray.nodes()) == 2
         assert len(set(t.worker_nodes.values())) == 2  # one worker per node (SPREAD placement)
-        assert r["val"]["auc"] > 0.6 and r["train"]["bytes_sent"] > 0
+        assert r.val["auc"] > 0.6 and r.train.bytes_sent > 0
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -45,8 +45,8 @@ def default_run(balance_dataset, tmp_path_factory):
 
 def test_default_standardises_and_learns(default_run, ray_local, tmp_path):
     t, r, ck = default_run
-    assert r["test"]["auc"] > 0.85 and r["val"]["auc"] > 0.85, (r["val"], r["test"])
-    assert r["history"][0]["loss"] < 2
+    assert r.test["auc"] > 0.85 and r.val["auc"] > 0.85, (r.val, r.test)
+    assert r.history[0]["loss"] < 2
     # predict applies the checkpoint's statistics: its layer-wise scores rank as well ...
     out = pq.read_table(t.predict(tmp_path / "scores.parquet")["path"]).to_pandas()
     assert metrics.roc_auc(out.label, out.score) > 0.85
@@ -54,7 +54,7 @@ def test_default_standardises_and_learns(default_run, ray_local, tmp_path):
     shutil.copytree(resolve_checkpoint(ck), tmp_path / "copy")
     path = tmp_path / "copy"
     man = json.loads((path / MANIFEST).read_text())
-    assert man["feature_norm"]["count"] == int((r["audit"]["roles"] == 0).sum())
+    assert man["feature_norm"]["count"] == int((r.audit["roles"] == 0).sum())
     man["feature_norm"] = None
     (path / MANIFEST).write_text(json.dumps(man))
     raw = pq.read_table(predict(t.dataset_dir, path, tmp_path / "raw.parquet", num_workers=2, num_cpus=4,
@@ -65,25 +65,25 @@ def test_default_standardises_and_learns(default_run, ray_local, tmp_path):
 def test_statistics_are_the_training_split_and_worker_count_free(default_run, balance_dataset, ray_local, tmp_path):
     _, r2, ck2 = default_run
     r1 = Trainer(balance_dataset, num_workers=1, checkpoint_dir=tmp_path / "ck1", audit=True, **RUN).fit()
-    assert np.array_equal(r1["audit"]["roles"], r2["audit"]["roles"])
+    assert np.array_equal(r1.audit["roles"], r2.audit["roles"])
     one, two = (FeatureNorm.from_dict(read_manifest(c).feature_norm) for c in (tmp_path / "ck1", ck2))
     assert np.array_equal(one.mean, two.mean) and np.array_equal(one.std, two.std) and one.count == two.count
     ds = open_dataset(balance_dataset)
     x = np.concatenate([np.asarray(ds.partition(p).features, dtype=np.float64) for p in range(ds.num_parts)])
-    train = x[r2["audit"]["roles"] == 0]
+    train = x[r2.audit["roles"] == 0]
     np.testing.assert_allclose(two.mean, train.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(two.std, train.std(axis=0), rtol=1e-12)
     assert 30000 < two.mean[0] < 50000 and 10000 < two.std[0] < 25000
     # the same model and statistics on either worker count: the same metrics
-    assert r1["test"]["auc"] > 0.85
+    assert r1.test["auc"] > 0.85
 
 
 def test_no_normalize_reads_raw_features(balance_dataset, default_run, ray_local, tmp_path):
     _, normalised, _ = default_run
     r = Trainer(balance_dataset, num_workers=2, checkpoint_dir=tmp_path / "ck", normalize=False, **RUN).fit()
     assert read_manifest(tmp_path / "ck").feature_norm is None
-    assert r["history"][0]["loss"] > 100  # logits in the thousands
-    assert r["test"]["auc"] < normalised["test"]["auc"] - 0.1
+    assert r.history[0]["loss"] > 100  # logits in the thousands
+    assert r.test["auc"] < normalised.test["auc"] - 0.1
 
 
 def test_training_stats_numpy_oracle():

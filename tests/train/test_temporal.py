@@ -18,6 +18,7 @@ from graphtrain.train import Trainer, predict
 from graphtrain.train.config import TrainConfig
 from graphtrain.train.inference import layerwise_logits
 from graphtrain.train.models import GNN, ModelConfig
+from graphtrain.train.runtime import RuntimeConfig
 from graphtrain.train.worker import WorkerTask, _Context
 
 N, BEACONS, FUTURE = 400, 20, 90  # leak edges are at FUTURE or later; every node time is below it
@@ -65,7 +66,7 @@ def leaky(tmp_path_factory):
 
 
 def _context(dataset, **cfg):
-    config = TrainConfig(fanouts=(50, 50), batch_size=64, prefetch=0, **cfg).validate()
+    config = TrainConfig(fanouts=(50, 50), batch_size=64, runtime=RuntimeConfig(prefetch=0), **cfg).validate()
     ds = open_dataset(dataset)
     task = WorkerTask("fit", str(dataset), 0, 1, [0, ds.num_parts], "127.0.0.1", 0, config.to_dict())
     return _Context(task)
@@ -185,10 +186,10 @@ def test_temporal_training_does_not_learn_from_the_future(ray_local, leaky, tmp_
     common = dict(fanouts=[10, 10], batch_size=32, epochs=4, num_workers=2, hidden=16, lr=0.02, num_cpus=4,
                   progress=False)
     leaked = Trainer(leaky, checkpoint_dir=tmp_path / "plain", **common).fit()
-    assert leaked["val"]["auc"] > 0.9 and leaked["test"]["auc"] > 0.9  # the future gives the labels away
+    assert leaked.val["auc"] > 0.9 and leaked.test["auc"] > 0.9  # the future gives the labels away
     t = Trainer(leaky, checkpoint_dir=tmp_path / "temporal", temporal="uniform", seed_time="time", **common)
     honest = t.fit()
-    assert honest["val"]["auc"] < 0.75 and honest["test"]["auc"] < 0.75
+    assert honest.val["auc"] < 0.75 and honest.test["auc"] < 0.75
     # per-node seed times: predict samples every node with the temporal sampler, on 2 workers
     out = t.predict(tmp_path / "scores.parquet")
     table = pq.read_table(out["path"]).to_pandas()
