@@ -39,6 +39,10 @@ def scatter_rows(table: np.ndarray, rows: np.ndarray, out: np.ndarray, positions
         (validated by the caller). out: ``[N, F]`` destination. positions: int64 ``[m]`` distinct
         rows of ``out``.
     """
+    # always a read-only view (no copy), mapped or not: one Numba signature, compiled and cached once
+    # for local partitions, received rows and the feature cache alike
+    table = table.view()
+    table.flags.writeable = False
     _scatter_rows(table, np.ascontiguousarray(rows, dtype=np.int64), out,
                   np.ascontiguousarray(positions, dtype=np.int64), *row_prefetch_args(table))
 

@@ -27,7 +27,9 @@ from graphtrain.sampling.remote_features import DistributedNodeData, hot_remote_
 def merge_graphs(graphs: Sequence[CSCGraph]) -> CSCGraph:
     """Consecutive partitions' graphs as one graph of their merged node range.
 
-    A single graph is returned as is (still memory-mapped); several are concatenated in memory.
+    A single graph is returned as is (still memory-mapped); several are concatenated in memory and
+    made read-only like a mapped partition, so the sampling kernels get the same array types (and
+    Numba compiles and caches one signature) however many partitions a worker serves.
     """
     graphs = list(graphs)
     if not graphs:
@@ -46,14 +48,19 @@ def merge_graphs(graphs: Sequence[CSCGraph]) -> CSCGraph:
         indptr.append(np.asarray(g.indptr[1:], dtype=np.int64) + base)
         base += g.num_edges
     return CSCGraph(
-        indptr=np.concatenate(indptr),
-        src=np.concatenate([np.asarray(g.src) for g in graphs]),
+        indptr=_read_only(np.concatenate(indptr)),
+        src=_read_only(np.concatenate([np.asarray(g.src) for g in graphs])),
         node_start=graphs[0].node_start,
         edge_start=graphs[0].edge_start,
         num_global_nodes=graphs[0].num_global_nodes,
-        edge_attrs={k: np.concatenate([np.asarray(g.edge_attrs[k]) for g in graphs]) for k in names},
+        edge_attrs={k: _read_only(np.concatenate([np.asarray(g.edge_attrs[k]) for g in graphs])) for k in names},
         time_sorted=all(g.time_sorted for g in graphs),
     )
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 @dataclass
