@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from graphtrain import metrics  # noqa: E402
 from graphtrain.fraud.baseline import neighbour_features, train_and_score  # noqa: E402
 from graphtrain.fraud.datasets import load_named  # noqa: E402
-from graphtrain.fraud.split import TEST, TRAIN, stratified_split  # noqa: E402
+from graphtrain.split import TEST, TRAIN, stratified_split  # noqa: E402
 
 DATASETS = [
     ("amlsim", "amlsim/20K_cycle200"),

@@ -32,9 +32,9 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.split import TRAIN
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
+from graphtrain.split import TRAIN
 
 log = get_logger("fraud.baseline")
 DAY_SECONDS = 86400

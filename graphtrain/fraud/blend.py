@@ -68,7 +68,7 @@ def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: n
     Args:
         gnn, tree: scores of every account, higher = riskier.
         labels: int ``[N]``, 1 fraud, 0 normal, -1 unknown.
-        split: int ``[N]`` split codes (``graphtrain.fraud.split``); the weight is chosen on ``VAL``
+        split: int ``[N]`` split codes (``graphtrain.split``); the weight is chosen on ``VAL``
             (on ``TRAIN`` if the validation split lacks one of the classes).
 
     Raises:

@@ -34,14 +34,13 @@ import numpy as np
 
 from graphtrain._version import __version__
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.split import masks_to_split
 from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph, load_accounts, load_transaction_graph
+from graphtrain.split import SPLIT_NAMES, masks_to_split
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 EDGES_FILE = "edges.parquet"
 ACCOUNTS_FILE = "accounts.parquet"
-SPLIT_VALUES = ("train", "val", "test")
 
 
 @dataclass
@@ -169,7 +168,7 @@ def write_prepared(dataset: NamedDataset, out, force: bool = False) -> Dict[str,
         acc_cols[name] = acc.features[:, j]
     acc_cols["label"] = pa.array(acc.labels, mask=acc.labels < 0)
     if acc.split is not None:
-        acc_cols["split"] = pa.array([SPLIT_VALUES[c] if c >= 0 else None for c in acc.split], type=pa.string())
+        acc_cols["split"] = pa.array([SPLIT_NAMES[c] if c >= 0 else None for c in acc.split], type=pa.string())
     columns = {
         "edges": {"src": "src", "dst": "dst", "amount": "amount" if g.amount is not None else None,
                   "time": "time" if g.time is not None else None, "directed": g.directed},

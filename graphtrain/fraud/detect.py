@@ -47,15 +47,15 @@ from graphtrain.errors import ConfigError
 from graphtrain.fraud.evaluate import TrueRings, load_true_rings
 from graphtrain.fraud.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
 from graphtrain.fraud.transaction_graph import TransactionGraph
-from graphtrain.log import get_logger
 from graphtrain.io import staged_directory
+from graphtrain.log import get_logger
+from graphtrain.split import split_names
 
 log = get_logger("fraud.detect")
 
 DATASET_DIR = "dataset"
 CHECKPOINT_DIR = "checkpoints"
 MODEL_SCORES_FILE = "model_scores.parquet"
-SPLIT_TEXT = np.array(["train", "val", "test"], dtype=object)
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,7 @@ def partition_graph(graph: TransactionGraph, split: np.ndarray, features: np.nda
         attrs["amount"] = np.tile(graph.amount, copies)
     if graph.time is not None:
         attrs["time"] = np.tile(graph.time, copies)
-    codes = np.asarray(split)
-    split_text = np.where(codes >= 0, SPLIT_TEXT[np.clip(codes, 0, 2)], None)
+    split_text = split_names(split)
     return partition_arrays(
         src, dst, out, options.num_parts, edge_attrs=attrs,
         node_ids=np.arange(graph.num_accounts, dtype=np.int64), node_features=features,

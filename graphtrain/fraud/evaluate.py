@@ -15,8 +15,8 @@ import numpy as np
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.split import TEST, TRAIN, VAL
 from graphtrain.fraud.transaction_graph import AccountTable
+from graphtrain.split import TEST, TRAIN, VAL
 
 MIN_JACCARD = 0.5
 

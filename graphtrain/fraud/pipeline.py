@@ -43,10 +43,10 @@ from graphtrain.fraud.evaluate import TrueRings, load_true_rings, metrics_at_cho
 from graphtrain.fraud.report import ReportData, write_report
 from graphtrain.fraud.ring_score import choose_ring_score, population_threshold
 from graphtrain.fraud.rings import RingConfig, detect_rings, no_rings_reason, write_rings
-from graphtrain.fraud.split import TRAIN, VAL, carve_validation, stratified_split
 from graphtrain.fraud.transaction_graph import TransactionGraph
-from graphtrain.log import get_logger
 from graphtrain.io import staged_directory
+from graphtrain.log import get_logger
+from graphtrain.split import TRAIN, VAL, carve_validation, stratified_split
 
 log = get_logger("fraud.pipeline")
 

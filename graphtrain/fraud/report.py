@@ -25,9 +25,9 @@ import numpy as np
 from graphtrain.fraud import report_figures as figures
 from graphtrain.fraud.evaluate import RingMatch, TrueRings
 from graphtrain.fraud.rings import DetectedRings
-from graphtrain.fraud.split import TEST, TRAIN, VAL
 from graphtrain.fraud.transaction_graph import TransactionGraph
 from graphtrain.io import staged_directory
+from graphtrain.split import TEST, TRAIN, VAL
 
 INDEX = "index.html"
 MAX_DRAWN = 15  # members drawn per ring; a larger ring shows its top MAX_DRAWN - 1 by score and one node for the rest

@@ -17,8 +17,8 @@ import numpy as np
 
 from graphtrain.errors import ConfigError, InputError
 from graphtrain.fraud.tables import read_table
+from graphtrain.split import SPLIT_CODES
 
-SPLIT_NAMES = {"train": 0, "val": 1, "test": 2}  # codes as graphtrain.partition.format.SPLIT_CODES
 UNKNOWN_ACCOUNTS = ("error", "add")
 REVERSE_CHECK_EDGES = 1_000_000  # edges (about) whose reverse an undirected edge list is checked for
 _CHECK_CHUNK = 1 << 22
@@ -153,8 +153,8 @@ def _split(table, column: str, path) -> np.ndarray:
     codes = np.full(len(values), -1, dtype=np.int8)
     for i, v in enumerate(values):
         key = "" if v is None else v.strip().lower()
-        if key in SPLIT_NAMES:
-            codes[i] = SPLIT_NAMES[key]
+        if key in SPLIT_CODES:
+            codes[i] = SPLIT_CODES[key]
         elif key:
             raise InputError(path, f"split value {v!r} is not train, val, test or empty", row=i + 1, column=column)
     return codes

@@ -63,6 +63,7 @@ from graphtrain.io import DATASET_MARKER, write_text_atomic
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.partition.integrity import STAMP_FILE, VerifyReport, check_array_file, verify_arrays
 from graphtrain.partition.view import PartitionedGraph
+from graphtrain.split import SPLIT_CODES  # noqa: F401 -- node_split.npy holds these codes
 
 FORMAT_VERSION = 1
 META_FILE = DATASET_MARKER
@@ -84,7 +85,6 @@ IDMAP_RAW = "raw"
 IDMAP_RAW_OFFSETS = "raw_offsets"
 IDMAP_RAW_BYTES = "raw_bytes"
 
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 ID_TYPES = ("int64", "string")
 
 

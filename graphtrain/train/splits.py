@@ -1,18 +1,10 @@
 """Which labelled nodes train, validate and test, and how they are dealt out to the workers.
 
 **Roles.** A node with label ``-1`` (unknown) is never used. When the dataset has a split
-(``node_split.npy``: 0 train, 1 val, 2 test, -1 none) it is used as is. Otherwise
-:func:`stratified_roles` makes a seeded, exactly stratified split of the labelled nodes:
-
-- the labelled nodes of class ``c`` are ranked by (partition, then a hash of ``(seed, c, global
-  ID)`` within the partition), giving ranks ``r = 0 .. n_c - 1``;
-- rank ``r`` trains iff ``floor((r + 1) * f_train) > floor(r * f_train)``: exactly
-  ``floor(n_c * f_train)`` training nodes, spread evenly over the partitions; of the other ranks
-  (numbered ``q``), ``q`` validates iff ``floor((q + 1) * f_val') > floor(q * f_val')`` with
-  ``f_val' = f_val / (1 - f_train)``; the rest test.
-
-A partition's roles depend only on its labels and the class counts of the partitions before it,
-never on the number of workers, so one dataset gets the same split on 1, 2 or 4 workers.
+(``node_split.npy``: 0 train, 1 val, 2 test, -1 none: the codes of :mod:`graphtrain.split`) it is used
+as is. Otherwise :func:`graphtrain.split.stratified_roles` makes a seeded, exactly stratified split of
+the labelled nodes (ranked per class across partitions, an exact pick by rank). A partition's roles
+depend only on its labels and the class counts of the partitions before it, never on the number of workers, so one dataset gets the same split on 1, 2 or 4 workers.
 
 **Dealing seeds out** (:func:`balanced_chunk`): all workers must run the same number of batches
 (every batch is a collective). The role's nodes, ordered by global ID, are cut into ``W`` chunks
@@ -23,62 +15,20 @@ batch (at most one repeated seed per worker and epoch; evaluation ignores repeat
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.kernels.rng import combine_np, rand_u64_np, seed_key
+from graphtrain.split import SPLIT_CODES, check_fractions, stratified_roles  # noqa: F401 -- the trainer's split
 
-ROLES = {"train": 0, "val": 1, "test": 2}
-_SCALE = 1_000_000  # fractions are applied in integer parts per million (exact, platform independent)
-
-
-def check_fractions(fractions: Sequence[float]) -> Tuple[int, int]:
-    """Validate ``(train, val, test)`` fractions; return train and val in parts per million."""
-    if len(fractions) != 3 or any(not 0.0 <= f <= 1.0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions must be three numbers in [0, 1] (train, val, test) adding up to 1, got {list(fractions)}")
-    if fractions[0] <= 0:
-        raise ConfigError("the train fraction must be > 0")
-    return int(round(fractions[0] * _SCALE)), int(round(fractions[1] * _SCALE))
+ROLES = SPLIT_CODES  # role name -> code: the split codes of graphtrain.split
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """int64 ``[num_classes]`` labelled nodes per class (labels ``-1`` skipped)."""
     labels = np.asarray(labels)
     return np.bincount(labels[labels >= 0], minlength=num_classes)[:num_classes].astype(np.int64)
-
-
-def _systematic(rank: np.ndarray, num: int, den: int) -> np.ndarray:
-    """``floor((r + 1) * num / den) > floor(r * num / den)``: an even 1-in-(den/num) pick by rank."""
-    return (rank + 1) * num // den > rank * num // den
-
-
-def stratified_roles(labels: np.ndarray, node_start: int, counts_before: np.ndarray, fractions: Sequence[float],
-                     seed: int) -> np.ndarray:
-    """Roles (int8 ``[n_p]``: 0 train, 1 val, 2 test, -1 unlabelled) of one partition's nodes.
-
-    Args:
-        labels: int64 ``[n_p]`` the partition's labels (-1 unknown).
-        node_start: global ID of the partition's first node.
-        counts_before: int64 ``[C]`` labelled nodes per class in all earlier partitions.
-        fractions: ``(train, val, test)``.
-        seed: split seed.
-    """
-    f_train, f_val = check_fractions(fractions)
-    labels = np.asarray(labels, dtype=np.int64)
-    roles = np.full(labels.shape[0], -1, dtype=np.int8)
-    rest = _SCALE - f_train
-    for c in np.unique(labels[labels >= 0]):
-        idx = np.flatnonzero(labels == c)
-        key = combine_np(seed_key(int(seed)), np.uint64(c))
-        idx = idx[np.argsort(rand_u64_np(key, (idx + node_start).astype(np.uint64)), kind="stable")]
-        r = int(counts_before[c]) + np.arange(idx.size, dtype=np.int64)
-        train = _systematic(r, f_train, _SCALE)
-        q = r - (r * f_train // _SCALE)  # index among the non-training ranks (valid where not train)
-        val = ~train & (_systematic(q, f_val, rest) if rest else False)
-        roles[idx] = np.where(train, 0, np.where(val, 1, 2))
-    return roles
 
 
 def dataset_roles(split: np.ndarray, labels: np.ndarray) -> np.ndarray:

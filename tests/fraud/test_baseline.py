@@ -8,8 +8,8 @@ from graphtrain.errors import ConfigError
 from graphtrain.fraud.baseline import fit_scores, neighbour_features, run_baseline
 from graphtrain.fraud.generate import generate
 from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.split import TEST, stratified_split
 from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph, load_generated
+from graphtrain.split import TEST, stratified_split
 
 
 def _random_graph(n=30, e=120, seed=0, directed=True):

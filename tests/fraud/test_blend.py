@@ -5,7 +5,7 @@ import pytest
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.blend import blend_scores, scaled_ranks
-from graphtrain.fraud.split import TEST, TRAIN, VAL
+from graphtrain.split import TEST, TRAIN, VAL
 
 
 def _data(n=2000, seed=0):

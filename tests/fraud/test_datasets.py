@@ -10,7 +10,7 @@ from graphtrain import metrics
 from graphtrain.errors import ConfigError, InputError, OutputExistsError
 from graphtrain.fraud.baseline import run_baseline
 from graphtrain.fraud.datasets import load_amazon_upu, load_amlsim, load_named, load_prepared, load_tolokers, write_prepared
-from graphtrain.fraud.split import TEST, stratified_split
+from graphtrain.split import TEST, stratified_split
 from tests.subprocess_env import minimal_env
 
 

@@ -18,8 +18,8 @@ from graphtrain.cli import main
 from graphtrain.errors import InputError
 from graphtrain.fraud.evaluate import load_true_rings
 from graphtrain.fraud.pipeline import PipelineConfig, choose_split
-from graphtrain.fraud.split import TEST, TRAIN, VAL
 from graphtrain.fraud.transaction_graph import load_accounts, load_transaction_graph
+from graphtrain.split import TEST, TRAIN, VAL
 
 
 def _bipartite_files(tmp, users=300, products=60, seed=0, both_directions=False, split=("train", "val", "test")):
@@ -132,7 +132,7 @@ def test_one_direction_list_with_undirected_fails_before_training(tmp_path, caps
 
 
 def test_split_without_val_carves_a_stratified_validation_set_from_train(tmp_path):
-    from graphtrain.fraud.split import carve_validation
+    from graphtrain.split import carve_validation
 
     users, purchases, _ = _bipartite_files(tmp_path, split=("train", "test"))
     accounts = load_accounts(users, "user_id", label="label", split="split")

@@ -15,8 +15,8 @@ import pytest
 
 from graphtrain.fraud.pipeline import ModelScores, PipelineConfig, run_stages
 from graphtrain.fraud.ring_score import choose_ring_score, population_threshold
-from graphtrain.fraud.split import stratified_split
 from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph
+from graphtrain.split import stratified_split
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = PipelineConfig(baseline_hops=1, baseline_folds=2, top_rings=3, bad_cases=2, train_fraction=0.6,

@@ -7,8 +7,8 @@ import pytest
 from graphtrain.errors import ConfigError, InputError
 from graphtrain.fraud.generate import generate
 from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.split import stratified_split
 from graphtrain.fraud.transaction_graph import load_accounts, load_generated, load_transaction_graph
+from graphtrain.split import stratified_split
 
 
 def _write(path, text):

@@ -10,7 +10,8 @@ from graphtrain.comm import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.partition import open_dataset
 from graphtrain.partition.partitioner import partition_arrays
-from graphtrain.train.splits import balanced_chunk, class_counts, pad_to_batches, stratified_roles
+from graphtrain.split import stratified_roles
+from graphtrain.train.splits import balanced_chunk, class_counts, pad_to_batches
 from graphtrain.train.worker import _Context
 
 
