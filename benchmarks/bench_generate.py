@@ -7,7 +7,7 @@ R-MAT edge list. For each size (transactions), in the same run, each variant in 
 - ``reference``: the floor -- the R-MAT stream (:mod:`graphtrain.rmat`, the background's
   parameters), int64 IDs scrambled, lognormal amounts and uniform times drawn with the same RNG,
   written to one Parquet file chunk by chunk; no accounts, no planted rings.
-- ``generate int64``: :func:`graphtrain.fraud.generate.generate` with int64 account IDs.
+- ``generate int64``: :func:`graphtrain.fraud.synth.generate.generate` with int64 account IDs.
 - ``generate string``: the same with string IDs (``AC`` + 19 digits; the default).
 
 Both generator variants also write the account table (``edges / 8`` accounts), the planted rings
@@ -44,8 +44,8 @@ def rss():
 
 if variant == "reference":
     import numpy as np, pyarrow as pa, pyarrow.parquet as pq
-    from graphtrain.fraud.draws import lognormal_at, stream_key, uniform_at
-    from graphtrain.fraud.generator_config import GeneratorConfig
+    from graphtrain.fraud.synth.draws import lognormal_at, stream_key, uniform_at
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig
     from graphtrain.rmat import rmat_chunks, scramble_ids
     cfg = GeneratorConfig(num_accounts=max(num_edges // 8, 100))
     def run(n, path):
@@ -63,8 +63,8 @@ if variant == "reference":
     t0 = time.perf_counter()
     run(num_edges, out.with_suffix(".parquet"))
 else:
-    from graphtrain.fraud.generate import generate
-    from graphtrain.fraud.generator_config import GeneratorConfig
+    from graphtrain.fraud.synth.generate import generate
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig
     id_type = variant.split()[-1]
     def cfg(n):
         return GeneratorConfig(num_accounts=max(n // 8, 100), id_type=id_type, chunk_rows=chunk)

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from graphtrain.errors import GraphtrainError  # noqa: E402
-from graphtrain.fraud.generator_config import GeneratorConfig  # noqa: E402
-from graphtrain.fraud.pipeline import PipelineConfig, generate_and_run  # noqa: E402
+from graphtrain.fraud.pipeline.pipeline import PipelineConfig, generate_and_run  # noqa: E402
+from graphtrain.fraud.synth.generator_config import GeneratorConfig  # noqa: E402
 from graphtrain.log import setup_logging  # noqa: E402
 
 KEYS = ("score_source", "scores_from_baseline", "auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap",

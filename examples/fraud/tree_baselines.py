@@ -6,7 +6,7 @@ For each dataset (AMLSim's three 20K samples, Amazon U-P-U, Tolokers) and split 
 ROC-AUC and average precision of
 
 - ``features only``: HistGradientBoostingClassifier on the account features alone;
-- ``tree baseline``: the same on features + neighbour aggregates (graphtrain.fraud.baseline), the
+- ``tree baseline``: the same on features + neighbour aggregates (graphtrain.fraud.pipeline.baseline), the
   baseline every graphtrain fraud pipeline prints beside its model.
 
 Splits:
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from graphtrain import metrics  # noqa: E402
-from graphtrain.fraud.baseline import neighbour_features, train_and_score  # noqa: E402
-from graphtrain.fraud.datasets import load_named  # noqa: E402
+from graphtrain.fraud.data.datasets import load_named  # noqa: E402
+from graphtrain.fraud.pipeline.baseline import neighbour_features, train_and_score  # noqa: E402
 from graphtrain.split import TEST, TRAIN, stratified_split  # noqa: E402
 
 DATASETS = [

@@ -1,6 +1,6 @@
 """``graphtrain detect-rings`` (any user's transactions and accounts) and ``graphtrain demo`` (generated data).
 
-Both run :mod:`graphtrain.fraud.detect`: partition -> train on Ray -> score every account -> tree
+Both run :mod:`graphtrain.fraud.pipeline.detect`: partition -> train on Ray -> score every account -> tree
 baseline on the same split -> rings -> report, and end by printing the report path and one JSON line.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _columns(text: str):
 
 
 def _add_model_args(p) -> None:
-    from graphtrain.fraud.detect import ModelOptions
+    from graphtrain.fraud.pipeline.detect import ModelOptions
 
     d = ModelOptions()
     m = p.add_argument_group("model and training")
@@ -61,8 +61,8 @@ def _add_model_args(p) -> None:
 
 
 def _options(args):
-    from graphtrain.fraud.detect import ModelOptions
-    from graphtrain.fraud.pipeline import PipelineConfig
+    from graphtrain.fraud.pipeline.detect import ModelOptions
+    from graphtrain.fraud.pipeline.pipeline import PipelineConfig
 
     options = ModelOptions(model=args.model, fanouts=tuple(args.fanouts), hidden=args.hidden, epochs=args.epochs,
                            min_steps=args.min_steps, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
@@ -118,7 +118,7 @@ def register(sub) -> None:
     _add_model_args(p)
     p.set_defaults(func=run_detect)
 
-    from graphtrain.fraud.generator_config import GeneratorConfig
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig
 
     g = sub.add_parser(
         "demo", help="the fraud-ring pipeline on generated data (the README's main job)",
@@ -133,34 +133,19 @@ def register(sub) -> None:
 
 
 def run_detect(args) -> int:
-    from graphtrain.fraud.detect import run_pipeline
-    from graphtrain.fraud.transaction_graph import load_accounts, load_transaction_graph
+    from graphtrain.fraud.pipeline.detect import detect_rings
 
     options, config = _options(args)
-    options.validate()
-    if options.temporal and not args.time:
-        from graphtrain.errors import ConfigError
-
-        raise ConfigError(f"--temporal {options.temporal} samples by transaction time; give the time column with --time COL")
-    from graphtrain.fraud.evaluate import load_true_rings, rings_id_column
-    from graphtrain.fraud.tables import check_columns
-
-    # every file's columns from its header first, then each file read and checked whole: all before any long stage
-    check_columns(args.accounts, [args.id, args.label, args.split, *(args.features or [])])
-    check_columns(args.edges, [args.src, args.dst, args.amount or getattr(args, "edge_weight", None), args.time])
-    rings_id = rings_id_column(args.rings, [args.rings_id] if args.rings_id else [args.id, "account_id"]) if args.rings else None
-    accounts = load_accounts(args.accounts, args.id, label=args.label, split=args.split, features=args.features)
-    graph = load_transaction_graph(args.edges, accounts, src=args.src, dst=args.dst, amount=args.amount or args.edge_weight,
-                                   time=args.time,
-                                   unknown_accounts="add" if args.add_unknown_accounts else "error",
-                                   directed=not args.undirected)
-    rings = load_true_rings(args.rings, graph.accounts, id_column=rings_id) if args.rings else None
-    return _print_result(run_pipeline(graph, args.out, options, config, true_rings=rings, force=args.force))
+    return _print_result(detect_rings(
+        args.edges, args.accounts, args.out, src=args.src, dst=args.dst, time=args.time, amount=args.amount,
+        edge_weight=args.edge_weight, id=args.id, label=args.label, split=args.split, features=args.features,
+        undirected=args.undirected, add_unknown_accounts=args.add_unknown_accounts, rings=args.rings,
+        rings_id=args.rings_id, options=options, config=config, force=args.force))
 
 
 def run_demo(args) -> int:
-    from graphtrain.fraud.detect import run_generated
-    from graphtrain.fraud.generator_config import GeneratorConfig
+    from graphtrain.fraud.pipeline.detect import run_generated
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig
 
     options, config = _options(args)
     options.validate()

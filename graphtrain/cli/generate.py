@@ -1,6 +1,6 @@
 """``graphtrain generate``: a synthetic transaction graph with planted laundering rings.
 
-The options are the fields of :class:`graphtrain.fraud.generate.GeneratorConfig` (their help texts
+The options are the fields of :class:`graphtrain.fraud.synth.generate.GeneratorConfig` (their help texts
 are the option help), so the CLI and the Python API share one set of defaults.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ HELP = "generate a synthetic transaction graph with planted fraud rings (Parquet
 
 
 def _config_fields():
-    from graphtrain.fraud.generator_config import GeneratorConfig  # light: no NumPy
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig  # light: no NumPy
 
     hints = typing.get_type_hints(GeneratorConfig)
     return GeneratorConfig, [(f, hints[f.name]) for f in dataclasses.fields(GeneratorConfig)]
@@ -63,8 +63,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graphtrain.fraud.generate import generate
-    from graphtrain.fraud.generator_config import GeneratorConfig
+    from graphtrain.fraud.synth.generate import generate
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(GeneratorConfig)}
     try:

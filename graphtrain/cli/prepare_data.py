@@ -1,7 +1,7 @@
 """``graphtrain prepare-data``: turn a public fraud dataset into an edge list + account table.
 
 The output (``edges.parquet``, ``accounts.parquet``, ``manifest.json``; see
-:mod:`graphtrain.fraud.datasets`) is what ``graphtrain partition`` and the fraud pipeline read.
+:mod:`graphtrain.fraud.data.datasets`) is what ``graphtrain partition`` and the fraud pipeline read.
 """
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graphtrain.fraud.datasets import load_named, write_prepared
-
+    from graphtrain.fraud.data.datasets import load_named, write_prepared
     dataset = load_named(args.dataset, args.source, split_index=args.split_index)
     files = write_prepared(dataset, args.out, force=args.force)
     g = dataset.graph

@@ -1,17 +1,30 @@
 """Fraud-ring detection: synthetic transaction graphs, the tree baseline, ring detection,
 evaluation and reports (see docs/fraud.md).
 
-The stages and the modules that own them:
+Sub-packages by job, each importing only those above it in this list:
 
-- generation: ``generator_config`` (the options), ``generate`` (streaming writer), ``typologies``
-  (ring shapes and legitimate look-alikes), ``planting`` (who is in which pattern; transactions
-  on demand), ``placement`` (where planted rows go in the stream), ``synthetic_accounts`` (IDs,
-  features, noisy labels), ``draws`` (random variates from the counter-based RNG).
-- data in memory: ``tables`` (Parquet/CSV files), ``transaction_graph`` (a user's transactions and
-  accounts, numbered ``0 .. N-1``), ``datasets`` (AMLSim, Amazon U-P-U, Tolokers), ``split``.
-- ``baseline``: gradient-boosted trees on features plus neighbour aggregates.
-- rings from any model's scores: ``rings`` (ranked rings with evidence), ``ring_groups`` (which
-  accounts form a group), ``ring_shapes`` (typology guess and roles), ``bridges``, ``peeling``.
-- ``evaluate`` (node and ring metrics), ``report`` + ``report_figures`` (HTML page and PNGs).
-- ``pipeline``: the stages after scoring, composed; model scores plug in as an array.
+- :mod:`~graphtrain.fraud.data` -- a user's tables (``tables``), the transaction graph in memory
+  (``transaction_graph``: accounts numbered ``0 .. N-1``), public datasets (``datasets``).
+- :mod:`~graphtrain.fraud.synth` -- synthetic data with planted rings (``generate``, ``generator_config``,
+  ``typologies``, ``planting``, ``placement``, ``synthetic_accounts``, ``draws``).
+- :mod:`~graphtrain.fraud.rings` -- rings from any model's scores (``rings``, ``ring_groups``,
+  ``ring_shapes``, ``bridges``, ``peeling``).
+- :mod:`~graphtrain.fraud.evaluation` -- metrics and ground truth (``evaluate``), the score blend and
+  the rings' score (``blend``, ``ring_score``), the HTML report (``report``, ``report_figures``).
+- :mod:`~graphtrain.fraud.pipeline` -- the tree baseline (``baseline``), the stages after scoring
+  composed (``pipeline``), and the whole run on Ray (``detect``: :func:`detect_rings`).
+
+The names below load their modules on first use, so ``import graphtrain.fraud`` stays cheap.
 """
+from graphtrain._lazy import lazy_exports
+
+_LAZY = {
+    "detect_rings": "graphtrain.fraud.pipeline.detect",
+    "ModelOptions": "graphtrain.fraud.pipeline.detect",
+    "PipelineConfig": "graphtrain.fraud.pipeline.pipeline",
+    "generate": "graphtrain.fraud.synth.generate",
+    "GeneratorConfig": "graphtrain.fraud.synth.generator_config",
+    "TransactionGraph": "graphtrain.fraud.data.transaction_graph",
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

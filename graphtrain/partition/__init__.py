@@ -5,8 +5,15 @@
 - :func:`partition` / :func:`partition_arrays` (``partitioner.py``): the streaming pipeline.
 - :class:`IdMap` (``idmap.py``): batched raw <-> global node-ID lookups.
 
-Heavy modules are imported on first use, so ``import graphtrain.partition`` stays cheap.
+The package itself is callable: ``graphtrain.partition(edges, out, num_parts, ...)`` is
+:func:`partition` (so ``from graphtrain import partition`` names one thing whether or not the
+package was imported before). Heavy modules are imported on first use, so ``import
+graphtrain.partition`` stays cheap.
 """
+import sys
+import types
+
+from graphtrain._lazy import lazy_exports
 from graphtrain.partition.book import RangePartitionBook
 
 _LAZY = {
@@ -22,12 +29,16 @@ _LAZY = {
     "IdMap": "graphtrain.partition.idmap",
 }
 
-__all__ = ["RangePartitionBook", *_LAZY]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=("RangePartitionBook",))
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+class _CallablePackage(types.ModuleType):
+    """``graphtrain.partition(...)`` calls :func:`graphtrain.partition.partitioner.partition`."""
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'graphtrain.partition' has no attribute {name!r}")
+    def __call__(self, *args, **kwargs):
+        from graphtrain.partition.partitioner import partition
+
+        return partition(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -31,9 +31,16 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.kernels.rng import combine_np, rand_u64_np, seed_key
 from graphtrain.sampling.distributed_sampler import CollectiveHopSampler
-from graphtrain.sampling.features import NodeDataSource
+from graphtrain.sampling.features import LocalNodeData, NodeDataSource
 from graphtrain.sampling.minibatch import MiniBatch
 from graphtrain.sampling.neighbor import NeighborSampler, _is_int
+
+
+def _node_data_source(node_data) -> Optional[NodeDataSource]:
+    """``node_data`` as a :class:`NodeDataSource`: an opened dataset becomes its node tables."""
+    from graphtrain.partition.format import Dataset
+
+    return LocalNodeData.from_dataset(node_data) if isinstance(node_data, Dataset) else node_data
 
 
 class NodeLoader:
@@ -45,7 +52,8 @@ class NodeLoader:
         batch_size: seeds per batch (>= 1).
         seed_time: int ``[S]`` time of each seed (temporal samplers only).
         node_data: where ``x`` (features of every node of the batch) and ``y`` (labels of the
-            seeds) come from; None leaves them unset.
+            seeds) come from: a node-data source, or an opened dataset (``open_dataset(d)``: every
+            partition's memory-mapped node table, :meth:`LocalNodeData.from_dataset`); None leaves them unset.
         shuffle: shuffle seeds every epoch (else keep the given order).
         seed: shuffle seed.
         drop_last: drop the last batch if it is smaller than ``batch_size``.
@@ -65,7 +73,7 @@ class NodeLoader:
         batch_size: int,
         *,
         seed_time=None,
-        node_data: Optional[NodeDataSource] = None,
+        node_data=None,
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
@@ -80,6 +88,7 @@ class NodeLoader:
             raise ConfigError(f"prefetch must be a non-negative integer, got {prefetch!r}")
         if not _is_int(sampling_threads) or sampling_threads < 1:
             raise ConfigError(f"sampling_threads must be a positive integer, got {sampling_threads!r}")
+        node_data = _node_data_source(node_data)
         if sampling_threads > 1 and not (sampler.hop_sampler.concurrent_safe
                                          and (node_data is None or node_data.concurrent_safe)):
             raise ConfigError("sampling_threads > 1 needs a process-local sampler and node data; the distributed "

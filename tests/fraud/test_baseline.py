@@ -5,10 +5,11 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.baseline import fit_scores, neighbour_features, run_baseline
-from graphtrain.fraud.generate import generate
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph, load_generated
+from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
+from graphtrain.fraud.pipeline.baseline import fit_scores, neighbour_features, run_baseline
+from graphtrain.fraud.synth.generate import generate
+from graphtrain.fraud.synth.generate import load_generated
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
 from graphtrain.split import TEST, stratified_split
 
 

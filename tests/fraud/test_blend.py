@@ -4,7 +4,7 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.blend import blend_scores, scaled_ranks
+from graphtrain.fraud.evaluation.blend import blend_scores, scaled_ranks
 from graphtrain.split import TEST, TRAIN, VAL
 
 

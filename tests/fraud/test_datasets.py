@@ -8,8 +8,8 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, InputError, OutputExistsError
-from graphtrain.fraud.baseline import run_baseline
-from graphtrain.fraud.datasets import load_amazon_upu, load_amlsim, load_named, load_prepared, load_tolokers, write_prepared
+from graphtrain.fraud.data.datasets import load_amazon_upu, load_amlsim, load_named, load_prepared, load_tolokers, write_prepared
+from graphtrain.fraud.pipeline.baseline import run_baseline
 from graphtrain.split import TEST, stratified_split
 from tests.subprocess_env import minimal_env
 

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphtrain.errors import ConfigError, OutputExistsError
-from graphtrain.fraud.detect import ModelOptions, model_features, run_generated, run_pipeline
-from graphtrain.fraud.blend import scaled_ranks
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.pipeline import PipelineConfig
-from graphtrain.fraud.transaction_graph import load_generated
+from graphtrain.fraud.evaluation.blend import scaled_ranks
+from graphtrain.fraud.pipeline.detect import ModelOptions, model_features, run_generated, run_pipeline
+from graphtrain.fraud.pipeline.pipeline import PipelineConfig
+from graphtrain.fraud.synth.generate import load_generated
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
 from graphtrain.partition.format import open_dataset
 
 REPO = Path(__file__).resolve().parents[2]

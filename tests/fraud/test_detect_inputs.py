@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import graphtrain.fraud.detect as detect
+import graphtrain.fraud.pipeline.detect as detect
 from graphtrain.cli import main
 from graphtrain.errors import InputError
-from graphtrain.fraud.evaluate import load_true_rings
-from graphtrain.fraud.pipeline import PipelineConfig, choose_split
-from graphtrain.fraud.transaction_graph import load_accounts, load_transaction_graph
+from graphtrain.fraud.data.transaction_graph import load_accounts, load_transaction_graph
+from graphtrain.fraud.evaluation.evaluate import load_true_rings
+from graphtrain.fraud.pipeline.pipeline import PipelineConfig, choose_split
 from graphtrain.split import TEST, TRAIN, VAL
 
 
@@ -107,7 +107,7 @@ def test_bad_rings_file_fails_before_training(tmp_path, capsys, no_training):
 
 def test_every_file_header_is_checked_before_any_file_is_read_whole(tmp_path, capsys, monkeypatch, no_training):
     users, purchases, rings = _bipartite_files(tmp_path)
-    import graphtrain.fraud.transaction_graph as tg
+    import graphtrain.fraud.data.transaction_graph as tg
 
     def read_whole(*a, **k):
         raise AssertionError("read a whole file before checking the headers")

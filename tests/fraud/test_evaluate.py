@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.evaluate import choose_threshold, load_true_rings, node_metrics, ring_metrics
-from graphtrain.fraud.transaction_graph import AccountTable
+from graphtrain.fraud.data.transaction_graph import AccountTable
+from graphtrain.fraud.evaluation.evaluate import choose_threshold, load_true_rings, node_metrics, ring_metrics
 
 
 def _rings(*members):

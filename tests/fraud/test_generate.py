@@ -12,10 +12,10 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, OutputExistsError
-from graphtrain.fraud import placement
-from graphtrain.fraud.generate import generate, read_manifest
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.typologies import LOOKALIKES, TYPOLOGIES
+from graphtrain.fraud.synth import placement
+from graphtrain.fraud.synth.generate import generate, read_manifest
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
+from graphtrain.fraud.synth.typologies import LOOKALIKES, TYPOLOGIES
 from tests.subprocess_env import minimal_env
 SMALL = dict(num_accounts=3000, num_rings=10, num_lookalikes=8)
 

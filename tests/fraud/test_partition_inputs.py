@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 
-from graphtrain.fraud.datasets import load_named, write_prepared
-from graphtrain.fraud.generate import generate
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.synthetic_accounts import FEATURES
+from graphtrain.fraud.data.datasets import load_named, write_prepared
+from graphtrain.fraud.synth.generate import generate
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
+from graphtrain.fraud.synth.synthetic_accounts import FEATURES
 from graphtrain.partition import open_dataset
 from tests.subprocess_env import minimal_env
 

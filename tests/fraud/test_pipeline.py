@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphtrain.errors import ConfigError, OutputExistsError
-from graphtrain.fraud.evaluate import load_true_rings
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.pipeline import ModelScores, PipelineConfig, generate_and_run, run_stages
-from graphtrain.fraud.transaction_graph import load_generated
+from graphtrain.fraud.evaluation.evaluate import load_true_rings
+from graphtrain.fraud.pipeline.pipeline import ModelScores, PipelineConfig, generate_and_run, run_stages
+from graphtrain.fraud.synth.generate import load_generated
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
 
 GEN = GeneratorConfig(num_accounts=8000, num_rings=30, num_lookalikes=30, seed=4)
 FAST = PipelineConfig(baseline_hops=1, baseline_folds=2, top_rings=3, bad_cases=2)

@@ -10,16 +10,17 @@ import pytest
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, OutputExistsError
-from graphtrain.fraud.bridges import substantial_bridges
-from graphtrain.fraud.draws import Draws, stream_key
-from graphtrain.fraud.evaluate import load_true_rings, ring_metrics
-from graphtrain.fraud.generate import generate
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.peeling import peel_densest
-from graphtrain.fraud.ring_shapes import guess_shape
-from graphtrain.fraud.rings import RingConfig, detect_rings, write_rings
-from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph, load_generated
-from graphtrain.fraud.typologies import DAY, LOOKALIKES, TYPOLOGIES
+from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
+from graphtrain.fraud.evaluation.evaluate import load_true_rings, ring_metrics
+from graphtrain.fraud.rings.bridges import substantial_bridges
+from graphtrain.fraud.rings.peeling import peel_densest
+from graphtrain.fraud.rings.ring_shapes import guess_shape
+from graphtrain.fraud.rings.rings import RingConfig, detect_rings, write_rings
+from graphtrain.fraud.synth.draws import Draws, stream_key
+from graphtrain.fraud.synth.generate import generate
+from graphtrain.fraud.synth.generate import load_generated
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
+from graphtrain.fraud.synth.typologies import DAY, LOOKALIKES, TYPOLOGIES
 
 
 # -- building blocks --------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from graphtrain.fraud.pipeline import ModelScores, PipelineConfig, run_stages
-from graphtrain.fraud.ring_score import choose_ring_score, population_threshold
-from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph
+from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
+from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
+from graphtrain.fraud.pipeline.pipeline import ModelScores, PipelineConfig, run_stages
 from graphtrain.split import stratified_split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ def test_report_on_an_undirected_graph_with_a_rating_weight(weak_gnn_run):
 
 
 def test_a_large_ring_is_drawn_as_its_top_members_and_a_count(tmp_path):
-    from graphtrain.fraud import report_figures
+    from graphtrain.fraud.evaluation import report_figures
 
     graph, rings = review_graph()
     labels = graph.accounts.labels

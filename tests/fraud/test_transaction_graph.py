@@ -5,9 +5,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.generate import generate
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.transaction_graph import load_accounts, load_generated, load_transaction_graph
+from graphtrain.fraud.data.transaction_graph import load_accounts, load_transaction_graph
+from graphtrain.fraud.synth.generate import generate
+from graphtrain.fraud.synth.generate import load_generated
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
 from graphtrain.split import stratified_split
 
 
@@ -133,7 +134,7 @@ def test_undirected_list_must_hold_both_directions(tmp_path):
 def test_reverse_check_on_a_sample_keeps_pairs_together():
     """Past ``sample`` edges only a hash sample is checked; an edge and its reverse are sampled together,
     so a list in both directions passes, and a one-direction list fails."""
-    from graphtrain.fraud.transaction_graph import check_both_directions
+    from graphtrain.fraud.data.transaction_graph import check_both_directions
 
     rng = np.random.default_rng(0)
     n, e = 5000, 200_000

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from graphtrain.fraud.draws import Draws, child_key, stream_key
-from graphtrain.fraud.typologies import DAY, HOUR, LOOKALIKES, MONTH, TYPOLOGIES
+from graphtrain.fraud.synth.draws import Draws, child_key, stream_key
+from graphtrain.fraud.synth.typologies import DAY, HOUR, LOOKALIKES, MONTH, TYPOLOGIES
 
 START = 1_704_067_200
 PERIOD = 90 * DAY

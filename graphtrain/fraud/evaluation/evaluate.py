@@ -15,7 +15,7 @@ import numpy as np
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.transaction_graph import AccountTable
+from graphtrain.fraud.data.transaction_graph import AccountTable
 from graphtrain.split import TEST, TRAIN, VAL
 
 MIN_JACCARD = 0.5
@@ -154,7 +154,7 @@ def rings_id_column(path, id_column: Union[str, Sequence[str]] = "account_id", r
     Raises:
         InputError: the file is unreadable, or lacks ``ring_column`` or every candidate.
     """
-    from graphtrain.fraud.tables import read_columns
+    from graphtrain.fraud.data.tables import read_columns
 
     names = read_columns(path)
     candidates = [id_column] if isinstance(id_column, str) else list(dict.fromkeys(id_column))
@@ -176,8 +176,8 @@ def load_true_rings(path, accounts: AccountTable, ring_column: str = "ring_id",
     ``id_column`` is the account ID column, or candidates for it (see :func:`rings_id_column`).
     Optional columns ``role`` and ``typology`` are used when present.
     """
-    from graphtrain.fraud.tables import read_table
-    from graphtrain.fraud.transaction_graph import _first_empty_row, raw_id_column
+    from graphtrain.fraud.data.tables import read_table
+    from graphtrain.fraud.data.transaction_graph import _first_empty_row, raw_id_column
 
     id_column = rings_id_column(path, id_column, ring_column)
     table = read_table(path)

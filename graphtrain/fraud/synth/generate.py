@@ -14,15 +14,15 @@ Output directory (``FMT`` = ``parquet`` or ``csv``)::
 moved to the next account), lognormal amounts, times uniform over ``days``.
 
 **Planted.** Rings of the five typologies and their legitimate look-alikes (see
-:mod:`graphtrain.fraud.typologies`), members uniform over the account space, plus camouflage
-transactions from ring members to random and to popular accounts (:mod:`graphtrain.fraud.planting`).
+:mod:`graphtrain.fraud.synth.typologies`), members uniform over the account space, plus camouflage
+transactions from ring members to random and to popular accounts (:mod:`graphtrain.fraud.synth.planting`).
 Planted transactions are scattered at random positions among the background rows (see
-:mod:`graphtrain.fraud.placement`), so the file order says nothing about which rows are planted.
+:mod:`graphtrain.fraud.synth.placement`), so the file order says nothing about which rows are planted.
 
 **Bounded memory.** The background and the account table are produced ``chunk_rows`` rows at a
 time (about 200 bytes per row while a chunk is built and written); planted transactions are built
 per slot of a million background rows, when the writer reaches it. What is held whole is the plan:
-who is in which pattern, about 25 bytes per planted account (see :mod:`graphtrain.fraud.planting`).
+who is in which pattern, about 25 bytes per planted account (see :mod:`graphtrain.fraud.synth.planting`).
 Output is deterministic for a seed and independent of ``chunk_rows``.
 """
 from __future__ import annotations
@@ -36,9 +36,9 @@ from typing import Dict
 import numpy as np
 
 from graphtrain._version import __version__
-from graphtrain.fraud.draws import lognormal_at, stream_key, uniform_at
-from graphtrain.fraud.placement import PlantedStream
-from graphtrain.fraud.planting import (
+from graphtrain.fraud.synth.draws import lognormal_at, stream_key, uniform_at
+from graphtrain.fraud.synth.placement import PlantedStream
+from graphtrain.fraud.synth.planting import (
     CAMOUFLAGE_TX,
     LOOKALIKE_TX,
     RING_TX,
@@ -47,18 +47,19 @@ from graphtrain.fraud.planting import (
     compress_rmat_ids,
     plan_patterns,
 )
-from graphtrain.fraud.synthetic_accounts import (
+from graphtrain.fraud.synth.synthetic_accounts import (
     FEATURES,
     account_features,
     account_ids_int,
     account_ids_string,
     account_labels,
 )
-from graphtrain.fraud.tables import TableWriter
-from graphtrain.fraud.generator_config import GeneratorConfig
-from graphtrain.fraud.typologies import BACKGROUND_MU, BACKGROUND_SIGMA, roles_of
-from graphtrain.log import get_logger
+from graphtrain.fraud.data.tables import TableWriter
+from graphtrain.fraud.data.transaction_graph import TransactionGraph, load_accounts, load_transaction_graph
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
+from graphtrain.fraud.synth.typologies import BACKGROUND_MU, BACKGROUND_SIGMA, roles_of
 from graphtrain.io import staged_directory
+from graphtrain.log import get_logger
 from graphtrain.rmat import rmat_edges
 
 log = get_logger("fraud.generate")
@@ -273,3 +274,15 @@ def _write_ground_truth(directory: Path, config: GeneratorConfig, plan: Planting
         "lookalikes": plan.num_patterns - plan.num_rings,
         "lookalike_members": look_members,
     }
+
+
+def load_generated(directory) -> TransactionGraph:
+    """Load a directory written by ``graphtrain generate`` (columns from its manifest)."""
+    manifest = read_manifest(directory)
+    directory = Path(directory)
+    acc_cols = manifest["columns"]["accounts"]
+    tx_cols = manifest["columns"]["transactions"]
+    accounts = load_accounts(directory / manifest["files"]["accounts"], acc_cols["id"], label=acc_cols["label"],
+                             features=acc_cols["features"])
+    return load_transaction_graph(directory / manifest["files"]["transactions"], accounts, src=tx_cols["src"],
+                                  dst=tx_cols["dst"], amount=tx_cols["amount"], time=tx_cols["time"])

@@ -1,7 +1,7 @@
 """Loaders for the public fraud datasets the examples use, and their conversion to plain tables.
 
 Each loader reads the data where it lies (a path; nothing is copied into the project) and returns
-a :class:`~graphtrain.fraud.transaction_graph.TransactionGraph`. :func:`write_prepared` writes it as
+a :class:`~graphtrain.fraud.data.transaction_graph.TransactionGraph`. :func:`write_prepared` writes it as
 an edge list plus an account table that ``graphtrain partition`` (``--nodes``) and the fraud
 pipeline read:
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from graphtrain._version import __version__
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.transaction_graph import AccountTable, TransactionGraph, load_accounts, load_transaction_graph
+from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph, load_accounts, load_transaction_graph
 from graphtrain.split import SPLIT_NAMES, masks_to_split
 
 FORMAT_VERSION = 1
@@ -153,7 +153,7 @@ def write_prepared(dataset: NamedDataset, out, force: bool = False) -> Dict[str,
     """Write the dataset's edge list, account table and manifest into the directory ``out`` (staged)."""
     import pyarrow as pa
 
-    from graphtrain.fraud.tables import write_table
+    from graphtrain.fraud.data.tables import write_table
     from graphtrain.io import staged_directory
 
     g = dataset.graph

@@ -1,7 +1,7 @@
 """The fraud pipeline's stages after scoring: baseline -> rings -> evaluation -> report.
 
 Scores come in as an array aligned with the accounts (:class:`ModelScores`), from any model: the
-``graphtrain detect-rings`` / ``demo`` commands (:mod:`graphtrain.fraud.detect`) pass the trained
+``graphtrain detect-rings`` / ``demo`` commands (:mod:`graphtrain.fraud.pipeline.detect`) pass the trained
 GNN's scores here. Without model scores the run uses the tree baseline's scores and
 says so everywhere (``scores_from_baseline: true`` in the summary, a banner on the report).
 
@@ -10,18 +10,18 @@ Output directory::
     OUT/
     ├── summary.json          format_version, score source, every metric, counts, settings (last)
     ├── scores.parquet        account_id, score, baseline_score, label, split
-    ├── rings.parquet / .csv  one row per ring (see graphtrain.fraud.rings)
+    ├── rings.parquet / .csv  one row per ring (see graphtrain.fraud.rings.rings)
     ├── ring_members.parquet / .csv
-    └── report/               index.html + PNGs (see graphtrain.fraud.report)
+    └── report/               index.html + PNGs (see graphtrain.fraud.evaluation.report)
 
 Which scores find the rings: with model scores, the one of the GNN, the tree baseline and their
 blend that does best on held-out validation accounts (``ring_score`` in the summary; a warning in
 ``warnings`` and on the report when the GNN trails the tree on validation), see
-:mod:`graphtrain.fraud.ring_score`. Without model scores, the tree's.
+:mod:`graphtrain.fraud.evaluation.ring_score`. Without model scores, the tree's.
 
 Thresholds: each score's metrics use its best-F1-macro threshold on validation (``threshold``,
 ``baseline_threshold``, ...). The rings' core threshold is calibrated to the whole scored
-population (:func:`graphtrain.fraud.ring_score.population_threshold`: at most about the estimated
+population (:func:`graphtrain.fraud.evaluation.ring_score.population_threshold`: at most about the estimated
 population fraud share of accounts; ``ring_threshold``, ``flagged_fraction``); rings grow with
 accounts scoring at least halfway between the median score and that threshold.
 """
@@ -37,13 +37,13 @@ import numpy as np
 
 from graphtrain._version import __version__
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.baseline import run_baseline
-from graphtrain.fraud.blend import blend_scores
-from graphtrain.fraud.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
-from graphtrain.fraud.report import ReportData, write_report
-from graphtrain.fraud.ring_score import choose_ring_score, population_threshold
-from graphtrain.fraud.rings import RingConfig, detect_rings, no_rings_reason, write_rings
-from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.fraud.evaluation.blend import blend_scores
+from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
+from graphtrain.fraud.evaluation.report import ReportData, write_report
+from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
+from graphtrain.fraud.pipeline.baseline import run_baseline
+from graphtrain.fraud.rings.rings import RingConfig, detect_rings, no_rings_reason, write_rings
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.split import TRAIN, VAL, carve_validation, stratified_split
@@ -65,10 +65,10 @@ class PipelineConfig:
         train_fraction, val_fraction: stratified split used when the accounts have no split column.
         baseline_hops: neighbour-aggregation hops of the tree baseline (0-2).
         baseline_folds: cross-fitting folds for the baseline's scores of train accounts.
-        ring_min_size, ring_max_size: see :class:`graphtrain.fraud.rings.RingConfig`.
+        ring_min_size, ring_max_size: see :class:`graphtrain.fraud.rings.rings.RingConfig`.
         grow: grow rings with accounts scoring between the median and the threshold (see module doc).
         blend: with model scores, also score every account with the rank blend of the model and the
-            tree baseline (:mod:`graphtrain.fraud.blend`, weight chosen on validation AP): the
+            tree baseline (:mod:`graphtrain.fraud.evaluation.blend`, weight chosen on validation AP): the
             ``blend_score`` column of scores.parquet and ``blend_*`` metrics, and a candidate for the
             rings' score (module doc). ``auc``, ``ap``, ... stay the model's.
         weight_is_money: the transactions' weight column (``TransactionGraph.amount``) is money
@@ -268,7 +268,7 @@ def _write_scores(path: Path, graph: TransactionGraph, scores, baseline_scores, 
     says which of them the rings came from."""
     import pyarrow as pa
 
-    from graphtrain.fraud.tables import write_table
+    from graphtrain.fraud.data.tables import write_table
 
     names = np.array(["train", "val", "test"], dtype=object)
     columns = {"account_id": graph.accounts.ids, "score": scores, "baseline_score": baseline_scores}
@@ -286,8 +286,7 @@ def generate_and_run(out, generator_config, config: PipelineConfig = PipelineCon
     ``model_scores``, if given, is a function ``TransactionGraph -> ModelScores`` (the data only
     exists once generated); without it the run uses the baseline's scores.
     """
-    from graphtrain.fraud.generate import generate
-    from graphtrain.fraud.transaction_graph import load_generated
+    from graphtrain.fraud.synth.generate import generate, load_generated
 
     out = Path(out)
     data = generate(generator_config, out / "data", force=force)

@@ -19,8 +19,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from graphtrain.fraud.draws import Draws, below_at, child_key, lognormal_at, stream_key, uniform_at
-from graphtrain.fraud.typologies import (
+from graphtrain.fraud.synth.draws import Draws, below_at, child_key, lognormal_at, stream_key, uniform_at
+from graphtrain.fraud.synth.typologies import (
     BACKGROUND_MU,
     BACKGROUND_SIGMA,
     BUSINESS_ROLES,

@@ -23,7 +23,7 @@ such. One caveat: the GNN's epoch was itself chosen on the validation split, so 
 is a little optimistic and the choice leans towards it.
 
 The fraud pipeline reports the blend beside the GNN, and the blend is one of the candidates for
-the rings' score (:mod:`graphtrain.fraud.ring_score`: the best on held-out validation accounts,
+the rings' score (:mod:`graphtrain.fraud.evaluation.ring_score`: the best on held-out validation accounts,
 the blend's weight chosen on the other half). Earlier runs found rings from the GNN's scores alone:
 at better account-level AP, blended scores found fewer of the planted rings (20,000 generated
 accounts: ring recall 0.56 blended vs 0.66 from the GNN, precision 0.54 vs 0.40; 6,000: recall
@@ -38,7 +38,7 @@ import numpy as np
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.evaluate import selection_rows
+from graphtrain.fraud.evaluation.evaluate import selection_rows
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 1)  # the GNN's weight
 

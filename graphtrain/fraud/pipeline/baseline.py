@@ -32,7 +32,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
 from graphtrain.split import TRAIN
 

@@ -23,8 +23,8 @@ from typing import Dict
 
 import numpy as np
 
-from graphtrain.fraud.draws import lognormal_at, normal_at, stream_key, uniform_at
-from graphtrain.fraud.planting import LOOKALIKE_BUSINESS, LOOKALIKE_PERSON, RING_HUB, RING_MEMBER
+from graphtrain.fraud.synth.draws import lognormal_at, normal_at, stream_key, uniform_at
+from graphtrain.fraud.synth.planting import LOOKALIKE_BUSINESS, LOOKALIKE_PERSON, RING_HUB, RING_MEMBER
 from graphtrain.rmat import scramble_ids
 
 ID_PREFIX = b"AC"
@@ -59,7 +59,7 @@ def account_features(index: np.ndarray, classes: np.ndarray, seed: int, signal: 
 
     Args:
         index: int64 ``[n]`` account indices.
-        classes: int8 ``[n]`` their classes (see :mod:`graphtrain.fraud.planting`).
+        classes: int8 ``[n]`` their classes (see :mod:`graphtrain.fraud.synth.planting`).
         seed: generator seed.
         signal: scale of the ring members' feature shifts (0 = uninformative features).
 

@@ -22,10 +22,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from graphtrain.fraud import report_figures as figures
-from graphtrain.fraud.evaluate import RingMatch, TrueRings
-from graphtrain.fraud.rings import DetectedRings
-from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.fraud.evaluation import report_figures as figures
+from graphtrain.fraud.evaluation.evaluate import RingMatch, TrueRings
+from graphtrain.fraud.rings.rings import DetectedRings
 from graphtrain.io import staged_directory
 from graphtrain.split import TEST, TRAIN, VAL
 
@@ -46,12 +46,12 @@ class ReportData:
         score_source: where ``scores`` came from, shown at the top of the page.
         scores_from_baseline: True when ``scores`` are the tree baseline's (no model scores given).
         threshold: the high-risk threshold of ``scores`` (calibrated to all accounts, see
-            :mod:`graphtrain.fraud.ring_score`): the confusion matrix and bad cases use it.
+            :mod:`graphtrain.fraud.evaluation.ring_score`): the confusion matrix and bad cases use it.
         metrics: node metrics of ``scores`` on the test split (at their own best-F1 validation threshold).
         rings: detected rings.
         summary: every number of the run (the pipeline's JSON summary).
         baseline_scores, baseline_metrics: the tree baseline on the same split, when it is not ``scores``.
-        blend_metrics, blend_weight: the rank blend of ``scores`` and the baseline (graphtrain.fraud.blend).
+        blend_metrics, blend_weight: the rank blend of ``scores`` and the baseline (graphtrain.fraud.evaluation.blend).
         ring_match, true_rings: ring-level evaluation, when ground truth was given.
         ring_score: ``"gnn"``, ``"tree"`` or ``"blend"``: which scores ``scores`` are.
         model_scores, model_metrics: the GNN's scores and metrics (None without model scores).

@@ -7,12 +7,12 @@ Stages, all inside one staged output directory (built under a temporary name, re
     ├── dataset/              the partitioned graph (graphtrain partition format; node IDs = account rows)
     ├── checkpoints/          the model's checkpoints (graphtrain.train)
     ├── model_scores.parquet  the trained model's layer-wise scores, by account row
-    ├── summary.json          every metric, model vs tree baseline, rings (see graphtrain.fraud.pipeline)
+    ├── summary.json          every metric, model vs tree baseline, rings (see graphtrain.fraud.pipeline.pipeline)
     ├── scores.parquet        account_id (raw), score, baseline_score, label, split
     ├── rings.parquet / .csv, ring_members.parquet / .csv
     └── report/index.html     + PNGs
 
-1. **Load** the transactions and accounts (:mod:`graphtrain.fraud.transaction_graph`: raw IDs ->
+1. **Load** the transactions and accounts (:mod:`graphtrain.fraud.data.transaction_graph`: raw IDs ->
    account rows ``0 .. N-1``, once). **Split**: the accounts' split column, or a stratified split
    (seeded); the model and the tree baseline use the same one.
 2. **Node features for the model** (:func:`model_features`): the account features plus per-direction
@@ -27,26 +27,26 @@ Stages, all inside one staged output directory (built under a temporary name, re
    split), then **score** every account layer-wise (:func:`graphtrain.train.predict`). With
    ``ModelOptions.temporal`` the sampler is temporal on the transaction time: only transactions up
    to the seed time (the end of the log) are sampled, and scoring uses the same transactions.
-5. **Rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.write_stages` with the model's
+5. **Rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.pipeline.write_stages` with the model's
    scores; the tree baseline runs there on the same split and its metrics sit beside the model's.
 
 Memory: the transaction graph is held in memory here (about 40 bytes per transaction, see
-:mod:`graphtrain.fraud.transaction_graph`) for the baseline, ring detection and the report;
+:mod:`graphtrain.fraud.data.transaction_graph`) for the baseline, ring detection and the report;
 partitioning, training and scoring are the out-of-core, distributed engine.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.evaluate import TrueRings, load_true_rings
-from graphtrain.fraud.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
-from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings
+from graphtrain.fraud.pipeline.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.split import split_names
@@ -119,7 +119,7 @@ def model_features(graph: TransactionGraph, hops: int = 0) -> Tuple[np.ndarray, 
     ``hops=1`` adds the per-direction mean and max of the counterparties' columns (the baseline's
     hop-1 aggregates), which tell the model payers from payees.
     """
-    from graphtrain.fraud.baseline import neighbour_features
+    from graphtrain.fraud.pipeline.baseline import neighbour_features
 
     raw, names = neighbour_features(graph, hops=hops)
     raw = raw.astype(np.float64)
@@ -221,7 +221,7 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         options: partitioning and training.
         config: split, baseline, rings and report settings.
         true_rings: optional ground-truth rings file (``ring_id, account_id[, role, typology]``), or
-            rings already loaded (:func:`graphtrain.fraud.evaluate.load_true_rings`); read and checked
+            rings already loaded (:func:`graphtrain.fraud.evaluation.evaluate.load_true_rings`); read and checked
             before partitioning.
 
     Returns:
@@ -269,14 +269,70 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
     return summary
 
 
+def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str = "dst", time: Optional[str] = None,
+                 amount: Optional[str] = None, edge_weight: Optional[str] = None, id: str = "account_id",
+                 split: Optional[str] = None, features: Optional[Sequence[str]] = None, undirected: bool = False,
+                 add_unknown_accounts: bool = False, rings=None, rings_id: Optional[str] = None,
+                 options: Optional[ModelOptions] = None, config: Optional[PipelineConfig] = None,
+                 force: bool = False) -> Dict[str, object]:
+    """The fraud-ring pipeline on files (``graphtrain detect-rings``): load, check, then :func:`run_pipeline`.
+
+    Every input is checked before the first long stage: each file's columns from its header
+    (:func:`~graphtrain.fraud.data.tables.check_columns`), then each file read and checked whole,
+    the ``rings`` file included.
+
+    Args:
+        edges: transactions file (CSV, TSV or Parquet, ``.gz`` ok) with ``src``, ``dst`` and optional
+            ``time`` and ``amount`` (money) or ``edge_weight`` (a weight that is not money) columns.
+        accounts: account table with the ``id`` and ``label`` (1 fraud, 0 not, empty unknown) columns,
+            an optional ``split`` column (train/val/test) and ``features`` (default: every other numeric column).
+        out: output directory (see :func:`run_pipeline`).
+        undirected: the edge list holds each undirected edge in both directions (checked).
+        add_unknown_accounts: add transaction endpoints missing from the account table (default: an error).
+        rings: optional ground-truth rings file; ``rings_id`` its account ID column (default: the ``id``
+            column if the file has it, else ``account_id``).
+        options: partitioning and training (default :class:`ModelOptions`).
+        config: the stages after scoring (default :class:`~graphtrain.fraud.pipeline.pipeline.PipelineConfig`
+            seeded with ``options.seed``); with ``edge_weight`` the report does not call the weight money.
+        force: replace an earlier output of this function at ``out``.
+
+    Returns:
+        the summary (see :func:`run_pipeline`).
+
+    Raises:
+        ConfigError, InputError: bad options, columns or rows, found before partitioning.
+    """
+    from graphtrain.fraud.data.tables import check_columns
+    from graphtrain.fraud.data.transaction_graph import load_accounts, load_transaction_graph
+    from graphtrain.fraud.evaluation.evaluate import rings_id_column
+
+    options = (options or ModelOptions()).validate()
+    if config is None:
+        config = PipelineConfig(seed=options.seed, weight_is_money=edge_weight is None)
+    elif edge_weight is not None:
+        config = replace(config, weight_is_money=False)
+    if amount is not None and edge_weight is not None:
+        raise ConfigError("give the transaction amount (money) or an edge weight that is not money, not both")
+    if options.temporal and not time:
+        raise ConfigError(f"--temporal {options.temporal} samples by transaction time; give the time column with --time COL")
+    # every file's columns from its header first, then each file read and checked whole: all before any long stage
+    check_columns(accounts, [id, label, split, *(features or [])])
+    check_columns(edges, [src, dst, amount or edge_weight, time])
+    rings_id = rings_id_column(rings, [rings_id] if rings_id else [id, "account_id"]) if rings else None
+    table = load_accounts(accounts, id, label=label, split=split, features=features)
+    graph = load_transaction_graph(edges, table, src=src, dst=dst, amount=amount or edge_weight, time=time,
+                                   unknown_accounts="add" if add_unknown_accounts else "error", directed=not undirected)
+    true_rings = load_true_rings(rings, graph.accounts, id_column=rings_id) if rings else None
+    return run_pipeline(graph, out, options, config, true_rings=true_rings, force=force)
+
+
 def run_generated(out, generator_config, options: ModelOptions = ModelOptions(),
                   config: PipelineConfig = PipelineConfig(), force: bool = False) -> Dict[str, object]:
     """``graphtrain demo``: generate a transaction graph into ``out/data``, run the pipeline into ``out/run``.
 
     The generated ring file is the ground truth, so the summary has ``ring_precision`` and ``ring_recall``.
     """
-    from graphtrain.fraud.generate import generate
-    from graphtrain.fraud.transaction_graph import load_generated
+    from graphtrain.fraud.synth.generate import generate, load_generated
 
     out = Path(out)
     if out.exists() and not force and any(out.iterdir()):

@@ -6,14 +6,14 @@
    are rarely scored uniformly; the share keeps hubs out).
 2. **Components** of the high-risk accounts and the transactions among them (distinct account
    pairs, direction ignored), after cutting bridges with ``min_size`` or more accounts on both sides
-   (two rings joined by one stray transaction, see :mod:`graphtrain.fraud.bridges`).
+   (two rings joined by one stray transaction, see :mod:`graphtrain.fraud.rings.bridges`).
 3. **Cycles and communities.** A component whose shape is none of the typologies (see
-   :mod:`graphtrain.fraud.ring_shapes`) and that is large enough to hold two rings first gives up
+   :mod:`graphtrain.fraud.rings.ring_shapes`) and that is large enough to hold two rings first gives up
    its cycle-shaped strongly connected parts (money going round); what is left is split into
    Louvain communities (modularity at resolution 0.5, seeded). A component that has a typology's
    shape is kept whole.
 4. **Oversized groups** (more than ``max_size`` members) are cut by FRAUDAR-style peeling
-   (:mod:`graphtrain.fraud.peeling`): the densest block (scores as node priors, camouflage-resistant
+   (:mod:`graphtrain.fraud.rings.peeling`): the densest block (scores as node priors, camouflage-resistant
    edge weights) becomes a group and the rest is split into components again, until nothing
    oversized is left.
 
@@ -29,10 +29,10 @@ from typing import List, Optional
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.bridges import substantial_bridges
-from graphtrain.fraud.peeling import camouflage_resistant_weights, peel_densest
-from graphtrain.fraud.ring_shapes import guess_shape
-from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.fraud.rings.bridges import substantial_bridges
+from graphtrain.fraud.rings.peeling import camouflage_resistant_weights, peel_densest
+from graphtrain.fraud.rings.ring_shapes import guess_shape
 from graphtrain.log import get_logger
 
 log = get_logger("fraud.rings")

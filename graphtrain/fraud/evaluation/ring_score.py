@@ -1,7 +1,7 @@
 """Which scores the rings come from, and how many accounts they may flag.
 
 **The ring score** is the candidate -- the GNN's scores, the tree baseline's, or their rank blend
-(:mod:`graphtrain.fraud.blend`) -- with the best average precision on held-out validation
+(:mod:`graphtrain.fraud.evaluation.blend`) -- with the best average precision on held-out validation
 accounts. The blend's weight is itself chosen on validation, so its validation AP is optimistic;
 the comparison is therefore cross-fitted: the labelled validation accounts are split in two
 halves (stratified, seeded), the blend weight is chosen on one half and every candidate is scored
@@ -29,8 +29,8 @@ from typing import Dict, List
 import numpy as np
 
 from graphtrain import metrics
-from graphtrain.fraud.blend import WEIGHTS, scaled_ranks
-from graphtrain.fraud.evaluate import choose_threshold, selection_rows
+from graphtrain.fraud.evaluation.blend import WEIGHTS, scaled_ranks
+from graphtrain.fraud.evaluation.evaluate import choose_threshold, selection_rows
 
 PREFERENCE = ("gnn", "tree", "blend")  # exact ties go to the first
 MIN_SEPARATION = 0.05  # tpr - fpr below this: the threshold says nothing about prevalence

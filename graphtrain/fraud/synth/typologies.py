@@ -32,7 +32,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from graphtrain.fraud.draws import Draws
+from graphtrain.fraud.synth.draws import Draws
 
 HOUR = 3600
 DAY = 24 * HOUR

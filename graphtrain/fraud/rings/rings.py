@@ -2,10 +2,10 @@
 of rings with evidence.
 
 1-4. **Groups** of high-risk accounts tied together by their transactions: thresholds, components,
-   bridge cuts, communities, dense-subgraph peeling (see :mod:`graphtrain.fraud.ring_groups`).
+   bridge cuts, communities, dense-subgraph peeling (see :mod:`graphtrain.fraud.rings.ring_groups`).
 5. **Rings** are the groups of ``min_size`` or more members, ranked by ring score = mean member
    score. Each gets a typology guess and member roles from its internal transactions
-   (:mod:`graphtrain.fraud.ring_shapes`), its time window and total internal amount, and per
+   (:mod:`graphtrain.fraud.rings.ring_shapes`), its time window and total internal amount, and per
    member the evidence: score, flow in and out inside the ring, internal counterparties, and shared
    counterparties (accounts outside the ring that transact with this member and at least one other
    member).
@@ -21,10 +21,10 @@ from typing import List
 import numpy as np
 
 from graphtrain.errors import ConfigError
-from graphtrain.fraud.peeling import camouflage_resistant_weights
-from graphtrain.fraud.ring_groups import RingConfig, find_groups, high_risk_accounts, undirected_pairs
-from graphtrain.fraud.ring_shapes import guess_shape, guess_undirected_shape
-from graphtrain.fraud.transaction_graph import TransactionGraph
+from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.fraud.rings.peeling import camouflage_resistant_weights
+from graphtrain.fraud.rings.ring_groups import RingConfig, find_groups, high_risk_accounts, undirected_pairs
+from graphtrain.fraud.rings.ring_shapes import guess_shape, guess_undirected_shape
 
 __all__ = ["RingConfig", "DetectedRings", "detect_rings", "describe_rings", "no_rings_reason", "write_rings"]
 
@@ -45,7 +45,7 @@ class DetectedRings:
             counts without amounts; on an undirected graph both hold the member's internal edges'
             total, each edge counted once), ``internal_counterparties``, ``shared_counterparties``.
             Roles and typologies of an undirected graph name no direction
-            (:func:`graphtrain.fraud.ring_shapes.guess_undirected_shape`).
+            (:func:`graphtrain.fraud.rings.ring_shapes.guess_undirected_shape`).
         high_risk: number of accounts in the high-risk set (core + grown).
     """
 
@@ -192,7 +192,7 @@ def no_rings_reason(graph: TransactionGraph, scores, config: RingConfig) -> str:
                 "To try: link the scored accounts directly, e.g. by an edge between two accounts that share a "
                 "counterparty (the graph projected onto one side), and run again; or check that both edge columns "
                 "hold the same kind of account.")
-    from graphtrain.fraud.ring_groups import components
+    from graphtrain.fraud.rings.ring_groups import components
 
     local = np.cumsum(risky) - 1
     labels = components(h, local[graph.src[inside]], local[graph.dst[inside]])
@@ -208,7 +208,7 @@ def write_rings(rings: DetectedRings, directory, force: bool = False) -> List[Pa
     ``ring_members.parquet``/``ring_members.csv`` into ``directory`` (each staged, never half-written)."""
     import pyarrow as pa
 
-    from graphtrain.fraud.tables import write_table
+    from graphtrain.fraud.data.tables import write_table
     from graphtrain.io import staged_file
 
     directory = Path(directory)

@@ -14,7 +14,7 @@ accounts are one pair). With ``n`` members, internal out- and in-degrees ``out_d
 - ``other``: none of these.
 
 The checks run in this order. Roles use the ground truth's names (see
-:mod:`graphtrain.fraud.typologies`); members of ``other`` rings are ``hub`` (degree at least
+:mod:`graphtrain.fraud.synth.typologies`); members of ``other`` rings are ``hub`` (degree at least
 half the others) or ``member``.
 
 An undirected graph has no payers and payees, so :func:`guess_undirected_shape` names no direction

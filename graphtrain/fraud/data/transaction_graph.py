@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.fraud.tables import read_table
+from graphtrain.fraud.data.tables import read_table
 from graphtrain.split import SPLIT_CODES
 
 UNKNOWN_ACCOUNTS = ("error", "add")
@@ -384,17 +384,3 @@ def _add_unknown(accounts: AccountTable, s_raw, d_raw, s_idx, d_idx):
     split = None if accounts.split is None else np.concatenate([accounts.split, np.full(n_new, -1, np.int8)])
     grown = AccountTable(ids, feats, accounts.feature_names, labels, split)
     return grown, grown.index_of(s_raw), grown.index_of(d_raw)
-
-
-def load_generated(directory) -> TransactionGraph:
-    """Load a directory written by ``graphtrain generate`` (columns from its manifest)."""
-    from graphtrain.fraud.generate import read_manifest
-
-    manifest = read_manifest(directory)
-    directory = Path(directory)
-    acc_cols = manifest["columns"]["accounts"]
-    tx_cols = manifest["columns"]["transactions"]
-    accounts = load_accounts(directory / manifest["files"]["accounts"], acc_cols["id"], label=acc_cols["label"],
-                             features=acc_cols["features"])
-    return load_transaction_graph(directory / manifest["files"]["transactions"], accounts, src=tx_cols["src"],
-                                  dst=tx_cols["dst"], amount=tx_cols["amount"], time=tx_cols["time"])

@@ -17,8 +17,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from graphtrain.fraud.draws import below_at, child_key, stream_key, uniform_at
-from graphtrain.fraud.planting import PlantingPlan, Transactions
+from graphtrain.fraud.synth.draws import below_at, child_key, stream_key, uniform_at
+from graphtrain.fraud.synth.planting import PlantingPlan, Transactions
 
 SLOT_ROWS = 1 << 20  # part of the output's definition: changing it moves planted rows
 
