@@ -7,6 +7,17 @@ HERE = Path(__file__).parent
 VERSION = {}
 exec((HERE / "graphtrain" / "_version.py").read_text(), VERSION)
 
+# Optional features (graphtrain/optional.py checks at each entry point and says which extra to install).
+EXTRAS = {
+    "metis": ["pymetis>=2023.1"],  # partition --method metis
+    # detect-rings, demo, prepare-data: tree baseline, rings, evaluation; networkx: Louvain communities in ring detection
+    "fraud": ["scipy>=1.10", "pandas>=1.5", "networkx>=2.8"],
+    "report": ["matplotlib>=3.7"],  # the fraud pipeline's HTML report figures
+    "dgl": ["dgl"],  # MiniBatch.to_dgl(); DGL 2.1 needs torch <= 2.2.1, so not part of "all"
+}
+EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "dgl" for req in reqs})
+EXTRAS["test"] = ["pytest>=7", "hypothesis>=6"]
+
 setup(
     name="graphtrain",
     version=VERSION["__version__"],
@@ -16,6 +27,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["graphtrain", "graphtrain.*"]),
+    # the core: partition, sample, train, predict; the Makefile (README's commands) installs '.[all,test]'
     install_requires=[
         # torch is pinned by the install command in README/.ci (the CPU build on disk);
         # a range here keeps pip from replacing an installed torch.
@@ -25,17 +37,10 @@ setup(
         "numpy>=1.24",
         "pyarrow>=14",
         "numba>=0.59",
-        "pymetis>=2023.1",
-        "scikit-learn>=1.3",
-        "scipy>=1.10",
-        "pandas>=1.5",
-        "networkx>=2.8",  # Louvain communities in fraud ring detection (also a torch dependency)
-        "matplotlib>=3.7",
+        "scikit-learn>=1.3",  # metrics of training and evaluation (graphtrain/metrics.py)
         "tqdm>=4.60",
         "psutil>=5.9",
     ],
-    extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
-    },
+    extras_require=EXTRAS,
     entry_points={"console_scripts": ["graphtrain=graphtrain.cli:main"]},
 )

@@ -52,3 +52,7 @@ class FormatError(GraphtrainError):
 
 class OutputExistsError(GraphtrainError):
     """The output already exists and ``force`` was not given."""
+
+
+class MissingDependencyError(GraphtrainError, ImportError):
+    """An optional dependency of the feature asked for is not installed (the message says what to install)."""

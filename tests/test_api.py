@@ -66,3 +66,13 @@ def test_node_loader_takes_an_opened_dataset(tmp_path):
                              prefetch=0)))
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
 
+
+def test_a_missing_extra_is_named(monkeypatch):
+    from graphtrain import optional
+    from graphtrain.errors import MissingDependencyError
+
+    monkeypatch.setattr(optional, "available", lambda module: module != "networkx")
+    with pytest.raises(MissingDependencyError, match=r"graphtrain\[fraud\]"):
+        optional.require(*optional.FRAUD_MODULES, feature="the fraud pipeline")
+    with pytest.raises(ImportError):  # also an ImportError
+        optional.require("networkx", feature="x")

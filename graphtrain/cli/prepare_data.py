@@ -26,6 +26,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from graphtrain.fraud.data.datasets import load_named, write_prepared
+    from graphtrain.optional import require
+
+    require("pandas", "scipy", feature="prepare-data")
     dataset = load_named(args.dataset, args.source, split_index=args.split_index)
     files = write_prepared(dataset, args.out, force=args.force)
     g = dataset.graph

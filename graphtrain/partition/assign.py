@@ -171,6 +171,9 @@ def metis_memory_bytes(num_nodes: int, num_directed_entries: int) -> int:
 
 def assign_metis(indptr: np.ndarray, nbrs: np.ndarray, num_parts: int, seed: int = 0) -> np.ndarray:
     """METIS k-way partitioning of a symmetric CSR over rids (self loops/duplicates are removed)."""
+    from graphtrain.optional import require
+
+    require("pymetis", feature="partition method 'metis'")
     import pymetis
 
     num_nodes = indptr.shape[0] - 1

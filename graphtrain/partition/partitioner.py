@@ -218,6 +218,10 @@ class PartitionOptions:
             raise ConfigError(f"at most 65535 partitions are supported, got {self.num_parts}")
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "metis":
+            from graphtrain.optional import require
+
+            require("pymetis", feature="partition method 'metis'")
         if self.id_type not in (None, *fmt.ID_TYPES):
             raise ConfigError(f"id type must be one of {', '.join(fmt.ID_TYPES)}, got {self.id_type!r}")
         if parse_size(self.memory_limit) < MIN_MEMORY_LIMIT:

@@ -16,6 +16,9 @@ HUB_ROLES = {"collector", "distributor", "hub"}
 
 
 def _plt():
+    from graphtrain.optional import require
+
+    require("matplotlib", feature="the fraud report's figures")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -49,6 +49,7 @@ from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings
 from graphtrain.fraud.pipeline.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
+from graphtrain.optional import FRAUD_MODULES, require
 from graphtrain.split import split_names
 
 log = get_logger("fraud.detect")
@@ -231,7 +232,9 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
 
     Raises:
         ConfigError: bad options; a train or validation split without both classes.
+        MissingDependencyError: the ``fraud`` or ``report`` extra is not installed.
     """
+    require(*FRAUD_MODULES, feature="the fraud pipeline")
     options.validate()
     graph.validate()
     if options.temporal is not None and graph.time is None:
@@ -301,11 +304,13 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
 
     Raises:
         ConfigError, InputError: bad options, columns or rows, found before partitioning.
+        MissingDependencyError: the ``fraud`` or ``report`` extra is not installed.
     """
     from graphtrain.fraud.data.tables import check_columns
     from graphtrain.fraud.data.transaction_graph import load_accounts, load_transaction_graph
     from graphtrain.fraud.evaluation.evaluate import rings_id_column
 
+    require(*FRAUD_MODULES, feature="the fraud pipeline")
     options = (options or ModelOptions()).validate()
     if config is None:
         config = PipelineConfig(seed=options.seed, weight_is_money=edge_weight is None)

@@ -46,6 +46,7 @@ from graphtrain.fraud.pipeline.baseline import run_baseline
 from graphtrain.fraud.rings.rings import RingConfig, detect_rings, no_rings_reason, write_rings
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
+from graphtrain.optional import FRAUD_MODULES, require
 from graphtrain.split import TRAIN, VAL, carve_validation, stratified_split
 
 log = get_logger("fraud.pipeline")
@@ -161,6 +162,7 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
         ``score_source``, ``scores_from_baseline``, ``rings``, and with ground truth
         ``ring_precision``, ``ring_recall``; plus counts and settings.
     """
+    require(*FRAUD_MODULES, feature="the fraud pipeline")
     graph.validate()
     if model_scores is not None:
         _check_scores(graph, model_scores)  # before anything is written
