@@ -26,10 +26,11 @@ def _columns(text: str):
 
 def _add_model_args(p) -> None:
     from graphtrain.fraud.pipeline.detect import ModelOptions
+    from graphtrain.train.config import MODELS, TEMPORAL_MODES
 
     d = ModelOptions()
     m = p.add_argument_group("model and training")
-    m.add_argument("--model", choices=["sage", "gat", "gcn"], default=d.model, help="GNN (default: %(default)s)")
+    m.add_argument("--model", choices=MODELS, default=d.model, help="GNN (default: %(default)s)")
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop (default: %s)" % ",".join(map(str, d.fanouts)))
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width (default: %(default)s)")
@@ -48,7 +49,7 @@ def _add_model_args(p) -> None:
     m.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join (default: start a private local Ray, whatever RAY_ADDRESS says)")
     m.add_argument("--num-cpus", type=int, metavar="N", help="logical CPUs of a local Ray (default: all cores)")
-    m.add_argument("--temporal", choices=["uniform", "recent"], default=d.temporal,
+    m.add_argument("--temporal", choices=TEMPORAL_MODES, default=d.temporal,
                    help="temporal neighbour sampling on the transaction time (needs --time): only transactions up to "
                    "the seed time (the end of the log), uniformly or the most recent ones (default: off)")
     m.add_argument("--no-blend", dest="blend", action="store_false",
@@ -56,7 +57,7 @@ def _add_model_args(p) -> None:
                    "the tree baseline weighted on validation AP (blend_auc, blend_ap, ... in the output), a candidate "
                    "for the rings' score (ring_score: the GNN's, the tree's or the blend's, whichever is best on held-out "
                    "validation accounts); auc, ap, ... are the GNN's either way")
-    m.add_argument("--seed", type=int, default=0, help="seed of the split, partitioning, training, baseline (default: 0)")
+    m.add_argument("--seed", type=int, default=d.seed, help="seed of the split, partitioning, training, baseline (default: %(default)s)")
     m.add_argument("--force", action="store_true", help="replace an earlier output of this command")
 
 

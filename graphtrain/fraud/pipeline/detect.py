@@ -51,6 +51,7 @@ from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.optional import FRAUD_MODULES, require
 from graphtrain.split import split_names
+from graphtrain.train.config import TEMPORAL_MODES, TrainConfig
 
 log = get_logger("fraud.detect")
 
@@ -59,9 +60,19 @@ CHECKPOINT_DIR = "checkpoints"
 MODEL_SCORES_FILE = "model_scores.parquet"
 
 
+_TRAIN_DEFAULTS = TrainConfig()
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """How the pipeline partitions and trains (the rest of :class:`graphtrain.train.TrainConfig` keeps its defaults).
+
+    Fields that mean what a :class:`~graphtrain.train.TrainConfig` field means take its default
+    (``model``, ``threads_per_worker``, ``temporal``, ``seed``). The training schedule is the
+    pipeline's own, on purpose: a fraud graph's labelled set is often a few hundred accounts, so
+    smaller fanouts, width and batches, a higher learning rate, more epochs with ``min_steps``, early
+    stopping on validation AP (the positive class is rare) -- the settings the results in
+    examples/fraud/README.md were measured with.
 
     Attributes:
         model: ``sage``, ``gat`` or ``gcn``.
@@ -84,7 +95,8 @@ class ModelOptions:
         seed: seed of partitioning, training and sampling.
     """
 
-    model: str = "sage"
+    model: str = _TRAIN_DEFAULTS.model
+    # the pipeline's own schedule (see above)
     fanouts: Tuple[int, ...] = (10, 10)
     hidden: int = 64
     epochs: int = 40
@@ -94,19 +106,20 @@ class ModelOptions:
     dropout: float = 0.1
     patience: Optional[int] = 8
     monitor: str = "ap"
+    # partitioning and workers
     num_parts: int = 2
     method: str = "hash"
     num_workers: int = 1
     address: Optional[str] = None
     num_cpus: Optional[int] = None
-    threads_per_worker: int = 1
+    threads_per_worker: int = _TRAIN_DEFAULTS.threads_per_worker
     feature_hops: int = 0
-    temporal: Optional[str] = None
-    seed: int = 0
+    temporal: Optional[str] = _TRAIN_DEFAULTS.temporal
+    seed: int = _TRAIN_DEFAULTS.seed
 
     def validate(self) -> "ModelOptions":
-        if self.temporal not in (None, "uniform", "recent"):
-            raise ConfigError(f"temporal must be None, 'uniform' or 'recent', got {self.temporal!r}")
+        if self.temporal not in (None, *TEMPORAL_MODES):
+            raise ConfigError(f"temporal must be None, {' or '.join(map(repr, TEMPORAL_MODES))}, got {self.temporal!r}")
         if self.num_parts < 1:
             raise ConfigError(f"num_parts must be >= 1, got {self.num_parts}")
         if not 1 <= self.num_workers <= self.num_parts:
