@@ -135,12 +135,13 @@ def test_bipartite_graph_drops_columns_without_values_on_train_rows(direction, c
     logger = logging.getLogger("graphtrain")
     logger.addHandler(caplog.handler)
     caplog.handler.setLevel(logging.INFO)
-    old_level, logger.level = logger.level, logging.INFO
+    old_level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not .level =: it clears the loggers' cached isEnabledFor answers
     try:
         result = run_baseline(g, split, hops=2, folds=2)
     finally:
         logger.removeHandler(caplog.handler)
-        logger.level = old_level
+        logger.setLevel(old_level)
     x, names = neighbour_features(g, hops=2)
     train = x[(split == 0) & (g.accounts.labels >= 0)]
     empty = [n for j, n in enumerate(names) if np.isnan(train[:, j]).all()]
