@@ -86,8 +86,8 @@ def register(sub) -> None:
         "(components, communities and dense-subgraph peeling of high-risk accounts) and writes OUT/summary.json, "
         "OUT/scores.parquet, OUT/rings.{parquet,csv}, OUT/ring_members.{parquet,csv} and OUT/report/index.html. "
         "Prints the report path and one JSON line (auc, ap, f1_macro of the GNN; "
-        "ring_score: which scores the rings come from; flagged_fraction; warnings; "
         "baseline_auc, baseline_ap of the tree; blend_auc, blend_ap of their rank blend, see --no-blend; "
+        "ring_score: which scores the rings come from; flagged_fraction; warnings; "
         "ring_precision, ring_recall with --rings; ...).")
     d = p.add_argument_group("data")
     d.add_argument("--edges", required=True, metavar="FILE", help="transactions: CSV, TSV or Parquet (.gz ok)")

@@ -89,6 +89,22 @@ def test_choice_prefers_the_gnn_when_it_is_better_and_warns_only_when_it_trails(
     assert choice.name in ("gnn", "blend") and not choice.warnings
     choice = choose_ring_score(weak, good, labels, split, blend=False)
     assert choice.name == "tree" and choice.warnings and "AUC" in choice.warnings[0]
+    assert choice.gnn_replaced
+
+
+def test_a_gnn_trailing_by_little_keeps_the_rings_with_a_warning():
+    # the tree is better, but by less than the material AUC gap: rings stay the GNN's (a better node
+    # score is not a better ring score; ring_score module doc), and the warning says so
+    rs = np.random.default_rng(1)
+    labels = (rs.random(4000) < 0.3).astype(np.int64)
+    split = stratified_split(labels, (0.4, 0.3), seed=0)
+    base = labels + rs.normal(0, 1.0, labels.size)
+    gnn, tree = base + rs.normal(0, 0.35, labels.size), base
+    choice = choose_ring_score(gnn, tree, labels, split)
+    gap = choice.val["tree"]["auc"] - choice.val["gnn"]["auc"]
+    assert 0.01 < gap < 0.05, gap
+    assert choice.name == "gnn" and not choice.gnn_replaced
+    assert choice.warnings and "kept" in choice.warnings[0]
 
 
 def test_threshold_is_calibrated_to_the_whole_population():

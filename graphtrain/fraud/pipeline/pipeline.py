@@ -229,7 +229,9 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
            | {"blend_weight": blend.weight, "blend_val_ap": blend.val_ap} if blend is not None else {}),
         "ring_score": ring_name, "ring_threshold": threshold, "flagged_fraction": population.flagged_fraction,
         "ring_threshold_calibration": population.as_dict(),
-        **({"ring_score_choice": {"held_out_val_ap": choice.held_out_val_ap, "val": choice.val}} if choice else {}),
+        **({"ring_score_choice": {"held_out_val_ap": choice.held_out_val_ap, "val": choice.val,
+                                  "gnn_replaced": choice.gnn_replaced}}
+           if choice else {}),
         "rings": len(rings.rings), "high_risk_accounts": rings.high_risk,
         "high_risk_fraction": rings.high_risk / max(graph.num_accounts, 1),
         "accounts": graph.num_accounts, "transactions": graph.num_edges,
