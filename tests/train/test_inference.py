@@ -11,25 +11,19 @@ evaluation's ``_sampled_probs`` over every node).
   normalises by the batch's degrees: an outermost-hop node has no in-edges there, so its degree is 1),
   so layer-wise GCN is checked against the full-graph forward pass instead.
 """
-import multiprocessing as mp
 import socket
-import traceback
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from graphtrain.comm import Exchange
 from graphtrain.partition.format import open_dataset
-from graphtrain.partition.partitioner import partition_arrays
-from graphtrain.sampling.shard import open_worker_shard
 from graphtrain.train.config import TrainConfig
-from graphtrain.train.inference import layerwise_logits
 from graphtrain.train.runtime import RuntimeConfig
 from graphtrain.train.worker import WorkerTask, _Context, _sampled_node_probs, layerwise_logits_for
+from tests.sampling.dist_helpers import spawn_ranks
 from tests.train.test_models import _full_graph_logits, _model
-from tests.train.test_temporal import leaky_graph
 
 MODELS = ("sage", "gat", "gcn")
 CHUNKS = (7, 50, 1000)  # many chunks per layer, a few, one (600 nodes)
@@ -57,34 +51,12 @@ def _scores_on_worker(rank, world, port, ds_dir, out_dir, fanout):
         ctx.close()
 
 
-def _entry(rank, world, port, args, errors):
-    try:
-        _scores_on_worker(rank, world, port, *args)
-    except BaseException:
-        errors.put((rank, traceback.format_exc()))
-        raise
-
-
 def _run_workers(world, *args, timeout=180.0):
     """``_scores_on_worker`` on ``world`` spawned processes (each joins the group as a Ray worker would)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    errors = ctx.Queue()
-    procs = [ctx.Process(target=_entry, args=(r, world, port, args, errors)) for r in range(world)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout)
-    alive = [p for p in procs if p.is_alive()]
-    for p in alive:
-        p.kill()
-    msgs = []
-    while not errors.empty():
-        msgs.append("rank %d:\n%s" % errors.get())
-    if alive or msgs or any(p.exitcode != 0 for p in procs):
-        raise AssertionError(f"group of {world} failed (timed out: {len(alive)}):\n" + "\n".join(msgs))
+    spawn_ranks(_scores_on_worker, world, port, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
@@ -123,33 +95,3 @@ def test_gcn_layerwise_predict_equals_the_full_graph_forward_at_every_chunk_size
                                    err_msg=f"chunk {chunk}, {world} worker(s)")
     # why the reference is the full-graph forward: sampled GCN normalises by the trimmed batch's degrees
     assert not np.allclose(got["gcn/sampled"], _softmax(want), atol=1e-3)
-
-
-def test_gcn_layerwise_with_a_cutoff_equals_the_full_graph_forward_without_the_later_edges(tmp_path):
-    """The degrees that normalise GCN count only the in-edges no later than the cutoff."""
-    raw, src, dst, t, x, y, _ = leaky_graph(seed=1)
-    cutoff = 50
-    early = t <= cutoff
-    common = dict(node_ids=raw, node_features=x, node_labels=y, method="hash", time_column="time")
-    partition_arrays(src, dst, tmp_path / "all", 2, edge_attrs={"time": t}, **common)
-    partition_arrays(src[early], dst[early], tmp_path / "early", 2, edge_attrs={"time": t[early]}, **common)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        from graphtrain.train.models import GNN, ModelConfig
-
-        model = GNN(ModelConfig("gcn", in_channels=4, out_channels=2, hidden_channels=8)).eval()
-
-    def by_raw(ds, logits):
-        ids = np.concatenate([np.asarray(ds.raw_ids(p)) for p in range(ds.num_parts)])
-        return logits[np.argsort(ids)]
-
-    ds_early = open_dataset(tmp_path / "early")
-    want = by_raw(ds_early, _full_graph_logits(ds_early, model))
-    ds = open_dataset(tmp_path / "all")
-    shard = open_worker_shard(ds, [0, ds.num_parts], Exchange(0, 1), backend="cpu")
-    lo, hi = shard.node_range
-    feats = shard.node_data.features(np.arange(lo, hi))
-    for chunk in CHUNKS:
-        for kw in (dict(max_time=cutoff), dict(max_time=cutoff + 1, strict=True)):
-            got = by_raw(ds, layerwise_logits(model, shard, feats, chunk_size=chunk, **kw))
-            np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"chunk {chunk}, {kw}")

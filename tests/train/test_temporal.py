@@ -122,7 +122,8 @@ def test_worker_loaders_never_sample_an_edge_later_than_the_seed_time(leaky):
     assert np.any(np.asarray(plain.shard.graph.time)[batch.e_id] >= FUTURE)
 
 
-def test_layerwise_inference_with_a_cutoff_equals_inference_without_the_later_edges(tmp_path):
+@pytest.mark.parametrize("name", ["sage", "gcn"])  # gcn: its normalising degrees count only edges up to the cutoff
+def test_layerwise_inference_with_a_cutoff_equals_inference_without_the_later_edges(tmp_path, name):
     raw, src, dst, t, x, y, _ = leaky_graph(seed=1)
     cutoff = 50
     early = t <= cutoff
@@ -133,20 +134,22 @@ def test_layerwise_inference_with_a_cutoff_equals_inference_without_the_later_ed
 
     with torch.random.fork_rng():  # leave the global RNG as it was for the tests that follow
         torch.manual_seed(0)
-        model = GNN(ModelConfig("sage", in_channels=4, out_channels=2, hidden_channels=8, num_layers=2))
+        model = GNN(ModelConfig(name, in_channels=4, out_channels=2, hidden_channels=8, num_layers=2))
 
-    def scores(path, **kw):
+    def scores(path, chunk=37, **kw):
         ds = open_dataset(path)
         shard = open_worker_shard(ds, [0, ds.num_parts], Exchange(0, 1), backend="cpu")
         lo, hi = shard.node_range
         feats = shard.node_data.features(np.arange(lo, hi))
-        logits = layerwise_logits(model, shard, feats, chunk_size=37, **kw)  # several chunks per layer
+        logits = layerwise_logits(model, shard, feats, chunk_size=chunk, **kw)
         ids = np.concatenate([np.asarray(ds.raw_ids(p)) for p in range(ds.num_parts)])
         return logits[np.argsort(ids)]
 
-    want = scores(tmp_path / "early")
-    np.testing.assert_allclose(scores(tmp_path / "all", max_time=cutoff), want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(scores(tmp_path / "all", max_time=cutoff + 1, strict=True), want, rtol=1e-5, atol=1e-6)
+    want = scores(tmp_path / "early", chunk=1000)  # one chunk: the whole graph
+    for chunk in (7, 37):  # many chunks per layer, and several
+        np.testing.assert_allclose(scores(tmp_path / "all", chunk, max_time=cutoff), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(scores(tmp_path / "all", chunk, max_time=cutoff + 1, strict=True), want,
+                                   rtol=1e-5, atol=1e-6)
     assert not np.allclose(scores(tmp_path / "all"), want, atol=1e-3)  # the later edges do change the scores
 
 
