@@ -8,10 +8,11 @@
 # torch: PyPI's torch==2.13.0 for Linux x86-64 is the CUDA build (with its nvidia-* wheels, a few GB);
 # the CPU build (2.13.0+cpu) is on PyTorch's index, passed to pip as an extra index so that it wins
 # (a local version sorts above the plain one). `make TORCH_INDEX=` installs whatever the configured
-# indexes give (e.g. a CUDA build from PyPI, or a local wheel mirror's build); an unreachable extra
-# index only costs pip's retries and warnings before it falls back to the others.
+# indexes give (e.g. a CUDA build from PyPI, or a local wheel mirror's build). Where the index's host
+# does not resolve (a machine that reaches only a package mirror), it is left out rather than retried.
 PYTHON ?= python3
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(shell $(PYTHON) -c "import socket, sys; socket.getaddrinfo(sys.argv[1].split('/')[2], 443); print(sys.argv[1])" $(TORCH_CPU_INDEX) 2>/dev/null)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.graphtrain-installed

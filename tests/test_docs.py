@@ -80,7 +80,8 @@ def test_training_doc_gc_object_counts_are_the_results():
 
 def test_readme_torch_index_is_the_makefiles():
     readme, makefile = _text(ROOT / "README.md"), _text(ROOT / "Makefile")
-    (default,) = _one(r"^TORCH_INDEX \?= (\S+)$", makefile + "\n", "Makefile")
+    (default,) = _one(r"^TORCH_CPU_INDEX := (\S+)$", makefile + "\n", "Makefile")
+    assert "TORCH_INDEX ?= $(shell" in makefile and "$(TORCH_CPU_INDEX)" in makefile  # the CPU index, where it resolves
     assert "--extra-index-url $(TORCH_INDEX)" in makefile
     assert _one(r"`TORCH_INDEX`, default\s+`([^`]+)`", readme, "README") == (default,)
     assert f"pip install torch==2.13.0 --index-url {default}" in readme
