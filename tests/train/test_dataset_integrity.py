@@ -7,6 +7,7 @@ import pytest
 from graphtrain.cli import main
 from graphtrain.errors import FormatError
 from graphtrain.train import Trainer, predict
+from graphtrain.train.trainer import _Launcher
 
 STAMP_FILE = ".verified.json"  # graphtrain.partition.integrity.STAMP_FILE
 FEATURES = "part-0001/node_feat.npy"
@@ -19,7 +20,7 @@ def no_workers(monkeypatch):
     def refuse(self, *args, **kwargs):
         raise AssertionError("a worker group was started on a corrupted dataset")
 
-    monkeypatch.setattr(Trainer, "_run", refuse)
+    monkeypatch.setattr(_Launcher, "run", refuse)  # Trainer.fit/evaluate and predict() all start workers here
 
 
 @pytest.fixture
@@ -27,6 +28,9 @@ def dataset_copy(labelled_dataset, tmp_path):
     """A private copy of the session dataset (its stamp, if any, left behind)."""
     copy = tmp_path / "ds"
     shutil.copytree(labelled_dataset, copy, ignore=shutil.ignore_patterns(STAMP_FILE))
+    for path in copy.rglob("*.npy"):  # written an hour ago, as a dataset partitioned earlier (not "racily" new:
+        old = path.stat().st_mtime_ns - 3600 * 10**9  # integrity.RACY_WINDOW_NS), whatever the session fixture's age
+        os.utime(path, ns=(old, old))
     return copy
 
 
