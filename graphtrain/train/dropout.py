@@ -17,10 +17,9 @@ explicit generator: a ``bernoulli_(1 - p)`` mask divided by ``1 - p`` (on CPU, t
 
 **Fused CPU kernel** (``RuntimeConfig.fused_dropout``, off by default). :func:`dropout` and
 :func:`relu_dropout` draw the mask with a Numba kernel from :func:`~graphtrain.kernels.rng.rand_u64`
-(two 32-bit draws per 64-bit word) and apply it, with ReLU, in the same pass. Why: torch's CPU
-``bernoulli_`` draws from an mt19937 generator one element at a time; on the benchmark's GraphSAGE
-batch (a ``[3408, 256]`` hidden layer) that took 7.2 ms of a 20-26 ms training step on one core,
-this kernel 0.25 ms (``benchmarks/RESULTS.md``). Semantics are ``F.dropout``'s: in training each
+(two 32-bit draws per 64-bit word) and apply it, with ReLU, in the same pass, where torch's CPU
+``bernoulli_`` draws from an mt19937 generator one element at a time (the measured difference:
+``benchmarks/RESULTS.md``, "Dropout kernel"). Semantics are ``F.dropout``'s: in training each
 element is zeroed with probability ``p`` and the others are scaled by ``1 / (1 - p)``; gradients
 flow through the kept elements with the same scale. Element ``i`` is kept when the 32-bit draw
 ``i`` of the call's stream is ``>= round(p * 2**32)``, so ``p`` is honoured to within ``2**-33``.
@@ -53,8 +52,8 @@ def _dropout_forward(x, key, threshold, scale, relu, out, keep):
     With ``relu`` an element is also dropped where ``x <= 0`` (ReLU and dropout in one pass; the
     mask then also carries ReLU's gradient).
 
-    One thread on purpose: this branch-free loop is vectorised by LLVM (0.25 ms for 872K elements
-    on one core), where a ``prange`` version of it was not (1.2 ms).
+    One thread on purpose: this branch-free loop is vectorised by LLVM, where a ``prange`` version
+    of it was not.
     """
     n = x.shape[0]
     for w in range(n // 2):
