@@ -42,22 +42,24 @@ def make_graph(n=600, e=6000, seed=0, positives=0.2):
     return raw, raw[src], raw[dst], x, y
 
 
+def _partitioned_graph(tmp_path_factory, name: str, num_parts: int):
+    """``make_graph()`` partitioned into ``num_parts`` parts (LDG) under a new temporary directory."""
+    root = tmp_path_factory.mktemp(name)
+    raw, src, dst, x, y = make_graph()
+    partition_arrays(src, dst, root / "ds", num_parts, node_ids=raw, node_features=x, node_labels=y, method="ldg")
+    return root / "ds"
+
+
 @pytest.fixture(scope="session")
 def labelled_dataset(tmp_path_factory):
     """4 partitions (LDG), 600 nodes, 8 features, binary labels, no stored split."""
-    root = tmp_path_factory.mktemp("train-ds")
-    raw, src, dst, x, y = make_graph()
-    partition_arrays(src, dst, root / "ds", 4, node_ids=raw, node_features=x, node_labels=y, method="ldg")
-    return root / "ds"
+    return _partitioned_graph(tmp_path_factory, "train-ds", 4)
 
 
 @pytest.fixture(scope="session")
 def eight_part_dataset(tmp_path_factory):
     """The same graph as ``labelled_dataset`` in 8 partitions (LDG): trains on 1, 2, 4 or 8 workers."""
-    root = tmp_path_factory.mktemp("train-ds8")
-    raw, src, dst, x, y = make_graph()
-    partition_arrays(src, dst, root / "ds", 8, node_ids=raw, node_features=x, node_labels=y, method="ldg")
-    return root / "ds"
+    return _partitioned_graph(tmp_path_factory, "train-ds8", 8)
 
 
 @pytest.fixture(scope="session")
