@@ -11,6 +11,7 @@ import argparse
 import json
 
 from graphtrain.errors import ConfigError
+from graphtrain.train.config import COMMAND_MIN_STEPS
 
 
 def _defaults():
@@ -97,7 +98,7 @@ def register(sub) -> None:
                    help="neighbours sampled per hop; one hop per layer")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker")
     m.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (raised by --min-steps on small data)")
-    m.add_argument("--min-steps", type=int, default=d.min_steps, metavar="N",
+    m.add_argument("--min-steps", type=int, default=COMMAND_MIN_STEPS, metavar="N",
                    help="train at least N optimizer steps: on a small training set (fewer than N batches in --epochs "
                    "epochs) the epoch budget grows to reach N, and early stopping waits for N steps (0: epochs alone)")
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width")

@@ -219,7 +219,7 @@ def test_cli_temporal_options_round_trip(ray_local, tmp_path, capsys):
     partition_arrays(src[early], dst[early], tmp_path / "early", 2, edge_attrs={"time": t[early]}, **common)
     ck = tmp_path / "ck"
     assert main(["train", str(tmp_path / "all"), "--fanouts", "5,5", "--batch-size", "64", "--epochs", "1",
-                 "--hidden", "8", "--num-workers", "2", "--checkpoint-dir", str(ck), "--no-progress",
+                 "--min-steps", "0", "--hidden", "8", "--num-workers", "2", "--checkpoint-dir", str(ck), "--no-progress",
                  "--temporal", "recent", "--temporal-strict", "--seed-time", "50"]) == 0
     result = json.loads(capsys.readouterr().out.strip())
     from graphtrain.train.checkpoint import read_manifest

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_train_then_predict(ray_local, labelled_dataset, tmp_path, capsys):
     ck = tmp_path / "ck"
     code = main(["train", str(labelled_dataset), "--model", "sage", "--fanouts", "5,5", "--batch-size", "64",
-                 "--epochs", "2", "--num-workers", "2", "--checkpoint-dir", str(ck), "--hidden", "16", "--lr", "0.01",
+                 "--epochs", "2", "--min-steps", "0", "--num-workers", "2", "--checkpoint-dir", str(ck), "--hidden", "16", "--lr", "0.01",
                  "--checkpoint-every", "2", "--no-progress", "--prefetch", "1", "--gloo-poller", "normal"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -51,3 +51,15 @@ def test_cli_errors_exit_non_zero_with_a_message(labelled_dataset, tmp_path):
     assert p.returncode == 2 and "comma-separated integers" in p.stderr
     p = run("predict", labelled_dataset, "--checkpoint", tmp_path / "none", "--out", tmp_path / "s.parquet")
     assert p.returncode == 2 and "no such checkpoint" in p.stderr
+
+
+def test_train_command_budgets_at_least_command_min_steps():
+    """`graphtrain train` trains at least COMMAND_MIN_STEPS optimizer steps unless told otherwise (issue 19 item 9:
+    `--epochs 5` on AMLSim 20K was 35 steps and learned little); the Python API's TrainConfig keeps 0."""
+    from graphtrain.cli import build_parser
+    from graphtrain.train.config import COMMAND_MIN_STEPS, TrainConfig
+
+    args = build_parser().parse_args(["train", "somewhere", "--epochs", "5"])
+    assert args.min_steps == COMMAND_MIN_STEPS == 200
+    assert build_parser().parse_args(["train", "somewhere", "--min-steps", "0"]).min_steps == 0
+    assert TrainConfig().min_steps == 0

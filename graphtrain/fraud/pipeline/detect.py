@@ -51,7 +51,7 @@ from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.optional import FRAUD_MODULES, require
 from graphtrain.split import split_names
-from graphtrain.train.config import TEMPORAL_MODES, TrainConfig
+from graphtrain.train.config import COMMAND_MIN_STEPS, TEMPORAL_MODES, TrainConfig
 
 log = get_logger("fraud.detect")
 
@@ -100,7 +100,7 @@ class ModelOptions:
     fanouts: Tuple[int, ...] = (10, 10)
     hidden: int = 64
     epochs: int = 40
-    min_steps: int = 200
+    min_steps: int = COMMAND_MIN_STEPS
     batch_size: int = 512
     lr: float = 3e-3
     dropout: float = 0.1
