@@ -25,6 +25,7 @@ from graphtrain.errors import ConfigError
 
 TIME = "time"
 WEIGHT = "weight"
+REVERSE = "reverse"  # int8 edge column of a dataset stored with both directions: 0 as given, 1 the added reverse copy
 
 
 @dataclass

@@ -49,6 +49,9 @@ def register(sub) -> None:
     n.add_argument("--node-delimiter", metavar="C", help="field delimiter of a text node table")
     n.add_argument("--add-missing-nodes", action="store_true",
                    help="add edge endpoints missing from the node table as unlabelled nodes with zero features (default: error)")
+    n.add_argument("--add-reverse", action="store_true",
+                   help="store every edge twice, as given and reversed, with an int8 edge column 'reverse' (0 as given, "
+                   "1 the reverse copy): each node's in-edges then hold both directions (e.g. payers and payees)")
     n.add_argument("--edge-aggregates", action="store_true",
                    help="add structural node features after the node table's: in_degree, out_degree and the sum, mean "
                    "and max of each stored edge column (--time, --weight, --edge-columns) over each node's in-edges "
@@ -113,7 +116,8 @@ def run_partition(args) -> int:
     options = PartitionOptions(
         num_parts=args.num_parts, method=args.method, passes=args.passes, seed=args.seed, memory_limit=args.memory_limit,
         id_type=args.id_type, drop_self_loops=args.drop_self_loops, drop_duplicates=args.drop_duplicates,
-        add_missing_nodes=args.add_missing_nodes, edge_aggregates=args.edge_aggregates, force=args.force,
+        add_missing_nodes=args.add_missing_nodes, add_reverse=args.add_reverse, edge_aggregates=args.edge_aggregates,
+        force=args.force,
         progress=sys.stderr.isatty() if args.progress is None else args.progress, threads=args.threads,
     )
     cols = EdgeColumns(args.src, args.dst, time=args.time, weight=args.weight, extra=tuple(args.edge_columns))

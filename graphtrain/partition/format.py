@@ -104,7 +104,7 @@ class EdgeColumn:
 
     Attributes:
         name: graphtrain name, the file is ``edge_<name>.npy`` (``time`` and ``weight`` are roles).
-        dtype: ``"int64"`` or ``"float64"``.
+        dtype: ``"int64"`` or ``"float64"`` (``"int8"`` for ``reverse``, see ``PartitionOptions.add_reverse``).
         source: the column's name in the user's input (written back by ``export``).
         unit: for time columns read from a timestamp type, e.g. ``"s"``; else ``None``.
     """

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from graphtrain.errors import ConfigError, InputError
-from graphtrain.graph import TIME, WEIGHT
+from graphtrain.graph import REVERSE, TIME, WEIGHT
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.memory import PeakMemory, peak_rss_bytes
@@ -187,6 +187,10 @@ class PartitionOptions:
         drop_self_loops, drop_duplicates: remove them (they are always counted).
         add_missing_nodes: with a node table, add edge endpoints missing from it as unlabelled
             nodes (zero features) instead of failing.
+        add_reverse: store every input edge twice, ``src -> dst`` as given and ``dst -> src``, with
+            the same edge columns and one more, ``reverse`` (int8: 0 as given, 1 the added copy): a
+            node's in-edges then hold both whom it received from and whom it sent to (the fraud
+            pipeline's transaction graph), told apart by ``reverse``. Stored edges = 2 x input rows.
         edge_aggregates: add structural node features computed from the edges: in/out degree and
             the sum, mean and max of each edge column over in-edges and over out-edges
             (:mod:`graphtrain.partition.aggregates`), after the node table's features.
@@ -205,6 +209,7 @@ class PartitionOptions:
     drop_self_loops: bool = False
     drop_duplicates: bool = False
     add_missing_nodes: bool = False
+    add_reverse: bool = False
     edge_aggregates: bool = False
     force: bool = False
     progress: bool = False
@@ -232,6 +237,9 @@ class PartitionOptions:
             raise ConfigError(f"passes must be >= 1, got {self.passes}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.add_reverse and self.drop_duplicates:
+            raise ConfigError("--add-reverse with --drop-duplicates is not supported: a reverse copy would count as a "
+                              "duplicate of a transaction the other way; drop duplicates from the input first")
 
 
 @dataclass
@@ -495,6 +503,13 @@ def _rid_chunks(builder: IdMapBuilder, spill: SpillDir, ingest_info: _EdgeIngest
         yield ids[:n], ids[n:], cols
 
 
+def _with_reverse(chunks: Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]):
+    """Each chunk twice: as given with ``reverse`` 0, then with the endpoints swapped and ``reverse`` 1."""
+    for src, dst, cols in chunks:
+        yield src, dst, {**cols, REVERSE: np.zeros(src.shape[0], dtype=np.int8)}
+        yield dst, src, {**cols, REVERSE: np.ones(src.shape[0], dtype=np.int8)}
+
+
 class _Adjacency:
     """Symmetrised adjacency over rids, spilled once in bins and re-read for each streaming pass."""
 
@@ -567,6 +582,9 @@ def partition(
         raise ConfigError("a node table needs its columns (at least the ID column), and vice versa")
     memory_limit = parse_size(options.memory_limit)
     edge_columns.input_columns()
+    if options.add_reverse and REVERSE in edge_columns.stored_names().values():
+        raise ConfigError(f"an edge column would be stored as {REVERSE!r}, the name --add-reverse gives its direction "
+                          f"column; rename that input column")
     if node_columns is not None:
         node_columns.input_columns()
     if options.threads:
@@ -594,6 +612,10 @@ def partition(
         log.debug("tuning: %s", tuning)
         builder = IdMapBuilder(spill, id_type, tuning.num_buckets)
         edge_info = _ingest_edges(edges, edge_columns, id_type, builder, spill, tuning, options.progress)
+        stored_columns = dict(edge_info.columns)  # what the dataset stores per edge (+ reverse)
+        if options.add_reverse:
+            stored_columns[REVERSE] = np.dtype(np.int8)
+            edge_info.schema.append(fmt.EdgeColumn(name=REVERSE, dtype="int8", source=REVERSE))
         node_info = _ingest_nodes(nodes, node_columns, id_type, builder, spill, tuning, options.progress) if nodes else None
         _release_memory()
         lap("ingest")
@@ -618,14 +640,17 @@ def partition(
 
         node_bounds, g = global_ids(part, options.num_parts)
         stats = EdgeStats()
-        bins = RangeBins(spill, "ebin", plan_edge_bins(node_bounds, builder.in_degree, g, tuning.bin_edges),
-                         {"src": np.int64, **edge_info.columns})
-        bar = _Progress(options.progress, "route edges", edge_info.num_rows, "edges")
-        route_edges(bins, _rid_chunks(builder, spill, edge_info, with_columns=True, relabel=g), options.drop_self_loops, stats, bar.update)
+        in_degree = builder.in_degree + builder.out_degree if options.add_reverse else builder.in_degree
+        bins = RangeBins(spill, "ebin", plan_edge_bins(node_bounds, in_degree, g, tuning.bin_edges),
+                         {"src": np.int64, **stored_columns})
+        del in_degree
+        bar = _Progress(options.progress, "route edges", edge_info.num_rows * (2 if options.add_reverse else 1), "edges")
+        chunks = _rid_chunks(builder, spill, edge_info, with_columns=True, relabel=g)
+        route_edges(bins, _with_reverse(chunks) if options.add_reverse else chunks, options.drop_self_loops, stats, bar.update)
         bar.close()
         del builder.in_degree, builder.out_degree
         bar = _Progress(options.progress, "write partitions", bins.num_bins, "bins")
-        files = write_edge_bins(tmp, bins, node_bounds, edge_info.columns, options.drop_duplicates, stats, lambda b: bar.update())
+        files = write_edge_bins(tmp, bins, node_bounds, stored_columns, options.drop_duplicates, stats, lambda b: bar.update())
         bar.close()
         lap("edges")
 
@@ -636,7 +661,7 @@ def partition(
         if options.edge_aggregates:
             from graphtrain.partition.aggregates import write_edge_aggregates
 
-            feature_names += write_edge_aggregates(tmp, spill.root, node_bounds, list(edge_info.columns), feature_names,
+            feature_names += write_edge_aggregates(tmp, spill.root, node_bounds, list(stored_columns), feature_names,
                                                    files, tuning.bin_edges, tuning.bin_nodes)
             lap("aggregates")
         files.update(write_raw_ids_and_idmap(tmp, id_type, part, g, node_bounds, builder.sorted_hashes,
