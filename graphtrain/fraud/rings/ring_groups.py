@@ -140,6 +140,10 @@ class _RiskSubgraph:
         self.src, self.dst = key // n, key % n  # distinct directed pairs
         self.u, self.v, self.w = undirected_pairs(n, src, dst, weight)
         self.prior = np.clip(scores[self.accounts], 0.0, None)
+        # each account's rank by raw ID: community detection visits nodes in this order, so the rings
+        # do not depend on how accounts are numbered (account-table rows, or a dataset's global IDs)
+        self.rank = np.empty(n, dtype=np.int64)
+        self.rank[np.argsort(graph.accounts.ids[self.accounts], kind="stable")] = np.arange(n)
 
     def induced(self, nodes: np.ndarray, directed: bool):
         """Edges among ``nodes`` in positions of ``nodes``: ``(src, dst)`` directed or ``(u, v, w)`` undirected."""
@@ -159,11 +163,16 @@ def _louvain(sub: _RiskSubgraph, nodes: np.ndarray, seed: int) -> List[np.ndarra
     import networkx as nx
 
     u, v, w = sub.induced(nodes, directed=False)
+    # nodes and edges inserted in raw-ID order (networkx's Louvain visits them in insertion order)
+    rank = np.argsort(np.argsort(sub.rank[nodes], kind="stable"), kind="stable")
+    ru, rv = np.minimum(rank[u], rank[v]), np.maximum(rank[u], rank[v])
+    order = np.lexsort((rv, ru))
     g = nx.Graph()
     g.add_nodes_from(range(nodes.size))
-    g.add_weighted_edges_from(zip(u.tolist(), v.tolist(), w.tolist()))
+    g.add_weighted_edges_from(zip(ru[order].tolist(), rv[order].tolist(), w[order].tolist()))
+    by_rank = nodes[np.argsort(rank)]
     parts = nx.community.louvain_communities(g, weight="weight", seed=seed, resolution=LOUVAIN_RESOLUTION)
-    return [np.sort(nodes[np.fromiter(p, dtype=np.int64)]) for p in parts]
+    return [np.sort(by_rank[np.fromiter(p, dtype=np.int64)]) for p in parts]
 
 
 def _cycles_apart(sub: _RiskSubgraph, nodes: np.ndarray, min_size: int) -> List[np.ndarray]:
