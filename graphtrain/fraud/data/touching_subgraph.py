@@ -1,0 +1,125 @@
+"""The transactions that touch a set of accounts, extracted from a partitioned dataset into a small
+in-memory :class:`~graphtrain.fraud.data.transaction_graph.TransactionGraph`.
+
+Ring finding looks only at high-risk accounts: which of them transact with each other, their
+in-degree in the whole graph (camouflage-resistant weights), their money flows and the outside
+accounts two members share. All of that is in the transactions with **at least one endpoint in the
+set**; the accounts at the other end come along as boundary accounts (their own transactions with
+accounts outside the set are not loaded). So ring finding on :func:`touching_subgraph` of the
+accounts scored at or above the lowest ring threshold gives the rings of the whole graph, in time
+and memory linear in the set's transactions, not in the graph's.
+
+The dataset is read partition by partition, a block of in-edges at a time; with ``reverse``
+(``--add-reverse``) only the copies as given (``reverse`` 0) are taken, so each transaction comes
+once; an undirected dataset (each edge stored both ways) keeps both of its copies, as the
+in-memory undirected graph does.
+
+Accounts of the result are numbered ``0 .. k-1`` in global-ID order; ``global_ids`` maps them back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
+from graphtrain.graph import REVERSE
+
+BLOCK_EDGES = 1 << 22
+
+
+@dataclass
+class Subgraph:
+    """A :class:`TransactionGraph` over a set of accounts and their counterparties.
+
+    Attributes:
+        graph: accounts ``0 .. k-1`` (raw IDs, own features, labels, split) and the touching transactions.
+        global_ids: int64 ``[k]`` the dataset's global ID of each account, ascending.
+        inside: bool ``[k]``: the account is in the requested set (False: a boundary counterparty).
+    """
+
+    graph: TransactionGraph
+    global_ids: np.ndarray
+    inside: np.ndarray
+
+
+def _gather(dataset, global_ids: np.ndarray, what: str):
+    """Per-account values of ``what`` (``features``, ``labels``, ``split`` or ``raw``) for ascending ``global_ids``."""
+    out: List = []
+    book = dataset.book
+    for p in range(dataset.num_parts):
+        lo, hi = book.node_range(p)
+        a, b = np.searchsorted(global_ids, [lo, hi])
+        if a == b:
+            continue
+        local = global_ids[a:b] - lo
+        if what == "raw":
+            raw = dataset.raw_ids(p)
+            out.append(np.asarray(raw)[local] if dataset.meta.id_type == "int64"
+                       else np.asarray(raw.take(local).to_pylist(), dtype=object))
+        else:
+            values = getattr(dataset.partition(p), what)
+            out.append(None if values is None else np.asarray(values[local]))
+    if not out:
+        return None
+    if any(v is None for v in out):
+        return None
+    return np.concatenate(out)
+
+
+def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "amount", time: Optional[str] = "time",
+                      feature_names: Optional[List[str]] = None, block_edges: int = BLOCK_EDGES) -> Subgraph:
+    """The accounts ``inside`` (bool ``[N]`` by global ID) and every transaction with an endpoint among them.
+
+    Args:
+        dataset: an opened dataset (``open_dataset``), directed with ``reverse`` or undirected.
+        inside: bool ``[N]``, indexed by global node ID.
+        amount, time: stored edge column names (None or absent: not loaded).
+        feature_names: names of the dataset's node features for the account table (default: the dataset's).
+        block_edges: in-edges read at a time.
+    """
+    meta = dataset.meta
+    stored = {c.name for c in meta.edge_columns}
+    directed = REVERSE in stored
+    amount = amount if amount in stored else None
+    time = time if time in stored else None
+    inside = np.asarray(inside, dtype=bool)
+    srcs, dsts, amounts, times = [], [], [], []
+    for p in range(dataset.num_parts):
+        lo, _ = dataset.book.node_range(p)
+        graph = dataset.graph(p)
+        indptr = np.asarray(graph.indptr)
+        for e0 in range(0, int(indptr[-1]), block_edges):
+            e1 = min(e0 + block_edges, int(indptr[-1]))
+            src = np.asarray(graph.src[e0:e1], dtype=np.int64)
+            dst = lo + np.searchsorted(indptr, np.arange(e0, e1), side="right") - 1
+            keep = inside[src] | inside[dst]
+            if directed:
+                keep &= np.asarray(graph.edge_attrs[REVERSE][e0:e1]) == 0
+            if not keep.any():
+                continue
+            srcs.append(src[keep])
+            dsts.append(dst[keep])
+            if amount:
+                amounts.append(np.asarray(graph.edge_attrs[amount][e0:e1])[keep].astype(np.float64))
+            if time:
+                times.append(np.asarray(graph.edge_attrs[time][e0:e1])[keep].astype(np.int64))
+    src = np.concatenate(srcs) if srcs else np.empty(0, np.int64)
+    dst = np.concatenate(dsts) if dsts else np.empty(0, np.int64)
+    ids = np.union1d(np.flatnonzero(inside), np.concatenate([src, dst]))
+    k = ids.size
+    feats = _gather(dataset, ids, "features")
+    names = list(feature_names if feature_names is not None else meta.node_schema.feature_names)
+    if feats is None:
+        feats, names = np.zeros((k, 0), dtype=np.float32), []
+    labels = _gather(dataset, ids, "labels")
+    split = _gather(dataset, ids, "split")
+    table = AccountTable(ids=_gather(dataset, ids, "raw"), features=np.asarray(feats, dtype=np.float32),
+                         feature_names=names,
+                         labels=np.asarray(labels, dtype=np.int64) if labels is not None else np.full(k, -1, np.int64),
+                         split=np.asarray(split, dtype=np.int8) if split is not None else None)
+    g = TransactionGraph(table, np.searchsorted(ids, src), np.searchsorted(ids, dst),
+                         amount=np.concatenate(amounts) if amount else None,
+                         time=np.concatenate(times) if time else None, directed=directed)
+    return Subgraph(g.validate(), ids, inside[ids])

@@ -1,0 +1,75 @@
+"""Rings found on the touching subgraph of the high-risk accounts, extracted from a partitioned
+dataset, equal the rings found on the whole in-memory graph (members, typology, evidence)."""
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from graphtrain.fraud.data.touching_subgraph import touching_subgraph
+from graphtrain.fraud.evaluation.evaluate import load_true_rings
+from graphtrain.fraud.rings.rings import RingConfig, detect_rings
+from graphtrain.fraud.synth.generate import generate, load_generated
+from graphtrain.fraud.synth.generator_config import GeneratorConfig
+from graphtrain.partition import open_dataset
+from graphtrain.partition.partitioner import partition_arrays
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("touch")
+    generate(GeneratorConfig(num_accounts=4000, num_rings=15, num_lookalikes=15, seed=5), root / "g")
+    g = load_generated(root / "g")
+    truth = load_true_rings(root / "g" / "rings.csv", g.accounts)
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 0.5, g.num_accounts)  # noise, and the planted members high
+    scores[np.concatenate(truth.members)] = rng.uniform(0.45, 1.0, sum(m.size for m in truth.members))
+    ids = g.accounts.ids
+    partition_arrays(ids[g.src], ids[g.dst], root / "ds", 3, edge_attrs={"amount": g.amount, "time": g.time},
+                     time_column="time", node_ids=ids, node_labels=g.accounts.labels, add_reverse=True)
+    return g, scores, open_dataset(root / "ds")
+
+
+def _by_raw(found):
+    rings = found.rings.set_index("ring_id")
+    out = {}
+    for r, row in rings.iterrows():
+        members = found.members[found.members.ring_id == r].set_index("account_id").drop(columns=["ring_id", "account_index"])
+        out[frozenset(map(str, row.members))] = (row.typology, row["size"], row.internal_transactions, row.time_start,
+                                                 row.time_end, round(row.total_amount, 6), round(row.density, 9),
+                                                 members.sort_index().round(9).to_dict())
+    return out
+
+
+@pytest.mark.parametrize("grow", [None, 0.45])
+def test_rings_equal_the_whole_graph(planted, grow):
+    g, scores, ds = planted
+    config = RingConfig(threshold=0.6, grow_threshold=grow)
+    whole = detect_rings(g, scores, config)
+    assert len(whole.rings) >= 5
+
+    raw = np.concatenate([np.asarray(ds.raw_ids(p)).astype(str) for p in range(ds.num_parts)])
+    rows = g.accounts.index_of(raw)
+    scores_by_gid = scores[rows]
+    lowest = config.threshold if grow is None else grow
+    sub = touching_subgraph(ds, scores_by_gid >= lowest)
+    assert sub.inside.sum() == (scores >= lowest).sum()
+    assert sub.graph.num_edges < g.num_edges / 2  # linear in the set's transactions, not the graph's
+    found = detect_rings(sub.graph, scores_by_gid[sub.global_ids], config)
+    assert found.high_risk == whole.high_risk
+    assert _by_raw(found) == _by_raw(whole)
+
+
+def test_edges_are_exactly_those_touching_the_set(planted):
+    g, scores, ds = planted
+    raw = np.concatenate([np.asarray(ds.raw_ids(p)).astype(str) for p in range(ds.num_parts)])
+    inside_raw = set(raw[scores[g.accounts.index_of(raw)] >= 0.8])
+    sub = touching_subgraph(ds, np.isin(raw, list(inside_raw)))
+    ids = sub.graph.accounts.ids.astype(str)
+    got = Counter(zip(ids[sub.graph.src], ids[sub.graph.dst], sub.graph.amount, sub.graph.time))
+    all_ids = g.accounts.ids.astype(str)
+    s, d = all_ids[g.src], all_ids[g.dst]
+    touch = np.isin(s, list(inside_raw)) | np.isin(d, list(inside_raw))
+    assert got == Counter(zip(s[touch], d[touch], g.amount[touch], g.time[touch]))
+    assert set(ids[sub.inside]) == inside_raw
+    want_labels = dict(zip(all_ids, g.accounts.labels))
+    assert all(want_labels[i] == lab for i, lab in zip(ids, sub.graph.accounts.labels))
