@@ -79,3 +79,61 @@ def test_without_amount_and_time(tmp_path):
     assert feats.names == names and not any("amount" in n or "days" in n for n in names)
     rows = g.accounts.index_of(np.concatenate([np.asarray(ds.raw_ids(p)) for p in range(2)]))
     np.testing.assert_allclose(feats.rows(0, g.num_accounts), want[rows], rtol=2e-5, atol=1e-5, equal_nan=True)
+
+
+# -- the tree on those features (graphtrain.fraud.pipeline.dataset_baseline) ---------------------------------
+def _labelled_dataset(tmp_path, n=3000, e=20000, seed=3):
+    from graphtrain.split import stratified_split
+
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n) * 7 + 1000
+    labels = (rng.random(n) < 0.1).astype(np.int64)
+    src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
+    fraud_src = np.flatnonzero(labels)[rng.integers(0, labels.sum(), e // 10)]
+    src[: e // 10] = fraud_src  # fraudsters send more, and larger amounts
+    amount = rng.lognormal(3, 1, e) * np.where(labels[src] == 1, 3.0, 1.0)
+    t = rng.integers(0, 60 * 86400, e)
+    feats = rng.normal(size=(n, 1)).astype(np.float32)
+    split = stratified_split(labels, (0.6, 0.2), seed=0)
+    names = np.array(["train", "val", "test"], dtype=object)
+    partition_arrays(ids[src], ids[dst], tmp_path / "ds", 3, edge_attrs={"amount": amount, "time": t}, time_column="time",
+                     node_ids=ids, node_features=feats, node_labels=labels, node_split=list(names[split]), add_reverse=True)
+    ds = open_dataset(tmp_path / "ds")
+    lab = np.concatenate([np.asarray(ds.partition(p).labels) for p in range(3)])
+    spl = np.concatenate([np.asarray(ds.partition(p).split) for p in range(3)])
+    return ds, lab, spl
+
+
+def test_tree_on_all_training_accounts_equals_fit_scores(tmp_path):
+    from graphtrain.fraud.pipeline.baseline import fit_scores, usable_columns
+    from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
+
+    ds, labels, split = _labelled_dataset(tmp_path)
+    feats = build_account_features(ds, tmp_path / "work", block_edges=5000)
+    result = run_dataset_baseline(feats, labels, split, tmp_path / "work", seed=1, chunk=700)
+    x = feats.rows(0, feats.num_accounts)
+    keep = usable_columns(x, np.flatnonzero((split == 0) & (labels >= 0)))
+    want = fit_scores(np.ascontiguousarray(x[:, keep]), labels, split, seed=1)
+    np.testing.assert_allclose(np.asarray(result.scores), want, rtol=1e-6, atol=1e-7)
+    assert result.params["fitted_accounts"] == result.params["train_accounts"] == int(((split == 0) & (labels >= 0)).sum())
+
+
+def test_tree_fits_a_bounded_stratified_sample(tmp_path):
+    from graphtrain import metrics
+    from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline, training_sample
+
+    ds, labels, split = _labelled_dataset(tmp_path)
+    train = (split == 0) & (labels >= 0)
+    sample = training_sample(labels, split, 600, folds=5, seed=4)
+    assert abs(sample.size - 600) <= 1 and np.all(train[sample]) and np.all(np.diff(sample) > 0)
+    assert abs(labels[sample].mean() - labels[train].mean()) < 0.01  # stratified
+    assert np.array_equal(sample, training_sample(labels, split, 600, folds=5, seed=4))
+    assert not np.array_equal(sample, training_sample(labels, split, 600, folds=5, seed=5))
+    feats = build_account_features(ds, tmp_path / "work")
+    small = run_dataset_baseline(feats, labels, split, tmp_path / "w1", seed=4, max_train=600)
+    full = run_dataset_baseline(feats, labels, split, tmp_path / "w2", seed=4)
+    assert small.params["fitted_accounts"] == sample.size < full.params["fitted_accounts"]
+    test = (split == 2) & (labels >= 0)
+    auc_small = metrics.roc_auc(labels[test], np.asarray(small.scores)[test])
+    auc_full = metrics.roc_auc(labels[test], np.asarray(full.scores)[test])
+    assert auc_full > 0.8 and auc_small > auc_full - 0.05, (auc_small, auc_full)
