@@ -79,6 +79,10 @@ class EdgeColumns:
         time: optional edge time (integers, timestamps or dates); stored as ``edge_time``.
         weight: optional non-negative edge weight; stored as ``edge_weight``.
         extra: other numeric edge columns to keep (stored under their names).
+        rename: stored names of some ``extra`` columns (input name -> name), e.g. the fraud
+            pipeline stores the user's amount column as ``amount``; the others keep theirs.
+        finite: ``extra`` columns every row must give a finite number (an empty or non-finite
+            value is an input error naming the row), e.g. a transaction amount.
     """
 
     src: str
@@ -86,6 +90,8 @@ class EdgeColumns:
     time: Optional[str] = None
     weight: Optional[str] = None
     extra: Tuple[str, ...] = ()
+    rename: Optional[Dict[str, str]] = None
+    finite: Tuple[str, ...] = ()
 
     def input_columns(self) -> List[str]:
         cols = [self.src, self.dst] + [c for c in (self.time, self.weight) if c] + list(self.extra)
@@ -104,7 +110,7 @@ class EdgeColumns:
         if self.weight:
             names[self.weight] = WEIGHT
         for c in self.extra:
-            name = _NAME_RE.sub("_", c).strip("_") or "col"
+            name = _NAME_RE.sub("_", (self.rename or {}).get(c, c)).strip("_") or "col"
             if name in names.values():
                 raise ConfigError(f"extra edge column {c!r} would be stored as {name!r}, which is already taken "
                                   f"(time and weight are stored as 'time' and 'weight')")
@@ -187,6 +193,8 @@ class PartitionOptions:
         drop_self_loops, drop_duplicates: remove them (they are always counted).
         add_missing_nodes: with a node table, add edge endpoints missing from it as unlabelled
             nodes (zero features) instead of failing.
+        missing_features: what an empty or non-finite node-table feature value becomes: ``"zero"``
+            (0, with a warning) or ``"nan"`` (kept missing, for a consumer that handles it).
         add_reverse: store every input edge twice, ``src -> dst`` as given and ``dst -> src``, with
             the same edge columns and one more, ``reverse`` (int8: 0 as given, 1 the added copy): a
             node's in-edges then hold both whom it received from and whom it sent to (the fraud
@@ -210,6 +218,7 @@ class PartitionOptions:
     drop_duplicates: bool = False
     add_missing_nodes: bool = False
     add_reverse: bool = False
+    missing_features: str = "zero"
     edge_aggregates: bool = False
     force: bool = False
     progress: bool = False
@@ -237,6 +246,8 @@ class PartitionOptions:
             raise ConfigError(f"passes must be >= 1, got {self.passes}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.missing_features not in ("zero", "nan"):
+            raise ConfigError(f"missing_features must be 'zero' or 'nan', got {self.missing_features!r}")
         if self.add_reverse and self.drop_duplicates:
             raise ConfigError("--add-reverse with --drop-duplicates is not supported: a reverse copy would count as a "
                               "duplicate of a transaction the other way; drop duplicates from the input first")
@@ -367,6 +378,8 @@ def _ingest_edges(source, cols: EdgeColumns, id_type: str, builder: IdMapBuilder
                     v = ingest.read_float_column(batch, in_name, non_negative=True)
                 else:
                     v = ingest.read_number_column(batch, in_name)
+                    if in_name in cols.finite and v.dtype.kind == "f" and not np.isfinite(v).all():
+                        raise batch.error(int(np.flatnonzero(~np.isfinite(v))[0]), "empty or non-finite value", in_name)
                 values[name] = (v, in_name, batch)
             ids = ingest.StringIds.concat([src, dst]) if id_type == "string" else np.concatenate([src, dst])
             yield batch.num_rows, ids, builder.distinct_keys(ids), values
@@ -416,9 +429,9 @@ class _NodeIngest:
 
 
 def _ingest_nodes(source, cols: NodeColumns, id_type: str, builder: IdMapBuilder, spill: SpillDir,
-                  tuning: Tuning, progress: bool) -> _NodeIngest:
+                  tuning: Tuning, progress: bool, zero_missing: bool = True) -> _NodeIngest:
     result = _NodeIngest(spec=NodeDataSpec(len(cols.features), cols.label is not None, cols.split is not None,
-                                           cols.time is not None))
+                                           cols.time is not None, 0.0 if zero_missing else float("nan")))
     types = {cols.id: pa.int64() if id_type == "int64" else pa.string()}
     if cols.split:
         types[cols.split] = pa.string()
@@ -442,7 +455,7 @@ def _ingest_nodes(source, cols: NodeColumns, id_type: str, builder: IdMapBuilder
             nulls = ~np.isfinite(feats)
             if nulls.any():
                 result.null_features += int(nulls.sum())
-                feats[nulls] = 0.0
+                feats[nulls] = 0.0 if zero_missing else np.nan
             spill.write(f"nchunk_{c:06d}_feat", feats)
         if cols.label:
             spill.write(f"nchunk_{c:06d}_label", ingest.read_label_column(batch, cols.label))
@@ -461,7 +474,7 @@ def _ingest_nodes(source, cols: NodeColumns, id_type: str, builder: IdMapBuilder
     if result.num_rows == 0:
         where = ", ".join(str(p) for p in source.paths) or source.name
         raise InputError(where, "the node table has no data rows")
-    if result.null_features:
+    if result.null_features and zero_missing:
         log.warning("node table: %d missing or non-finite feature values were replaced by 0", result.null_features)
     return result
 
@@ -616,7 +629,8 @@ def partition(
         if options.add_reverse:
             stored_columns[REVERSE] = np.dtype(np.int8)
             edge_info.schema.append(fmt.EdgeColumn(name=REVERSE, dtype="int8", source=REVERSE))
-        node_info = _ingest_nodes(nodes, node_columns, id_type, builder, spill, tuning, options.progress) if nodes else None
+        node_info = (_ingest_nodes(nodes, node_columns, id_type, builder, spill, tuning, options.progress,
+                                   zero_missing=options.missing_features == "zero") if nodes else None)
         _release_memory()
         lap("ingest")
 

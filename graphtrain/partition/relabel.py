@@ -148,12 +148,14 @@ def write_edge_bins(
 
 @dataclass
 class NodeDataSpec:
-    """Which node arrays to write: feature width F (0 = none), labels, split, time."""
+    """Which node arrays to write: feature width F (0 = none), labels, split, time; and the
+    features of a node without a node-table row (``missing_feature``: 0, or NaN)."""
 
     num_features: int = 0
     has_label: bool = False
     has_split: bool = False
     has_time: bool = False
+    missing_feature: float = 0.0
 
     @property
     def any(self) -> bool:
@@ -176,7 +178,7 @@ def write_node_bins(root: Path, bins: RangeBins, node_bounds: np.ndarray, spec: 
     """Place node rows (routed by global ID) at their local positions; write per-partition arrays."""
     files: Files = {}
     names = {"feat": fmt.NODE_FEAT, "label": fmt.NODE_LABEL, "split": fmt.NODE_SPLIT, "time": fmt.NODE_TIME}
-    fill = {"feat": 0.0, "label": -1, "split": -1, "time": np.iinfo(np.int64).max}  # no node row: no time bound
+    fill = {"feat": spec.missing_feature, "label": -1, "split": -1, "time": np.iinfo(np.int64).max}  # no node row: no time bound
     b = 0
     for p in range(node_bounds.shape[0] - 1):
         lo_p, hi_p = int(node_bounds[p]), int(node_bounds[p + 1])

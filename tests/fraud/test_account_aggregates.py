@@ -16,6 +16,7 @@ def _graph(n=80, e=600, seed=0, directed=True):
     rng = np.random.default_rng(seed)
     ids = np.array([f"acct-{i:03d}" for i in rng.permutation(n)])
     feats = rng.normal(size=(n, 2)).astype(np.float32)
+    feats[4, 0] = np.nan  # a missing own feature stays missing (the pipeline partitions with missing_features="nan")
     acc = AccountTable(ids, feats, ["a", "b"], rng.integers(0, 2, n))
     src, dst = rng.integers(0, n - 5, e), rng.integers(0, n - 5, e)  # the last 5 accounts have no transactions
     src[:40] = 7  # a hub
@@ -30,7 +31,8 @@ def _graph(n=80, e=600, seed=0, directed=True):
 def _dataset(g, path, num_parts):
     ids = g.accounts.ids
     partition_arrays(ids[g.src], ids[g.dst], path, num_parts, edge_attrs={"amount": g.amount, "time": g.time},
-                     time_column="time", node_ids=ids, node_features=g.accounts.features, add_reverse=g.directed)
+                     time_column="time", node_ids=ids, node_features=g.accounts.features, add_reverse=g.directed,
+                     missing_features="nan")
     return open_dataset(path)
 
 
@@ -71,7 +73,7 @@ def test_without_amount_and_time(tmp_path):
     g = _graph(seed=5)
     ids = g.accounts.ids
     partition_arrays(ids[g.src], ids[g.dst], tmp_path / "ds", 2, node_ids=ids, node_features=g.accounts.features,
-                     add_reverse=True)
+                     add_reverse=True, missing_features="nan")
     g.amount = g.time = None
     want, names = neighbour_features(g, hops=2)
     ds = open_dataset(tmp_path / "ds")
@@ -137,3 +139,28 @@ def test_tree_fits_a_bounded_stratified_sample(tmp_path):
     auc_small = metrics.roc_auc(labels[test], np.asarray(small.scores)[test])
     auc_full = metrics.roc_auc(labels[test], np.asarray(full.scores)[test])
     assert auc_full > 0.8 and auc_small > auc_full - 0.05, (auc_small, auc_full)
+
+
+def test_model_inputs_are_finite_with_indicators_for_accounts_without_transactions(tmp_path):
+    """The GNN's inputs (detect.model_inputs): signed log of the own and structure columns, 0 plus an
+    indicator where a column is missing (here: the amount mean/max/std and span of the 5 accounts
+    without transactions; a NaN own feature)."""
+    from graphtrain.fraud.pipeline.detect import model_inputs
+
+    g = _graph(seed=2)
+    g.accounts.features[3, 1] = np.nan
+    ds = _dataset(g, tmp_path / "ds", 2)
+    feats = build_account_features(ds, tmp_path / "work", hops=2, own_feature_names=["a", "b"])
+    rows, names = model_inputs(feats, hops=0)
+    x = rows(0, feats.num_accounts)
+    base = np.asarray(feats.base, dtype=np.float64)
+    B = base.shape[1]
+    assert names[:B] == feats.base_names and x.shape == (g.num_accounts, len(names)) and np.isfinite(x).all()
+    missing = [j for j in range(B) if np.isnan(base[:, j]).any()]
+    assert names[B:] == [f"{feats.base_names[j]}_missing" for j in missing]
+    assert "own_b" in [feats.base_names[j] for j in missing] and "in_amount_mean" in [feats.base_names[j] for j in missing]
+    clean = np.nan_to_num(base)
+    np.testing.assert_allclose(x[:, :B], np.sign(clean) * np.log1p(np.abs(clean)), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(x[:, B:], np.isnan(base[:, missing]).astype(np.float32))
+    with_hop1, names1 = model_inputs(feats, hops=1)
+    assert len(names1) >= B * (1 + 2 * len(feats.directions)) and np.isfinite(with_hop1(0, 40)).all()

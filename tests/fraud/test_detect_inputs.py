@@ -1,8 +1,9 @@
 """detect-rings checks every input before the first long stage (issue 19 items 3 and 4), and runs end to
 end on a bipartite user -> product graph, directed and undirected (item 2).
 
-The fast tests call the CLI in-process with partitioning and training replaced by a function that fails
-the test: an input error must come before them.
+The fast tests call the CLI in-process with training replaced by a function that fails the test: an
+input error must come before it (the files' headers before partitioning, which reads the rows as it
+streams them; the rings file, labels and split after partitioning, before training).
 """
 import json
 import logging
@@ -64,11 +65,10 @@ def _args(users, purchases, out, *extra):
 
 @pytest.fixture
 def no_training(monkeypatch):
-    """Partitioning and training fail the test: whatever is checked must be checked before them."""
+    """Training fails the test: whatever is checked must be checked before it."""
     def long_stage(*a, **k):
-        raise AssertionError("reached partitioning/training before the inputs were checked")
+        raise AssertionError("reached training before the inputs were checked")
 
-    monkeypatch.setattr(detect, "partition_graph", long_stage)
     monkeypatch.setattr(detect, "train_and_score", long_stage)
 
 
@@ -91,7 +91,7 @@ def test_bad_rings_file_fails_before_training(tmp_path, capsys, no_training):
     users, purchases, rings = _bipartite_files(tmp_path)
     out = tmp_path / "out"
     # the ring file names users by user_id, as --id does: accepted; training is then reached (and stopped here)
-    with pytest.raises(AssertionError, match="reached partitioning"):
+    with pytest.raises(AssertionError, match="reached training"):
         main(_args(users, purchases, out, "--rings", str(rings)))
     # --rings-id naming a column the file lacks
     code, err = _run(_args(users, purchases, out, "--rings", str(rings), "--rings-id", "acct"), capsys)
@@ -107,13 +107,11 @@ def test_bad_rings_file_fails_before_training(tmp_path, capsys, no_training):
 
 def test_every_file_header_is_checked_before_any_file_is_read_whole(tmp_path, capsys, monkeypatch, no_training):
     users, purchases, rings = _bipartite_files(tmp_path)
-    import graphtrain.fraud.data.transaction_graph as tg
 
     def read_whole(*a, **k):
         raise AssertionError("read a whole file before checking the headers")
 
-    monkeypatch.setattr(tg, "load_accounts", read_whole)
-    monkeypatch.setattr(tg, "load_transaction_graph", read_whole)
+    monkeypatch.setattr(detect, "partition_inputs", read_whole)
     for extra, where in ((["--time", "when"], "purchases.parquet, column 'when'"),
                          (["--features", "age,income"], "users.parquet, column 'income'"),
                          (["--rings", str(rings), "--rings-id", "account"], "rings.csv, column 'account'")):
@@ -127,7 +125,7 @@ def test_one_direction_list_with_undirected_fails_before_training(tmp_path, caps
     code, err = _run(_args(users, purchases, tmp_path / "out", "--undirected"), capsys)
     assert code == 2 and "purchases.parquet, row 1" in err and "has no reverse" in err, err
     users, purchases, _ = _bipartite_files(tmp_path, both_directions=True)
-    with pytest.raises(AssertionError, match="reached partitioning"):  # both directions: accepted
+    with pytest.raises(AssertionError, match="reached training"):  # both directions: accepted
         main(_args(users, purchases, tmp_path / "out", "--undirected"))
 
 
@@ -139,7 +137,7 @@ def test_split_without_val_carves_a_stratified_validation_set_from_train(tmp_pat
     graph = load_transaction_graph(purchases, accounts, src="buyer", dst="item")
     given = accounts.split.copy()
     assert not (given == VAL).any()
-    split, note = choose_split(graph, PipelineConfig(seed=5))
+    split, note = choose_split(accounts.labels, accounts.split, PipelineConfig(seed=5))
     labels = accounts.labels
     assert "without validation accounts" in note and "carved out of train" in note
     assert ((given == TEST) == (split == TEST)).all() and ((split == VAL) <= (given == TRAIN)).all()  # only train moves
@@ -147,12 +145,11 @@ def test_split_without_val_carves_a_stratified_validation_set_from_train(tmp_pat
         train_before = ((given == TRAIN) & (labels == cls)).sum()
         val = ((split == VAL) & (labels == cls)).sum()
         assert val == round(train_before / 3), (cls, val, train_before)  # val_fraction / (train + val) = 0.2 / 0.6
-    detect._check_labels(graph, split)  # train and val both have both classes now
+    detect._check_labels(labels, split)  # train and val both have both classes now
     again = carve_validation(given, labels, 1 / 3, seed=5)
     assert (again == split).all() and not (carve_validation(given, labels, 1 / 3, seed=6) == split).all()
     # a given val split is kept as it is
-    graph.accounts.split = np.where(given == TEST, VAL, given).astype(np.int8)
-    assert choose_split(graph, PipelineConfig())[1] == "given (split column)"
+    assert choose_split(labels, np.where(given == TEST, VAL, given).astype(np.int8), PipelineConfig())[1] == "given (split column)"
 
 
 def test_splits_the_later_stages_need_are_checked_before_training(tmp_path, capsys, no_training):

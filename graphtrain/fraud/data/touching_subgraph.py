@@ -69,13 +69,16 @@ def _gather(dataset, global_ids: np.ndarray, what: str):
 
 
 def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "amount", time: Optional[str] = "time",
-                      feature_names: Optional[List[str]] = None, block_edges: int = BLOCK_EDGES) -> Subgraph:
+                      with_features: bool = True, feature_names: Optional[List[str]] = None,
+                      block_edges: int = BLOCK_EDGES) -> Subgraph:
     """The accounts ``inside`` (bool ``[N]`` by global ID) and every transaction with an endpoint among them.
 
     Args:
         dataset: an opened dataset (``open_dataset``), directed with ``reverse`` or undirected.
         inside: bool ``[N]``, indexed by global node ID.
         amount, time: stored edge column names (None or absent: not loaded).
+        with_features: load the accounts' node features (False: an account table without features;
+            ring finding needs none).
         feature_names: names of the dataset's node features for the account table (default: the dataset's).
         block_edges: in-edges read at a time.
     """
@@ -109,7 +112,7 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
     dst = np.concatenate(dsts) if dsts else np.empty(0, np.int64)
     ids = np.union1d(np.flatnonzero(inside), np.concatenate([src, dst]))
     k = ids.size
-    feats = _gather(dataset, ids, "features")
+    feats = _gather(dataset, ids, "features") if with_features else None
     names = list(feature_names if feature_names is not None else meta.node_schema.feature_names)
     if feats is None:
         feats, names = np.zeros((k, 0), dtype=np.float32), []

@@ -169,9 +169,12 @@ def rings_id_column(path, id_column: Union[str, Sequence[str]] = "account_id", r
                      column=candidates[0])
 
 
-def load_true_rings(path, accounts: AccountTable, ring_column: str = "ring_id",
+def load_true_rings(path, accounts, ring_column: str = "ring_id",
                     id_column: Union[str, Sequence[str]] = "account_id") -> TrueRings:
     """Read ground-truth rings; every listed account must be in the account table.
+
+    ``accounts``: an :class:`AccountTable` (members are its row numbers) or a
+    :class:`~graphtrain.fraud.data.transaction_dataset.TransactionDataset` (members are global IDs).
 
     ``id_column`` is the account ID column, or candidates for it (see :func:`rings_id_column`).
     Optional columns ``role`` and ``typology`` are used when present.
@@ -185,13 +188,16 @@ def load_true_rings(path, accounts: AccountTable, ring_column: str = "ring_id",
     if row is not None:
         raise InputError(path, "empty account ID", row=row, column=id_column)
     raw, kind = raw_id_column(table, id_column)
-    ids = accounts.ids
-    if kind == "string" or ids.dtype.kind not in "iu":
-        raw = raw.astype(str).astype(object)
-        ids = ids.astype(str).astype(object)
-    import pandas as pd
+    if hasattr(accounts, "to_global"):  # a TransactionDataset: the on-disk ID map, account index = global ID
+        index = accounts.to_global(raw if kind == "int64" else raw.astype(str).astype(object), missing="ignore")
+    else:
+        ids = accounts.ids
+        if kind == "string" or ids.dtype.kind not in "iu":
+            raw = raw.astype(str).astype(object)
+            ids = ids.astype(str).astype(object)
+        import pandas as pd
 
-    index = pd.Index(ids).get_indexer(raw)
+        index = pd.Index(ids).get_indexer(raw)
     if (index < 0).any():
         i = int(np.flatnonzero(index < 0)[0])
         raise InputError(path, f"account {raw[i]!r} is not in the account table", row=i + 1, column=id_column)

@@ -57,6 +57,13 @@ class ReportData:
         model_scores, model_metrics: the GNN's scores and metrics (None without model scores).
         warnings: shown at the top of the page (the summary's ``warnings``).
         weight_is_money: the edge weight (``graph.amount``) is money ("amount"), else "edge weight".
+        labels: int ``[N]`` labels of all accounts, when ``graph`` holds only some of them (default:
+            ``graph``'s). Account indices (``split``, ``scores``, the rings' ``account_index``) index these.
+        graph_ids: int64 ``[k]`` ascending: the account index of each of ``graph``'s accounts, when
+            ``graph`` is the neighbourhood of the accounts drawn (the rings and bad cases, with every
+            transaction they take part in; :mod:`graphtrain.fraud.data.touching_subgraph`); None when
+            ``graph`` is the whole graph.
+        num_accounts, num_transactions: of the whole graph (default: ``graph``'s).
     """
 
     title: str
@@ -80,6 +87,28 @@ class ReportData:
     model_metrics: Optional[Dict[str, float]] = None
     warnings: List[str] = field(default_factory=list)
     weight_is_money: bool = True
+    labels: Optional[np.ndarray] = None
+    graph_ids: Optional[np.ndarray] = None
+    num_accounts: Optional[int] = None
+    num_transactions: Optional[int] = None
+
+    @property
+    def all_labels(self) -> np.ndarray:
+        return self.labels if self.labels is not None else self.graph.accounts.labels
+
+    def local(self, accounts) -> np.ndarray:
+        """Positions in ``graph`` of account indices ``accounts`` (each must be one of its accounts)."""
+        accounts = np.asarray(accounts, dtype=np.int64)
+        if self.graph_ids is None:
+            return accounts
+        pos = np.searchsorted(self.graph_ids, accounts)
+        if accounts.size and (pos.max() >= self.graph_ids.size or not np.array_equal(self.graph_ids[pos], accounts)):
+            raise ValueError("an account drawn in the report is not in its neighbourhood graph")
+        return pos
+
+    def global_ids(self, local) -> np.ndarray:
+        local = np.asarray(local, dtype=np.int64)
+        return local if self.graph_ids is None else self.graph_ids[local]
 
 
 class Verbatim(str):
@@ -96,7 +125,7 @@ def _fmt(value) -> str:
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return "nan"
-        if float(value).is_integer() and abs(value) >= 1:  # counts and round sums print as integers
+        if float(value).is_integer():  # counts and round sums (0 included) print as integers
             return f"{int(value):,}"
         return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.2f}"
     return _esc(f"{value:,}" if isinstance(value, (int, np.integer)) else value)
@@ -118,7 +147,7 @@ def _table(header: List[str], rows: List[List[object]]) -> str:
 
 
 def _split_counts(data: ReportData) -> List[List[object]]:
-    labels = data.graph.accounts.labels
+    labels = data.all_labels
     rows = []
     for name, code in (("train", TRAIN), ("val", VAL), ("test", TEST)):
         rows.append([name, int(np.sum(data.split == code)), int(np.sum((data.split == code) & (labels == 1)))])
@@ -160,7 +189,8 @@ def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> 
     members = data.rings.members[data.rings.members.ring_id == ring.ring_id]
     nodes = members.account_index.to_numpy()
     names, roles = [str(x) for x in members.account_id], list(members.role)
-    colour, fraud = pct[nodes], g.accounts.labels[nodes] == 1
+    colour, fraud = pct[nodes], data.all_labels[nodes] == 1
+    nodes = data.local(nodes)
     typology = ring.typology
     local = np.arange(nodes.size)
     if nodes.size > MAX_DRAWN:  # the top members by score, the rest as one counted node
@@ -186,28 +216,33 @@ def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> 
 
 def _case_figure(directory: Path, data: ReportData, account: int, name: str, title: str, pct: np.ndarray) -> str:
     g = data.graph
-    nodes, src, dst = figures.ego_edges(account, g.src, g.dst, g.amount)
+    nodes, src, dst = figures.ego_edges(int(data.local([account])[0]), g.src, g.dst, g.amount)
     roles = ["under review"] + [""] * (nodes.size - 1)
     names = [str(g.accounts.ids[a])[-6:] for a in nodes]
-    figures.network(directory / name, title, names, roles, pct[nodes], g.accounts.labels[nodes] == 1, src, dst,
+    ids = data.global_ids(nodes)
+    figures.network(directory / name, title, names, roles, pct[ids], data.all_labels[ids] == 1, src, dst,
                     typology="star", highlight=np.arange(nodes.size) == 0, directed=g.directed)
     return name
 
 
-def _bad_cases(data: ReportData, count: int):
-    labels, scores = data.graph.accounts.labels, data.scores
-    test = data.split == TEST
-    missed = np.flatnonzero(test & (labels == 1) & (scores < data.threshold))
+def select_bad_cases(labels: np.ndarray, scores: np.ndarray, split: np.ndarray, threshold: float, count: int):
+    """``(missed, alarms)``: account indices of the ``count`` lowest-scored test frauds below ``threshold``
+    and the ``count`` highest-scored test accounts labelled normal at or above it."""
+    test = split == TEST
+    missed = np.flatnonzero(test & (labels == 1) & (scores < threshold))
     missed = missed[np.argsort(scores[missed], kind="stable")][:count]
-    alarms = np.flatnonzero(test & (labels == 0) & (scores >= data.threshold))
+    alarms = np.flatnonzero(test & (labels == 0) & (scores >= threshold))
     alarms = alarms[np.argsort(-scores[alarms], kind="stable")][:count]
     return missed, alarms
 
 
+def _bad_cases(data: ReportData, count: int):
+    return select_bad_cases(data.all_labels, data.scores, data.split, data.threshold, count)
+
+
 def write_report(data: ReportData, directory, top_rings: int = 6, bad_cases: int = 4, force: bool = False) -> Path:
     """Write the report directory (staged: never half-written); returns the path of ``index.html``."""
-    g = data.graph
-    labels = g.accounts.labels
+    labels = data.all_labels
     test = (data.split == TEST) & (labels >= 0)
     pct = figures.percentiles(data.scores)
     with staged_directory(directory, force=force, marker=INDEX) as tmp:
@@ -233,12 +268,12 @@ def write_report(data: ReportData, directory, top_rings: int = 6, bad_cases: int
 
 def _case_rows(data: ReportData, accounts: np.ndarray) -> List[List[object]]:
     g = data.graph
-    out_deg = np.bincount(g.src, minlength=g.num_accounts)
+    out_deg = np.bincount(g.src, minlength=g.num_accounts)  # exact for the accounts drawn: all their edges are in g
     in_deg = np.bincount(g.dst, minlength=g.num_accounts)
     ring_of = dict(zip(data.rings.members.account_index, data.rings.members.ring_id))
     degrees = (lambda a: [int(in_deg[a]), int(out_deg[a])]) if g.directed else (lambda a: [int(out_deg[a])])
-    return [[Verbatim(g.accounts.ids[a]), float(data.scores[a]), int(g.accounts.labels[a])] + degrees(a)
-            + [_verbatim(ring_of.get(int(a)))] for a in accounts]
+    return [[Verbatim(g.accounts.ids[loc]), float(data.scores[a]), int(data.all_labels[a])] + degrees(loc)
+            + [_verbatim(ring_of.get(int(a)))] for a, loc in zip(accounts, data.local(accounts))]
 
 
 def _verbatim(value):
@@ -257,9 +292,11 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
         parts.append(f"<p><b>Rings from:</b> the {_esc(data.ring_score)} scores (best on held-out validation "
                      "accounts among the GNN, the tree baseline and their blend).</p>")
     parts += [f"<p class='warn'><b>Warning:</b> {_esc(w)}</p>" for w in data.warnings]
+    labels = data.all_labels
+    num_accounts = data.num_accounts if data.num_accounts is not None else g.num_accounts
     parts.append("<h2>Data</h2>" + _table(["", "count"], [
-        ["accounts", g.num_accounts], ["transactions", g.num_edges],
-        ["labelled accounts", int(np.sum(g.accounts.labels >= 0))], ["labelled fraud", int(np.sum(g.accounts.labels == 1))],
+        ["accounts", num_accounts], ["transactions", data.num_transactions if data.num_transactions is not None else g.num_edges],
+        ["labelled accounts", int(np.sum(labels >= 0))], ["labelled fraud", int(np.sum(labels == 1))],
     ]) + _table(["split", "accounts", "fraud"], _split_counts(data)))
     columns = _metric_columns(data)
     parts.append("<h2>Account-level metrics</h2>" + _table(["metric (test split)"] + list(columns), _metric_rows(columns)))
@@ -271,7 +308,7 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
                         [["label normal", int(matrix[0, 0]), int(matrix[0, 1])], ["label fraud", int(matrix[1, 0]), int(matrix[1, 1])]]))
 
     parts.append("<h2>Rings</h2>")
-    n = max(g.num_accounts, 1)
+    n = max(num_accounts, 1)
     flagged = int(np.count_nonzero(data.scores >= data.threshold))
     ring_rows = [["rings found", len(rings)], ["rings from", f"{data.ring_score} scores"],
                  ["high-risk threshold (calibrated to all accounts)", data.threshold],
@@ -310,7 +347,7 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
         mem = members[members.ring_id == ring_id]
         flows = ["flow_in", "flow_out"] if g.directed else ["flow_in"]
         flow_names = [f"{words['flow']} in", f"{words['flow']} out"] if g.directed else [f"{words['flow']} within the ring"]
-        rows = [[Verbatim(m.account_id), m.role, m.score, int(g.accounts.labels[m.account_index])]
+        rows = [[Verbatim(m.account_id), m.role, m.score, int(labels[m.account_index])]
                 + [getattr(m, f) for f in flows] + [m.internal_counterparties, m.shared_counterparties]
                 for m in mem.itertuples()]
         parts.append(f"<div class='ring'><img src='{img}' alt='{img}'>" + _table(

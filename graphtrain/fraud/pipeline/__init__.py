@@ -5,8 +5,10 @@
   and :class:`ModelOptions` (partitioning and training).
 - :mod:`~graphtrain.fraud.pipeline.pipeline` -- the stages after scoring (split, baseline, blend,
   rings, evaluation, report; :class:`PipelineConfig`); model scores plug in as an array.
-- :mod:`~graphtrain.fraud.pipeline.baseline` -- gradient-boosted trees on account features plus
-  neighbour aggregates, on the same split.
+- :mod:`~graphtrain.fraud.pipeline.dataset_baseline` -- the tree baseline the pipeline runs: gradient-boosted
+  trees on account features plus neighbour aggregates, on the same split, fitted on a bounded sample.
+- :mod:`~graphtrain.fraud.pipeline.baseline` -- the same features and classifier on a graph in memory
+  (the reference the out-of-core features are tested against; examples).
 """
 from graphtrain._lazy import lazy_exports
 

@@ -1,4 +1,6 @@
-"""The tree baseline every fraud pipeline prints: gradient-boosted trees on account features plus
+"""The tree baseline on a graph in memory (the pipeline runs the same features and classifier out of
+core: :mod:`graphtrain.fraud.data.account_aggregates`, :mod:`graphtrain.fraud.pipeline.dataset_baseline`;
+this module is their reference). The tree baseline every fraud pipeline prints: gradient-boosted trees on account features plus
 neighbour-aggregated features (GADBench, Tang et al. 2023, found such trees beat most GNNs on
 fraud data).
 

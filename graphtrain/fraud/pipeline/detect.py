@@ -4,58 +4,65 @@ score -> rings -> report (``graphtrain detect-rings``; ``graphtrain demo`` runs 
 Stages, all inside one staged output directory (built under a temporary name, renamed at the end)::
 
     OUT/
-    ├── dataset/              the partitioned graph (graphtrain partition format; node IDs = account rows)
+    ├── dataset/              the partitioned graph (graphtrain partition format; accounts by global ID)
     ├── checkpoints/          the model's checkpoints (graphtrain.train)
-    ├── model_scores.parquet  the trained model's layer-wise scores, by account row
+    ├── model_scores.parquet  the trained model's layer-wise scores, by raw account ID
     ├── summary.json          every metric, model vs tree baseline, rings (see graphtrain.fraud.pipeline.pipeline)
     ├── scores.parquet        account_id (raw), score, baseline_score, label, split
     ├── rings.parquet / .csv, ring_members.parquet / .csv
     └── report/index.html     + PNGs
 
-1. **Load** the transactions and accounts (:mod:`graphtrain.fraud.data.transaction_graph`: raw IDs ->
-   account rows ``0 .. N-1``, once). **Split**: the accounts' split column, or a stratified split
-   (seeded); the model and the tree baseline use the same one.
-2. **Node features for the model** (:func:`model_features`): the account features plus per-direction
-   transaction statistics (counts, distinct counterparties, amount sum/mean/max/std, active span and
-   days -- the baseline's own-account columns, *without* its neighbour aggregates: aggregating
-   neighbours is the GNN's job), log-scaled and standardised; missing values become 0 with an
-   indicator column.
-3. **Partition** with :func:`graphtrain.partition.partitioner.partition_arrays`: every transaction
-   in both directions (payer -> payee and payee -> payer), so an account's sampled neighbourhood
-   holds its payers and its payees; amount and time travel as edge columns.
-4. **Train** with :class:`graphtrain.train.Trainer` on Ray workers (early stopping on the validation
+1. **Check** every file's columns from its header (and, with ``--undirected``, that the edge list
+   holds both directions, in one streaming pass).
+2. **Partition** (:mod:`graphtrain.fraud.data.transaction_dataset`): the transactions and accounts
+   stream through the partitioner (bounded memory, whatever their size; bad rows fail here, naming
+   file, row and column): every transaction in both directions (``reverse`` 0 / 1; an undirected
+   list as given), amount and time as edge columns, the account table as node data, raw IDs in the
+   on-disk ID map. From here on every stage reads ``OUT/dataset``, memory-mapped, and accounts
+   are indexed by global ID.
+3. **Split and check**: the accounts' split column, or a stratified split (seeded); the rings file
+   read against the ID map; labels 0/1 and both classes where the later stages need them -- all
+   before training.
+4. **Account features** (:mod:`graphtrain.fraud.data.account_aggregates`, partition by partition):
+   the tree baseline's table; the GNN's node features are its own and per-direction structure
+   columns (counts, distinct counterparties, amount sum/mean/max/std, active span and days),
+   signed-log scaled, missing values 0 with an indicator column (:func:`model_inputs`), written into
+   the dataset with the split; the trainer standardises them on the training split.
+5. **Train** with :class:`graphtrain.train.Trainer` on Ray workers (early stopping on the validation
    split), then **score** every account layer-wise (:func:`graphtrain.train.predict`). With
    ``ModelOptions.temporal`` the sampler is temporal on the transaction time: only transactions up
    to the seed time (the end of the log) are sampled, and scoring uses the same transactions.
-5. **Rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.pipeline.write_stages` with the model's
-   scores; the tree baseline runs there on the same split and its metrics sit beside the model's.
+6. **Baseline, rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.pipeline.write_stages`
+   with the model's scores: the tree on a bounded sample, scored in chunks; rings on the
+   transactions touching the high-risk accounts only.
 
-Memory: the transaction graph is held in memory here (about 40 bytes per transaction, see
-:mod:`graphtrain.fraud.data.transaction_graph`) for the baseline, ring detection and the report;
-partitioning, training and scoring are the out-of-core, distributed engine.
+Memory: per-account NumPy arrays (scores, labels, split: ``8 N`` bytes each) and bounded blocks; no
+stage holds the transaction list. :func:`run_pipeline` takes a graph already in memory (tests, the
+Python API) and writes it as the dataset first.
 """
 from __future__ import annotations
 
 import time
+import time as time_module
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from graphtrain.errors import ConfigError
+from graphtrain.errors import ConfigError, InputError
+from graphtrain.fraud.data.transaction_dataset import TransactionDataset
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings
-from graphtrain.fraud.pipeline.pipeline import SUMMARY_FILE, ModelScores, PipelineConfig, choose_split, write_stages
+from graphtrain.fraud.pipeline.pipeline import (DATASET_DIR, SUMMARY_FILE, WORK_DIR, ModelScores, PipelineConfig, choose_split,
+                                                write_stages)
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
 from graphtrain.optional import FRAUD_MODULES, require
-from graphtrain.split import split_names
 from graphtrain.train.config import COMMAND_MIN_STEPS, TEMPORAL_MODES, TrainConfig
 
 log = get_logger("fraud.detect")
 
-DATASET_DIR = "dataset"
 CHECKPOINT_DIR = "checkpoints"
 MODEL_SCORES_FILE = "model_scores.parquet"
 
@@ -127,39 +134,54 @@ class ModelOptions:
         return self
 
 
-def model_features(graph: TransactionGraph, hops: int = 0) -> Tuple[np.ndarray, List[str]]:
-    """Float32 ``[N, C]`` standardised node features for the GNN and their names (see the module doc, step 2).
+def model_inputs(features, hops: int = 0) -> Tuple[Callable[[int, int], np.ndarray], List[str]]:
+    """The GNN's node features, from the baseline's feature table (see the module doc, step 2).
 
-    ``hops=1`` adds the per-direction mean and max of the counterparties' columns (the baseline's
-    hop-1 aggregates), which tell the model payers from payees.
+    Columns: the first ``B`` columns of ``features`` (own features and per-direction transaction
+    structure; ``hops=1`` adds the hop-1 means and maxima, which tell the model payers from payees),
+    signed-log scaled (counts and amounts are heavy-tailed), missing values 0 with an indicator
+    column for each column that has any. The trainer standardises them with the training split's
+    statistics (``TrainConfig.normalize``).
+
+    Returns:
+        ``(rows, names)``: ``rows(start, stop)`` gives float32 ``[stop - start, C]`` for global IDs
+        ``start .. stop-1``; ``names`` the ``C`` column names.
     """
-    from graphtrain.fraud.pipeline.baseline import neighbour_features
+    width = len(features.base_names) if hops == 0 else len(features.base_names) * (1 + 2 * len(features.directions))
+    if hops not in (0, 1) or hops > features.hops:
+        raise ConfigError(f"feature_hops must be 0 or 1 (and at most the feature table's {features.hops}), got {hops}")
+    names = features.names[:width]
 
-    raw, names = neighbour_features(graph, hops=hops)
-    raw = raw.astype(np.float64)
-    missing = np.isnan(raw)
-    # heavy-tailed counts and amounts: signed log scale; then standardise each column
-    x = np.sign(raw) * np.log1p(np.abs(np.nan_to_num(raw)))
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    x = (x - mean) / np.where(std > 0, std, 1.0)
-    cols = [x]
-    out_names = list(names)
-    with_missing = np.flatnonzero(missing.any(axis=0))
-    if with_missing.size:
-        cols.append(missing[:, with_missing].astype(np.float64))
-        out_names += [f"{names[j]}_missing" for j in with_missing]
-    feats = np.concatenate(cols, axis=1).astype(np.float32)
-    keep = feats.std(axis=0) > 0  # constant columns carry nothing
-    if not keep.any():
-        keep[:] = True
-    return np.ascontiguousarray(feats[:, keep]), [n for n, k in zip(out_names, keep) if k]
+    def raw(start: int, stop: int) -> np.ndarray:
+        if hops == 0:
+            return np.asarray(features.base[start:stop], dtype=np.float64)
+        return features.rows(start, stop)[:, :width].astype(np.float64)
+
+    missing = np.zeros(width, dtype=bool)
+    for start in range(0, features.num_accounts, 1 << 16):
+        missing |= np.isnan(raw(start, min(start + (1 << 16), features.num_accounts))).any(axis=0)
+    with_missing = np.flatnonzero(missing)
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        x = raw(start, stop)
+        nan = np.isnan(x)
+        x = np.where(nan, 0.0, x)
+        out = np.sign(x) * np.log1p(np.abs(x))
+        if with_missing.size:
+            out = np.concatenate([out, nan[:, with_missing].astype(np.float64)], axis=1)
+        return out.astype(np.float32)
+
+    return rows, list(names) + [f"{names[j]}_missing" for j in with_missing]
 
 
-def _check_labels(graph: TransactionGraph, split: np.ndarray, folds: int = 2) -> None:
-    """What the stages after training need of the split, checked before training: both classes in
-    train and val, labelled test accounts, ``folds`` accounts of each class in train (the baseline's cross-fitting)."""
-    labels = graph.accounts.labels
+def _check_labels(labels: np.ndarray, split: np.ndarray, folds: int = 2, where: str = "the account table") -> None:
+    """What the stages after training need of the labels and split, checked before training: labels
+    0/1 (or unknown), both classes in train and val, labelled test accounts, ``folds`` accounts of
+    each class in train (the baseline's cross-fitting)."""
+    bad = labels[labels > 1]
+    if bad.size:
+        raise InputError(where, f"labels must be 1 (fraud), 0 (not) or empty (unknown); {bad.size} accounts have "
+                                f"other values, e.g. {int(bad[0])}")
     for code, name in ((0, "train"), (1, "val")):
         have = np.unique(labels[(split == code) & (labels >= 0)])
         if have.size < 2:
@@ -173,36 +195,9 @@ def _check_labels(graph: TransactionGraph, split: np.ndarray, folds: int = 2) ->
                           f"{folds}-fold cross-fitting needs at least {folds}")
 
 
-def partition_graph(graph: TransactionGraph, split: np.ndarray, features: np.ndarray, out: Path,
-                    options: ModelOptions):
-    """Write the graph as a partitioned dataset: both directions of every transaction, node ID = account row.
-
-    Edge columns: ``reverse`` (int8: 0 payer -> payee as given, 1 the added payee -> payer copy), and
-    ``amount`` / ``time`` when the graph has them.
-    """
-    from graphtrain.partition.partitioner import partition_arrays
-
-    copies = 2 if graph.directed else 1  # an undirected graph already holds both directions
-    src = np.concatenate([graph.src, graph.dst][:copies])
-    dst = np.concatenate([graph.dst, graph.src][:copies])
-    attrs: Dict[str, np.ndarray] = {"reverse": np.repeat(np.arange(copies, dtype=np.int8), graph.num_edges)}
-    if graph.amount is not None:
-        attrs["amount"] = np.tile(graph.amount, copies)
-    if graph.time is not None:
-        attrs["time"] = np.tile(graph.time, copies)
-    split_text = split_names(split)
-    return partition_arrays(
-        src, dst, out, options.num_parts, edge_attrs=attrs,
-        node_ids=np.arange(graph.num_accounts, dtype=np.int64), node_features=features,
-        node_labels=graph.accounts.labels, node_split=list(split_text),
-        time_column="time" if graph.time is not None else None,
-        method=options.method, seed=options.seed, progress=False,
-    )
-
-
 def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_accounts: int,
                     options: ModelOptions):
-    """Train on the dataset, score every account; return float64 scores ``[N]`` by account row and the
+    """Train on the dataset, score every account; return float64 scores ``[N]`` by global ID and the
     fit result (:class:`~graphtrain.train.results.FitResult`)."""
     import pyarrow.parquet as pq
 
@@ -216,18 +211,71 @@ def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_acc
                       threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=False)
     result = trainer.fit()
     trainer.predict(scores_path)
-    table = pq.read_table(scores_path, columns=["node_id", "score"])
-    rows = table.column("node_id").to_numpy()
-    scores = np.full(num_accounts, np.nan)
-    scores[rows] = table.column("score").to_numpy().astype(np.float64)
-    if np.isnan(scores).any():
+    scores = pq.read_table(scores_path, columns=["score"]).column("score").to_numpy().astype(np.float64)
+    if scores.shape != (num_accounts,) or np.isnan(scores).any():  # predict writes every node, in global-ID order
         raise ConfigError(f"{scores_path}: the model scored {int((~np.isnan(scores)).sum())} of {num_accounts} accounts")
     return scores, result
 
 
+def _truth_by_global_id(true_rings, data: TransactionDataset, graph: Optional[TransactionGraph] = None):
+    """Ground-truth rings with members as global IDs: from a file (read against the dataset's ID map),
+    or :class:`TrueRings` of ``graph``'s account rows."""
+    if true_rings is None:
+        return None
+    if not isinstance(true_rings, TrueRings):
+        return load_true_rings(true_rings, data)
+    if graph is None:
+        return true_rings
+    rows = graph.accounts.index_of(data.raw_ids(np.arange(data.num_accounts)))
+    gid_of_row = np.empty(graph.num_accounts, dtype=np.int64)
+    gid_of_row[rows] = np.arange(data.num_accounts)
+    return replace(true_rings, members=[gid_of_row[m] for m in true_rings.members],
+                   roles={int(gid_of_row[a]): r for a, r in true_rings.roles.items()})
+
+
+def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: ModelOptions, config: PipelineConfig,
+                    truth, partition_info: Dict[str, object], labels_where: str) -> Dict[str, object]:
+    """Split, check, build the features, train, score and run the stages after scoring, on a dataset in ``tmp``."""
+    from graphtrain.fraud.data.account_aggregates import build_account_features
+
+    if options.temporal is not None and data.time is None:
+        raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
+    labels = data.labels()
+    split, split_note = choose_split(labels, data.given_split(), config)
+    _check_labels(labels, split, config.baseline_folds, labels_where)
+    t0 = time.perf_counter()
+    features = build_account_features(data.dataset, tmp / WORK_DIR / "features", amount=data.amount, time=data.time,
+                                      hops=max(config.baseline_hops, options.feature_hops),
+                                      own_feature_names=data.own_feature_names)
+    rows, names = model_inputs(features, options.feature_hops)
+    data.write_node_arrays(split=split, features=rows, feature_names=names)
+    t_features = time.perf_counter() - t0
+    log.info("account features: %d for the model, %d for the tree (%.1f s)", len(names), len(features.names), t_features)
+    t0 = time.perf_counter()
+    scores, fit = train_and_score(data.path, tmp / CHECKPOINT_DIR, tmp / MODEL_SCORES_FILE, data.num_accounts, options)
+    t_train = time.perf_counter() - t0
+    source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
+              f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
+              f"account features, {options.num_workers} Ray worker(s), "
+              f"best of {fit.epochs_run} epochs (epoch {fit.best_epoch + 1})")
+    extra = {"model": {
+        "options": asdict(options) | {"fanouts": list(options.fanouts)},
+        "features": names,
+        "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
+        "optimizer_steps": fit.global_step, "batches_per_epoch": fit.batches_per_epoch,
+        "val": fit.val, **partition_info, "feature_seconds": round(t_features, 2),
+        "train_and_score_seconds": round(t_train, 2),
+    }}
+    return write_stages(data, tmp, out, ModelScores(scores, source), truth, config, split=(split, split_note),
+                        extra=extra, features=features)
+
+
 def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOptions(),
                  config: PipelineConfig = PipelineConfig(), true_rings=None, force: bool = False) -> Dict[str, object]:
-    """Partition, train, score, find rings and write the report for one transaction graph into ``out``.
+    """Partition, train, score, find rings and write the report for one transaction graph in memory into ``out``.
+
+    The graph is written as the dataset ``OUT/dataset`` first; every stage reads that (as
+    :func:`detect_rings` does with files).
 
     Args:
         graph: transactions and accounts (labels; features; a split if the data has one).
@@ -235,8 +283,8 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         options: partitioning and training.
         config: split, baseline, rings and report settings.
         true_rings: optional ground-truth rings file (``ring_id, account_id[, role, typology]``), or
-            rings already loaded (:func:`graphtrain.fraud.evaluation.evaluate.load_true_rings`); read and checked
-            before partitioning.
+            rings already loaded against ``graph``'s accounts
+            (:func:`graphtrain.fraud.evaluation.evaluate.load_true_rings`).
 
     Returns:
         the summary (also ``OUT/summary.json``): model metrics ``auc``, ``ap``, ``f1_macro``,
@@ -247,42 +295,23 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         ConfigError: bad options; a train or validation split without both classes.
         MissingDependencyError: the ``fraud`` or ``report`` extra is not installed.
     """
+    from graphtrain.fraud.data.transaction_dataset import partition_transaction_graph
+
     require(*FRAUD_MODULES, feature="the fraud pipeline")
     options.validate()
     graph.validate()
     if options.temporal is not None and graph.time is None:
         raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
-    out = Path(out)
-    split, split_note = choose_split(graph, config)
-    _check_labels(graph, split, config.baseline_folds)
     if true_rings is not None and not isinstance(true_rings, TrueRings):
         true_rings = load_true_rings(true_rings, graph.accounts)  # bad rings fail now, not after training
+    out = Path(out)
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:
         t0 = time.perf_counter()
-        features, names = model_features(graph, options.feature_hops)
-        part = partition_graph(graph, split, features, tmp / DATASET_DIR, options)
-        t_part = time.perf_counter() - t0
-        log.info("partitioned %d accounts, %d directed edges into %d parts (%.1f s)", part.num_nodes, part.num_edges,
-                 part.num_parts, t_part)
-        t0 = time.perf_counter()
-        scores, fit = train_and_score(tmp / DATASET_DIR, tmp / CHECKPOINT_DIR, tmp / MODEL_SCORES_FILE,
-                                      graph.num_accounts, options)
-        t_train = time.perf_counter() - t0
-        source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
-                  f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
-                  f"account features, {options.num_workers} Ray worker(s), "
-                  f"best of {fit.epochs_run} epochs (epoch {fit.best_epoch + 1})")
-        extra = {"model": {
-            "options": asdict(options) | {"fanouts": list(options.fanouts)},
-            "features": names,
-            "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
-            "optimizer_steps": fit.global_step, "batches_per_epoch": fit.batches_per_epoch,
-            "val": fit.val, "partition_seconds": round(t_part, 2), "train_and_score_seconds": round(t_train, 2),
-            "edge_cut_fraction": part.edge_cut_fraction,
-        }}
-        summary = write_stages(graph, tmp, out, ModelScores(scores, source), true_rings, config, split=(split, split_note),
-                               extra=extra)
-    return summary
+        data = partition_transaction_graph(graph, tmp / DATASET_DIR, num_parts=options.num_parts, method=options.method,
+                                           seed=options.seed)
+        info = {"partition_seconds": round(time.perf_counter() - t0, 2)}
+        return _run_on_dataset(data, tmp, out, options, config, _truth_by_global_id(true_rings, data, graph), info,
+                               "the account table")
 
 
 def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str = "dst", time: Optional[str] = None,
@@ -290,12 +319,15 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
                  split: Optional[str] = None, features: Optional[Sequence[str]] = None, undirected: bool = False,
                  add_unknown_accounts: bool = False, rings=None, rings_id: Optional[str] = None,
                  options: Optional[ModelOptions] = None, config: Optional[PipelineConfig] = None,
-                 force: bool = False) -> Dict[str, object]:
-    """The fraud-ring pipeline on files (``graphtrain detect-rings``): load, check, then :func:`run_pipeline`.
+                 force: bool = False, progress: bool = False) -> Dict[str, object]:
+    """The fraud-ring pipeline on files (``graphtrain detect-rings``), in bounded memory.
 
-    Every input is checked before the first long stage: each file's columns from its header
-    (:func:`~graphtrain.fraud.data.tables.check_columns`), then each file read and checked whole,
-    the ``rings`` file included.
+    Every file's columns are checked from its header first
+    (:func:`~graphtrain.fraud.data.tables.check_columns`), the rings file's included; with
+    ``undirected``, the edge list is checked for both directions in one streaming pass. Then the
+    transactions and accounts stream through the partitioner into ``OUT/dataset`` (bad rows fail
+    there, naming file, row and column), the rings file is read against the dataset's ID map, and
+    labels and split are checked -- all before training.
 
     Args:
         edges: transactions file (CSV, TSV or Parquet, ``.gz`` ok) with ``src``, ``dst`` and optional
@@ -311,16 +343,17 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
         config: the stages after scoring (default :class:`~graphtrain.fraud.pipeline.pipeline.PipelineConfig`
             seeded with ``options.seed``); with ``edge_weight`` the report does not call the weight money.
         force: replace an earlier output of this function at ``out``.
+        progress: progress bars on stderr while partitioning.
 
     Returns:
         the summary (see :func:`run_pipeline`).
 
     Raises:
-        ConfigError, InputError: bad options, columns or rows, found before partitioning.
+        ConfigError, InputError: bad options, columns or rows, found before training.
         MissingDependencyError: the ``fraud`` or ``report`` extra is not installed.
     """
     from graphtrain.fraud.data.tables import check_columns
-    from graphtrain.fraud.data.transaction_graph import load_accounts, load_transaction_graph
+    from graphtrain.fraud.data.transaction_dataset import check_both_directions_in_file, partition_transaction_files
     from graphtrain.fraud.evaluation.evaluate import rings_id_column
 
     require(*FRAUD_MODULES, feature="the fraud pipeline")
@@ -333,24 +366,43 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
         raise ConfigError("give the transaction amount (money) or an edge weight that is not money, not both")
     if options.temporal and not time:
         raise ConfigError(f"--temporal {options.temporal} samples by transaction time; give the time column with --time COL")
-    # every file's columns from its header first, then each file read and checked whole: all before any long stage
+    # every file's columns from its header first: all before any long stage
     check_columns(accounts, [id, label, split, *(features or [])])
     check_columns(edges, [src, dst, amount or edge_weight, time])
     rings_id = rings_id_column(rings, [rings_id] if rings_id else [id, "account_id"]) if rings else None
-    table = load_accounts(accounts, id, label=label, split=split, features=features)
-    graph = load_transaction_graph(edges, table, src=src, dst=dst, amount=amount or edge_weight, time=time,
-                                   unknown_accounts="add" if add_unknown_accounts else "error", directed=not undirected)
-    true_rings = load_true_rings(rings, graph.accounts, id_column=rings_id) if rings else None
-    return run_pipeline(graph, out, options, config, true_rings=true_rings, force=force)
+    if undirected:
+        check_both_directions_in_file(edges, src, dst)
+    out = Path(out)
+    with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:
+        t0 = time_module.perf_counter()
+        data, part = partition_inputs(edges, accounts, tmp / DATASET_DIR, src=src, dst=dst, id=id, label=label,
+                                      time=time, amount=amount or edge_weight, split=split, features=features,
+                                      undirected=undirected, add_unknown_accounts=add_unknown_accounts, options=options,
+                                      progress=progress)
+        info = {"partition_seconds": round(time_module.perf_counter() - t0, 2), "edge_cut_fraction": part.edge_cut_fraction,
+                "partition_peak_rss_bytes": part.peak_rss_bytes}
+        log.info("partitioned %d accounts, %d transactions (%d stored edges) into %d parts (%.1f s)", data.num_accounts,
+                 data.num_transactions, part.num_edges, part.num_parts, info["partition_seconds"])
+        truth = load_true_rings(rings, data, id_column=rings_id) if rings else None
+        return _run_on_dataset(data, tmp, out, options, config, truth, info, str(accounts))
+
+
+def partition_inputs(edges, accounts, out, *, options: ModelOptions, progress: bool = False, **columns):
+    """Stream the transaction and account files into the dataset at ``out``
+    (:func:`graphtrain.fraud.data.transaction_dataset.partition_transaction_files`)."""
+    from graphtrain.fraud.data.transaction_dataset import partition_transaction_files
+
+    return partition_transaction_files(edges, accounts, out, num_parts=options.num_parts, method=options.method,
+                                       seed=options.seed, progress=progress, **columns)
 
 
 def run_generated(out, generator_config, options: ModelOptions = ModelOptions(),
                   config: PipelineConfig = PipelineConfig(), force: bool = False) -> Dict[str, object]:
-    """``graphtrain demo``: generate a transaction graph into ``out/data``, run the pipeline into ``out/run``.
+    """``graphtrain demo``: generate a transaction graph into ``out/data``, run the pipeline on its files into ``out/run``.
 
     The generated ring file is the ground truth, so the summary has ``ring_precision`` and ``ring_recall``.
     """
-    from graphtrain.fraud.synth.generate import generate, load_generated
+    from graphtrain.fraud.synth.generate import generate, read_manifest
 
     out = Path(out)
     if out.exists() and not force and any(out.iterdir()):
@@ -358,5 +410,10 @@ def run_generated(out, generator_config, options: ModelOptions = ModelOptions(),
 
         raise OutputExistsError(f"{out} already exists; pass --force to replace an earlier demo there")
     data = generate(generator_config, out / "data", force=force)
-    graph = load_generated(data.out)
-    return run_pipeline(graph, out / "run", options, config, true_rings=data.files["rings"], force=force)
+    manifest = read_manifest(data.out)
+    acc, tx = manifest["columns"]["accounts"], manifest["columns"]["transactions"]
+    files = Path(data.out)
+    return detect_rings(files / manifest["files"]["transactions"], files / manifest["files"]["accounts"], out / "run",
+                        label=acc["label"], src=tx["src"], dst=tx["dst"], time=tx["time"], amount=tx["amount"],
+                        id=acc["id"], features=acc["features"], rings=data.files["rings"], options=options,
+                        config=config, force=force)

@@ -1,5 +1,12 @@
 """The fraud pipeline's stages after scoring: baseline -> rings -> evaluation -> report.
 
+They read the pipeline's dataset (:class:`~graphtrain.fraud.data.transaction_dataset.TransactionDataset`),
+with accounts indexed by global ID: the tree baseline's features partition by partition
+(:mod:`graphtrain.fraud.pipeline.dataset_baseline`: a bounded training sample, scores in chunks), the
+rings on the transactions touching the candidate accounts (:mod:`graphtrain.fraud.data.touching_subgraph`,
+which gives the rings of the whole graph), scores.parquet written a partition at a time.
+:func:`run_stages` takes a graph in memory and writes it as ``OUT/dataset`` first.
+
 Scores come in as an array aligned with the accounts (:class:`ModelScores`), from any model: the
 ``graphtrain detect-rings`` / ``demo`` commands (:mod:`graphtrain.fraud.pipeline.detect`) pass the trained
 GNN's scores here. Without model scores the run uses the tree baseline's scores and
@@ -8,6 +15,7 @@ says so everywhere (``scores_from_baseline: true`` in the summary, a banner on t
 Output directory::
 
     OUT/
+    ├── dataset/              the accounts and transactions, partitioned (graphtrain.fraud.data.transaction_dataset)
     ├── summary.json          format_version, score source, every metric, counts, settings (last)
     ├── scores.parquet        account_id, score, baseline_score, label, split
     ├── rings.parquet / .csv  one row per ring (see graphtrain.fraud.rings.rings)
@@ -29,6 +37,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -37,12 +47,12 @@ import numpy as np
 
 from graphtrain._version import __version__
 from graphtrain.errors import ConfigError
+from graphtrain.fraud.data.transaction_dataset import TransactionDataset
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.fraud.evaluation.blend import blend_scores
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.evaluation.report import ReportData, write_report
 from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
-from graphtrain.fraud.pipeline.baseline import run_baseline
 from graphtrain.fraud.rings.rings import RingConfig, detect_rings, no_rings_reason, write_rings
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
@@ -53,6 +63,8 @@ log = get_logger("fraud.pipeline")
 
 FORMAT_VERSION = 1
 SUMMARY_FILE = "summary.json"
+DATASET_DIR = "dataset"
+WORK_DIR = "work"  # scratch tables of the stages (removed at the end)
 SCORES_FILE = "scores.parquet"
 REPORT_DIR = "report"
 
@@ -66,6 +78,8 @@ class PipelineConfig:
         train_fraction, val_fraction: stratified split used when the accounts have no split column.
         baseline_hops: neighbour-aggregation hops of the tree baseline (0-2).
         baseline_folds: cross-fitting folds for the baseline's scores of train accounts.
+        baseline_max_train: most labelled training accounts the tree is fitted on (a stratified
+            sample beyond that; :mod:`graphtrain.fraud.pipeline.dataset_baseline`).
         ring_min_size, ring_max_size: see :class:`graphtrain.fraud.rings.rings.RingConfig`.
         grow: grow rings with accounts scoring between the median and the threshold (see module doc).
         blend: with model scores, also score every account with the rank blend of the model and the
@@ -84,6 +98,7 @@ class PipelineConfig:
     val_fraction: float = 0.2
     baseline_hops: int = 2
     baseline_folds: int = 5
+    baseline_max_train: int = 200_000
     ring_min_size: int = 3
     ring_max_size: int = 40
     grow: bool = True
@@ -102,15 +117,16 @@ class ModelScores:
     source: str
 
 
-def choose_split(graph: TransactionGraph, config: PipelineConfig) -> Tuple[np.ndarray, str]:
+def choose_split(labels: np.ndarray, given: Optional[np.ndarray], config: PipelineConfig) -> Tuple[np.ndarray, str]:
     """The accounts' split (given, or stratified ``train_fraction/val_fraction/rest``) and a note saying which.
 
-    A given split with no labelled validation accounts gets them carved out of train: a stratified
-    ``val_fraction / (train_fraction + val_fraction)`` of each class (:func:`carve_validation`,
-    logged and in the note).
+    ``labels`` and ``given`` (the split column's codes, or None) are indexed alike (account rows, or
+    a dataset's global IDs). A given split with no labelled validation accounts gets them carved out
+    of train: a stratified ``val_fraction / (train_fraction + val_fraction)`` of each class
+    (:func:`carve_validation`, logged and in the note).
     """
-    if graph.accounts.split is not None:
-        split, labels = graph.accounts.split, graph.accounts.labels
+    if given is not None:
+        split = given
         if ((split == VAL) & (labels >= 0)).any() or not ((split == TRAIN) & (labels >= 0)).any():
             return split, "given (split column)"
         share = config.val_fraction / (config.train_fraction + config.val_fraction)
@@ -120,7 +136,7 @@ def choose_split(graph: TransactionGraph, config: PipelineConfig) -> Tuple[np.nd
                 f"(stratified {share:.3g} of each class, seed {config.seed})")
         log.info("split: %s", note)
         return split, note
-    split = stratified_split(graph.accounts.labels, (config.train_fraction, config.val_fraction), seed=config.seed)
+    split = stratified_split(labels, (config.train_fraction, config.val_fraction), seed=config.seed)
     test = 1 - config.train_fraction - config.val_fraction
     return split, f"stratified {config.train_fraction:g}/{config.val_fraction:g}/{test:g} (seed {config.seed})"
 
@@ -136,10 +152,10 @@ def _clean(value):
     return value
 
 
-def _check_scores(graph: TransactionGraph, model_scores: ModelScores) -> np.ndarray:
+def _check_scores(num_accounts: int, model_scores: ModelScores) -> np.ndarray:
     scores = np.asarray(model_scores.scores, dtype=np.float64)
-    if scores.shape != (graph.num_accounts,):
-        raise ConfigError(f"model scores: need one score per account, got {scores.shape} for {graph.num_accounts} accounts")
+    if scores.shape != (num_accounts,):
+        raise ConfigError(f"model scores: need one score per account, got {scores.shape} for {num_accounts} accounts")
     if not np.all(np.isfinite(scores)):
         raise ConfigError("model scores contain NaN or infinity")
     return scores
@@ -147,12 +163,17 @@ def _check_scores(graph: TransactionGraph, model_scores: ModelScores) -> np.ndar
 
 def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores] = None, true_rings=None,
                config: PipelineConfig = PipelineConfig(), force: bool = False) -> Dict[str, object]:
-    """Baseline, rings, evaluation and report for one scored graph, written to the directory ``out``.
+    """Baseline, rings, evaluation and report for one scored graph in memory, written to the directory ``out``.
+
+    The graph is first written as a dataset (``OUT/dataset``, see
+    :mod:`graphtrain.fraud.data.transaction_dataset`); every stage then reads that, as
+    ``graphtrain detect-rings`` does.
 
     Args:
         graph: transactions and accounts (labels, features; a split if the data has one).
         out: output directory (staged; replaced only with ``force`` and only if it is a pipeline output).
-        model_scores: the model's scores; None = use the tree baseline's scores (and say so).
+        model_scores: the model's scores, aligned with ``graph``'s accounts; None = use the tree
+            baseline's scores (and say so).
         true_rings: optional ground-truth rings file (``ring_id, account_id[, role, typology]``).
         config: stage settings.
 
@@ -162,47 +183,77 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
         ``score_source``, ``scores_from_baseline``, ``rings``, and with ground truth
         ``ring_precision``, ``ring_recall``; plus counts and settings.
     """
+    from graphtrain.fraud.data.transaction_dataset import partition_transaction_graph
+
     require(*FRAUD_MODULES, feature="the fraud pipeline")
     graph.validate()
     if model_scores is not None:
-        _check_scores(graph, model_scores)  # before anything is written
+        _check_scores(graph.num_accounts, model_scores)  # before anything is written
     out = Path(out)
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:  # fails now if out exists
-        summary = write_stages(graph, tmp, out, model_scores, true_rings, config)
+        data = partition_transaction_graph(graph, tmp / DATASET_DIR, seed=config.seed)
+        if model_scores is not None:  # account rows -> global IDs
+            rows = graph.accounts.index_of(data.raw_ids(np.arange(data.num_accounts)))
+            model_scores = ModelScores(np.asarray(model_scores.scores, dtype=np.float64)[rows], model_scores.source)
+        if true_rings is not None and not isinstance(true_rings, TrueRings):
+            true_rings = load_true_rings(true_rings, data)
+        summary = write_stages(data, tmp, out, model_scores, true_rings, config)
     return summary
 
 
-def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Optional[ModelScores], true_rings,
+def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: Optional[ModelScores], true_rings,
                  config: PipelineConfig, split: Optional[Tuple[np.ndarray, str]] = None,
-                 extra: Optional[Dict[str, object]] = None) -> Dict[str, object]:
-    """:func:`run_stages` into ``tmp``, an open staging directory that becomes ``out``.
+                 extra: Optional[Dict[str, object]] = None, features=None) -> Dict[str, object]:
+    """:func:`run_stages` on a dataset, into ``tmp``, an open staging directory that becomes ``out``.
 
-    ``split`` (codes, note) overrides :func:`choose_split`; ``extra`` entries are added to the summary.
+    Args:
+        data: the pipeline's dataset; accounts are indexed by global ID everywhere below.
+        model_scores: scores by global ID, or None (the tree's are used).
+        true_rings: :class:`TrueRings` by global ID, a rings file, or None.
+        split: (codes by global ID, note); default :func:`choose_split`.
+        extra: entries added to the summary.
+        features: the baseline's :class:`~graphtrain.fraud.data.account_aggregates.AccountFeatures`
+            when already built (``detect-rings`` builds them for the GNN's inputs); default: built here.
     """
+    from graphtrain.fraud.data.account_aggregates import build_account_features
+    from graphtrain.fraud.data.touching_subgraph import touching_subgraph
+    from graphtrain.fraud.evaluation.report import select_bad_cases
+    from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
+
+    n = data.num_accounts
     scores = source = None
     if model_scores is not None:
-        scores, source = _check_scores(graph, model_scores), model_scores.source
-    labels = graph.accounts.labels
-    split, split_note = split if split is not None else choose_split(graph, config)
-    truth = true_rings if true_rings is None or isinstance(true_rings, TrueRings) else load_true_rings(true_rings, graph.accounts)
-    baseline = run_baseline(graph, split, seed=config.seed, hops=config.baseline_hops, folds=config.baseline_folds)
+        scores, source = _check_scores(n, model_scores), model_scores.source
+    labels = data.labels()
+    split, split_note = split if split is not None else choose_split(labels, data.given_split(), config)
+    truth = true_rings if true_rings is None or isinstance(true_rings, TrueRings) else load_true_rings(true_rings, data)
+    work = tmp / WORK_DIR
+    stage: Dict[str, float] = {}
+    t0 = time.perf_counter()
+    if features is None or features.hops < config.baseline_hops:
+        features = build_account_features(data.dataset, work / "features", amount=data.amount, time=data.time,
+                                          hops=config.baseline_hops, own_feature_names=data.own_feature_names)
+    baseline = run_dataset_baseline(features, labels, split, work, seed=config.seed, folds=config.baseline_folds,
+                                    max_train=config.baseline_max_train)
+    baseline_scores = np.asarray(baseline.scores, dtype=np.float64)
+    stage["baseline_seconds"] = round(time.perf_counter() - t0, 2)
     from_baseline = scores is None
     if from_baseline:
-        scores = baseline.scores
+        scores = baseline_scores
         source = (f"tree baseline: {baseline.params['model']} on {baseline.params['num_features']} features "
                   f"(own + {config.baseline_hops}-hop neighbour aggregates), out-of-fold on train accounts")
 
-    b_metrics = metrics_at_chosen_threshold(labels, baseline.scores, split)
+    b_metrics = metrics_at_chosen_threshold(labels, baseline_scores, split)
     metrics = metrics_at_chosen_threshold(labels, scores, split)
     blend = blend_metrics = choice = None
     if not from_baseline and config.blend:
-        blend = blend_scores(scores, baseline.scores, labels, split)
+        blend = blend_scores(scores, baseline_scores, labels, split)
         blend_metrics = metrics_at_chosen_threshold(labels, blend.scores, split)
     ring_name = "tree" if from_baseline else "gnn"
     if not from_baseline:
-        choice = choose_ring_score(scores, baseline.scores, labels, split, blend=blend is not None, seed=config.seed)
+        choice = choose_ring_score(scores, baseline_scores, labels, split, blend=blend is not None, seed=config.seed)
         ring_name = choice.name
-    ring_scores = {"gnn": scores, "tree": baseline.scores, "blend": blend.scores if blend is not None else None}[ring_name]
+    ring_scores = {"gnn": scores, "tree": baseline_scores, "blend": blend.scores if blend is not None else None}[ring_name]
     ring_node_metrics = {"gnn": metrics, "tree": b_metrics, "blend": blend_metrics}[ring_name]
     if from_baseline:
         ring_node_metrics = metrics
@@ -211,11 +262,20 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
     grow = min(0.5 * (threshold + float(np.median(ring_scores))), threshold) if config.grow else None
     ring_config = RingConfig(threshold=threshold, grow_threshold=grow, min_size=config.ring_min_size,
                              max_size=config.ring_max_size, seed=config.seed)
-    rings = detect_rings(graph, ring_scores, ring_config)
+    # rings need only the candidate accounts' transactions; the report's bad cases come along to be drawn
+    t0 = time.perf_counter()
+    missed, alarms = select_bad_cases(labels, ring_scores, split, threshold, config.bad_cases)
+    inside = ring_scores >= (grow if grow is not None else threshold)
+    inside[missed] = inside[alarms] = True
+    sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
+    sub_scores = ring_scores[sub.global_ids]
+    rings = detect_rings(sub.graph, sub_scores, ring_config)
+    rings.members["account_index"] = sub.global_ids[rings.members["account_index"].to_numpy(dtype=np.int64)]
     warnings = list(choice.warnings) if choice is not None else []
     if not len(rings.rings):
-        warnings.append(no_rings_reason(graph, ring_scores, ring_config))
-    match = ring_metrics(rings.member_lists(), truth.members, graph.num_accounts) if truth is not None else None
+        warnings.append(no_rings_reason(sub.graph, sub_scores, ring_config))
+    match = ring_metrics(rings.member_lists(), truth.members, n) if truth is not None else None
+    stage["rings_seconds"] = round(time.perf_counter() - t0, 2)
 
     summary: Dict[str, object] = {
         "format_version": FORMAT_VERSION,
@@ -233,14 +293,17 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
                                   "gnn_replaced": choice.gnn_replaced}}
            if choice else {}),
         "rings": len(rings.rings), "high_risk_accounts": rings.high_risk,
-        "high_risk_fraction": rings.high_risk / max(graph.num_accounts, 1),
-        "accounts": graph.num_accounts, "transactions": graph.num_edges,
+        "high_risk_fraction": rings.high_risk / max(n, 1),
+        "ring_subgraph": {"accounts": int(sub.graph.num_accounts), "candidates": int(sub.inside.sum()),
+                          "transactions": int(sub.graph.num_edges)},
+        "accounts": n, "transactions": data.num_transactions,
         "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],
         "split": split_note, "ring_config": asdict(ring_config), "baseline": baseline.params, "config": asdict(config),
         "report": str(out / REPORT_DIR / "index.html"),
         **(extra or {}),
     }
     summary["warnings"] = list(summary.get("warnings") or []) + warnings
+    summary["stage_seconds"] = stage
     if match is not None:
         by_type: Dict[str, list] = {}
         for typology, hit in zip(truth.typologies, match.matched_true):
@@ -250,37 +313,56 @@ def write_stages(graph: TransactionGraph, tmp: Path, out: Path, model_scores: Op
                        ring_recall_by_typology={t: float(np.mean(h)) for t, h in sorted(by_type.items())})
     summary = _clean(summary)
 
-    _write_scores(tmp / SCORES_FILE, graph, scores, baseline.scores, split, blend.scores if blend is not None else None)
+    t0 = time.perf_counter()
+    _write_scores(tmp / SCORES_FILE, data, scores, baseline_scores, labels, split, blend.scores if blend is not None else None)
     write_rings(rings, tmp)
     report = ReportData(
-        title=config.title, graph=graph, split=split, scores=ring_scores, score_source=source,
+        title=config.title, graph=sub.graph, split=split, scores=ring_scores, score_source=source,
         scores_from_baseline=from_baseline, threshold=threshold, metrics=ring_node_metrics, rings=rings, summary=summary,
-        baseline_scores=None if from_baseline else baseline.scores, baseline_metrics=None if from_baseline else b_metrics,
+        baseline_scores=None if from_baseline else baseline_scores, baseline_metrics=None if from_baseline else b_metrics,
         blend_metrics=blend_metrics, blend_weight=blend.weight if blend is not None else None,
         ring_match=match, true_rings=truth, ring_score=ring_name, model_scores=None if from_baseline else scores,
         model_metrics=None if from_baseline else metrics, warnings=summary["warnings"],
-        weight_is_money=config.weight_is_money)
+        weight_is_money=config.weight_is_money, labels=labels, graph_ids=sub.global_ids, num_accounts=n,
+        num_transactions=data.num_transactions)
     write_report(report, tmp / REPORT_DIR, top_rings=config.top_rings, bad_cases=config.bad_cases)
+    stage["outputs_seconds"] = round(time.perf_counter() - t0, 2)  # scores, rings and report files
+    summary["stage_seconds"] = dict(stage)
+    del baseline, features
+    shutil.rmtree(work, ignore_errors=True)  # scratch tables (the dataset stays)
     (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %s (%d rings; scores from %s)", out, len(rings.rings), "the baseline" if from_baseline else source)
     return summary
 
 
-def _write_scores(path: Path, graph: TransactionGraph, scores, baseline_scores, split, blend_scores=None) -> None:
-    """``scores.parquet``: account_id, score (the model's; the baseline's without one), baseline_score,
-    [blend_score: the model's and the baseline's rank blend], label, split. The summary's ``ring_score``
-    says which of them the rings came from."""
+def _write_scores(path: Path, data: TransactionDataset, scores, baseline_scores, labels, split, blend_scores=None) -> None:
+    """``scores.parquet``, one partition at a time: account_id (raw), score (the model's; the baseline's
+    without one), baseline_score, [blend_score: the model's and the baseline's rank blend], label, split.
+    The summary's ``ring_score`` says which of them the rings came from."""
     import pyarrow as pa
-
-    from graphtrain.fraud.data.tables import write_table
+    import pyarrow.parquet as pq
 
     names = np.array(["train", "val", "test"], dtype=object)
-    columns = {"account_id": graph.accounts.ids, "score": scores, "baseline_score": baseline_scores}
-    if blend_scores is not None:
-        columns["blend_score"] = blend_scores
-    columns["label"] = pa.array(graph.accounts.labels, mask=graph.accounts.labels < 0)
-    columns["split"] = pa.array(np.where(split >= 0, names[np.clip(split, 0, 2)], None), type=pa.string())
-    write_table(path, pa.table(columns))
+    writer = None
+    try:
+        for p in range(data.num_parts):
+            lo, hi = data.node_range(p)
+            raw = data.dataset.raw_ids(p)
+            columns = {"account_id": raw.cast(pa.string()) if isinstance(raw, pa.Array) else pa.array(np.asarray(raw)),
+                       "score": pa.array(np.asarray(scores[lo:hi], dtype=np.float64)),
+                       "baseline_score": pa.array(np.asarray(baseline_scores[lo:hi], dtype=np.float64))}
+            if blend_scores is not None:
+                columns["blend_score"] = pa.array(np.asarray(blend_scores[lo:hi], dtype=np.float64))
+            lab, spl = labels[lo:hi], split[lo:hi]
+            columns["label"] = pa.array(lab, mask=lab < 0)
+            columns["split"] = pa.array(np.where(spl >= 0, names[np.clip(spl, 0, 2)], None), type=pa.string())
+            table = pa.table(columns)
+            if writer is None:
+                writer = pq.ParquetWriter(str(path), table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def generate_and_run(out, generator_config, config: PipelineConfig = PipelineConfig(), model_scores=None,
