@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from graphtrain.cli.train import _int_list
 
@@ -45,6 +46,8 @@ def _add_model_args(p) -> None:
     m.add_argument("--num-parts", type=int, default=d.num_parts, help="partitions (default: %(default)s)")
     m.add_argument("--method", choices=["hash", "ldg", "fennel", "metis"], default=d.method,
                    help="partition assignment (default: %(default)s)")
+    m.add_argument("--memory-limit", metavar="SIZE",
+                   help="anonymous memory partitioning may use, e.g. 4G (default: graphtrain partition's)")
     m.add_argument("--num-workers", "-w", type=int, default=d.num_workers, help="Ray workers (default: %(default)s)")
     m.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join (default: start a private local Ray, whatever RAY_ADDRESS says)")
@@ -67,7 +70,8 @@ def _options(args):
 
     options = ModelOptions(model=args.model, fanouts=tuple(args.fanouts), hidden=args.hidden, epochs=args.epochs,
                            min_steps=args.min_steps, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
-                           num_parts=args.num_parts, method=args.method, num_workers=args.num_workers, address=args.address,
+                           num_parts=args.num_parts, method=args.method, memory_limit=args.memory_limit,
+                           num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
     return options, PipelineConfig(seed=args.seed, blend=args.blend, weight_is_money=not getattr(args, "edge_weight", None))
 
@@ -81,7 +85,8 @@ def _print_result(summary) -> int:
 def register(sub) -> None:
     p = sub.add_parser(
         "detect-rings", help="transactions + accounts -> partition, train, score, rings, HTML report",
-        description="The fraud-ring pipeline on your data: partitions the transactions (both directions), trains a "
+        description="The fraud-ring pipeline on your data, in bounded memory: streams the transactions (both directions) "
+        "and accounts into a partitioned dataset (OUT/dataset) that every later stage reads, trains a "
         "GNN on Ray workers, scores every account, runs the tree baseline on the same split, finds rings "
         "(components, communities and dense-subgraph peeling of high-risk accounts) and writes OUT/summary.json, "
         "OUT/scores.parquet, OUT/rings.{parquet,csv}, OUT/ring_members.{parquet,csv} and OUT/report/index.html. "
@@ -141,7 +146,7 @@ def run_detect(args) -> int:
         args.edges, args.accounts, args.out, src=args.src, dst=args.dst, time=args.time, amount=args.amount,
         edge_weight=args.edge_weight, id=args.id, label=args.label, split=args.split, features=args.features,
         undirected=args.undirected, add_unknown_accounts=args.add_unknown_accounts, rings=args.rings,
-        rings_id=args.rings_id, options=options, config=config, force=args.force))
+        rings_id=args.rings_id, options=options, config=config, force=args.force, progress=sys.stderr.isatty()))
 
 
 def run_demo(args) -> int:

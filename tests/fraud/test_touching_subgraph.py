@@ -5,7 +5,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from graphtrain.fraud.data.touching_subgraph import touching_subgraph
+from graphtrain.fraud.data.touching_subgraph import high_risk_in_dataset, touching_subgraph
+from graphtrain.fraud.rings.ring_groups import high_risk_accounts
 from graphtrain.fraud.evaluation.evaluate import load_true_rings
 from graphtrain.fraud.rings.rings import RingConfig, detect_rings
 from graphtrain.fraud.synth.generate import generate, load_generated
@@ -50,11 +51,15 @@ def test_rings_equal_the_whole_graph(planted, grow):
     raw = np.concatenate([np.asarray(ds.raw_ids(p)).astype(str) for p in range(ds.num_parts)])
     rows = g.accounts.index_of(raw)
     scores_by_gid = scores[rows]
-    lowest = config.threshold if grow is None else grow
-    sub = touching_subgraph(ds, scores_by_gid >= lowest)
-    assert sub.inside.sum() == (scores >= lowest).sum()
+    # step 1 on the dataset, a block at a time, equals step 1 on the whole graph
+    risky = high_risk_in_dataset(ds, scores_by_gid, config.threshold, grow, config.grow_min_share, block_edges=97)
+    assert np.array_equal(risky, high_risk_accounts(g, scores, config)[rows])
+    if grow is not None:
+        assert risky.sum() > (scores_by_gid >= config.threshold).sum()  # some accounts grew
+    sub = touching_subgraph(ds, risky)
+    assert sub.inside.sum() == risky.sum() == whole.high_risk
     assert sub.graph.num_edges < g.num_edges / 2  # linear in the set's transactions, not the graph's
-    found = detect_rings(sub.graph, scores_by_gid[sub.global_ids], config)
+    found = detect_rings(sub.graph, scores_by_gid[sub.global_ids], config, high_risk=risky[sub.global_ids])
     assert found.high_risk == whole.high_risk
     assert _by_raw(found) == _by_raw(whole)
 

@@ -126,3 +126,45 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
                          amount=np.concatenate(amounts) if amount else None,
                          time=np.concatenate(times) if time else None, directed=directed)
     return Subgraph(g.validate(), ids, inside[ids])
+
+
+def high_risk_in_dataset(dataset, scores: np.ndarray, threshold: float, grow_threshold: Optional[float],
+                         grow_min_share: float, block_edges: int = BLOCK_EDGES) -> np.ndarray:
+    """Ring finding's step 1 on the whole dataset: bool ``[N]`` by global ID, exactly
+    :func:`graphtrain.fraud.rings.ring_groups.high_risk_accounts` on the whole graph.
+
+    The core is every account scoring ``>= threshold``. A candidate (``grow_threshold <= score <
+    threshold``) joins when at least two distinct core accounts are among its counterparties and
+    they are at least ``grow_min_share`` of its distinct counterparties. Every counterparty of an
+    account is a source of one of its own in-edges (a directed dataset stores each transaction as an
+    in-edge of both ends; an undirected one stores each edge both ways), so each candidate is decided
+    from its own in-edges, a block of whole destinations at a time: memory is one block, not the
+    candidates' transactions.
+    """
+    from graphtrain.fraud.data.account_aggregates import _blocks
+
+    scores = np.asarray(scores, dtype=np.float64)
+    core = scores >= threshold
+    if grow_threshold is None:
+        return core
+    cand = (scores >= grow_threshold) & ~core
+    grown = np.zeros_like(core)
+    n = int(dataset.meta.num_nodes)
+    for p in range(dataset.num_parts):
+        lo, hi = dataset.book.node_range(p)
+        if not cand[lo:hi].any():
+            continue
+        graph = dataset.graph(p)
+        indptr = np.asarray(graph.indptr)
+        for a, b in _blocks(indptr, block_edges):
+            if not cand[lo + a : lo + b].any():
+                continue
+            owner = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(indptr[a : b + 1]))
+            other = np.asarray(graph.src[int(indptr[a]) : int(indptr[b])], dtype=np.int64)
+            keep = cand[lo + owner]
+            pairs = np.unique(owner[keep] * n + other[keep])  # distinct (candidate, counterparty)
+            who, partner = pairs // n - a, pairs % n
+            partners = np.bincount(who, minlength=b - a)
+            links = np.bincount(who[core[partner]], minlength=b - a)
+            grown[lo + a : lo + b] = (links >= 2) & (links / np.maximum(partners, 1) >= grow_min_share)  # as ring_groups
+    return core | grown

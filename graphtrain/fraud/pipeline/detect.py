@@ -92,6 +92,8 @@ class ModelOptions:
             waits for it. Larger data (``epochs`` epochs already holding ``min_steps`` batches) is
             unaffected.
         num_parts: partitions of the dataset (>= num_workers). method: partition assignment.
+        memory_limit: anonymous memory partitioning may use (``graphtrain partition --memory-limit``;
+            None: its default).
         num_workers: Ray workers. address: Ray cluster (None: a local Ray). num_cpus: local Ray's CPUs.
         threads_per_worker: torch and Numba threads per worker.
         temporal: None, ``"uniform"`` or ``"recent"``: temporal neighbour sampling on the transaction
@@ -116,6 +118,7 @@ class ModelOptions:
     # partitioning and workers
     num_parts: int = 2
     method: str = "hash"
+    memory_limit: Optional[str] = None
     num_workers: int = 1
     address: Optional[str] = None
     num_cpus: Optional[int] = None
@@ -393,7 +396,8 @@ def partition_inputs(edges, accounts, out, *, options: ModelOptions, progress: b
     from graphtrain.fraud.data.transaction_dataset import partition_transaction_files
 
     return partition_transaction_files(edges, accounts, out, num_parts=options.num_parts, method=options.method,
-                                       seed=options.seed, progress=progress, **columns)
+                                       seed=options.seed, memory_limit=options.memory_limit, progress=progress,
+                                       **columns)
 
 
 def run_generated(out, generator_config, options: ModelOptions = ModelOptions(),

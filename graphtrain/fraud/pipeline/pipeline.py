@@ -216,7 +216,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
             when already built (``detect-rings`` builds them for the GNN's inputs); default: built here.
     """
     from graphtrain.fraud.data.account_aggregates import build_account_features
-    from graphtrain.fraud.data.touching_subgraph import touching_subgraph
+    from graphtrain.fraud.data.touching_subgraph import high_risk_in_dataset, touching_subgraph
     from graphtrain.fraud.evaluation.report import select_bad_cases
     from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
 
@@ -265,15 +265,16 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     # rings need only the candidate accounts' transactions; the report's bad cases come along to be drawn
     t0 = time.perf_counter()
     missed, alarms = select_bad_cases(labels, ring_scores, split, threshold, config.bad_cases)
-    inside = ring_scores >= (grow if grow is not None else threshold)
+    high_risk = high_risk_in_dataset(data.dataset, ring_scores, threshold, grow, ring_config.grow_min_share)
+    inside = high_risk.copy()
     inside[missed] = inside[alarms] = True
     sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
     sub_scores = ring_scores[sub.global_ids]
-    rings = detect_rings(sub.graph, sub_scores, ring_config)
+    rings = detect_rings(sub.graph, sub_scores, ring_config, high_risk=high_risk[sub.global_ids])
     rings.members["account_index"] = sub.global_ids[rings.members["account_index"].to_numpy(dtype=np.int64)]
     warnings = list(choice.warnings) if choice is not None else []
     if not len(rings.rings):
-        warnings.append(no_rings_reason(sub.graph, sub_scores, ring_config))
+        warnings.append(no_rings_reason(sub.graph, sub_scores, ring_config, high_risk=high_risk[sub.global_ids]))
     match = ring_metrics(rings.member_lists(), truth.members, n) if truth is not None else None
     stage["rings_seconds"] = round(time.perf_counter() - t0, 2)
 
@@ -294,7 +295,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
            if choice else {}),
         "rings": len(rings.rings), "high_risk_accounts": rings.high_risk,
         "high_risk_fraction": rings.high_risk / max(n, 1),
-        "ring_subgraph": {"accounts": int(sub.graph.num_accounts), "candidates": int(sub.inside.sum()),
+        "ring_subgraph": {"accounts": int(sub.graph.num_accounts), "high_risk": int(high_risk.sum()),
                           "transactions": int(sub.graph.num_edges)},
         "accounts": n, "transactions": data.num_transactions,
         "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],

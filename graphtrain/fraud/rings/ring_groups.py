@@ -227,9 +227,14 @@ def _peel_apart(sub: _RiskSubgraph, nodes: np.ndarray, config: RingConfig) -> Li
     return done
 
 
-def find_groups(graph: TransactionGraph, scores: np.ndarray, config: RingConfig) -> List[np.ndarray]:
-    """Account indices of each candidate ring (sorted arrays; steps 1-4), in no particular order."""
-    sub = _RiskSubgraph(graph, high_risk_accounts(graph, scores, config), scores)
+def find_groups(graph: TransactionGraph, scores: np.ndarray, config: RingConfig,
+                high_risk: Optional[np.ndarray] = None) -> List[np.ndarray]:
+    """Account indices of each candidate ring (sorted arrays; steps 1-4), in no particular order.
+
+    ``high_risk``: step 1's bool ``[N]`` when already known (computed on a larger graph than ``graph``).
+    """
+    risky = high_risk if high_risk is not None else high_risk_accounts(graph, scores, config)
+    sub = _RiskSubgraph(graph, risky, scores)
     cut = substantial_bridges(sub.n, sub.u, sub.v, config.min_size)
     labels = components(sub.n, sub.u[~cut], sub.v[~cut])
     groups: List[np.ndarray] = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -156,13 +156,15 @@ def _py(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def detect_rings(graph: TransactionGraph, scores, config: RingConfig) -> DetectedRings:
+def detect_rings(graph: TransactionGraph, scores, config: RingConfig, high_risk: Optional[np.ndarray] = None) -> DetectedRings:
     """Steps 1-5 (see the module docstring).
 
     Args:
         graph: the transactions.
         scores: float ``[N]`` risk score per account (higher = riskier; any scale, finite).
         config: thresholds and sizes.
+        high_risk: bool ``[N]``: step 1's result when it was computed elsewhere (on the whole graph,
+            when ``graph`` holds only the transactions touching those accounts); None: from ``graph``.
     """
     config.validate()
     scores = np.asarray(scores, dtype=np.float64)
@@ -171,14 +173,19 @@ def detect_rings(graph: TransactionGraph, scores, config: RingConfig) -> Detecte
                           f"scores for {graph.num_accounts} accounts")
     if not np.all(np.isfinite(scores)):
         raise ConfigError("scores contain NaN or infinity")
-    groups = find_groups(graph, scores, config)
-    return describe_rings(graph, scores, groups, high_risk=int(high_risk_accounts(graph, scores, config).sum()))
+    if high_risk is None:
+        high_risk = high_risk_accounts(graph, scores, config)
+    groups = find_groups(graph, scores, config, high_risk=high_risk)
+    return describe_rings(graph, scores, groups, high_risk=int(np.count_nonzero(high_risk)))
 
 
-def no_rings_reason(graph: TransactionGraph, scores, config: RingConfig) -> str:
-    """Why :func:`detect_rings` found no ring with these scores, and what to try (for the summary and report)."""
+def no_rings_reason(graph: TransactionGraph, scores, config: RingConfig, high_risk: Optional[np.ndarray] = None) -> str:
+    """Why :func:`detect_rings` found no ring with these scores, and what to try (for the summary and report).
+
+    ``high_risk``: as :func:`detect_rings`'s.
+    """
     scores = np.asarray(scores, dtype=np.float64)
-    risky = high_risk_accounts(graph, scores, config)
+    risky = high_risk if high_risk is not None else high_risk_accounts(graph, scores, config)
     h = int(risky.sum())
     if h == 0:
         return (f"no rings: no account scores at least the high-risk threshold {config.threshold:.4g}. To try: check "
