@@ -163,11 +163,10 @@ class _Context:
             return None
         if cfg.seed_time is not None:
             return int(cfg.seed_time)
-        t = self.shard.graph.time
-        if t is None:
+        if "time" not in self.shard.edge_columns:
             raise ConfigError("temporal sampling needs the dataset's edge time column; it has none")
-        lowest = np.iinfo(np.int64).min
-        mine = int(np.max(t)) if t.shape[0] else lowest
+        mine = self.shard.max_edge_time()  # None: no edges (the worker's graph may be a view of several partitions)
+        mine = np.iinfo(np.int64).min if mine is None else mine
         if self.world == 1:
             return mine
         # all_gather_sizes sums one entry per worker: each entry is one worker's own maximum
