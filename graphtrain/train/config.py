@@ -118,6 +118,10 @@ class TrainConfig:
     threads_per_worker: int = 1
     feature_cache_mb: float = 64.0
     inference_chunk: int = 65536
+    # layer-wise inference (graphtrain.train.inference): storage of the hidden layers' embeddings on disk,
+    # "float32" (exact) or "float16"; the directory for its scratch files (None: beside predict's output)
+    inference_dtype: str = "float32"
+    inference_dir: Optional[str] = None
     log_every: int = 10
     collective_timeout_s: float = 600.0
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)

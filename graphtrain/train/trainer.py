@@ -369,12 +369,13 @@ class Trainer:
         results = self._launcher.run("evaluate", self.config, path, splits=splits)
         return {k: v for k, v in (results[0].metrics or {}).items() if k in splits}
 
-    def predict(self, out_path, checkpoint=None, force: bool = False) -> dict:
-        """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see :func:`predict`)."""
+    def predict(self, out_path, checkpoint=None, force: bool = False, **overrides) -> dict:
+        """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see
+        :func:`predict`; ``overrides``: its TrainConfig fields, e.g. ``inference_dtype="float16"``)."""
         return predict(self.dataset_dir, checkpoint or self._checkpoint(None), out_path, num_workers=self.num_workers,
                        address=self.address, force=force, cpus_per_worker=self.cpus_per_worker, num_cpus=self.num_cpus,
                        model=self.custom_model, progress=self._progress_enabled,
-                       verify=False if self.verify is False else None)  # verified (and stamped) at __init__
+                       verify=False if self.verify is False else None, **overrides)  # verified (and stamped) at __init__
 
 
 def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address: Optional[str] = None,
@@ -399,8 +400,10 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         model: the ``torch.nn.Module`` for checkpoints of a user model.
         verify: the dataset arrays' sha256 before any worker starts, as :class:`Trainer`'s ``verify``.
         **overrides: :class:`TrainConfig` fields to change (e.g. ``inference_chunk``, ``threads_per_worker``;
-            ``runtime``: a :class:`~graphtrain.train.runtime.RuntimeConfig` or a dict of the fields to change
-            in the checkpoint's).
+            ``inference_dtype="float16"``: the hidden layers' embeddings stored as float16 on disk;
+            ``inference_dir``: where the run's scratch directory of embedding files goes, default beside
+            ``out_path``, removed at the end, also on failure; ``runtime``: a
+            :class:`~graphtrain.train.runtime.RuntimeConfig` or a dict of the fields to change in the checkpoint's).
 
     Returns:
         ``{"path", "rows", "checkpoint"}``.
@@ -430,9 +433,16 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         overrides["runtime"] = _runtime_option({**cfg.runtime.to_dict(), **overrides["runtime"]})
     cfg = _config({**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **overrides})
     _check_temporal(ds, cfg, dataset_dir)
+    from dataclasses import replace
+
+    from graphtrain.train.inference import check_embedding_dtype, scratch_directory
+
+    check_embedding_dtype(cfg.inference_dtype)
     launcher = _Launcher(str(Path(dataset_dir).resolve()), ds, W, address=address, num_cpus=num_cpus,
                          cpus_per_worker=float(cpus_per_worker), custom_model=model, progress=progress)
-    results = launcher.run("predict", cfg, str(ckpt))
+    # layer-wise inference's embedding files: one directory per worker, in one of this run's beside the output
+    with scratch_directory(cfg.inference_dir or out_path.resolve().parent, prefix=f".{out_path.name}.inference-") as scratch:
+        results = launcher.run("predict", replace(cfg, inference_dir=str(scratch)), str(ckpt))
     rows = 0
     with staged_file(out_path, force) as tmp:
         writer = None

@@ -492,10 +492,7 @@ def _predict_mode(ctx: _Context) -> PredictWorkerResult:
     if ctx.cfg.per_node_seed_time:
         probs = _sampled_node_probs(ctx, model, ids)
     else:
-        feats = ctx.shard.node_data.features(ids)
-        if ctx.feature_norm is not None:
-            feats = ctx.feature_norm.numpy(feats)
-        logits = layerwise_logits_for(ctx, model, feats)
+        logits = layerwise_logits_for(ctx, model)  # features read by ID as the chunks need them
         probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     labels = ctx.shard.node_data.labels(ids)
     raw = [ctx.dataset.raw_ids(p) for p in ctx.shard.parts]
@@ -522,13 +519,19 @@ def _sampled_node_probs(ctx: _Context, model, ids: np.ndarray) -> np.ndarray:
     return probs
 
 
-def layerwise_logits_for(ctx: _Context, model, feats):
+def layerwise_logits_for(ctx: _Context, model, feats=None):
+    """Layer-wise logits of the worker's nodes; ``feats``: their input rows, or None: their features
+    read from the node tables chunk by chunk (standardised as the model reads them)."""
     from graphtrain.train.inference import layerwise_logits
 
+    if feats is None:
+        data, norm = ctx.shard.node_data, ctx.feature_norm
+        feats = data.features if norm is None else (lambda ids: norm.numpy(data.features(ids)))
     backend = "cpu" if ctx.cfg.backend in ("auto", "cuda") else ctx.cfg.backend
     return layerwise_logits(model, ctx.shard, feats, ctx.cfg.inference_chunk, ctx.device, backend,
                             amp=ctx.cfg.amp and ctx.device.type == "cuda", max_time=ctx.cutoff,
-                            strict=ctx.cfg.temporal_strict)
+                            strict=ctx.cfg.temporal_strict, embedding_dtype=ctx.cfg.inference_dtype,
+                            scratch_dir=ctx.cfg.inference_dir)
 
 
 def run_worker(task: WorkerTask):
