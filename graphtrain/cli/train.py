@@ -101,10 +101,25 @@ def register(sub) -> None:
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop; one hop per layer")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker")
-    m.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (raised by --min-steps on small data)")
+    m.add_argument("--epochs", type=int, default=d.epochs,
+                   help="most epochs (raised by --min-steps on small data, cut short by --max-steps)")
     m.add_argument("--min-steps", type=int, default=d.min_steps, metavar="N",
                    help="train at least N optimizer steps: on a small training set (fewer than N batches in --epochs "
                    "epochs) the epoch budget grows to reach N, and early stopping waits for N steps (0: epochs alone)")
+    m.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N",
+                   help="stop training after N optimizer steps (batches per worker, over the whole run), whatever "
+                   "--epochs says; the run then validates, keeps the best validated model, evaluates val and test on "
+                   "all their nodes and writes its final checkpoint as at a normal end (>= --min-steps; default: "
+                   "%(default)s, no step limit)")
+    m.add_argument("--train-sample", type=int, default=d.train_sample, metavar="N",
+                   help="each epoch, train on a stratified (by label) random sample of N training seeds over all "
+                   "workers, a new one every epoch, drawn from --seed and the epoch: the same on any worker count and "
+                   "after a resume; batches per epoch (and --min-steps' epochs) count the sample (default: "
+                   "%(default)s, every training node every epoch)")
+    m.add_argument("--val-sample", type=int, default=d.val_sample, metavar="N",
+                   help="validate during training (early stopping, best model) on a fixed stratified sample of N "
+                   "validation nodes; the final metrics still score the whole val and test splits (default: "
+                   "%(default)s, the whole validation split)")
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width")
     m.add_argument("--dropout", type=float, default=d.dropout)
     m.add_argument("--heads", type=int, default=d.heads, help="GAT attention heads")
@@ -174,7 +189,8 @@ def run_train(args) -> int:
 
     trainer = Trainer(
         args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
-        min_steps=args.min_steps, num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        min_steps=args.min_steps, max_steps=args.max_steps, train_sample=args.train_sample, val_sample=args.val_sample,
+        num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
         max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
         progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,

@@ -126,7 +126,8 @@ class _Progress:
             if self.bar is not None:
                 self.bar.set_postfix(loss=f"{msg.loss:.4f}", **shown)
                 self.close()
-            log.info("epoch %d/%d: loss %.4f, val %s%s", msg.epoch + 1, msg.num_epochs, msg.loss or float("nan"),
+            sample = f" (a sample of {msg.val_sample})" if msg.val_sample is not None and msg.val is not None else ""
+            log.info("epoch %d/%d: loss %.4f, val%s %s%s", msg.epoch + 1, msg.num_epochs, msg.loss or float("nan"), sample,
                      shown if msg.val is not None else "not validated", " (early stop)" if msg.stopped_early else "")
 
     def close(self) -> None:
@@ -251,6 +252,9 @@ class Trainer:
         self.dataset = _check_dataset(self.dataset_dir, need_labels=True, verify=verify)
         _check_temporal(self.dataset, self.config, self.dataset_dir)
         self.num_workers = _check_workers(num_workers, self.dataset.num_parts)
+        if self.config.train_sample is not None and self.config.train_sample < self.num_workers:
+            raise ConfigError(f"train_sample {self.config.train_sample} is below the {self.num_workers} workers; each "
+                              f"worker needs at least one training seed per epoch: use --train-sample >= {self.num_workers}")
         if max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {max_restarts}")
         if not cpus_per_worker > 0:
@@ -332,12 +336,14 @@ class Trainer:
             best_epoch=head.best_epoch, stopped_early=head.stopped_early, history=head.history,
             checkpoint=head.checkpoint, restarts=len(self.restarts), num_workers=self.num_workers,
             batches_per_epoch=head.batches_per_epoch, global_step=head.global_step,
-            train=TrainStats.of([r.stats for r in results], wall), audit=head.audit if self.audit else None)
+            train=TrainStats.of([r.stats for r in results], wall), audit=head.audit if self.audit else None,
+            max_steps_reached=head.max_steps_reached, train_sample=head.train_sample, val_sample=head.val_sample)
         return self.result
 
     def _check_resumable(self, checkpoint: str) -> None:
-        """Refuse, before any worker starts, a mid-epoch checkpoint of another worker count or batch
-        size: its position names a batch of a different batching. Epoch-end checkpoints resume on any."""
+        """Refuse, before any worker starts, a mid-epoch checkpoint of another worker count, batch
+        size or ``train_sample`` (or, with ``train_sample``, seed): its position names a batch of a
+        different batching or sample. Epoch-end checkpoints resume on any."""
         from graphtrain.train.checkpoint import read_manifest
 
         man = read_manifest(checkpoint)
@@ -350,6 +356,13 @@ class Trainer:
                               f"run of {was[0]} workers with batch size {was[1]}; this run has {now[0]} workers and "
                               f"batch size {now[1]}: a mid-epoch checkpoint resumes only with the same worker count and "
                               "batch size (or resume from an epoch-end checkpoint)")
+        # the epoch's sample is a function of (seed, epoch): a sampled epoch resumes only with both unchanged
+        for name in ("train_sample", "seed") if self.config.train_sample is not None else ("train_sample",):
+            was, now = man.train.get(name, TrainConfig.__dataclass_fields__[name].default), getattr(self.config, name)
+            if was != now:
+                raise ConfigError(f"checkpoint {checkpoint} was taken mid-epoch (epoch {man.epoch}, batch {man.batch}) by "
+                                  f"a run with {name} {was}; this run has {name} {now}: the epoch's training seeds "
+                                  f"would differ; resume with {name} {was} (or from an epoch-end checkpoint)")
 
     def _checkpoint(self, checkpoint) -> str:
         from graphtrain.train.checkpoint import resolve_checkpoint

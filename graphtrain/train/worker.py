@@ -211,24 +211,60 @@ class _Context:
             for p in parts
         ])
 
-    def seeds_by_role(self):
-        """``{role: (seeds, is_pad)}`` dealt to this worker, and the global train class counts."""
-        from graphtrain.train.splits import ROLES, balanced_chunk, class_counts, pad_to_batches
+    def seeds_by_role(self, deal_train: bool = True):
+        """``{role: RoleSeeds}`` dealt to this worker, and the global train class counts.
+
+        ``deal_train`` False (the training seeds come from a per-epoch sample, :meth:`role_sample`):
+        the ``train`` entry holds no seeds (``present`` True), and the training nodes are not dealt.
+        """
+        from graphtrain.train.splits import ROLES, class_counts
 
         lo, _ = self.shard.node_range
         roles = self.roles()
         labels = self.shard.node_data.labels(np.arange(lo, lo + roles.size, dtype=np.int64))
         out = {}
         for name, code in ROLES.items():
-            own = lo + np.flatnonzero(roles == code).astype(np.int64)
-            chunk, longest = balanced_chunk(self.exchange, own)
-            bs = self.cfg.batch_size if name == "train" else (self.cfg.eval_batch_size or self.cfg.batch_size)
-            # evaluation may pad an empty chunk with any node (padding is not scored); training may not
-            fallback = None if name == "train" or self.shard.graph.num_nodes == 0 else lo
-            seeds, is_pad = pad_to_batches(chunk, longest, bs, fallback)
-            out[name] = RoleSeeds(seeds, is_pad, longest > 0)
+            if name == "train" and not deal_train:
+                out[name] = RoleSeeds(np.zeros(0, np.int64), np.zeros(0, bool), True)
+                continue
+            out[name] = self.deal(name, lo + np.flatnonzero(roles == code).astype(np.int64))
         train_counts = self.exchange.all_reduce_sum(class_counts(np.where(roles == 0, labels, -1), self.num_classes))
         return out, train_counts
+
+    def deal(self, name: str, own: np.ndarray) -> RoleSeeds:
+        """Seeds of role ``name`` -- this worker's own among them: ``own``, sorted global IDs -- dealt
+        out evenly and padded to equal batch counts (a collective; see :mod:`graphtrain.train.splits`)."""
+        from graphtrain.train.splits import balanced_chunk, pad_to_batches
+
+        lo, _ = self.shard.node_range
+        chunk, longest = balanced_chunk(self.exchange, own)
+        bs = self.cfg.batch_size if name == "train" else (self.cfg.eval_batch_size or self.cfg.batch_size)
+        # evaluation may pad an empty chunk with any node (padding is not scored); training may not
+        fallback = None if name == "train" or self.shard.graph.num_nodes == 0 else lo
+        seeds, is_pad = pad_to_batches(chunk, longest, bs, fallback)
+        return RoleSeeds(seeds, is_pad, longest > 0)
+
+    def role_sample(self, name: str, n: int, stream: int):
+        """A :class:`~graphtrain.train.splits.StratifiedSample` of ``n`` of role ``name``'s nodes over
+        all workers (a collective: the per-partition class counts are summed); its ``pick(epoch)``
+        is this worker's own nodes in the sample."""
+        from graphtrain.train.splits import ROLES, StratifiedSample
+
+        ds, roles, code, C = self.dataset, self.roles(), ROLES[name], max(self.num_classes, 1)
+        counts = np.zeros((ds.num_parts, C), dtype=np.int64)
+        parts, start = [], 0
+        for p in self.shard.parts:
+            lo, hi = ds.book.node_range(p)
+            offsets = np.flatnonzero(roles[start : start + hi - lo] == code)
+            labels = np.asarray(ds.partition(p).labels)[offsets]
+            # offsets within the partition, by class (int32 when the partition allows: half the memory)
+            offsets = offsets.astype(np.int32 if hi - lo < 2**31 else np.int64)
+            by_class = {int(c): offsets[labels == c] for c in np.unique(labels)}
+            counts[p] = [by_class[c].size if c in by_class else 0 for c in range(C)]
+            parts.append((p, lo, by_class))
+            start += hi - lo
+        counts = self.exchange.all_reduce_sum(counts)
+        return StratifiedSample(parts, counts, n, self.cfg.seed, stream)
 
     # -- feature standardisation ---------------------------------------------------------------------
     def training_feature_norm(self):
