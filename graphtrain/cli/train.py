@@ -69,6 +69,11 @@ def _add_cluster_args(p, d) -> None:
     c.add_argument("--use-gpu", action="store_true", help="one GPU per worker (NCCL gradients, AMP unless --no-amp)")
     c.add_argument("--inference-chunk", type=int, default=d.inference_chunk, metavar="N",
                    help="destination nodes per step of layer-wise inference")
+    c.add_argument("--inference-dtype", choices=["float32", "float16"], default=d.inference_dtype,
+                   help="storage of layer-wise inference's hidden-layer embeddings in its files on disk (float16: half "
+                   "the disk and page cache, scores within about 1e-3)")
+    c.add_argument("--inference-dir", metavar="DIR", default=d.inference_dir,
+                   help="directory for layer-wise inference's scratch files, removed at the end (none given: beside the output)")
 
 
 def _add_verify_args(p) -> None:
@@ -97,10 +102,25 @@ def register(sub) -> None:
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop; one hop per layer")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker")
-    m.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (raised by --min-steps on small data)")
+    m.add_argument("--epochs", type=int, default=d.epochs,
+                   help="most epochs (raised by --min-steps on small data, cut short by --max-steps)")
     m.add_argument("--min-steps", type=int, default=COMMAND_MIN_STEPS, metavar="N",
                    help="train at least N optimizer steps: on a small training set (fewer than N batches in --epochs "
                    "epochs) the epoch budget grows to reach N, and early stopping waits for N steps (0: epochs alone)")
+    m.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N",
+                   help="stop training after N optimizer steps (batches per worker, over the whole run), whatever "
+                   "--epochs says; the run then validates, keeps the best validated model, evaluates val and test on "
+                   "all their nodes and writes its final checkpoint as at a normal end (>= --min-steps; default: "
+                   "%(default)s, no step limit)")
+    m.add_argument("--train-sample", type=int, default=d.train_sample, metavar="N",
+                   help="each epoch, train on a stratified (by label) random sample of N training seeds over all "
+                   "workers, a new one every epoch, drawn from --seed and the epoch: the same on any worker count and "
+                   "after a resume; batches per epoch (and --min-steps' epochs) count the sample (default: "
+                   "%(default)s, every training node every epoch)")
+    m.add_argument("--val-sample", type=int, default=d.val_sample, metavar="N",
+                   help="validate during training (early stopping, best model) on a fixed stratified sample of N "
+                   "validation nodes; the final metrics still score the whole val and test splits (default: "
+                   "%(default)s, the whole validation split)")
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width")
     m.add_argument("--dropout", type=float, default=d.dropout)
     m.add_argument("--heads", type=int, default=d.heads, help="GAT attention heads")
@@ -170,7 +190,8 @@ def run_train(args) -> int:
 
     trainer = Trainer(
         args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
-        min_steps=args.min_steps, num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        min_steps=args.min_steps, max_steps=args.max_steps, train_sample=args.train_sample, val_sample=args.val_sample,
+        num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
         max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
         progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,
@@ -179,6 +200,7 @@ def run_train(args) -> int:
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
         recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
         seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
+        inference_dtype=args.inference_dtype, inference_dir=args.inference_dir,
         runtime=RuntimeConfig(prefetch=args.prefetch, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller,
                               fused_dropout=args.fused_dropout),
     )
@@ -195,6 +217,7 @@ def run_predict(args) -> int:
     summary = predict(args.dataset, args.checkpoint, args.out, num_workers=args.num_workers, address=args.address,
                       force=args.force, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
                       threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
+                      inference_dtype=args.inference_dtype, inference_dir=args.inference_dir,
                       use_gpu=args.use_gpu, runtime={"pin_cpus": args.pin_cpus, "gloo_poller": args.gloo_poller},
                       verify=getattr(args, "verify", None))
     print(json.dumps(summary))

@@ -140,28 +140,36 @@ class NodeLoader:
         self.epoch += 1
         return self.batches(epoch)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[MiniBatch]:
-        """Batches ``start, start + 1, ...`` of ``epoch``: what iterating that epoch yields, from ``start`` on.
+    def batches(self, epoch: int, start: int = 0, stop: Optional[int] = None) -> Iterator[MiniBatch]:
+        """Batches ``start, start + 1, ..., stop - 1`` of ``epoch`` (``stop`` None: to the epoch's end):
+        what iterating that epoch yields, from ``start`` on.
 
         A run resumed from a checkpoint taken after batch ``start - 1`` continues here with exactly
-        the batches the uninterrupted run would have drawn.
+        the batches the uninterrupted run would have drawn. ``stop`` ends the epoch early without
+        sampling ahead past it (a training step budget): closing the iterator early instead could
+        leave a batch's collectives half-run on some workers.
         """
-        if not _is_int(epoch) or epoch < 0 or not _is_int(start) or not 0 <= start <= len(self):
-            raise ConfigError(f"epoch must be >= 0 and start in [0, {len(self)}], got epoch={epoch!r}, start={start!r}")
-        return self._iterate(int(epoch), int(start))
+        n = len(self)
+        stop = n if stop is None else stop
+        if (not _is_int(epoch) or epoch < 0 or not _is_int(start) or not _is_int(stop)
+                or not 0 <= start <= stop <= n):
+            raise ConfigError(f"epoch must be >= 0 and 0 <= start <= stop <= {n}, got epoch={epoch!r}, "
+                              f"start={start!r}, stop={stop!r}")
+        return self._iterate(int(epoch), int(start), int(stop))
 
-    def _iterate(self, epoch: int, start: int) -> Iterator[MiniBatch]:
+    def _iterate(self, epoch: int, start: int, stop: Optional[int] = None) -> Iterator[MiniBatch]:
         """The batches' jobs, and which batches have only owned seeds on every sampling process (a
         collective for a distributed sampler, run here, in the calling thread, before any batch):
         those skip the first hop's exchange. Unowned seeds -- a distributed worker's share of other
         workers' nodes, dealt for balance -- come last in the epoch, so most batches have none."""
         perm = self.permutation(epoch)
-        bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, self.seeds.size)) for b in range(start, len(self))]
+        stop = len(self) if stop is None else stop
+        bounds = [(b * self.batch_size, min((b + 1) * self.batch_size, self.seeds.size)) for b in range(start, stop)]
         owned = self._owned[perm]
         mine = np.array([bool(owned[a:z].all()) for a, z in bounds], dtype=bool)
         # no batches left (the same on every worker: all run the same batches): nothing to agree on
         everywhere = self._collective.agree_all(mine) if self._collective is not None and mine.size else mine
-        jobs = [(epoch, b, perm[a:z], bool(ok)) for b, (a, z), ok in zip(range(start, len(self)), bounds, everywhere)]
+        jobs = [(epoch, b, perm[a:z], bool(ok)) for b, (a, z), ok in zip(range(start, stop), bounds, everywhere)]
         return run_ahead(self._make, jobs, self.prefetch, self.sampling_threads)
 
 

@@ -1,5 +1,7 @@
-"""Sampling a whole dataset in one process: :class:`PartitionedHopSampler` over a
-:class:`~graphtrain.partition.view.PartitionedGraph` (``open_dataset(d).graph()``).
+"""Sampling a whole dataset in one process, or a worker's run of several partitions without merging
+them: :class:`PartitionedHopSampler` over a :class:`~graphtrain.partition.view.PartitionedGraph`
+(``open_dataset(d).graph()``, or a worker's view of its run, see
+:func:`graphtrain.sampling.shard.open_worker_shard`).
 
 Each hop's frontier is grouped by owner partition with the range book (the split a distributed
 fetch uses), each group is sampled by its partition's :class:`LocalHopSampler`, and the answers
@@ -25,7 +27,9 @@ class PartitionedHopSampler(HopSampler):
     """Samples every node of a :class:`PartitionedGraph`, one partition's kernel call per owner.
 
     Args:
-        graph: the view (every partition held by this process, memory-mapped).
+        graph: the view (the partitions held by this process, memory-mapped): the whole graph, or a
+            run of partitions -- then its nodes only, like a :class:`LocalHopSampler` of their merged
+            graph (``graph`` has the same node range; a :class:`DistributedHopSampler` takes either).
         backend: kernel backend (``"reference" | "cpu" | "cuda" | "auto"``).
     """
 
@@ -44,11 +48,14 @@ class PartitionedHopSampler(HopSampler):
             local.check_options(options)
 
     def check_nodes(self, global_nodes: np.ndarray) -> None:
-        """Every node in ``[0, N)`` is held here; out-of-range IDs raise :class:`ConfigError`."""
+        """Every node of the view (``[0, N)`` for the whole graph) is held here; others raise :class:`ConfigError`."""
         global_nodes = np.asarray(global_nodes)
-        if global_nodes.size and (int(global_nodes.min()) < 0 or int(global_nodes.max()) >= self.num_global_nodes):
-            bad = global_nodes[(global_nodes < 0) | (global_nodes >= self.num_global_nodes)][0]
-            raise ConfigError(f"node {int(bad)} is out of range [0, {self.num_global_nodes})")
+        lo, hi = self.graph.node_start, self.graph.node_stop
+        if global_nodes.size and (int(global_nodes.min()) < lo or int(global_nodes.max()) >= hi):
+            bad = global_nodes[(global_nodes < lo) | (global_nodes >= hi)][0]
+            raise ConfigError(f"node {int(bad)} is out of range [{lo}, {hi})"
+                              + ("" if hi - lo == self.num_global_nodes else
+                                 " of this view's partitions (remote nodes need the distributed sampler)"))
 
     def sample_hop(self, global_nodes, keys, node_time: Optional[np.ndarray], options: HopOptions) -> HopResult:
         global_nodes = np.asarray(global_nodes, dtype=np.int64)
@@ -56,14 +63,17 @@ class PartitionedHopSampler(HopSampler):
         keys = np.asarray(keys)
         if options.temporal is not None and node_time is None:
             raise ConfigError("temporal sampling needs a time bound for every frontier entry")
+        if len(self.parts) == 1:
+            return self.parts[0].sample_hop(global_nodes, keys, node_time, options)
         split = split_by_owner(self.graph.book, global_nodes)
+        first = self.graph.first
         if split.parts.size <= 1:  # one owner (or an empty frontier): no grouping to undo
-            owner = int(split.parts[0]) if split.parts.size else 0
+            owner = int(split.parts[0]) - first if split.parts.size else 0
             return self.parts[owner].sample_hop(global_nodes, keys, node_time, options)
         counts, nbrs, eids = [], [], []
         for q, p in enumerate(split.parts):
             rows = split.order[split.offsets[q]:split.offsets[q + 1]]
-            got = self.parts[int(p)].sample_hop(global_nodes[rows], keys[rows],
+            got = self.parts[int(p) - first].sample_hop(global_nodes[rows], keys[rows],
                                                 None if node_time is None else np.asarray(node_time)[rows], options)
             counts.append(got.counts)
             nbrs.append(got.nbr)

@@ -31,8 +31,8 @@ class TrainConfig:
         model: ``"sage"``, ``"gat"``, ``"gcn"`` or ``"custom"`` (a user ``torch.nn.Module``).
         fanouts: neighbours sampled per node at each hop; its length is the number of layers.
         batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
-        epochs: maximum number of epochs (raised by ``min_steps`` on small training sets), and the
-            most validation passes of a run.
+        epochs: maximum number of epochs (raised by ``min_steps`` on small training sets, cut short
+            by ``max_steps``), and the most validation passes of a run.
         min_steps: train at least this many optimizer steps (batches per worker). When ``epochs``
             epochs hold fewer -- a small labelled set: 126 training nodes at ``batch_size`` 512 make
             one step per epoch -- the epoch budget becomes ``ceil(min_steps / batches_per_epoch)``,
@@ -44,6 +44,27 @@ class TrainConfig:
             last epoch (:meth:`validate_every`), so it never validates more than ``epochs`` times:
             ``epochs=10, min_steps=200`` on one batch per epoch trains 200 epochs and validates
             after epochs 20, 40, ..., 200. The epochs in between have no ``val`` in the history.
+        max_steps: stop training after this many optimizer steps (``global_step``: batches per
+            worker, counted over the whole run, resumes included), whatever ``epochs`` says; None: no
+            step limit. The step that reaches it ends its epoch early (the epoch's history record
+            counts the batches run), and the run ends as at the end of its epochs: it validates
+            (unless that epoch end validates anyway), keeps the best validated model, evaluates val
+            and test and writes its final checkpoint. Early stopping may still end the run sooner.
+            Must be >= ``min_steps`` (which then still extends a small data set's epochs).
+        train_sample: train each epoch on a stratified random sample of this many training seeds
+            (all workers together), a new sample every epoch; None: every training node, every
+            epoch. Per class the sample holds ``n * T_c / T`` nodes (rounded to sum to ``n``; a class
+            present keeps at least one), drawn by hashing each node's global ID with ``(seed,
+            epoch)`` (:class:`~graphtrain.train.splits.StratifiedSample`): the same sample on any
+            number of workers and after a resume. ``batches_per_epoch`` -- and so ``min_steps``'s
+            epoch budget -- counts the sample, not the split. At or above the training split's size
+            every epoch trains on the whole split, exactly as without it. Class weights and feature
+            standardisation still use the whole training split.
+        val_sample: validate during training (early stopping, the best model) on a fixed stratified
+            sample of this many validation nodes, drawn like ``train_sample``'s but once for the run;
+            None: the whole validation split. The final evaluation after training always scores
+            the whole val and test splits. The history records validated on the sample carry
+            ``val_sample`` (the sample's size); so does ``FitResult``.
         hidden: hidden width. dropout: dropout after each hidden layer. heads: GAT attention heads.
         lr, weight_decay: Adam.
         class_weight: ``"balanced"`` weights the loss by ``n_train / (C * n_train_c)`` per class
@@ -97,6 +118,9 @@ class TrainConfig:
     batch_size: int = 1024
     epochs: int = 10
     min_steps: int = 0
+    max_steps: Optional[int] = None
+    train_sample: Optional[int] = None
+    val_sample: Optional[int] = None
     hidden: int = 128
     dropout: float = 0.2
     heads: int = 2
@@ -123,6 +147,10 @@ class TrainConfig:
     threads_per_worker: int = 1
     feature_cache_mb: float = 64.0
     inference_chunk: int = 65536
+    # layer-wise inference (graphtrain.train.inference): storage of the hidden layers' embeddings on disk,
+    # "float32" (exact) or "float16"; the directory for its scratch files (None: beside predict's output)
+    inference_dtype: str = "float32"
+    inference_dir: Optional[str] = None
     log_every: int = 10
     collective_timeout_s: float = 600.0
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -141,6 +169,13 @@ class TrainConfig:
         for name, v in (("checkpoint_every", self.checkpoint_every), ("min_steps", self.min_steps)):
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+        for name in ("max_steps", "train_sample", "val_sample"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ConfigError(f"{name} must be a positive integer (or None: off), got {v!r}")
+        if self.max_steps is not None and self.max_steps < self.min_steps:
+            raise ConfigError(f"max_steps ({self.max_steps}) is below min_steps ({self.min_steps}): the run could "
+                              "not take the steps it must; raise max_steps or lower min_steps")
         if not self.feature_cache_mb >= 0:
             raise ConfigError(f"feature_cache_mb must be >= 0, got {self.feature_cache_mb}")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:
@@ -195,6 +230,10 @@ class TrainConfig:
     def epoch_budget(self, batches_per_epoch: int) -> int:
         """Most epochs of a run with ``batches_per_epoch`` steps per epoch: ``epochs``, raised to reach ``min_steps``."""
         return max(self.epochs, -(-self.min_steps // max(batches_per_epoch, 1)))
+
+    def steps_done(self, global_step: int) -> bool:
+        """``max_steps`` is set and ``global_step`` steps reach it."""
+        return self.max_steps is not None and global_step >= self.max_steps
 
     def validate_every(self, batches_per_epoch: int) -> int:
         """Epochs between validations: 1, or ``ceil(epoch_budget / epochs)`` when ``min_steps``

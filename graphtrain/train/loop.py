@@ -10,9 +10,17 @@ Randomness: each optimizer step's dropout masks come from a ``torch.Generator`` 
 and the epoch. A checkpoint's position -- epoch, batch, ``global_step`` -- is therefore its RNG
 state, and a resumed run redraws exactly what the uninterrupted one drew.
 
-Schedule: ``TrainConfig.epoch_budget`` epochs at most; validation (with the early-stopping
-bookkeeping and the epoch-end checkpoint) every ``TrainConfig.validate_every`` epochs and at the
-last epoch -- every epoch unless ``min_steps`` extended the run.
+Schedule: ``TrainConfig.epoch_budget`` epochs at most, and ``max_steps`` optimizer steps at most
+(the step that reaches it ends its epoch: the loader is asked for no batch beyond it, so no worker
+samples ahead into a batch the others never run); validation (with the early-stopping bookkeeping
+and the epoch-end checkpoint) every ``TrainConfig.validate_every`` epochs and at the last epoch --
+every epoch unless ``min_steps`` extended the run.
+
+Budgets for huge graphs: with ``train_sample`` each epoch's training seeds are a new stratified
+sample (:class:`~graphtrain.train.splits.StratifiedSample`, a function of the seed and the epoch),
+dealt out and loaded at the epoch's start; ``batches_per_epoch`` counts the sample. With
+``val_sample`` the in-training validations score a fixed stratified sample of the validation
+split; :meth:`TrainingLoop.finish` scores the whole val and test splits.
 """
 from __future__ import annotations
 
@@ -49,11 +57,32 @@ class TrainingLoop:
 
         cfg, self.ctx, self.cfg = ctx.cfg, ctx, ctx.cfg
         self.fused_dropout = runtime.config.fused_dropout
-        seeds, train_counts = ctx.seeds_by_role()
+        sampled = cfg.train_sample is not None
+        seeds, train_counts = ctx.seeds_by_role(deal_train=not sampled)
         if ctx.num_classes < 2 or np.count_nonzero(train_counts) < 2:
             raise ConfigError(f"training needs labelled nodes of at least two classes; the training split has class "
                               f"counts {train_counts.tolist()}")
         self.seeds = seeds
+        self.train_sampler = self.val_seeds = None
+        self.train_sample_size = self.val_sample_size = None  # seeds of each epoch's / validation's sample
+        if sampled:
+            from graphtrain.train.splits import TRAIN_SAMPLE_STREAM
+
+            self.train_sampler = ctx.role_sample("train", cfg.train_sample, TRAIN_SAMPLE_STREAM)
+            self.train_sample_size = self.train_sampler.size
+            if self.train_sampler.size < ctx.world:
+                raise ConfigError(f"train_sample {cfg.train_sample} leaves {self.train_sampler.size} training seeds per "
+                                  f"epoch for {ctx.world} workers; every worker needs one: raise it to >= {ctx.world}")
+            if self.train_sampler.everything:  # the whole split every epoch: exactly the run without a sample
+                self.train_sampler = None
+                self.seeds["train"] = ctx.deal("train", self._own_role_nodes(0))
+        if cfg.val_sample is not None and self.seeds["val"].present:
+            from graphtrain.train.splits import VAL_SAMPLE_STREAM
+
+            val_sampler = ctx.role_sample("val", cfg.val_sample, VAL_SAMPLE_STREAM)
+            self.val_sample_size = val_sampler.size
+            own_val = val_sampler.pick(0)
+            self.val_seeds = dict(self.seeds, val=ctx.deal("val", own_val))
         if cfg.normalize and ctx.num_features:
             ctx.feature_norm = ctx.training_feature_norm()
         self.audit = self.fed = None  # fed: what this worker's batches carried in the epoch (an audited run)
@@ -62,6 +91,9 @@ class TrainingLoop:
 
             roles = ctx.exchange.gather_rows(ctx.roles().astype(np.int64)[:, None])  # runs are in rank order
             self.audit = {"roles": None if roles is None else roles[:, 0].astype(np.int8), "epochs": []}
+            if self.val_seeds is not None:  # the validation sample's nodes, sorted
+                got = ctx.exchange.gather_rows(own_val[:, None])
+                self.audit["val_sample"] = None if got is None else np.sort(got[:, 0])
             self.fed = EpochRecord()
         self.model = ctx.build_model()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -72,8 +104,12 @@ class TrainingLoop:
             n = train_counts.sum()
             w = np.where(train_counts > 0, n / (len(train_counts) * np.maximum(train_counts, 1)), 0.0)
             self.weight = torch.tensor(w, dtype=torch.float32, device=ctx.device)
-        self.loader = ctx.loader(seeds["train"].seeds, cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
-        self.batches_per_epoch = len(self.loader)
+        self.loader, self.loader_epoch = None, None  # loader_epoch: the epoch whose sample the loader holds
+        if self.train_sampler is None:
+            self.loader = ctx.loader(self.seeds["train"].seeds, cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
+            self.batches_per_epoch = len(self.loader)
+        else:  # the longest worker's share of the sample (balanced_chunk), in batches
+            self.batches_per_epoch = -(-(-(-self.train_sampler.size // ctx.world)) // cfg.batch_size)
         self.max_epochs = cfg.epoch_budget(self.batches_per_epoch)  # epochs, or more to reach min_steps steps
         self.validate_every = cfg.validate_every(self.batches_per_epoch)
         self.state = LoopState()
@@ -113,12 +149,43 @@ class TrainingLoop:
             self.scaler.load_state_dict(states["scaler"])
         self.best_state = states.get("best_model")
 
+    def _own_role_nodes(self, code: int) -> np.ndarray:
+        """int64 sorted global IDs of this worker's nodes of role ``code`` (a collective without a stored split)."""
+        lo, _ = self.ctx.shard.node_range
+        return lo + np.flatnonzero(self.ctx.roles() == code).astype(np.int64)
+
+    def epoch_loader(self, epoch: int):
+        """The loader of ``epoch``'s training seeds: the one loader over the whole split, or -- with
+        ``train_sample`` -- one over the epoch's sample, dealt out here (collectives, at the epoch's start)."""
+        if self.train_sampler is None or self.loader_epoch == epoch:
+            return self.loader
+        ctx, cfg = self.ctx, self.cfg
+        self.loader = None  # the previous epoch's (its labels and seed times) goes before the next is built
+        dealt = ctx.deal("train", self.train_sampler.pick(epoch))
+        self.loader = ctx.loader(dealt.seeds, cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
+        self.loader_epoch = epoch
+        assert len(self.loader) == self.batches_per_epoch, (len(self.loader), self.batches_per_epoch)
+        return self.loader
+
     # -- the loop ------------------------------------------------------------------------------------
     def run(self) -> FitWorkerResult:
-        """Train to the end of the budget or an early stop, then evaluate and checkpoint the best model."""
-        while not self.state.finished and self.state.epoch < self.max_epochs:
+        """Train to the end of the budget (epochs, ``max_steps``) or an early stop, then evaluate and
+        checkpoint the best model. An epoch begun (a mid-epoch resume) always reaches its end."""
+        state, cfg = self.state, self.cfg
+        while not state.finished and state.epoch < self.max_epochs:
+            if state.batch == 0 and cfg.steps_done(state.global_step):
+                break  # the step budget is spent at an epoch boundary (a resume with a lower max_steps)
             self.epoch()
         return self.finish()
+
+    def planned_epochs(self) -> int:
+        """Epochs this run will train unless it stops early (shown in the progress): the epoch budget,
+        or fewer when ``max_steps`` ends it sooner."""
+        state, cfg, nb = self.state, self.cfg, max(self.batches_per_epoch, 1)
+        if cfg.max_steps is None:
+            return self.max_epochs
+        first = state.global_step - state.batch  # global step at the start of the current epoch
+        return min(self.max_epochs, state.epoch + max(-(-(cfg.max_steps - first) // nb), 1))
 
     def step(self, batch) -> float:
         """One optimizer step on ``batch``; returns its loss. Dropout draws from this step's generator."""
@@ -150,11 +217,15 @@ class TrainingLoop:
         end: loss, validation when due, the early-stopping decision, the epoch-end checkpoint."""
         ctx, cfg, state, stats, nb = self.ctx, self.cfg, self.state, self.stats, self.batches_per_epoch
         epoch = state.epoch
+        num_epochs = self.planned_epochs()
+        loader = self.epoch_loader(epoch)
+        # max_steps: the epoch ends at the step that reaches it (on every worker: global_step is the same)
+        stop = nb if cfg.max_steps is None else min(nb, state.batch + max(cfg.max_steps - state.global_step, 0))
         self.ddp.train()
         before = ctx.exchange.stats.as_dict()
         t0, cpu0 = time.perf_counter(), time.process_time()
         done = 0  # batches of this process in the epoch (a resumed epoch: those after the checkpoint)
-        for b, batch in enumerate(self.loader.batches(epoch, state.batch), start=state.batch):
+        for b, batch in enumerate(loader.batches(epoch, state.batch, stop), start=state.batch):
             loss = self.step(batch)
             done += 1
             if self.fed is not None:
@@ -164,7 +235,7 @@ class TrainingLoop:
             state.batch, state.global_step = b + 1, state.global_step + 1
             if ctx.rank == 0 and (b + 1) % cfg.log_every == 0:
                 ctx.report(BatchDone(epoch, b + 1, nb, loss))
-            if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < nb:
+            if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < stop:
                 self.checkpoint()
         after = ctx.exchange.stats.as_dict()
         epoch_seconds = time.perf_counter() - t0
@@ -183,22 +254,26 @@ class TrainingLoop:
         losses_all = ctx.exchange.all_reduce_sum(np.array(self.epoch_loss, dtype=np.float64))
         record = {"epoch": epoch, "loss": float(losses_all[0] / losses_all[1]) if losses_all[1] else None,
                   "seconds": epoch_seconds, "batches": self.epoch_loss[1], "val": None}
+        if self.val_seeds is not None:
+            record["val_sample"] = self.val_sample_size  # validated on a sample of the split, not all of it
         self.epoch_loss = (0.0, 0)
+        # the last epoch: the epoch budget's, or the step budget's (max_steps)
+        last = epoch + 1 >= self.max_epochs or cfg.steps_done(state.global_step)
         # an extended run (min_steps) validates every validate_every epochs and at its last one
-        due = (epoch + 1) % self.validate_every == 0 or epoch + 1 == self.max_epochs
+        due = (epoch + 1) % self.validate_every == 0 or last
         val = None
         if due and self.seeds["val"].present:
             t_eval = time.perf_counter()
-            val = self.evaluate(["val"])
+            val = self.evaluate(["val"], self.val_seeds)
             stats.eval_seconds += time.perf_counter() - t_eval
         decision = self._decide(record, val, due) if ctx.rank == 0 else None
         decision = ctx.broadcast(decision)
         state.history.append(decision["record"])
         state.early_stopping = decision["early_stopping"]
         state.epoch, state.batch = epoch + 1, 0
-        state.finished = decision["stop"] or state.epoch >= self.max_epochs
+        state.finished = decision["stop"] or last
         if ctx.rank == 0:
-            ctx.report(EpochDone(num_epochs=self.max_epochs, stopped_early=decision["stop"], **decision["record"]))
+            ctx.report(EpochDone(num_epochs=num_epochs, stopped_early=decision["stop"], **decision["record"]))
         if due and not state.finished:
             self.checkpoint()
 
@@ -221,11 +296,12 @@ class TrainingLoop:
                     and self.state.global_step >= cfg.min_steps)
         return {"stop": stop, "record": record, "early_stopping": es}
 
-    def evaluate(self, names: List[str]) -> Optional[Dict[str, dict]]:
-        """Metrics of the named splits of the current model at rank 0 (None elsewhere); a collective."""
+    def evaluate(self, names: List[str], seeds=None) -> Optional[Dict[str, dict]]:
+        """Metrics of the named splits of the current model at rank 0 (None elsewhere); a collective.
+        ``seeds``: ``{role: RoleSeeds}`` to score (default: the whole splits)."""
         from graphtrain.train.worker import _evaluate
 
-        return _evaluate(self.ctx, self.model, self.seeds, names)
+        return _evaluate(self.ctx, self.model, seeds or self.seeds, names)
 
     def checkpoint(self, finished: bool = False, model_state=None) -> Optional[str]:
         """Write a checkpoint of the current position (rank 0 writes; every rank must call it: mid-epoch,
@@ -270,11 +346,14 @@ class TrainingLoop:
         self.stats.final_seconds = time.perf_counter() - t_eval
         if ctx.rank != 0:
             return FitWorkerResult(rank=ctx.rank, stats=self.stats)
+        reached = self.cfg.steps_done(state.global_step)
         return FitWorkerResult(
             rank=0, stats=self.stats, metrics=metrics, history=state.history,
             best_epoch=state.early_stopping["best_epoch"],
-            stopped_early=bool(state.history and len(state.history) < self.max_epochs),
-            global_step=state.global_step, batches_per_epoch=self.batches_per_epoch, checkpoint=path, audit=self.audit)
+            # early stopping (patience), not the step budget, ended the run before its last epoch
+            stopped_early=bool(state.history and len(state.history) < self.max_epochs and not reached),
+            global_step=state.global_step, batches_per_epoch=self.batches_per_epoch, checkpoint=path, audit=self.audit,
+            max_steps_reached=reached, train_sample=self.train_sample_size, val_sample=self.val_sample_size)
 
 
 def _cpu_state(model) -> dict:

@@ -41,7 +41,8 @@ class BatchDone:
 
 @dataclass(frozen=True)
 class EpochDone:
-    """Rank 0 at each epoch end: the epoch's record (``val`` None when it was not validated)."""
+    """Rank 0 at each epoch end: the epoch's record (``val`` None when it was not validated;
+    ``val_sample``: the validation nodes it scored when ``TrainConfig.val_sample`` is set)."""
 
     epoch: int
     num_epochs: int
@@ -50,6 +51,7 @@ class EpochDone:
     batches: int
     val: Optional[dict]
     stopped_early: bool
+    val_sample: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class FitWorkerResult:
     batches_per_epoch: int = 0
     checkpoint: Optional[str] = None
     audit: Optional[dict] = None
+    max_steps_reached: bool = False
+    train_sample: Optional[int] = None
+    val_sample: Optional[int] = None
 
 
 @dataclass
@@ -157,12 +162,22 @@ class FitResult:
             ``recall_at_k``, ``threshold``, ``count``, ``positives`` (binary labels) or ``accuracy``
             and ``f1_macro`` (more classes); a metric undefined for the split (one class only) is
             None. None without the split.
-        epochs_run, best_epoch, stopped_early: the schedule as run (``best_epoch``: of the model kept).
+        epochs_run, best_epoch, stopped_early: the schedule as run (``best_epoch``: of the model kept;
+            ``stopped_early``: early stopping by ``patience`` ended it, not a budget).
         history: one record per epoch: ``epoch``, ``loss``, ``seconds``, ``batches``, ``val`` (None
-            on an epoch that was not validated; see ``TrainConfig.min_steps``).
+            on an epoch that was not validated; see ``TrainConfig.min_steps``), and with
+            ``val_sample`` set ``val_sample``: the validation metrics of that run are those of a
+            sample of that many validation nodes.
         checkpoint: the final checkpoint. restarts: worker failures survived.
         num_workers, batches_per_epoch, global_step: the run's shape (optimizer steps per worker).
-        train: :class:`TrainStats`. audit: what training fed the model (``Trainer(audit=True)``).
+        max_steps_reached: training ended because ``global_step`` reached ``TrainConfig.max_steps``.
+        train_sample: training seeds of each epoch when ``TrainConfig.train_sample`` is set (its value,
+            or the training split's size when that is smaller), else None (the whole split).
+        val_sample: validation nodes scored by each validation during training when
+            ``TrainConfig.val_sample`` is set, else None (the whole split). ``val`` and ``test`` above
+            always score the whole splits.
+        train: :class:`TrainStats`. audit: what training fed the model (``Trainer(audit=True)``; with
+            ``val_sample`` also ``audit["val_sample"]``: the sample's sorted global IDs).
     """
 
     val: Optional[dict]
@@ -178,6 +193,9 @@ class FitResult:
     global_step: int
     train: TrainStats
     audit: Optional[dict] = field(default=None, repr=False)
+    max_steps_reached: bool = False
+    train_sample: Optional[int] = None
+    val_sample: Optional[int] = None
 
     def to_dict(self, history: bool = True) -> dict:
         """Plain JSON-ready values (``audit``, which holds arrays, left out; ``history`` optional)."""

@@ -126,7 +126,8 @@ class _Progress:
             if self.bar is not None:
                 self.bar.set_postfix(loss=f"{msg.loss:.4f}", **shown)
                 self.close()
-            log.info("epoch %d/%d: loss %.4f, val %s%s", msg.epoch + 1, msg.num_epochs, msg.loss or float("nan"),
+            sample = f" (a sample of {msg.val_sample})" if msg.val_sample is not None and msg.val is not None else ""
+            log.info("epoch %d/%d: loss %.4f, val%s %s%s", msg.epoch + 1, msg.num_epochs, msg.loss or float("nan"), sample,
                      shown if msg.val is not None else "not validated", " (early stop)" if msg.stopped_early else "")
 
     def close(self) -> None:
@@ -251,6 +252,9 @@ class Trainer:
         self.dataset = _check_dataset(self.dataset_dir, need_labels=True, verify=verify)
         _check_temporal(self.dataset, self.config, self.dataset_dir)
         self.num_workers = _check_workers(num_workers, self.dataset.num_parts)
+        if self.config.train_sample is not None and self.config.train_sample < self.num_workers:
+            raise ConfigError(f"train_sample {self.config.train_sample} is below the {self.num_workers} workers; each "
+                              f"worker needs at least one training seed per epoch: use --train-sample >= {self.num_workers}")
         if max_restarts < 0:
             raise ConfigError(f"max_restarts must be >= 0, got {max_restarts}")
         if not cpus_per_worker > 0:
@@ -332,12 +336,14 @@ class Trainer:
             best_epoch=head.best_epoch, stopped_early=head.stopped_early, history=head.history,
             checkpoint=head.checkpoint, restarts=len(self.restarts), num_workers=self.num_workers,
             batches_per_epoch=head.batches_per_epoch, global_step=head.global_step,
-            train=TrainStats.of([r.stats for r in results], wall), audit=head.audit if self.audit else None)
+            train=TrainStats.of([r.stats for r in results], wall), audit=head.audit if self.audit else None,
+            max_steps_reached=head.max_steps_reached, train_sample=head.train_sample, val_sample=head.val_sample)
         return self.result
 
     def _check_resumable(self, checkpoint: str) -> None:
-        """Refuse, before any worker starts, a mid-epoch checkpoint of another worker count or batch
-        size: its position names a batch of a different batching. Epoch-end checkpoints resume on any."""
+        """Refuse, before any worker starts, a mid-epoch checkpoint of another worker count, batch
+        size or ``train_sample`` (or, with ``train_sample``, seed): its position names a batch of a
+        different batching or sample. Epoch-end checkpoints resume on any."""
         from graphtrain.train.checkpoint import read_manifest
 
         man = read_manifest(checkpoint)
@@ -350,6 +356,13 @@ class Trainer:
                               f"run of {was[0]} workers with batch size {was[1]}; this run has {now[0]} workers and "
                               f"batch size {now[1]}: a mid-epoch checkpoint resumes only with the same worker count and "
                               "batch size (or resume from an epoch-end checkpoint)")
+        # the epoch's sample is a function of (seed, epoch): a sampled epoch resumes only with both unchanged
+        for name in ("train_sample", "seed") if self.config.train_sample is not None else ("train_sample",):
+            was, now = man.train.get(name, TrainConfig.__dataclass_fields__[name].default), getattr(self.config, name)
+            if was != now:
+                raise ConfigError(f"checkpoint {checkpoint} was taken mid-epoch (epoch {man.epoch}, batch {man.batch}) by "
+                                  f"a run with {name} {was}; this run has {name} {now}: the epoch's training seeds "
+                                  f"would differ; resume with {name} {was} (or from an epoch-end checkpoint)")
 
     def _checkpoint(self, checkpoint) -> str:
         from graphtrain.train.checkpoint import resolve_checkpoint
@@ -369,12 +382,13 @@ class Trainer:
         results = self._launcher.run("evaluate", self.config, path, splits=splits)
         return {k: v for k, v in (results[0].metrics or {}).items() if k in splits}
 
-    def predict(self, out_path, checkpoint=None, force: bool = False) -> dict:
-        """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see :func:`predict`)."""
+    def predict(self, out_path, checkpoint=None, force: bool = False, **overrides) -> dict:
+        """Score every node layer-wise with a checkpointed model and write Parquet by raw ID (see
+        :func:`predict`; ``overrides``: its TrainConfig fields, e.g. ``inference_dtype="float16"``)."""
         return predict(self.dataset_dir, checkpoint or self._checkpoint(None), out_path, num_workers=self.num_workers,
                        address=self.address, force=force, cpus_per_worker=self.cpus_per_worker, num_cpus=self.num_cpus,
                        model=self.custom_model, progress=self._progress_enabled,
-                       verify=False if self.verify is False else None)  # verified (and stamped) at __init__
+                       verify=False if self.verify is False else None, **overrides)  # verified (and stamped) at __init__
 
 
 def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address: Optional[str] = None,
@@ -399,8 +413,10 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         model: the ``torch.nn.Module`` for checkpoints of a user model.
         verify: the dataset arrays' sha256 before any worker starts, as :class:`Trainer`'s ``verify``.
         **overrides: :class:`TrainConfig` fields to change (e.g. ``inference_chunk``, ``threads_per_worker``;
-            ``runtime``: a :class:`~graphtrain.train.runtime.RuntimeConfig` or a dict of the fields to change
-            in the checkpoint's).
+            ``inference_dtype="float16"``: the hidden layers' embeddings stored as float16 on disk;
+            ``inference_dir``: where the run's scratch directory of embedding files goes, default beside
+            ``out_path``, removed at the end, also on failure; ``runtime``: a
+            :class:`~graphtrain.train.runtime.RuntimeConfig` or a dict of the fields to change in the checkpoint's).
 
     Returns:
         ``{"path", "rows", "checkpoint"}``.
@@ -430,9 +446,16 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         overrides["runtime"] = _runtime_option({**cfg.runtime.to_dict(), **overrides["runtime"]})
     cfg = _config({**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **overrides})
     _check_temporal(ds, cfg, dataset_dir)
+    from dataclasses import replace
+
+    from graphtrain.train.inference import check_embedding_dtype, scratch_directory
+
+    check_embedding_dtype(cfg.inference_dtype)
     launcher = _Launcher(str(Path(dataset_dir).resolve()), ds, W, address=address, num_cpus=num_cpus,
                          cpus_per_worker=float(cpus_per_worker), custom_model=model, progress=progress)
-    results = launcher.run("predict", cfg, str(ckpt))
+    # layer-wise inference's embedding files: one directory per worker, in one of this run's beside the output
+    with scratch_directory(cfg.inference_dir or out_path.resolve().parent, prefix=f".{out_path.name}.inference-") as scratch:
+        results = launcher.run("predict", replace(cfg, inference_dir=str(scratch)), str(ckpt))
     rows = 0
     with staged_file(out_path, force) as tmp:
         writer = None

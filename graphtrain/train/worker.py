@@ -163,11 +163,10 @@ class _Context:
             return None
         if cfg.seed_time is not None:
             return int(cfg.seed_time)
-        t = self.shard.graph.time
-        if t is None:
+        if "time" not in self.shard.edge_columns:
             raise ConfigError("temporal sampling needs the dataset's edge time column; it has none")
-        lowest = np.iinfo(np.int64).min
-        mine = int(np.max(t)) if t.shape[0] else lowest
+        mine = self.shard.max_edge_time()  # None: no edges (the worker's graph may be a view of several partitions)
+        mine = np.iinfo(np.int64).min if mine is None else mine
         if self.world == 1:
             return mine
         # all_gather_sizes sums one entry per worker: each entry is one worker's own maximum
@@ -212,24 +211,60 @@ class _Context:
             for p in parts
         ])
 
-    def seeds_by_role(self):
-        """``{role: (seeds, is_pad)}`` dealt to this worker, and the global train class counts."""
-        from graphtrain.train.splits import ROLES, balanced_chunk, class_counts, pad_to_batches
+    def seeds_by_role(self, deal_train: bool = True):
+        """``{role: RoleSeeds}`` dealt to this worker, and the global train class counts.
+
+        ``deal_train`` False (the training seeds come from a per-epoch sample, :meth:`role_sample`):
+        the ``train`` entry holds no seeds (``present`` True), and the training nodes are not dealt.
+        """
+        from graphtrain.train.splits import ROLES, class_counts
 
         lo, _ = self.shard.node_range
         roles = self.roles()
         labels = self.shard.node_data.labels(np.arange(lo, lo + roles.size, dtype=np.int64))
         out = {}
         for name, code in ROLES.items():
-            own = lo + np.flatnonzero(roles == code).astype(np.int64)
-            chunk, longest = balanced_chunk(self.exchange, own)
-            bs = self.cfg.batch_size if name == "train" else (self.cfg.eval_batch_size or self.cfg.batch_size)
-            # evaluation may pad an empty chunk with any node (padding is not scored); training may not
-            fallback = None if name == "train" or self.shard.graph.num_nodes == 0 else lo
-            seeds, is_pad = pad_to_batches(chunk, longest, bs, fallback)
-            out[name] = RoleSeeds(seeds, is_pad, longest > 0)
+            if name == "train" and not deal_train:
+                out[name] = RoleSeeds(np.zeros(0, np.int64), np.zeros(0, bool), True)
+                continue
+            out[name] = self.deal(name, lo + np.flatnonzero(roles == code).astype(np.int64))
         train_counts = self.exchange.all_reduce_sum(class_counts(np.where(roles == 0, labels, -1), self.num_classes))
         return out, train_counts
+
+    def deal(self, name: str, own: np.ndarray) -> RoleSeeds:
+        """Seeds of role ``name`` -- this worker's own among them: ``own``, sorted global IDs -- dealt
+        out evenly and padded to equal batch counts (a collective; see :mod:`graphtrain.train.splits`)."""
+        from graphtrain.train.splits import balanced_chunk, pad_to_batches
+
+        lo, _ = self.shard.node_range
+        chunk, longest = balanced_chunk(self.exchange, own)
+        bs = self.cfg.batch_size if name == "train" else (self.cfg.eval_batch_size or self.cfg.batch_size)
+        # evaluation may pad an empty chunk with any node (padding is not scored); training may not
+        fallback = None if name == "train" or self.shard.graph.num_nodes == 0 else lo
+        seeds, is_pad = pad_to_batches(chunk, longest, bs, fallback)
+        return RoleSeeds(seeds, is_pad, longest > 0)
+
+    def role_sample(self, name: str, n: int, stream: int):
+        """A :class:`~graphtrain.train.splits.StratifiedSample` of ``n`` of role ``name``'s nodes over
+        all workers (a collective: the per-partition class counts are summed); its ``pick(epoch)``
+        is this worker's own nodes in the sample."""
+        from graphtrain.train.splits import ROLES, StratifiedSample
+
+        ds, roles, code, C = self.dataset, self.roles(), ROLES[name], max(self.num_classes, 1)
+        counts = np.zeros((ds.num_parts, C), dtype=np.int64)
+        parts, start = [], 0
+        for p in self.shard.parts:
+            lo, hi = ds.book.node_range(p)
+            offsets = np.flatnonzero(roles[start : start + hi - lo] == code)
+            labels = np.asarray(ds.partition(p).labels)[offsets]
+            # offsets within the partition, by class (int32 when the partition allows: half the memory)
+            offsets = offsets.astype(np.int32 if hi - lo < 2**31 else np.int64)
+            by_class = {int(c): offsets[labels == c] for c in np.unique(labels)}
+            counts[p] = [by_class[c].size if c in by_class else 0 for c in range(C)]
+            parts.append((p, lo, by_class))
+            start += hi - lo
+        counts = self.exchange.all_reduce_sum(counts)
+        return StratifiedSample(parts, counts, n, self.cfg.seed, stream)
 
     # -- feature standardisation ---------------------------------------------------------------------
     def training_feature_norm(self):
@@ -493,10 +528,7 @@ def _predict_mode(ctx: _Context) -> PredictWorkerResult:
     if ctx.cfg.per_node_seed_time:
         probs = _sampled_node_probs(ctx, model, ids)
     else:
-        feats = ctx.shard.node_data.features(ids)
-        if ctx.feature_norm is not None:
-            feats = ctx.feature_norm.numpy(feats)
-        logits = layerwise_logits_for(ctx, model, feats)
+        logits = layerwise_logits_for(ctx, model)  # features read by ID as the chunks need them
         probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     labels = ctx.shard.node_data.labels(ids)
     raw = [ctx.dataset.raw_ids(p) for p in ctx.shard.parts]
@@ -523,13 +555,19 @@ def _sampled_node_probs(ctx: _Context, model, ids: np.ndarray) -> np.ndarray:
     return probs
 
 
-def layerwise_logits_for(ctx: _Context, model, feats):
+def layerwise_logits_for(ctx: _Context, model, feats=None):
+    """Layer-wise logits of the worker's nodes; ``feats``: their input rows, or None: their features
+    read from the node tables chunk by chunk (standardised as the model reads them)."""
     from graphtrain.train.inference import layerwise_logits
 
+    if feats is None:
+        data, norm = ctx.shard.node_data, ctx.feature_norm
+        feats = data.features if norm is None else (lambda ids: norm.numpy(data.features(ids)))
     backend = "cpu" if ctx.cfg.backend in ("auto", "cuda") else ctx.cfg.backend
     return layerwise_logits(model, ctx.shard, feats, ctx.cfg.inference_chunk, ctx.device, backend,
                             amp=ctx.cfg.amp and ctx.device.type == "cuda", max_time=ctx.cutoff,
-                            strict=ctx.cfg.temporal_strict)
+                            strict=ctx.cfg.temporal_strict, embedding_dtype=ctx.cfg.inference_dtype,
+                            scratch_dir=ctx.cfg.inference_dir)
 
 
 def run_worker(task: WorkerTask):

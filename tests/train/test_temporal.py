@@ -20,6 +20,7 @@ from graphtrain.train.inference import layerwise_logits
 from graphtrain.train.models import GNN, ModelConfig
 from graphtrain.train.runtime import RuntimeConfig
 from graphtrain.train.worker import WorkerTask, _Context
+from tests.sampling.test_on_disk import _merged
 
 N, BEACONS, FUTURE = 400, 20, 90  # leak edges are at FUTURE or later; every node time is below it
 
@@ -79,7 +80,7 @@ def _global_node_times(ctx):
 def _check_loader(ctx, strict: bool):
     """Every sampled edge of every training batch is no later than (strict: earlier than) the time of
     the seed it was sampled for; each seed's first hop is exactly its eligible in-edges (fanout > degree)."""
-    g = ctx.shard.graph
+    g = _merged(ctx.dataset)  # one worker: its graph (a view of both partitions) is the whole graph
     edge_time, node_times = np.asarray(g.time), _global_node_times(ctx)
     seeds = ctx.seeds_by_role()[0]["train"].seeds
     loader = ctx.loader(seeds, ctx.cfg.batch_size, shuffle=True, seed=ctx.worker_seed)
@@ -119,7 +120,7 @@ def test_worker_loaders_never_sample_an_edge_later_than_the_seed_time(leaky):
     seeds = plain.seeds_by_role()[0]["train"].seeds
     batch = next(iter(plain.loader(seeds, 64, shuffle=False, seed=0).batches(0)))
     assert batch.node_time is None
-    assert np.any(np.asarray(plain.shard.graph.time)[batch.e_id] >= FUTURE)
+    assert np.any(np.asarray(_merged(plain.dataset).time)[batch.e_id] >= FUTURE)
 
 
 @pytest.mark.parametrize("name", ["sage", "gcn"])  # gcn: its normalising degrees count only edges up to the cutoff
