@@ -39,6 +39,15 @@ def _add_model_args(p) -> None:
     m.add_argument("--min-steps", type=int, default=d.min_steps, metavar="N",
                    help="train at least N optimizer steps: a small labelled set (fewer than N batches in --epochs "
                    "epochs) gets more epochs, and early stopping waits for N steps (default: %(default)s)")
+    m.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N",
+                   help="stop training after N optimizer steps whatever --epochs says (a huge graph's budget; default: "
+                   "no limit)")
+    m.add_argument("--train-sample", type=int, default=d.train_sample, metavar="N",
+                   help="train each epoch on a stratified sample of N labelled training accounts, a new one every "
+                   "epoch (default: all of them)")
+    m.add_argument("--val-sample", type=int, default=d.val_sample, metavar="N",
+                   help="validate during training on a fixed stratified sample of N validation accounts; the final "
+                   "metrics use them all (default: all)")
     m.add_argument("--patience", type=int, default=d.patience,
                    help="stop after this many epochs without a better validation AP (default: %(default)s)")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker (default: %(default)s)")
@@ -69,7 +78,8 @@ def _options(args):
     from graphtrain.fraud.pipeline.pipeline import PipelineConfig
 
     options = ModelOptions(model=args.model, fanouts=tuple(args.fanouts), hidden=args.hidden, epochs=args.epochs,
-                           min_steps=args.min_steps, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                           min_steps=args.min_steps, max_steps=args.max_steps, train_sample=args.train_sample,
+                           val_sample=args.val_sample, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
                            num_parts=args.num_parts, method=args.method, memory_limit=args.memory_limit,
                            num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)

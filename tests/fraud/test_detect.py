@@ -133,7 +133,8 @@ def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path)
            "--src", tcols["src"], "--dst", tcols["dst"], "--time", tcols["time"], "--amount", tcols["amount"],
            "--accounts", str(tmp_path / "accounts.parquet"), "--id", acols["id"], "--label", acols["label"],
            "--split", "split", "--features", ",".join(acols["features"]), "--rings", str(data / "rings.csv"),
-           "--epochs", "3", "--num-cpus", "2", "--temporal", "recent", "--no-blend", "--out", str(tmp_path / "run")]
+           "--epochs", "5", "--min-steps", "0", "--max-steps", "8", "--train-sample", "1024", "--val-sample", "500",
+           "--num-cpus", "2", "--temporal", "recent", "--no-blend", "--out", str(tmp_path / "run")]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.strip().splitlines()
@@ -144,6 +145,10 @@ def test_detect_rings_cli_on_user_files_prints_one_json_line(demo_run, tmp_path)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["split"] == "given (split column)"
     assert summary["model"]["options"]["temporal"] == "recent" and "temporal recent" in summary["score_source"]
+    # the training budget reached the trainer: 2 batches of 512 per epoch, cut at 8 steps in epoch 4
+    model = summary["model"]
+    assert model["optimizer_steps"] == 8 and model["max_steps_reached"] and model["batches_per_epoch"] == 2, model
+    assert model["options"]["train_sample"] == 1024 and model["options"]["val_sample"] == 500
     # --no-blend: no blend column or metrics
     assert "blend_auc" not in final and "blend_weight" not in summary
     assert "blend_score" not in pq.read_table(tmp_path / "run" / "scores.parquet").column_names

@@ -91,6 +91,9 @@ class ModelOptions:
             be a few dozen steps; the epoch budget grows to reach ``min_steps`` and early stopping
             waits for it. Larger data (``epochs`` epochs already holding ``min_steps`` batches) is
             unaffected.
+        max_steps, train_sample, val_sample: the training budget of a huge graph
+            (:class:`~graphtrain.train.TrainConfig`'s: stop after N steps; train each epoch on a
+            stratified sample of N seeds; validate on a fixed sample of N); None: off.
         num_parts: partitions of the dataset (>= num_workers). method: partition assignment.
         memory_limit: anonymous memory partitioning may use (``graphtrain partition --memory-limit``;
             None: its default).
@@ -115,6 +118,9 @@ class ModelOptions:
     dropout: float = 0.1
     patience: Optional[int] = 8
     monitor: str = "ap"
+    max_steps: Optional[int] = None
+    train_sample: Optional[int] = None
+    val_sample: Optional[int] = None
     # partitioning and workers
     num_parts: int = 2
     method: str = "hash"
@@ -207,7 +213,8 @@ def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_acc
     from graphtrain.train import Trainer
 
     trainer = Trainer(dataset, model=options.model, fanouts=options.fanouts, batch_size=options.batch_size,
-                      epochs=options.epochs, min_steps=options.min_steps, num_workers=options.num_workers,
+                      epochs=options.epochs, min_steps=options.min_steps, max_steps=options.max_steps,
+                      train_sample=options.train_sample, val_sample=options.val_sample, num_workers=options.num_workers,
                       address=options.address,
                       checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
                       dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
@@ -265,6 +272,7 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
         "options": asdict(options) | {"fanouts": list(options.fanouts)},
         "features": names,
         "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
+        "max_steps_reached": fit.max_steps_reached,
         "optimizer_steps": fit.global_step, "batches_per_epoch": fit.batches_per_epoch,
         "val": fit.val, **partition_info, "feature_seconds": round(t_features, 2),
         "train_and_score_seconds": round(t_train, 2),
