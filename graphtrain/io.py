@@ -11,19 +11,34 @@ generated data, the fraud pipeline's output and report, scores):
 
 With ``force`` an existing output is replaced only if it is one of graphtrain's (it holds the
 writer's marker file) or an empty directory; anything else is refused, never deleted.
+
+A staging directory whose writer *and* watcher both died (the machine or container went down, the
+OOM killer or a cgroup kill took the whole process tree) stays behind; at a billion edges it holds
+tens of GB. So each one records its owner (:data:`STAGING_OWNER`: pid, host, boot ID, the process's
+start time), and the next writer of the same output removes the staging directories of dead owners
+before it starts, and logs which and why (:func:`reclaim_dead_staging`); one whose owner is still
+running, or on another host, is left alone.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
+import sys
+import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List, Optional
 
 from graphtrain.errors import OutputExistsError
+from graphtrain.log import get_logger
 
 DATASET_MARKER = "meta.json"  # a partitioned dataset's metadata file (graphtrain.partition.format.META_FILE)
+STAGING_OWNER = ".graphtrain-staging.json"  # inside a staging directory: who is writing it (removed before the rename)
+
+log = get_logger("io")
 
 
 def _temp_sibling(final: Path, kind: str = "tmp") -> Path:
@@ -72,6 +87,110 @@ def _watch_staging(tmp: Path):
         return None
 
 
+# -- owners of staging directories ----------------------------------------------------------------
+def _boot_id() -> Optional[str]:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> Optional[int]:
+    """Start time of process ``pid`` in clock ticks since boot (tells a reused pid apart); None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(stat[stat.rindex(")") + 2 :].split()[19])  # field 22; the command name may hold spaces
+    except (ValueError, IndexError):
+        return None
+
+
+def _owner_record() -> dict:
+    argv = list(sys.argv)
+    if argv and argv[0].replace(os.sep, "/").endswith("graphtrain/cli/__main__.py"):
+        argv[0] = "graphtrain"  # python -m graphtrain.cli
+    return {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id(), "start_ticks": _start_ticks(os.getpid()),
+            "created": round(time.time(), 3), "command": " ".join(argv)[:300]}
+
+
+def owner_alive(record: dict) -> Optional[bool]:
+    """Whether the process that wrote the owner ``record`` still runs: True, False, or None when this
+    host cannot tell (another host, e.g. on a shared filesystem)."""
+    if record.get("host") != socket.gethostname():
+        return None
+    boot = _boot_id()
+    if record.get("boot_id") and boot and record["boot_id"] != boot:
+        return False  # the machine restarted since
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    started = record.get("start_ticks")
+    return started is None or _start_ticks(pid) in (None, started)  # a different start time: the pid was reused
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def _describe(record: dict) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.get("created", 0)))
+    command = f", `{record['command']}`" if record.get("command") else ""
+    return f"pid {record.get('pid')} on {record.get('host')}, started {when}{command}"
+
+
+def reclaim_dead_staging(final) -> List[Path]:
+    """Remove the staging directories (``.NAME.tmp-*`` beside ``final``) of writers that are no longer
+    running; log each removal with its owner and size, and each one left alone with the reason.
+
+    Returns:
+        the directories removed.
+    """
+    from graphtrain.units import format_size
+
+    final = Path(final)
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for tmp in sorted(final.parent.glob(f".{final.name}.tmp-*")):
+        if not tmp.is_dir() or tmp.is_symlink():
+            continue  # a staged_file's temporary file, or not ours
+        try:
+            record = json.loads((tmp / STAGING_OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            log.warning("%s is a staging directory with no readable owner record (an older graphtrain, or a writer "
+                        "starting this instant); left alone: remove it by hand if no run is writing %s", tmp, final)
+            continue
+        alive = owner_alive(record)
+        if alive is False:
+            size = _tree_bytes(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            log.warning("removed %s (%s): the staging directory of a run that died without cleaning up (%s; "
+                        "that process is no longer running)", tmp, format_size(size), _describe(record))
+        elif alive:
+            log.warning("%s is being written by a run still in progress (%s); left alone. Two runs writing %s at "
+                        "once: the one that finishes last replaces the other's output", tmp, _describe(record), final)
+        else:
+            log.info("%s belongs to a run on another host (%s); left alone: this host cannot tell whether it still "
+                     "runs", tmp, _describe(record))
+    return removed
+
+
 @contextlib.contextmanager
 def staged_directory(final, force: bool = False, marker: str = DATASET_MARKER) -> Iterator[Path]:
     """Build a directory under a temporary sibling and rename it to ``final`` on success.
@@ -88,7 +207,8 @@ def staged_directory(final, force: bool = False, marker: str = DATASET_MARKER) -
             graphtrain output of this kind (never deleted, even with ``force``).
 
     On an exception inside the block the temporary directory is removed and ``final`` is untouched;
-    if the process dies without Python cleanup, a watcher process removes it (:func:`_watch_staging`).
+    if the process dies without Python cleanup, a watcher process removes it (:func:`_watch_staging`);
+    if the watcher dies too, the next writer of ``final`` does (:func:`reclaim_dead_staging`).
     """
     final = Path(final)
     if final.exists() or final.is_symlink():
@@ -99,8 +219,10 @@ def staged_directory(final, force: bool = False, marker: str = DATASET_MARKER) -
                 f"{final} exists and is not a graphtrain dataset or output (no {marker}); refusing to replace it even with --force"
             )
     final.parent.mkdir(parents=True, exist_ok=True)
+    reclaim_dead_staging(final)
     tmp = _temp_sibling(final)
     tmp.mkdir()
+    (tmp / STAGING_OWNER).write_text(json.dumps(_owner_record()), encoding="utf-8")
     watcher = _watch_staging(tmp)
     try:
         try:
@@ -108,6 +230,7 @@ def staged_directory(final, force: bool = False, marker: str = DATASET_MARKER) -
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        (tmp / STAGING_OWNER).unlink(missing_ok=True)
         old = None
         if final.exists():
             old = _temp_sibling(final, "old")

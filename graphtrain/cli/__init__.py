@@ -16,6 +16,7 @@ from graphtrain.errors import GraphtrainError
 # one module per command group; each registers its sub-commands
 COMMAND_MODULES: List[str] = [
     "graphtrain.cli.partition",
+    "graphtrain.cli.plan",
     "graphtrain.cli.train",
     "graphtrain.cli.generate",
     "graphtrain.cli.prepare_data",

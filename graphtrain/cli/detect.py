@@ -57,6 +57,8 @@ def _add_model_args(p) -> None:
                    help="partition assignment (default: %(default)s)")
     m.add_argument("--memory-limit", metavar="SIZE",
                    help="anonymous memory partitioning may use, e.g. 4G (default: graphtrain partition's)")
+    m.add_argument("--skip-disk-check", dest="disk_check", action="store_false",
+                   help="do not refuse a run that graphtrain plan estimates the free disk beside --out cannot hold")
     m.add_argument("--num-workers", "-w", type=int, default=d.num_workers, help="Ray workers (default: %(default)s)")
     m.add_argument("--address", metavar="ADDR",
                    help="Ray cluster to join (default: start a private local Ray, whatever RAY_ADDRESS says)")
@@ -80,7 +82,7 @@ def _options(args):
     options = ModelOptions(model=args.model, fanouts=tuple(args.fanouts), hidden=args.hidden, epochs=args.epochs,
                            min_steps=args.min_steps, max_steps=args.max_steps, train_sample=args.train_sample,
                            val_sample=args.val_sample, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
-                           num_parts=args.num_parts, method=args.method, memory_limit=args.memory_limit,
+                           num_parts=args.num_parts, method=args.method, memory_limit=args.memory_limit, disk_check=args.disk_check,
                            num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
     return options, PipelineConfig(seed=args.seed, blend=args.blend, weight_is_money=not getattr(args, "edge_weight", None))

@@ -71,6 +71,9 @@ def register(sub) -> None:
                    help="keep only the first (earliest) of repeated (src, dst) edges (always counted)")
     o = p.add_argument_group("output")
     o.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
+    o.add_argument("--skip-disk-check", dest="disk_check", action="store_false",
+                   help="start even if the free disk at --out looks too small for the spill and the dataset "
+                   "(by default the run is refused before any work; `graphtrain plan` shows the estimate)")
     o.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     o.add_argument("--progress", dest="progress", action="store_true", default=None, help="show progress bars (default: when stderr is a terminal)")
     o.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -117,7 +120,7 @@ def run_partition(args) -> int:
         num_parts=args.num_parts, method=args.method, passes=args.passes, seed=args.seed, memory_limit=args.memory_limit,
         id_type=args.id_type, drop_self_loops=args.drop_self_loops, drop_duplicates=args.drop_duplicates,
         add_missing_nodes=args.add_missing_nodes, add_reverse=args.add_reverse, edge_aggregates=args.edge_aggregates,
-        force=args.force,
+        force=args.force, disk_check=args.disk_check,
         progress=sys.stderr.isatty() if args.progress is None else args.progress, threads=args.threads,
     )
     cols = EdgeColumns(args.src, args.dst, time=args.time, weight=args.weight, extra=tuple(args.edge_columns))
@@ -137,7 +140,9 @@ def run_partition(args) -> int:
         print(f"  added nodes    {s.missing_nodes_added:,} edge endpoints missing from the node table")
     print(f"  time           {s.seconds:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in s.stage_seconds.items())})")
     print(f"  peak memory    {format_size(s.peak_anon_bytes)} anonymous, {format_size(s.peak_rss_bytes)} resident "
-          f"with library and file pages (spilled {format_size(s.spill_bytes)})")
+          f"with library and file pages")
+    print(f"  disk           dataset {format_size(s.dataset_bytes)} ({s.dataset_bytes_per_edge:.1f} bytes per edge); "
+          f"spill peak {format_size(s.spill_peak_bytes)} ({format_size(s.spill_bytes)} written in all)")
     return 0
 
 

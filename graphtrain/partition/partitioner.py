@@ -203,6 +203,9 @@ class PartitionOptions:
             the sum, mean and max of each edge column over in-edges and over out-edges
             (:mod:`graphtrain.partition.aggregates`), after the node table's features.
         force: replace an existing dataset at the output path.
+        disk_check: before any work, estimate the disk the run needs at its peak (spill and dataset,
+            :func:`graphtrain.plan.check_disk`) and refuse it if the free disk at the output cannot
+            hold it (``InsufficientDiskError``).
         progress: show progress bars on stderr.
         threads: Numba threads (None: all cores).
         tuning: explicit sizes (tests); None derives them from ``memory_limit``.
@@ -221,6 +224,7 @@ class PartitionOptions:
     missing_features: str = "zero"
     edge_aggregates: bool = False
     force: bool = False
+    disk_check: bool = True
     progress: bool = False
     threads: Optional[int] = None
     tuning: Optional[Tuning] = None
@@ -277,6 +281,9 @@ class PartitionSummary:
     peak_rss_bytes: int
     spill_bytes: int
     peak_anon_bytes: int = 0
+    spill_peak_bytes: int = 0  # the most spill on disk at once (SpillDir.peak_bytes)
+    dataset_bytes: int = 0  # the finished dataset directory on disk
+    dataset_bytes_per_edge: float = 0.0  # dataset_bytes / num_edges
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
 
@@ -502,18 +509,37 @@ def _missing_error(examples, count, edges, cols: EdgeColumns, id_type: str, node
 
 # -- stage 3/4 helpers: rid chunks and adjacency --------------------------------------------------
 def _rid_chunks(builder: IdMapBuilder, spill: SpillDir, ingest_info: _EdgeIngest, with_columns: bool,
-                relabel: Optional[np.ndarray] = None) -> Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]:
+                relabel: Optional[np.ndarray] = None, consume: bool = False,
+                ) -> Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]:
     """Per ingest chunk: ``(src, dst, edge columns)`` in input order.
 
     Endpoints are rids, or ``relabel[rid]`` (e.g. global IDs) when ``relabel`` is given -- applied to
     the chunk's distinct keys before expanding them to endpoints, which saves one random gather.
+    ``consume``: this is the last pass, so each chunk's spill (key indices, edge columns, the ID
+    map's key order) is deleted as soon as it is read, and the ID map's rids of edge keys at the end.
     """
     for c in range(ingest_info.num_chunks):
         key_ids = builder.chunk_rids("edge", c) if relabel is None else relabel[builder.chunk_rids("edge", c)]
         ids = key_ids[spill.read(f"echunk_{c:06d}_inv", ingest_info.inv_dtypes[c])]
         n = ids.shape[0] // 2
         cols = {name: spill.read(f"echunk_{c:06d}_{name}", dt) for name, dt in ingest_info.columns.items()} if with_columns else {}
+        if consume:
+            _drop_chunk_spill(spill, builder, "edge", c, ["inv", *ingest_info.columns])
         yield ids[:n], ids[n:], cols
+    if consume:
+        _drop_chunk_spill(spill, builder, "edge", None, [])
+
+
+def _drop_chunk_spill(spill: SpillDir, builder: IdMapBuilder, kind: str, chunk: Optional[int], names) -> None:
+    """Delete ingest chunk ``chunk``'s spill streams ``names`` and its ID-map key order, once read for the
+    last time; with ``chunk=None``, the ID map's per-bucket rids of ``kind`` keys (read by every chunk)."""
+    if chunk is None:
+        for b in range(builder.num_buckets):
+            spill.remove(builder._stream(kind, "rid", b))
+        return
+    for name in names:
+        spill.remove(f"{kind[0]}chunk_{chunk:06d}_{name}")
+    spill.remove(builder._stream(kind, "order", chunk))
 
 
 def _with_reverse(chunks: Iterator[Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]):
@@ -588,6 +614,7 @@ def partition(
     Raises:
         InputError: bad input (file, line and problem named). ConfigError: bad options.
         OutputExistsError: ``out_dir`` exists and ``options.force`` is not set.
+        InsufficientDiskError: the free disk cannot hold the run (``options.disk_check``).
     Nothing is written at ``out_dir`` unless the whole run succeeds.
     """
     options.validate()
@@ -615,6 +642,12 @@ def partition(
         t = now
 
     out_dir = Path(out_dir)
+    if options.disk_check:
+        from graphtrain.io import reclaim_dead_staging
+        from graphtrain.plan import check_disk
+
+        reclaim_dead_staging(out_dir)  # a dead run's staging directory gives its disk back first
+        check_disk(out_dir, edges, nodes=nodes, edge_columns=edge_columns, node_columns=node_columns, options=options)
     with PeakMemory() as peak, staged_directory(out_dir, options.force) as tmp, \
             contextlib.closing(SpillDir(tmp / "_spill")) as spill:
         id_type = _decide_id_type(options, edges, edge_columns, nodes, node_columns)
@@ -659,7 +692,7 @@ def partition(
                          {"src": np.int64, **stored_columns})
         del in_degree
         bar = _Progress(options.progress, "route edges", edge_info.num_rows * (2 if options.add_reverse else 1), "edges")
-        chunks = _rid_chunks(builder, spill, edge_info, with_columns=True, relabel=g)
+        chunks = _rid_chunks(builder, spill, edge_info, with_columns=True, relabel=g, consume=True)
         route_edges(bins, _with_reverse(chunks) if options.add_reverse else chunks, options.drop_self_loops, stats, bar.update)
         bar.close()
         del builder.in_degree, builder.out_degree
@@ -681,7 +714,7 @@ def partition(
         files.update(write_raw_ids_and_idmap(tmp, id_type, part, g, node_bounds, builder.sorted_hashes,
                                              builder.sorted_raw, max(tuning.chunk_rows, 1 << 20)))
         del g, part
-        spill_bytes = spill.bytes_written
+        spill_bytes, spill_peak = spill.bytes_written, spill.peak_bytes
         spill.close()
         shutil.rmtree(spill.root)
         lap("idmap")
@@ -711,6 +744,7 @@ def partition(
             peak_rss_bytes=0,
             peak_anon_bytes=0,
             spill_bytes=spill_bytes,
+            spill_peak_bytes=spill_peak,
             stage_seconds=stage,
             warnings=[balance_warning] if balance_warning else [],
         )
@@ -754,6 +788,8 @@ def partition(
         if node_info is not None and node_columns.label:
             meta.node_schema.num_classes = _num_classes(tmp, options.num_parts)
         fmt.write_meta(tmp, meta)
+        summary.dataset_bytes = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        summary.dataset_bytes_per_edge = round(summary.dataset_bytes / num_edges, 2) if num_edges else 0.0
     summary.seconds = round(time.perf_counter() - t_start, 3)
     summary.peak_rss_bytes = peak_rss_bytes()
     summary.peak_anon_bytes = peak.peak_anon
@@ -788,7 +824,9 @@ def _write_node_data(root: Path, spill: SpillDir, builder: IdMapBuilder, info: _
             cols["split"] = spill.read(f"nchunk_{c:06d}_split", np.int8)
         if info.spec.has_time:
             cols["time"] = spill.read(f"nchunk_{c:06d}_time", np.int64)
+        _drop_chunk_spill(spill, builder, "node", c, ["inv", "feat", "label", "split", "time"])
         bins.add(g[rid], cols)
+    _drop_chunk_spill(spill, builder, "node", None, [])
     return write_node_bins(root, bins, node_bounds, info.spec)
 
 

@@ -4,6 +4,11 @@ A stream is a raw binary file of one dtype under the spill directory (inside the
 temporary directory, so a failed run removes it with everything else). Writers append whole
 arrays; readers take element ranges with ``np.fromfile`` (no memory map: pages read for a range are
 page cache, not the process's resident memory).
+
+Disk is the binding limit on a large run, so the partitioner removes each stream as soon as its last
+reader is done with it, and :class:`SpillDir` keeps count of the bytes on disk now
+(:attr:`SpillDir.live_bytes`) and at the most (:attr:`SpillDir.peak_bytes`, the run's scratch peak,
+reported as ``spill_peak_bytes``), next to the total ever written (:attr:`SpillDir.bytes_written`).
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ class SpillDir:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._bytes_written = 0
+        self._live = 0  # bytes of the streams on disk now
+        self._peak = 0
         self._open: "OrderedDict[str, object]" = OrderedDict()
         self._max_open = max(1, int(max_open))
 
@@ -67,6 +74,8 @@ class SpillDir:
         if array.size:
             fh.write(memoryview(array).cast("B"))
             self._bytes_written += array.nbytes
+            self._live += array.nbytes
+            self._peak = max(self._peak, self._live)
 
     def write(self, name: str, array: np.ndarray) -> None:
         """Replace stream ``name`` with ``array``."""
@@ -96,15 +105,30 @@ class SpillDir:
         return name in self._open or self.path(name).exists()
 
     def remove(self, name: str) -> None:
+        """Delete stream ``name`` (nothing if it does not exist)."""
         self._settle(name)
+        path = self.path(name)
         try:
-            os.unlink(self.path(name))
+            size = path.stat().st_size
+            os.unlink(path)
         except FileNotFoundError:
-            pass
+            return
+        self._live = max(0, self._live - size)
 
     @property
     def bytes_written(self) -> int:
+        """Bytes appended over the run (removed streams included)."""
         return self._bytes_written
+
+    @property
+    def live_bytes(self) -> int:
+        """Bytes of the streams on disk now."""
+        return self._live
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most bytes on disk at once (the scratch peak of this spill directory)."""
+        return self._peak
 
 
 class RangeBins:

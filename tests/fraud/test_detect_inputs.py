@@ -199,3 +199,25 @@ def test_bipartite_graph_runs_end_to_end(tmp_path, undirected, caplog, capsys):
         assert len(logged) == 1 and all(n in logged[0] for n in dropped), logged
     print(f"bipartite {'undirected' if undirected else 'directed'}: {seconds:.1f} s (partition "
           f"{summary['model']['partition_seconds']} s, train and score {summary['model']['train_and_score_seconds']} s)")
+
+
+def test_a_disk_too_small_for_the_run_is_refused_before_partitioning(tmp_path, capsys, monkeypatch, no_training):
+    """detect-rings estimates the whole run's disk (graphtrain plan) and refuses it, before any work, when the free
+    disk beside --out is short; --skip-disk-check overrides."""
+    from collections import namedtuple
+
+    import graphtrain.plan as plan
+
+    users, purchases, _ = _bipartite_files(tmp_path)
+
+    def read_whole(*a, **k):
+        raise AssertionError("partitioned although the disk is too small")
+
+    monkeypatch.setattr(detect, "partition_inputs", read_whole)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(plan.shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))  # 1 MiB free
+    code, err = _run(_args(users, purchases, tmp_path / "out"), capsys)
+    assert code == 2 and "graphtrain detect-rings" in err and "free" in err and "--skip-disk-check" in err, err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    with pytest.raises(AssertionError, match="partitioned although"):
+        main(_args(users, purchases, tmp_path / "out", "--skip-disk-check"))

@@ -155,18 +155,26 @@ class TransactionDataset:
         self.dataset = type(self.dataset)(self.path)
 
 
-def partition_transaction_files(edges, accounts, out, *, src: str, dst: str, id: str, label: str,
-                                time: Optional[str] = None, amount: Optional[str] = None, split: Optional[str] = None,
-                                features: Optional[Sequence[str]] = None, undirected: bool = False,
-                                add_unknown_accounts: bool = False, num_parts: int = 2, method: str = "hash",
-                                seed: int = 0, memory_limit=None, progress: bool = False):
-    """Stream the transaction and account files into a dataset at ``out`` (bounded memory).
+@dataclass
+class PartitionSpec:
+    """How the pipeline partitions the user's files: sources, columns and options (see :func:`partition_spec`)."""
 
-    Returns ``(TransactionDataset, PartitionSummary)``. Bad rows raise :class:`InputError` naming the
-    file, row and column; nothing is left at ``out`` then.
-    """
+    edges: "object"
+    accounts: "object"
+    edge_columns: "object"
+    node_columns: "object"
+    options: "object"
+
+
+def partition_spec(edges, accounts, *, src: str, dst: str, id: str, label: str, time: Optional[str] = None,
+                   amount: Optional[str] = None, split: Optional[str] = None, features: Optional[Sequence[str]] = None,
+                   undirected: bool = False, add_unknown_accounts: bool = False, num_parts: int = 2,
+                   method: str = "hash", seed: int = 0, memory_limit=None, disk_check: bool = True,
+                   progress: bool = False) -> PartitionSpec:
+    """The partitioner's inputs for the pipeline: both directions (unless ``undirected``), the amount
+    stored as ``amount`` and required finite, missing account features kept missing."""
     from graphtrain.partition import ingest
-    from graphtrain.partition.partitioner import DEFAULT_MEMORY_LIMIT, EdgeColumns, NodeColumns, PartitionOptions, partition
+    from graphtrain.partition.partitioner import DEFAULT_MEMORY_LIMIT, EdgeColumns, NodeColumns, PartitionOptions
 
     edge_source = ingest.TableSource.from_paths([str(edges)])
     node_source = ingest.TableSource.from_paths([str(accounts)])
@@ -177,9 +185,21 @@ def partition_transaction_files(edges, accounts, out, *, src: str, dst: str, id:
     node_cols = NodeColumns(id, label=label, features=tuple(features), split=split)
     options = PartitionOptions(num_parts=num_parts, method=method, seed=seed,
                                memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT, add_missing_nodes=add_unknown_accounts,
-                               add_reverse=not undirected, missing_features="nan", progress=progress)
-    summary = partition(edge_source, cols, out, options, node_source, node_cols)
-    return TransactionDataset.open(out, own_feature_names=features), summary
+                               add_reverse=not undirected, missing_features="nan", disk_check=disk_check,
+                               progress=progress)
+    return PartitionSpec(edge_source, node_source, cols, node_cols, options)
+
+
+def partition_transaction_files(spec: PartitionSpec, out):
+    """Stream the transaction and account files into a dataset at ``out`` (bounded memory).
+
+    Returns ``(TransactionDataset, PartitionSummary)``. Bad rows raise :class:`InputError` naming the
+    file, row and column; nothing is left at ``out`` then.
+    """
+    from graphtrain.partition.partitioner import partition
+
+    summary = partition(spec.edges, spec.edge_columns, out, spec.options, spec.accounts, spec.node_columns)
+    return TransactionDataset.open(out, own_feature_names=list(spec.node_columns.features)), summary
 
 
 def default_feature_columns(node_source, skip) -> List[str]:

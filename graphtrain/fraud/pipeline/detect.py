@@ -97,6 +97,8 @@ class ModelOptions:
         num_parts: partitions of the dataset (>= num_workers). method: partition assignment.
         memory_limit: anonymous memory partitioning may use (``graphtrain partition --memory-limit``;
             None: its default).
+        disk_check: refuse, before any work, a run the free disk beside the output cannot hold
+            (``graphtrain plan``'s estimate; ``--skip-disk-check``).
         num_workers: Ray workers. address: Ray cluster (None: a local Ray). num_cpus: local Ray's CPUs.
         threads_per_worker: torch and Numba threads per worker.
         temporal: None, ``"uniform"`` or ``"recent"``: temporal neighbour sampling on the transaction
@@ -125,6 +127,7 @@ class ModelOptions:
     num_parts: int = 2
     method: str = "hash"
     memory_limit: Optional[str] = None
+    disk_check: bool = True
     num_workers: int = 1
     address: Optional[str] = None
     num_cpus: Optional[int] = None
@@ -364,7 +367,7 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
         MissingDependencyError: the ``fraud`` or ``report`` extra is not installed.
     """
     from graphtrain.fraud.data.tables import check_columns
-    from graphtrain.fraud.data.transaction_dataset import check_both_directions_in_file, partition_transaction_files
+    from graphtrain.fraud.data.transaction_dataset import check_both_directions_in_file, partition_spec
     from graphtrain.fraud.evaluation.evaluate import rings_id_column
 
     require(*FRAUD_MODULES, feature="the fraud pipeline")
@@ -383,13 +386,20 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
     rings_id = rings_id_column(rings, [rings_id] if rings_id else [id, "account_id"]) if rings else None
     if undirected:
         check_both_directions_in_file(edges, src, dst)
+    spec = partition_spec(edges, accounts, src=src, dst=dst, id=id, label=label, time=time, amount=amount or edge_weight,
+                          split=split, features=features, undirected=undirected,
+                          add_unknown_accounts=add_unknown_accounts, num_parts=options.num_parts, method=options.method,
+                          seed=options.seed, memory_limit=options.memory_limit, disk_check=options.disk_check,
+                          progress=progress)
     out = Path(out)
+    if options.disk_check:  # the whole run's disk (dataset, spill, embeddings, scores), before any work
+        from graphtrain.plan import check_disk
+
+        check_disk(out, spec.edges, nodes=spec.accounts, edge_columns=spec.edge_columns, node_columns=spec.node_columns,
+                   options=spec.options, job="detect-rings", both_directions=not undirected, what="graphtrain detect-rings")
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:
         t0 = time_module.perf_counter()
-        data, part = partition_inputs(edges, accounts, tmp / DATASET_DIR, src=src, dst=dst, id=id, label=label,
-                                      time=time, amount=amount or edge_weight, split=split, features=features,
-                                      undirected=undirected, add_unknown_accounts=add_unknown_accounts, options=options,
-                                      progress=progress)
+        data, part = partition_inputs(spec, tmp / DATASET_DIR)
         info = {"partition_seconds": round(time_module.perf_counter() - t0, 2), "edge_cut_fraction": part.edge_cut_fraction,
                 "partition_peak_rss_bytes": part.peak_rss_bytes}
         log.info("partitioned %d accounts, %d transactions (%d stored edges) into %d parts (%.1f s)", data.num_accounts,
@@ -398,14 +408,12 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
         return _run_on_dataset(data, tmp, out, options, config, truth, info, str(accounts))
 
 
-def partition_inputs(edges, accounts, out, *, options: ModelOptions, progress: bool = False, **columns):
+def partition_inputs(spec, out):
     """Stream the transaction and account files into the dataset at ``out``
     (:func:`graphtrain.fraud.data.transaction_dataset.partition_transaction_files`)."""
     from graphtrain.fraud.data.transaction_dataset import partition_transaction_files
 
-    return partition_transaction_files(edges, accounts, out, num_parts=options.num_parts, method=options.method,
-                                       seed=options.seed, memory_limit=options.memory_limit, progress=progress,
-                                       **columns)
+    return partition_transaction_files(spec, out)
 
 
 def run_generated(out, generator_config, options: ModelOptions = ModelOptions(),

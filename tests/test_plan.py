@@ -1,0 +1,160 @@
+"""``graphtrain plan`` and the disk check before partitioning (issue 20 item 8, "Bad input and faults")."""
+from __future__ import annotations
+
+import gzip
+import json
+from collections import namedtuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import graphtrain.plan as plan
+from graphtrain.cli import main
+from graphtrain.partition import ingest
+from graphtrain.partition.partitioner import EdgeColumns, NodeColumns, PartitionOptions, partition
+
+Usage = namedtuple("Usage", "total used free")
+
+
+@pytest.fixture(scope="module")
+def fraud_files(tmp_path_factory):
+    """Transactions (string IDs, amount, time) and an account table, shaped like graphtrain generate's."""
+    d = tmp_path_factory.mktemp("plan")
+    rs = np.random.default_rng(1)
+    n, e = 20_000, 150_000
+    names = np.array([f"AC{x:019d}" for x in rs.choice(10**18, n, replace=False)])
+    src, dst = rs.integers(0, n, e) ** 2 // n, rs.integers(0, n, e)  # skewed payers
+    pq.write_table(pa.table({"src": names[src], "dst": names[dst], "amount": rs.gamma(2, 50, e),
+                             "time": rs.integers(1_700_000_000, 1_708_000_000, e)}), d / "tx.parquet")
+    pq.write_table(pa.table({"account_id": names, "f1": rs.normal(size=n), "f2": rs.integers(0, 5, n),
+                             "label": (rs.random(n) < 0.05).astype(np.int64)}), d / "accounts.parquet")
+    return d
+
+
+def _sources(d):
+    edges = ingest.TableSource.from_paths([d / "tx.parquet"])
+    nodes = ingest.TableSource.from_paths([d / "accounts.parquet"])
+    cols = EdgeColumns("src", "dst", time="time", extra=("amount",))
+    node_cols = NodeColumns("account_id", label="label", features=("f1", "f2"))
+    return edges, cols, nodes, node_cols
+
+
+def test_disk_model_matches_a_real_run(tmp_path, fraud_files):
+    """The byte model against the partitioner's own counts: the spill's peak and the dataset's size."""
+    edges, cols, nodes, node_cols = _sources(fraud_files)
+    options = PartitionOptions(num_parts=3)
+    summary = partition(edges, cols, tmp_path / "ds", options, nodes, node_cols)
+    w = plan.workload_from_sources(edges, cols, options, nodes, node_cols)
+    assert (w.edges, w.nodes, w.node_rows, w.id_type, w.edge_columns, w.num_features) == (150_000, 20_000, 20_000, "string", 2, 2)
+    assert w.id_bytes == 21.0 and 0 < w.keys_per_row < 2
+    disk = plan.partition_disk(w)
+    assert disk["dataset"] == pytest.approx(summary.dataset_bytes, rel=0.05)
+    assert disk["spill_peak"] == pytest.approx(summary.spill_peak_bytes, rel=0.10)
+
+
+def test_both_directions_and_synthetic_workloads():
+    w = plan.workload_synthetic(1_000_000, 125_000, job="detect-rings")
+    assert (w.edges, w.ingest_rows, w.transactions, w.nodes, w.id_type) == (2_000_000, 1_000_000, 1_000_000, 125_000, "string")
+    assert 0 < w.keys_per_row <= 2
+    one_way = plan.workload_synthetic(1_000_000, 125_000, job="partition", keys_per_row=w.keys_per_row)
+    # --add-reverse: ingest (and the ID map) read each transaction once, routing and the dataset hold two edges
+    both, one = plan.partition_disk(w), plan.partition_disk(one_way)
+    assert both["after_ingest"] == pytest.approx(one["after_ingest"], rel=1e-9)
+    assert one["dataset"] < both["dataset"] < 2 * one["dataset"]  # the edge arrays double, the ID and node arrays do not
+    assert one["scratch_peak"] < both["scratch_peak"] < 2 * one["scratch_peak"]
+    p = plan.plan(w, "detect-rings")
+    assert [s.name for s in p.stages] == ["partition", "train", "score", "baseline", "rings"]
+    assert p.stages[0].basis.startswith("measured-calibrated") and all(s.basis.startswith("rough") for s in p.stages[1:])
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_text_row_estimate_from_the_first_mib(tmp_path, compressed):
+    rs = np.random.default_rng(0)
+    lines = "src,dst\n" + "".join(f"{a},{b}\n" for a, b in rs.integers(0, 10**12, (300_000, 2)))
+    path = tmp_path / ("e.csv.gz" if compressed else "e.csv")
+    if compressed:
+        with gzip.open(path, "wt") as fh:
+            fh.write(lines)
+    else:
+        path.write_text(lines)
+    rows, exact = plan.estimate_rows(ingest.TableSource.from_paths([path]))
+    assert not exact and rows == pytest.approx(300_000, rel=0.10)
+
+
+def _short_disk(monkeypatch, free: int):
+    monkeypatch.setattr(plan.shutil, "disk_usage", lambda path: Usage(10 * free, 9 * free, free))
+
+
+def test_partition_refuses_before_any_work_when_the_disk_is_short(tmp_path, fraud_files, monkeypatch, capsys):
+    _short_disk(monkeypatch, 1 << 20)
+    args = ["partition", str(fraud_files / "tx.parquet"), "--out", str(tmp_path / "ds"), "--num-parts", "2", "--no-progress"]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "not enough free disk" in err and "needs about" in err and "1.0 MiB free" in err and str(tmp_path) in err
+    assert "--skip-disk-check" in err
+    assert list(tmp_path.iterdir()) == []  # no output, no staging directory
+    assert main(args + ["--skip-disk-check"]) == 0 and (tmp_path / "ds" / "meta.json").is_file()
+
+
+def test_python_partition_raises_insufficient_disk(tmp_path, fraud_files, monkeypatch):
+    _short_disk(monkeypatch, 1 << 20)
+    edges, cols, nodes, node_cols = _sources(fraud_files)
+    with pytest.raises(plan.InsufficientDiskError, match="not enough free disk"):
+        partition(edges, cols, tmp_path / "ds", PartitionOptions(num_parts=2), nodes, node_cols)
+    assert not (tmp_path / "ds").exists()
+    partition(edges, cols, tmp_path / "ds", PartitionOptions(num_parts=2, disk_check=False), nodes, node_cols)
+
+
+def test_check_disk_reads_no_data_when_the_worst_case_fits(tmp_path, fraud_files, monkeypatch):
+    def no_sampling(*a, **k):
+        raise AssertionError("sampled the input although the worst case fits")
+
+    monkeypatch.setattr(plan, "sample_input", no_sampling)
+    result = plan.check_disk(tmp_path / "out", fraud_files / "tx.parquet", job="detect-rings")
+    assert result.workload.keys_per_row == plan.WORST_KEYS_PER_ROW and result.free_bytes >= result.disk_need_bytes
+
+
+def test_check_disk_samples_the_first_chunk_when_the_worst_case_does_not_fit(tmp_path, fraud_files, monkeypatch):
+    edges, cols, nodes, node_cols = _sources(fraud_files)
+    options = PartitionOptions(num_parts=2)
+    worst = plan.plan(plan.workload_from_sources(edges, cols, options, nodes, node_cols, sample=False)).disk_need_bytes
+    sampled = plan.plan(plan.workload_from_sources(edges, cols, options, nodes, node_cols)).disk_need_bytes
+    assert sampled < worst
+    _short_disk(monkeypatch, (sampled + worst) // 2)  # only the sampled estimate fits
+    result = plan.check_disk(tmp_path / "out", edges, nodes=nodes, edge_columns=cols, node_columns=node_cols, options=options)
+    assert result.workload.keys_per_row < plan.WORST_KEYS_PER_ROW
+
+
+def test_plan_cli_text_json_and_exit_status(tmp_path, fraud_files, monkeypatch, capsys):
+    args = ["plan", str(fraud_files / "tx.parquet"), "--nodes", str(fraud_files / "accounts.parquet"), "--label", "label",
+            "--time", "time", "--edge-columns", "amount", "--job", "detect-rings", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "measured-calibrated" in text and "rough" in text and "fits" in text
+    for stage in ("partition", "train", "score", "baseline", "rings"):
+        assert f"  {stage} " in text
+    assert main(args + ["--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["workload"]["edges"] == 300_000 and got["workload"]["num_features"] == 2  # f1, f2: every other numeric column
+    assert got["fits"] is True and got["disk_need_bytes"] > got["partition"]["dataset_bytes"] > 0
+    assert set(got["partition"]) >= {"seconds", "peak_rss_bytes", "scratch_peak_bytes", "dataset_bytes", "dataset_bytes_per_edge"}
+    _short_disk(monkeypatch, 1 << 20)
+    assert main(args) == 1
+    assert "not enough free disk" in capsys.readouterr().err
+
+
+def test_plan_cli_sizes_say_when_500m_transactions_do_not_fit(tmp_path, monkeypatch, capsys):
+    argv = ["plan", "--transactions", "500M", "--accounts", "62.5M", "--job", "detect-rings", "--out", str(tmp_path),
+            "--keys-per-row", "1.8", "--json"]
+    _short_disk(monkeypatch, 60 * 10**9)
+    assert main(argv) == 1
+    got = json.loads(capsys.readouterr().out)
+    assert got["workload"]["edges"] == 10**9 and got["workload"]["ingest_rows"] == 5 * 10**8 and got["fits"] is False
+    peak = got["partition"]["scratch_peak_bytes"]
+    # detect-rings partitions with --add-reverse: 500M rows ingested, 1B edges routed; about 73 GB at the peak
+    assert 60 * 10**9 < peak < 80 * 10**9
+    _short_disk(monkeypatch, 80 * 10**9)
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["fits"] is True
