@@ -3,28 +3,125 @@ them: :class:`PartitionedHopSampler` over a :class:`~graphtrain.partition.view.P
 (``open_dataset(d).graph()``, or a worker's view of its run, see
 :func:`graphtrain.sampling.shard.open_worker_shard`).
 
-Each hop's frontier is grouped by owner partition with the range book (the split a distributed
-fetch uses), each group is sampled by its partition's :class:`LocalHopSampler`, and the answers
-are put back in frontier order. An entry's result depends only on (its partition's in-edges, key,
+Each hop's frontier entry is sampled from its owner partition's mapped arrays. With the ``cpu``
+backend that is one kernel call per hop for all partitions (:func:`_sample_slots_parts`: the entries
+are walked grouped by partition, each with the per-entry body of :mod:`graphtrain.kernels.cpu`, and
+written in frontier order): what sampling one merged graph costs, without merging it (a worker of
+the elastic ``W < P`` case samples every hop this way). Other backends group the frontier by owner
+with the range book, sample each group with its partition's :class:`LocalHopSampler` and put the
+answers back in frontier order. An entry's result depends only on (its partition's in-edges, key,
 bound, options), and a partition's graph holds exactly the in-edges, global edge IDs and per-segment
 weight sums its nodes have in a merged graph, so the batches are the ones a single merged
 :class:`~graphtrain.graph.CSCGraph` gives, without concatenating the partitions.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
+from numba import njit, prange, typed
 
 from graphtrain.errors import ConfigError
+from graphtrain.kernels.cpu import _sample_range
 from graphtrain.kernels.segments import reorder_segments
 from graphtrain.partition.view import PartitionedGraph
 from graphtrain.sampling.features import split_by_owner
 from graphtrain.sampling.hop import HopOptions, HopResult, HopSampler, LocalHopSampler
 
+_BLOCK = 2048  # grouped entries per parallel work item (each partition switch restarts the prefetch pipeline)
+
+
+def _read_only(a: Optional[np.ndarray], dtype) -> np.ndarray:
+    """A read-only view of ``a`` (an empty array for None): every partition's arrays, mapped or
+    computed, then have one Numba type, so the kernels compile once."""
+    v = (np.empty(0, dtype=dtype) if a is None else np.asarray(a, dtype=dtype)).view()
+    v.setflags(write=False)
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _group_entries(ids, keys, times, temporal, bounds, order, part_g, local_g, keys_g, times_g):
+    """The frontier grouped by owner partition (a stable counting sort): entry ``order[t]`` goes to
+    grouped position ``t``, with its partition (an index into ``bounds``), local ID, key and time bound."""
+    num_parts = bounds.shape[0] - 1
+    n = ids.shape[0]
+    part = np.empty(n, dtype=np.int64)
+    start = np.zeros(num_parts + 1, dtype=np.int64)
+    for i in range(n):
+        v = ids[i]
+        if num_parts <= 16:  # a worker's run: a few partitions, counted without branches (random owners)
+            p = 0
+            for j in range(1, num_parts):
+                p += np.int64(v >= bounds[j])
+        else:
+            p = np.searchsorted(bounds, v, side="right") - 1
+        part[i] = p
+        start[p + 1] += 1
+    for p in range(num_parts):
+        start[p + 1] += start[p]
+    for i in range(n):
+        p = part[i]
+        t = start[p]
+        start[p] = t + 1
+        order[t] = i
+        part_g[t] = p
+        local_g[t] = ids[i] - bounds[p]
+        keys_g[t] = keys[i]
+        if temporal:
+            times_g[t] = times[i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _range_parts(indptrs, srcs, weights, cum_weights, cum_positives, times, time_sorted, part, local_dst, keys, bounds,
+                 k, replace, use_weight, temporal, strict, recent, slots, nbr_slots, counts, start, stop):
+    """Grouped entries ``[start, stop)`` (``part`` is non-decreasing), one run of a partition's
+    entries at a time, each by the cpu kernel's own ``_sample_range`` over that partition's arrays."""
+    a = start
+    while a < stop:
+        q = part[a]
+        b = a + 1
+        while b < stop and part[b] == q:
+            b += 1
+        _sample_range(indptrs[q], srcs[q], weights[q], cum_weights[q], cum_positives[q], times[q], local_dst, keys,
+                      bounds, k, replace, use_weight, temporal, time_sorted[q], strict, recent, slots, nbr_slots,
+                      counts, a, b)
+        a = b
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _sample_slots_parts(indptrs, srcs, weights, cum_weights, cum_positives, times, time_sorted, part, local_dst, keys,
+                        bounds, k, replace, use_weight, temporal, strict, recent, slots, nbr_slots, counts):
+    n = local_dst.shape[0]
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        _range_parts(indptrs, srcs, weights, cum_weights, cum_positives, times, time_sorted, part, local_dst, keys,
+                     bounds, k, replace, use_weight, temporal, strict, recent, slots, nbr_slots, counts,
+                     blk * _BLOCK, min(n, (blk + 1) * _BLOCK))
+
+
+@njit(cache=True, nogil=True)
+def _ungroup_counts(order, counts_g, counts, offsets):
+    """Each entry's count and output offset, in frontier order."""
+    for t in range(order.shape[0]):
+        counts[order[t]] = counts_g[t]
+    for i in range(counts.shape[0]):
+        offsets[i + 1] = offsets[i] + counts[i]
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _compact_parts(edge_starts, order, part, slots, nbr_slots, counts_g, offsets, k, nbr, eid):
+    """Grouped slots -> sources and global edge IDs in frontier order."""
+    for t in prange(order.shape[0]):
+        o = offsets[order[t]]
+        base = t * k
+        start = edge_starts[part[t]]
+        for j in range(counts_g[t]):
+            nbr[o + j] = nbr_slots[base + j]
+            eid[o + j] = start + slots[base + j]
+
 
 class PartitionedHopSampler(HopSampler):
-    """Samples every node of a :class:`PartitionedGraph`, one partition's kernel call per owner.
+    """Samples every node of a :class:`PartitionedGraph`: one kernel call per hop over every owner
+    partition (``cpu`` backend), or one call per owner partition (other backends).
 
     Args:
         graph: the view (the partitions held by this process, memory-mapped): the whole graph, or a
@@ -38,6 +135,12 @@ class PartitionedHopSampler(HopSampler):
             raise ConfigError(f"PartitionedHopSampler needs a PartitionedGraph, got {type(graph).__name__}")
         self.graph = graph
         self.parts: List[LocalHopSampler] = [LocalHopSampler(g, backend) for g in graph.parts]
+        # the cpu backend samples all partitions in one kernel call (their arrays in typed lists, per weight column)
+        self._one_call = len(self.parts) > 1 and all(p.backend == "cpu" for p in self.parts)
+        self._bounds = np.ascontiguousarray(graph.book.node_bounds[graph.first : graph.first + len(graph.parts) + 1],
+                                            dtype=np.int64)
+        self._edge_starts = np.array([g.edge_start for g in graph.parts], dtype=np.int64)
+        self._lists: Dict[Optional[str], tuple] = {}
 
     @property
     def num_global_nodes(self) -> int:
@@ -65,6 +168,8 @@ class PartitionedHopSampler(HopSampler):
             raise ConfigError("temporal sampling needs a time bound for every frontier entry")
         if len(self.parts) == 1:
             return self.parts[0].sample_hop(global_nodes, keys, node_time, options)
+        if self._one_call:
+            return self._sample_one_call(global_nodes, keys, node_time, options)
         split = split_by_owner(self.graph.book, global_nodes)
         first = self.graph.first
         if split.parts.size <= 1:  # one owner (or an empty frontier): no grouping to undo
@@ -79,3 +184,42 @@ class PartitionedHopSampler(HopSampler):
             nbrs.append(got.nbr)
             eids.append(got.eid)
         return HopResult(*reorder_segments(split.order, np.concatenate(counts), np.concatenate(nbrs), np.concatenate(eids)))
+
+    def _arrays(self, weight: Optional[str]) -> tuple:
+        """The partitions' hop-graph arrays as typed lists (built once per weight column)."""
+        got = self._lists.get(weight)
+        if got is None:
+            hgs = [p._hop_graph(weight) for p in self.parts]
+            got = (typed.List([_read_only(h.indptr, np.int64) for h in hgs]),
+                   typed.List([_read_only(h.src, np.int64) for h in hgs]),
+                   typed.List([_read_only(h.weight, np.float64) for h in hgs]),
+                   typed.List([_read_only(h.cum_weight, np.float64) for h in hgs]),
+                   typed.List([_read_only(h.cum_positive, np.int32) for h in hgs]),
+                   typed.List([_read_only(h.time, np.int64) for h in hgs]),
+                   np.array([bool(h.time_sorted) for h in hgs]))
+            self._lists[weight] = got
+        return got
+
+    def _sample_one_call(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
+        """Every entry from its partition in one kernel call (the cpu backend): the frontier is
+        grouped by partition, sampled, and the answers written back in frontier order."""
+        n, k = global_nodes.shape[0], int(options.fanout)
+        if n == 0:
+            return HopResult(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        temporal = options.temporal is not None
+        order, part, local = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        keys_g, times_g = np.empty(n, np.uint64), np.empty(n if temporal else 0, np.int64)
+        times = np.ascontiguousarray(node_time, dtype=np.int64) if temporal else times_g
+        # contiguous inputs (a distributed hop's entries are columns of its request rows): one kernel signature
+        _group_entries(np.ascontiguousarray(global_nodes), np.ascontiguousarray(keys, dtype=np.uint64), times, temporal,
+                       self._bounds, order, part, local, keys_g, times_g)
+        slots, nbr_slots, counts_g = np.empty(n * k, np.int64), np.empty(n * k, np.int64), np.empty(n, np.int64)
+        _sample_slots_parts(*self._arrays(options.weight), part, local, keys_g, times_g, k, bool(options.replace),
+                            options.weight is not None, temporal, bool(options.strict), options.temporal == "recent",
+                            slots, nbr_slots, counts_g)
+        counts, offsets = np.empty(n, np.int64), np.zeros(n + 1, np.int64)
+        _ungroup_counts(order, counts_g, counts, offsets)
+        total = int(offsets[-1])
+        nbr, eid = np.empty(total, np.int64), np.empty(total, np.int64)
+        _compact_parts(self._edge_starts, order, part, slots, nbr_slots, counts_g, offsets, k, nbr, eid)
+        return HopResult(counts, nbr, eid)
