@@ -11,7 +11,8 @@ the data plane (:func:`~graphtrain.sampling.remote_features.fetch_node_rows`), a
 **Out of core.** A layer's embeddings are not held in memory: each layer's table is a
 memory-mapped ``.npy`` file in a scratch directory of the run (:func:`scratch_directory`, removed
 at the end, also on failure), written chunk by chunk, and the rows the next layer fetches -- the
-worker's own and those other workers ask for -- are read from it. The input layer is read from the
+worker's own and those other workers ask for -- are read from it; it is deleted once that layer is
+done, so at most two layers' files exist at a time. The input layer is read from the
 caller's features (an array, or a function that reads them by ID, e.g. from the dataset's mapped
 node table), and the worker's graph is read from its mapped partitions, one chunk's in-edges at a
 time (several partitions of a worker are a view, never concatenated). Anonymous memory therefore
@@ -279,6 +280,8 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
                               "score with embedding_dtype 'float32' (--inference-dtype float32)")
         serve = lambda ids, table=out: table[ids - lo]  # noqa: E731 -- the next layer reads this one
         in_width, in_dtype = width, out_dtype
+        if l > 0:  # every worker has fetched its last rows of layer l - 1 (each step is a collective): free its disk
+            (scratch / f"layer{l - 1}.npy").unlink(missing_ok=True)
     return out
 
 

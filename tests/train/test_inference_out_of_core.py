@@ -212,12 +212,13 @@ def test_the_tables_are_memory_mapped_files_in_a_scratch_directory_that_is_remov
     with layerwise_outputs(model, shard, feats, 50, scratch_dir=tmp_path) as out:
         (scratch,) = tmp_path.iterdir()
         assert scratch.name.startswith(".graphtrain-inference-rank0-")
-        assert sorted(p.name for p in scratch.iterdir()) == ["in_degree.npy", "layer0.npy", "layer1.npy", "layer2.npy"]
+        # a layer's file goes once the next layer is done: the last layer's (and GCN's degrees) are left
+        assert sorted(p.name for p in scratch.iterdir()) == ["in_degree.npy", "layer2.npy"]
         base = out
         while base.base is not None and not isinstance(base, np.memmap):
             base = base.base
         assert isinstance(base, np.memmap) and Path(base.filename) == scratch / "layer2.npy"
-        assert np.load(scratch / "layer0.npy", mmap_mode="r").shape == (600, 16)
+        assert np.load(scratch / "in_degree.npy", mmap_mode="r").shape == (600,)
         assert np.array_equal(np.load(scratch / "layer2.npy"), out)
         kept = np.array(out)
     assert list(tmp_path.iterdir()) == []
@@ -245,6 +246,31 @@ class _FailsAtLayer(torch.nn.Module):
         if l == self.fail:
             raise RuntimeError("boom")
         return self.inner.layer(l, *args, **kw)
+
+
+class _Spy(_FailsAtLayer):
+    """Notes the scratch directory's files (under ``root``) when each layer starts."""
+
+    def __init__(self, inner, root):
+        super().__init__(inner, fail=-1)
+        self.root, self.seen = root, {}
+
+    def layer(self, l, *args, **kw):
+        if l not in self.seen:
+            (scratch,) = self.root.iterdir()
+            self.seen[l] = {p.name: np.load(p, mmap_mode="r").dtype.name for p in scratch.iterdir()}
+        return super().layer(l, *args, **kw)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_each_hidden_layer_is_a_file_of_the_storage_dtype_while_the_next_layer_reads_it(timed_dataset, tmp_path, dtype):
+    shard = _one_worker(timed_dataset)
+    spy = _Spy(_model("sage"), tmp_path)
+    layerwise_logits(spy, shard, shard.node_data.features, 50, embedding_dtype=dtype, scratch_dir=tmp_path)
+    assert spy.seen == {0: {"layer0.npy": dtype},  # the features are read from the dataset, no copy
+                        1: {"layer0.npy": dtype, "layer1.npy": dtype},
+                        2: {"layer1.npy": dtype, "layer2.npy": "float32"}}  # layer 0's file is gone; the last is float32
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_scratch_directory_is_removed_when_inference_fails(timed_dataset, tmp_path):
