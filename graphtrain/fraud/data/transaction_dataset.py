@@ -128,6 +128,7 @@ class TransactionDataset:
             feature_names: the ``F`` names.
         """
         from graphtrain.partition import format as fmt
+        from graphtrain.partition.integrity import STAMP_FILE
 
         meta = self.dataset.meta
         for p in range(self.num_parts):
@@ -149,9 +150,7 @@ class TransactionDataset:
         if features is not None:
             meta.node_schema.feature_names = list(feature_names)
         fmt.write_meta(self.path, meta)
-        stamp = self.path / fmt.STAMP_FILE if hasattr(fmt, "STAMP_FILE") else None
-        if stamp is not None and stamp.exists():
-            stamp.unlink()
+        (self.path / STAMP_FILE).unlink(missing_ok=True)  # the verification stamp predates the rewritten arrays
         self.dataset = type(self.dataset)(self.path)
 
 
