@@ -58,6 +58,16 @@ def _blocks(indptr: np.ndarray, block_edges: int) -> Iterator[Tuple[int, int]]:
         a = b
 
 
+def nan_mean(reduce, values: np.ndarray) -> np.ndarray:
+    """Mean over each owner's edges of ``values`` (grouped by owner), NaN values skipped; NaN where an
+    owner has none. ``reduce(ufunc, values)`` reduces each owner's segment (NaN for owners without edges)."""
+    ok = ~np.isnan(values)
+    total = reduce(np.add, np.where(ok, values, 0.0))
+    n = reduce(np.add, ok.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan)
+
+
 @dataclass
 class _Block:
     """One destination block's in-edges of one direction, grouped by owner (local row ``0 .. n-1``)."""
@@ -92,11 +102,7 @@ class _Block:
 
     def mean_of(self, rows: np.ndarray) -> np.ndarray:
         """Mean over each owner's edges of the gathered counterparty ``rows`` ``[e, k]`` (NaN skipped)."""
-        ok = ~np.isnan(rows)
-        total = self.reduce(np.add, np.where(ok, rows, 0.0))
-        n = self.reduce(np.add, ok.astype(np.float64))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, total / n, np.nan)
+        return nan_mean(self.reduce, rows)
 
     def max_of(self, rows: np.ndarray) -> np.ndarray:
         return self.reduce(np.fmax, rows)

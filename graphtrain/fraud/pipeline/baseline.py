@@ -34,6 +34,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from graphtrain.errors import ConfigError
+from graphtrain.fraud.data.account_aggregates import nan_mean
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.log import get_logger
 from graphtrain.split import TRAIN
@@ -88,12 +89,7 @@ class _Grouped:
 
     def neighbour_mean(self, node_values: np.ndarray) -> np.ndarray:
         """Mean over the owner's edges of the counterparty's value (NaN values skipped)."""
-        v = node_values[self.other]
-        ok = ~np.isnan(v)
-        total = self._reduce(np.add, np.where(ok, v, 0.0))
-        n = self._reduce(np.add, ok.astype(np.float64))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, total / n, np.nan)
+        return nan_mean(self._reduce, node_values[self.other])
 
     def neighbour_max(self, node_values: np.ndarray) -> np.ndarray:
         return self._reduce(np.fmax, node_values[self.other])
