@@ -73,6 +73,12 @@ def _add_model_args(p) -> None:
                    "validation accounts); auc, ap, ... are the GNN's either way")
     m.add_argument("--seed", type=int, default=d.seed, help="seed of the split, partitioning, training, baseline (default: %(default)s)")
     m.add_argument("--force", action="store_true", help="replace an earlier output of this command")
+    m.add_argument("--resume", action="store_true",
+                   help="continue a run of the same arguments and inputs that crashed or was killed, from its last "
+                   "finished stage (partition, features, model inputs, train -- from its newest checkpoint --, score, "
+                   "baseline, rings): its staging directory beside the output is adopted instead of removed. Refused, "
+                   "naming what changed, if any argument or input file differs (nothing is deleted). Without a dead "
+                   "run to continue it starts afresh")
 
 
 def _options(args):
@@ -105,7 +111,9 @@ def register(sub) -> None:
         "Prints the report path and one JSON line (auc, ap, f1_macro of the GNN; "
         "baseline_auc, baseline_ap of the tree; blend_auc, blend_ap of their rank blend, see --no-blend; "
         "ring_score: which scores the rings come from; flagged_fraction; warnings; "
-        "ring_precision, ring_recall with --rings; ...).")
+        "ring_precision, ring_recall with --rings; ...). On a terminal every long stage shows a progress bar on stderr "
+        "with its rate and ETA. Each stage records when it finished (OUT/stages/*.json): after a crash or a kill, "
+        "rerun the same command with --resume to continue from the last finished stage.")
     d = p.add_argument_group("data")
     d.add_argument("--edges", required=True, metavar="FILE", help="transactions: CSV, TSV or Parquet (.gz ok)")
     d.add_argument("--src", default="src", metavar="COL", help="payer column (default: %(default)s)")
@@ -142,7 +150,8 @@ def register(sub) -> None:
         "demo", help="the fraud-ring pipeline on generated data (the README's main job)",
         description="Generates a transaction graph with planted laundering rings into OUT/data (graphtrain generate), "
         "then runs detect-rings on it into OUT/run with a local Ray and evaluates the rings found against the planted "
-        "ones. Prints the report path and one JSON line.")
+        "ones. Prints the report path and one JSON line. Progress bars and --resume as in detect-rings (with --resume "
+        "the data generated earlier in OUT/data is reused if it was generated with the same settings).")
     g.add_argument("--out", default="graphtrain-demo", metavar="DIR", help="output directory (default: %(default)s)")
     g.add_argument("--accounts", type=int, default=GeneratorConfig().num_accounts,
                    help="accounts to generate (default: %(default)s)")
@@ -158,7 +167,8 @@ def run_detect(args) -> int:
         args.edges, args.accounts, args.out, src=args.src, dst=args.dst, time=args.time, amount=args.amount,
         edge_weight=args.edge_weight, id=args.id, label=args.label, split=args.split, features=args.features,
         undirected=args.undirected, add_unknown_accounts=args.add_unknown_accounts, rings=args.rings,
-        rings_id=args.rings_id, options=options, config=config, force=args.force, progress=sys.stderr.isatty()))
+        rings_id=args.rings_id, options=options, config=config, force=args.force, progress=sys.stderr.isatty(),
+        resume=args.resume))
 
 
 def run_demo(args) -> int:
@@ -168,4 +178,5 @@ def run_demo(args) -> int:
     options, config = _options(args)
     options.validate()
     gen = GeneratorConfig(num_accounts=args.accounts, seed=args.seed)
-    return _print_result(run_generated(args.out, gen, options, config, force=args.force))
+    return _print_result(run_generated(args.out, gen, options, config, force=args.force, resume=args.resume,
+                                       progress=sys.stderr.isatty()))

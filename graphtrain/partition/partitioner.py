@@ -58,6 +58,7 @@ from graphtrain.partition.relabel import (
     write_raw_ids_and_idmap,
 )
 from graphtrain.partition.spill import RangeBins, SpillDir
+from graphtrain.progress import Progress as _Progress  # the package's one progress bar (graphtrain.progress)
 from graphtrain.units import format_size, parse_size
 
 log = get_logger("partition")
@@ -312,26 +313,6 @@ def edge_balance_warning(edges_per_part: np.ndarray, method: str) -> Optional[st
     return (f"partition {top} holds {100 * int(edges_per_part[top]) / total:.1f}% of the {total:,} in-edges "
             f"(edge balance max/mean {balance:.2f} > {EDGE_BALANCE_LIMIT}): the worker serving it will do most of "
             f"the sampling while the others wait; {advice}")
-
-
-# -- progress -----------------------------------------------------------------------------------
-class _Progress:
-    """A tqdm bar when enabled, otherwise nothing (tqdm is imported lazily)."""
-
-    def __init__(self, enabled: bool, desc: str, total: Optional[int], unit: str):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False, dynamic_ncols=True)
-
-    def update(self, n: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _release_memory() -> None:

@@ -187,7 +187,7 @@ def _packed_rows(serve, deg: Optional[np.ndarray], lo: int, dtype: np.dtype, wid
 @contextlib.contextmanager
 def layerwise_outputs(model, shard, features: Features, chunk_size: int, device=None, backend: str = "cpu",
                       amp: bool = False, max_time: Optional[int] = None, strict: bool = False, *,
-                      embedding_dtype="float32", scratch_dir=None) -> Iterator[np.ndarray]:
+                      embedding_dtype="float32", scratch_dir=None, on_chunk=None) -> Iterator[np.ndarray]:
     """Final-layer outputs (float32 ``[n_w, C]``) of this worker's nodes (a collective), as a
     memory-mapped table valid inside the block: read it chunk by chunk to keep memory bounded.
 
@@ -206,6 +206,8 @@ def layerwise_outputs(model, shard, features: Features, chunk_size: int, device=
         scratch_dir: the directory in which this call makes (and removes at the end, also on
             failure) its own scratch directory of embedding files; None: the system's temporary
             directory. ``predict`` puts it beside its output (``TrainConfig.inference_dir``).
+        on_chunk: optional callable ``(layer, num_layers, chunk, num_chunks)`` after each chunk
+            (``chunk`` 1-based; every worker runs the same ``num_chunks`` steps per layer).
     """
     _check_layerwise(model)
     store = check_embedding_dtype(embedding_dtype)
@@ -223,12 +225,13 @@ def layerwise_outputs(model, shard, features: Features, chunk_size: int, device=
             raise ConfigError(f"features must be [{hi - lo}, F] rows of the worker's nodes, got shape {table.shape}")
         read_features = lambda ids: table[ids - lo]  # noqa: E731
     with scratch_directory(scratch_dir, prefix=f".graphtrain-inference-rank{shard.exchange.rank}-") as scratch:
-        yield _layers(model, shard, read_features, chunk_size, device, backend, amp, max_time, strict, store, scratch)
+        yield _layers(model, shard, read_features, chunk_size, device, backend, amp, max_time, strict, store, scratch,
+                      on_chunk)
 
 
 @torch.no_grad()
 def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_time, strict, store: np.dtype,
-            scratch: Path) -> np.ndarray:
+            scratch: Path, on_chunk=None) -> np.ndarray:
     """Every layer of :func:`layerwise_outputs`, each into its table in ``scratch``; the last one's."""
     model.eval()
     ex, book, graph = shard.exchange, shard.book, shard.graph
@@ -261,6 +264,8 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
             new_index, local = relabel(dst, src)
             n_id = np.concatenate([dst, src[new_index]])
             rows = fetch_node_rows(ex, book, n_id, fetch_serve, fetch_dtype, row_shape, channel=_CHANNEL)
+            if on_chunk is not None:
+                on_chunk(l, model.num_layers, step + 1, steps)
             if b == a:
                 continue
             x, in_degree = unpack(rows)
@@ -287,9 +292,9 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
 
 def layerwise_logits(model, shard, features: Features, chunk_size: int, device=None, backend: str = "cpu",
                      amp: bool = False, max_time: Optional[int] = None, strict: bool = False, *,
-                     embedding_dtype="float32", scratch_dir=None) -> np.ndarray:
+                     embedding_dtype="float32", scratch_dir=None, on_chunk=None) -> np.ndarray:
     """Final-layer outputs (float32 ``[n_w, C]``, in memory) of this worker's nodes (a collective);
     the arguments are :func:`layerwise_outputs`'."""
     with layerwise_outputs(model, shard, features, chunk_size, device, backend, amp, max_time, strict,
-                           embedding_dtype=embedding_dtype, scratch_dir=scratch_dir) as out:
+                           embedding_dtype=embedding_dtype, scratch_dir=scratch_dir, on_chunk=on_chunk) as out:
         return np.array(out, dtype=np.float32)

@@ -1,7 +1,8 @@
 """What flows back from the workers: progress messages, worker results and ``Trainer.fit()``'s result.
 
 Progress messages (posted by the workers to the driver's channel while a job runs):
-:class:`WorkerStarted`, :class:`BatchDone`, :class:`EpochDone`, :class:`CheckpointWritten`.
+:class:`WorkerStarted`, :class:`BatchDone`, :class:`EpochDone`, :class:`LayerChunkDone`,
+:class:`CheckpointWritten`.
 Worker results (one per rank when a job ends): :class:`FitWorkerResult` (with each rank's
 :class:`WorkerStats`), :class:`EvaluateWorkerResult`, :class:`PredictWorkerResult`. The driver sums
 the ranks' statistics into :class:`TrainStats` and returns :class:`FitResult`; its ``to_dict()`` is
@@ -52,6 +53,17 @@ class EpochDone:
     val: Optional[dict]
     stopped_early: bool
     val_sample: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LayerChunkDone:
+    """Rank 0 while scoring layer-wise: ``chunk`` of ``num_chunks`` destination chunks of layer
+    ``layer`` (0-based, of ``num_layers``) done."""
+
+    layer: int
+    num_layers: int
+    chunk: int
+    num_chunks: int
 
 
 @dataclass(frozen=True)

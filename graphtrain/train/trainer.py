@@ -36,7 +36,8 @@ import numpy as np
 from graphtrain.errors import ConfigError, FormatError
 from graphtrain.log import get_logger
 from graphtrain.train.config import TrainConfig
-from graphtrain.train.results import (BatchDone, CheckpointWritten, EpochDone, FitResult, TrainStats,
+from graphtrain.progress import Progress
+from graphtrain.train.results import (BatchDone, CheckpointWritten, EpochDone, FitResult, LayerChunkDone, TrainStats,
                                       WorkerStarted)
 from graphtrain.train.runtime import FIELDS as RUNTIME_FIELDS
 from graphtrain.train.runtime import RuntimeConfig
@@ -93,17 +94,24 @@ def _check_workers(num_workers, num_parts: int) -> int:
     return int(num_workers)
 
 
-class _Progress:
-    """Driver-side view of the workers' progress messages (:mod:`graphtrain.train.results`): tqdm
-    bars on a terminal, log lines otherwise."""
+class _ProgressView:
+    """Driver-side view of the workers' progress messages (:mod:`graphtrain.train.results`): bars
+    (:class:`graphtrain.progress.Progress`: each epoch's batches, each scoring layer's chunks) when
+    enabled, log lines either way."""
 
     def __init__(self, enabled: Optional[bool]):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = None
+        self.bar: Optional[Progress] = None
         self.events: List[object] = []
         self.worker_pids: Dict[int, int] = {}
         self.worker_nodes: Dict[int, str] = {}
         self.checkpoints: List[CheckpointWritten] = []
+
+    def _bar(self, desc: str, total: int, unit: str) -> Progress:
+        if self.bar is None or self.bar.desc != desc:
+            self.close()
+            self.bar = Progress(True, desc, total, unit, leave=True)
+        return self.bar
 
     def __call__(self, msg) -> None:
         self.events.append(msg)
@@ -113,18 +121,14 @@ class _Progress:
         elif isinstance(msg, CheckpointWritten):
             self.checkpoints.append(msg)
         elif isinstance(msg, BatchDone) and self.enabled:
-            from tqdm import tqdm
-
-            if self.bar is None or self.bar.desc != f"epoch {msg.epoch}":
-                self.close()
-                self.bar = tqdm(total=msg.num_batches, desc=f"epoch {msg.epoch}", leave=True)
-            self.bar.n = msg.batch
-            self.bar.set_postfix(loss=f"{msg.loss:.4f}")
+            self._bar(f"epoch {msg.epoch}", msg.num_batches, "batch").set(msg.batch, loss=f"{msg.loss:.4f}")
+        elif isinstance(msg, LayerChunkDone) and self.enabled:
+            self._bar(f"score layer {msg.layer + 1}/{msg.num_layers}", msg.num_chunks, "chunk").set(msg.chunk)
         elif isinstance(msg, EpochDone):
             val = msg.val or {}
             shown = {k: round(v, 4) for k, v in val.items() if isinstance(v, float) and k != "threshold"}
-            if self.bar is not None:
-                self.bar.set_postfix(loss=f"{msg.loss:.4f}", **shown)
+            if self.bar is not None and self.bar.bar is not None:
+                self.bar.bar.set_postfix(loss=f"{msg.loss:.4f}", **shown)
                 self.close()
             sample = f" (a sample of {msg.val_sample})" if msg.val_sample is not None and msg.val is not None else ""
             log.info("epoch %d/%d: loss %.4f, val%s %s%s", msg.epoch + 1, msg.num_epochs, msg.loss or float("nan"), sample,
@@ -146,7 +150,7 @@ class _Launcher:
         self.address, self.num_cpus, self.cpus_per_worker = address, num_cpus, cpus_per_worker
         self.custom_model = custom_model
         self.progress_enabled = progress
-        self.progress: Optional[_Progress] = None  # of the current (or last) group
+        self.progress: Optional[_ProgressView] = None  # of the current (or last) group
 
     def run(self, mode: str, config: TrainConfig, resume_from: Optional[str] = None, *,
             checkpoint_dir: Optional[str] = None, splits: Sequence[str] = ("val", "test"), audit: bool = False) -> list:
@@ -157,7 +161,7 @@ class _Launcher:
         connect(self.address, self.num_cpus)
         W = self.num_workers
         runs = self.dataset.book.contiguous_runs(W).tolist()
-        self.progress = _Progress(self.progress_enabled)
+        self.progress = _ProgressView(self.progress_enabled)
         try:
             with WorkerGroup(W, self.cpus_per_worker, config.use_gpu) as group:
                 def make(rank, addr, port):
@@ -282,7 +286,7 @@ class Trainer:
 
     # -- plumbing ----------------------------------------------------------------------------------
     @property
-    def progress(self) -> Optional[_Progress]:
+    def progress(self) -> Optional[_ProgressView]:
         """The progress seen of the current (or last) worker group (None before the first)."""
         return self._launcher.progress
 

@@ -567,7 +567,22 @@ def layerwise_logits_for(ctx: _Context, model, feats=None):
     return layerwise_logits(model, ctx.shard, feats, ctx.cfg.inference_chunk, ctx.device, backend,
                             amp=ctx.cfg.amp and ctx.device.type == "cuda", max_time=ctx.cutoff,
                             strict=ctx.cfg.temporal_strict, embedding_dtype=ctx.cfg.inference_dtype,
-                            scratch_dir=ctx.cfg.inference_dir)
+                            scratch_dir=ctx.cfg.inference_dir, on_chunk=_chunk_reporter(ctx))
+
+
+def _chunk_reporter(ctx: _Context):
+    """Rank 0 posts :class:`~graphtrain.train.results.LayerChunkDone` about every ``log_every`` chunks
+    (and after each layer's last), for the driver's progress bar; None on the other ranks."""
+    from graphtrain.train.results import LayerChunkDone
+
+    if ctx.rank != 0:
+        return None
+
+    def report(layer: int, num_layers: int, chunk: int, num_chunks: int) -> None:
+        if chunk % max(ctx.cfg.log_every, 1) == 0 or chunk == num_chunks:
+            ctx.report(LayerChunkDone(layer, num_layers, chunk, num_chunks))
+
+    return report
 
 
 def run_worker(task: WorkerTask):

@@ -227,7 +227,8 @@ def build_account_features(dataset, work_dir, *, amount: Optional[str] = "amount
         block_edges: in-edges per block (memory bound).
         own_feature_names: names of the dataset's node features as the account table calls them
             (default: the dataset's feature names); the columns are ``own_<name>``.
-        progress: optional callable ``(edges_done)`` after each block.
+        progress: optional callable ``(edges_done)`` after each block of in-edges; the in-edges are
+            read once, and once more for ``hops`` >= 1.
     """
     if hops not in (0, 1, 2):
         raise ConfigError(f"hops must be 0, 1 or 2, got {hops}")
@@ -274,6 +275,8 @@ def build_account_features(dataset, work_dir, *, amount: Optional[str] = "amount
             for a, b in _blocks(np.asarray(graph.indptr), block_edges):
                 for d, block in enumerate(_direction_blocks(graph, a, b, directions)):
                     hop1[lo + a : lo + b, d * B : (d + 1) * B] = block.mean_of(np.asarray(base[block.other], dtype=np.float64))
+                if progress:
+                    progress(int(graph.indptr[b] - graph.indptr[a]))
         hop1.flush()
         del hop1
     names = list(base_names)

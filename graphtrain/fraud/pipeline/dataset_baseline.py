@@ -65,7 +65,8 @@ def _rows_of(features, ids: np.ndarray, chunk: int) -> np.ndarray:
 
 
 def run_dataset_baseline(features, labels: np.ndarray, split: np.ndarray, work_dir, *, seed: int = 0, folds: int = 5,
-                         max_iter: int = 100, max_train: int = MAX_TRAIN, chunk: int = SCORE_CHUNK) -> BaselineResult:
+                         max_iter: int = 100, max_train: int = MAX_TRAIN, chunk: int = SCORE_CHUNK,
+                         progress=None) -> BaselineResult:
     """Fit the tree on a bounded training sample and score every account (see the module docstring).
 
     Args:
@@ -74,6 +75,7 @@ def run_dataset_baseline(features, labels: np.ndarray, split: np.ndarray, work_d
         work_dir: directory for the scores file.
         seed, folds, max_iter: as :func:`graphtrain.fraud.pipeline.baseline.fit_scores`.
         max_train: most labelled training accounts fitted on. chunk: accounts scored at a time.
+        progress: optional callable ``(accounts_scored)`` after each chunk.
 
     Returns:
         :class:`BaselineResult` whose ``scores`` is a float32 ``[N]`` memory-mapped array.
@@ -106,6 +108,8 @@ def run_dataset_baseline(features, labels: np.ndarray, split: np.ndarray, work_d
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         scores[start:stop] = model.predict_proba(features.rows(start, stop)[:, keep])[:, 1]
+        if progress:
+            progress(stop - start)
     for fit_rows, held_rows in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(fit_ids, y):
         fold_keep = usable_columns(x_fit, fit_rows)
         fold = _classifier(seed, max_iter).fit(x_fit[fit_rows][:, fold_keep], y[fit_rows])

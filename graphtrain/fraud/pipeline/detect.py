@@ -6,6 +6,7 @@ Stages, all inside one staged output directory (built under a temporary name, re
     OUT/
     ├── dataset/              the partitioned graph (graphtrain partition format; accounts by global ID)
     ├── checkpoints/          the model's checkpoints (graphtrain.train)
+    ├── stages/               one record per finished stage; run_fingerprint.json: arguments and inputs
     ├── model_scores.parquet  the trained model's layer-wise scores, by raw account ID
     ├── summary.json          every metric, model vs tree baseline, rings (see graphtrain.fraud.pipeline.pipeline)
     ├── scores.parquet        account_id (raw), score, baseline_score, label, split
@@ -36,12 +37,19 @@ Stages, all inside one staged output directory (built under a temporary name, re
    with the model's scores: the tree on a bounded sample, scored in chunks; rings on the
    transactions touching the high-risk accounts only.
 
+Every stage records that it finished (``OUT/stages/NAME.json``, :mod:`graphtrain.fraud.pipeline.stages`)
+and shows a progress bar when ``progress`` is on. With ``resume`` a run of the same arguments and
+input files (``OUT/run_fingerprint.json``) that crashed or was killed is continued from its last
+finished stage, in the staging directory it left (:func:`graphtrain.io.staged_directory`);
+training from its newest checkpoint.
+
 Memory: per-account NumPy arrays (scores, labels, split: ``8 N`` bytes each) and bounded blocks; no
 stage holds the transaction list. :func:`run_pipeline` takes a graph already in memory (tests, the
 Python API) and writes it as the dataset first.
 """
 from __future__ import annotations
 
+import json
 import time
 import time as time_module
 from dataclasses import asdict, dataclass, field, replace
@@ -56,15 +64,20 @@ from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings
 from graphtrain.fraud.pipeline.pipeline import (DATASET_DIR, SUMMARY_FILE, WORK_DIR, ModelScores, PipelineConfig, choose_split,
                                                 write_stages)
-from graphtrain.io import staged_directory
+from graphtrain.fraud.pipeline.stages import STAGES_DIR, StageLog
+from graphtrain.io import file_identity, staged_directory
 from graphtrain.log import get_logger
 from graphtrain.optional import FRAUD_MODULES, require
+from graphtrain.progress import Progress
 from graphtrain.train.config import COMMAND_MIN_STEPS, TEMPORAL_MODES, TrainConfig
 
 log = get_logger("fraud.detect")
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_SCORES_FILE = "model_scores.parquet"
+SPLIT_FILE = "split.npy"  # in WORK_DIR: the split codes by global ID, chosen once (stage "features")
+# options that change no output: a run may be resumed with other values
+RESUME_ANY = ("address", "num_cpus", "disk_check")
 
 
 _TRAIN_DEFAULTS = TrainConfig()
@@ -207,27 +220,100 @@ def _check_labels(labels: np.ndarray, split: np.ndarray, folds: int = 2, where: 
                           f"{folds}-fold cross-fitting needs at least {folds}")
 
 
-def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_accounts: int,
-                    options: ModelOptions):
-    """Train on the dataset, score every account; return float64 scores ``[N]`` by global ID and the
-    fit result (:class:`~graphtrain.train.results.FitResult`)."""
-    import pyarrow.parquet as pq
-
+def _trainer(dataset: Path, checkpoints: Path, options: ModelOptions, progress: bool, resume: bool):
+    """The pipeline's :class:`~graphtrain.train.Trainer` (``resume``: continue from the newest checkpoint)."""
     from graphtrain.train import Trainer
 
-    trainer = Trainer(dataset, model=options.model, fanouts=options.fanouts, batch_size=options.batch_size,
-                      epochs=options.epochs, min_steps=options.min_steps, max_steps=options.max_steps,
-                      train_sample=options.train_sample, val_sample=options.val_sample, num_workers=options.num_workers,
-                      address=options.address,
-                      checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
-                      dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
-                      threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=False)
-    result = trainer.fit()
-    trainer.predict(scores_path)
+    return Trainer(dataset, model=options.model, fanouts=options.fanouts, batch_size=options.batch_size,
+                   epochs=options.epochs, min_steps=options.min_steps, max_steps=options.max_steps,
+                   train_sample=options.train_sample, val_sample=options.val_sample, num_workers=options.num_workers,
+                   address=options.address,
+                   checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
+                   dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
+                   threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=progress,
+                   resume=resume)
+
+
+def _read_model_scores(scores_path: Path, num_accounts: int) -> np.ndarray:
+    """float64 ``[N]`` scores by global ID from ``predict``'s file (every node, in global-ID order)."""
+    import pyarrow.parquet as pq
+
     scores = pq.read_table(scores_path, columns=["score"]).column("score").to_numpy().astype(np.float64)
-    if scores.shape != (num_accounts,) or np.isnan(scores).any():  # predict writes every node, in global-ID order
+    if scores.shape != (num_accounts,) or np.isnan(scores).any():
         raise ConfigError(f"{scores_path}: the model scored {int((~np.isnan(scores)).sum())} of {num_accounts} accounts")
-    return scores, result
+    return scores
+
+
+FIT_KEYS = ("epochs_run", "best_epoch", "stopped_early", "max_steps_reached", "global_step", "batches_per_epoch", "val")
+
+
+def train_and_score(data: TransactionDataset, tmp: Path, options: ModelOptions, stages: StageLog,
+                    progress: bool = False) -> Tuple[np.ndarray, dict]:
+    """Stages ``train`` and ``score``: train on the dataset in ``tmp`` (resuming from the newest
+    checkpoint when an earlier try of this run left one), score every account layer-wise.
+
+    Returns:
+        float64 scores ``[N]`` by global ID, and the fit's summary (``FIT_KEYS`` of
+        :class:`~graphtrain.train.results.FitResult`, plus ``seconds``: training and scoring).
+    """
+    trainer = None
+    fit = stages.done("train")
+    if fit is None:
+        keep = stages.resuming  # the checkpoints of an earlier try of this run, on the same inputs
+        stages.begin("train", [] if keep else [CHECKPOINT_DIR])
+        trainer = _trainer(data.path, tmp / CHECKPOINT_DIR, options, progress, resume=keep)
+        result = trainer.fit().to_dict(history=False)
+        fit = stages.finish("train", [CHECKPOINT_DIR], {k: result[k] for k in FIT_KEYS})
+    scored = stages.done("score")
+    if scored is None:
+        stages.begin("score", [MODEL_SCORES_FILE])
+        trainer = trainer or _trainer(data.path, tmp / CHECKPOINT_DIR, options, progress, resume=False)
+        trainer.predict(tmp / MODEL_SCORES_FILE)
+        scored = stages.finish("score", [MODEL_SCORES_FILE])
+    return (_read_model_scores(tmp / MODEL_SCORES_FILE, data.num_accounts),
+            dict(fit["data"], seconds=fit["seconds"] + scored["seconds"]))
+
+
+def _features_stage(data: TransactionDataset, tmp: Path, options: ModelOptions, config: PipelineConfig,
+                    stages: StageLog, labels_where: str, progress: bool):
+    """Stages ``features`` (the split, checked, and the account feature tables) and ``model_inputs``
+    (the GNN's features and the split written into the dataset). Returns the features, the split
+    codes and note, and the model's feature names."""
+    from graphtrain.fraud.data.account_aggregates import AccountFeatures, build_account_features
+
+    labels = data.labels()
+    features_dir, split_file = f"{WORK_DIR}/features", f"{WORK_DIR}/{SPLIT_FILE}"
+    done = stages.done("features")
+    if done is None:
+        # the split is chosen here, from the dataset's own split column, and kept in a file: model_inputs
+        # overwrites that column, so a resumed run reads the split from the file, never from the dataset
+        split, split_note = choose_split(labels, data.given_split(), config)
+        _check_labels(labels, split, config.baseline_folds, labels_where)
+        stages.begin("features", [features_dir, split_file])
+        hops = max(config.baseline_hops, options.feature_hops)
+        edges = int(data.dataset.meta.num_edges) * (2 if hops >= 1 else 1)  # the in-edges, once per pass
+        with Progress(progress, "account features", edges, "edges") as bar:
+            features = build_account_features(data.dataset, tmp / features_dir, amount=data.amount, time=data.time,
+                                              hops=hops, own_feature_names=data.own_feature_names, progress=bar.update)
+        np.save(tmp / split_file, split)
+        table = {"names": features.names, "base_names": features.base_names, "directions": list(features.directions),
+                 "hops": features.hops, "block_edges": features.block_edges}
+        done = stages.finish("features", [features_dir, split_file], {"table": table, "split_note": split_note})
+    else:
+        t = done["data"]["table"]
+        features = AccountFeatures(data.dataset, tmp / features_dir, t["names"], t["base_names"], tuple(t["directions"]),
+                                   t["hops"], t["block_edges"])
+        split, split_note = np.load(tmp / split_file), done["data"]["split_note"]
+    written = stages.done("model_inputs")
+    if written is None:
+        stages.begin("model_inputs")
+        rows, names = model_inputs(features, options.feature_hops)
+        data.write_node_arrays(split=split, features=rows, feature_names=names)
+        written = stages.finish("model_inputs", [DATASET_DIR], {"names": names})
+    names = written["data"]["names"]
+    log.info("account features: %d for the model, %d for the tree (%.1f s)", len(names), len(features.names),
+             done["seconds"] + written["seconds"])
+    return features, (split, split_note), names, done["seconds"] + written["seconds"]
 
 
 def _truth_by_global_id(true_rings, data: TransactionDataset, graph: Optional[TransactionGraph] = None):
@@ -247,41 +333,34 @@ def _truth_by_global_id(true_rings, data: TransactionDataset, graph: Optional[Tr
 
 
 def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: ModelOptions, config: PipelineConfig,
-                    truth, partition_info: Dict[str, object], labels_where: str) -> Dict[str, object]:
-    """Split, check, build the features, train, score and run the stages after scoring, on a dataset in ``tmp``."""
-    from graphtrain.fraud.data.account_aggregates import build_account_features
-
+                    truth, partition_info: Dict[str, object], labels_where: str, stages: Optional[StageLog] = None,
+                    progress: bool = False) -> Dict[str, object]:
+    """Split, check, build the features, train, score and run the stages after scoring, on a dataset in
+    ``tmp``; each stage skipped when ``stages`` records it finished (a resumed run)."""
     if options.temporal is not None and data.time is None:
         raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
-    labels = data.labels()
-    split, split_note = choose_split(labels, data.given_split(), config)
-    _check_labels(labels, split, config.baseline_folds, labels_where)
-    t0 = time.perf_counter()
-    features = build_account_features(data.dataset, tmp / WORK_DIR / "features", amount=data.amount, time=data.time,
-                                      hops=max(config.baseline_hops, options.feature_hops),
-                                      own_feature_names=data.own_feature_names)
-    rows, names = model_inputs(features, options.feature_hops)
-    data.write_node_arrays(split=split, features=rows, feature_names=names)
-    t_features = time.perf_counter() - t0
-    log.info("account features: %d for the model, %d for the tree (%.1f s)", len(names), len(features.names), t_features)
-    t0 = time.perf_counter()
-    scores, fit = train_and_score(data.path, tmp / CHECKPOINT_DIR, tmp / MODEL_SCORES_FILE, data.num_accounts, options)
-    t_train = time.perf_counter() - t0
+    stages = stages or StageLog(tmp)
+    if stages.done("rings") is not None:  # everything was written; the run died before the rename
+        return json.loads((tmp / SUMMARY_FILE).read_text(encoding="utf-8"))
+    features, split, names, t_features = _features_stage(data, tmp, options, config, stages, labels_where, progress)
+    scores, fit = train_and_score(data, tmp, options, stages, progress)
     source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
               f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
               f"account features, {options.num_workers} Ray worker(s), "
-              f"best of {fit.epochs_run} epochs (epoch {fit.best_epoch + 1})")
+              f"best of {fit['epochs_run']} epochs (epoch {fit['best_epoch'] + 1})")
     extra = {"model": {
         "options": asdict(options) | {"fanouts": list(options.fanouts)},
         "features": names,
-        "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
-        "max_steps_reached": fit.max_steps_reached,
-        "optimizer_steps": fit.global_step, "batches_per_epoch": fit.batches_per_epoch,
-        "val": fit.val, **partition_info, "feature_seconds": round(t_features, 2),
-        "train_and_score_seconds": round(t_train, 2),
+        "epochs_run": fit["epochs_run"], "best_epoch": fit["best_epoch"], "stopped_early": fit["stopped_early"],
+        "max_steps_reached": fit["max_steps_reached"],
+        "optimizer_steps": fit["global_step"], "batches_per_epoch": fit["batches_per_epoch"],
+        "val": fit["val"], **partition_info, "feature_seconds": round(t_features, 2),
+        "train_and_score_seconds": round(fit["seconds"], 2),
     }}
-    return write_stages(data, tmp, out, ModelScores(scores, source), truth, config, split=(split, split_note),
-                        extra=extra, features=features)
+    if stages.skipped:
+        extra["resumed"] = {"skipped_stages": list(stages.skipped)}
+    return write_stages(data, tmp, out, ModelScores(scores, source), truth, config, split=split,
+                        extra=extra, features=features, stages=stages, progress=progress)
 
 
 def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOptions(),
@@ -333,7 +412,7 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
                  split: Optional[str] = None, features: Optional[Sequence[str]] = None, undirected: bool = False,
                  add_unknown_accounts: bool = False, rings=None, rings_id: Optional[str] = None,
                  options: Optional[ModelOptions] = None, config: Optional[PipelineConfig] = None,
-                 force: bool = False, progress: bool = False) -> Dict[str, object]:
+                 force: bool = False, progress: bool = False, resume: bool = False) -> Dict[str, object]:
     """The fraud-ring pipeline on files (``graphtrain detect-rings``), in bounded memory.
 
     Every file's columns are checked from its header first
@@ -357,13 +436,19 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
         config: the stages after scoring (default :class:`~graphtrain.fraud.pipeline.pipeline.PipelineConfig`
             seeded with ``options.seed``); with ``edge_weight`` the report does not call the weight money.
         force: replace an earlier output of this function at ``out``.
-        progress: progress bars on stderr while partitioning.
+        progress: progress bars on stderr (rate and ETA) for every long stage: partitioning, account
+            features, training, scoring, the baseline and rings.
+        resume: continue a run of the same arguments and inputs that crashed or was killed, from its
+            last finished stage (its staging directory beside ``out`` is adopted; see
+            :mod:`graphtrain.fraud.pipeline.stages`); refused, naming what changed, if the arguments
+            or input files differ. Without a dead run to continue, it starts afresh.
 
     Returns:
         the summary (see :func:`run_pipeline`).
 
     Raises:
-        ConfigError, InputError: bad options, columns or rows, found before training.
+        ConfigError, InputError: bad options, columns or rows, found before training; ``resume``
+            after a change of arguments or inputs.
         MissingDependencyError: the ``fraud`` or ``report`` extra is not installed.
     """
     from graphtrain.fraud.data.tables import check_columns
@@ -397,15 +482,35 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
 
         check_disk(out, spec.edges, nodes=spec.accounts, edge_columns=spec.edge_columns, node_columns=spec.node_columns,
                    options=spec.options, job="detect-rings", both_directions=not undirected, what="graphtrain detect-rings")
-    with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:
-        t0 = time_module.perf_counter()
-        data, part = partition_inputs(spec, tmp / DATASET_DIR)
-        info = {"partition_seconds": round(time_module.perf_counter() - t0, 2), "edge_cut_fraction": part.edge_cut_fraction,
-                "partition_peak_rss_bytes": part.peak_rss_bytes}
-        log.info("partitioned %d accounts, %d transactions (%d stored edges) into %d parts (%.1f s)", data.num_accounts,
-                 data.num_transactions, part.num_edges, part.num_parts, info["partition_seconds"])
+    arguments = {"--src": src, "--dst": dst, "--time": time, "--amount": amount, "--edge-weight": edge_weight,
+                 "--id": id, "--label": label, "--split": split, "--features": list(features) if features else None,
+                 "--undirected": undirected, "--add-unknown-accounts": add_unknown_accounts, "--rings-id": rings_id,
+                 **_option_flags(asdict(options), skip=RESUME_ANY), **_option_flags(asdict(config))}
+    inputs = {"transactions file": file_identity(edges), "accounts file": file_identity(accounts),
+              "rings file": file_identity(rings) if rings else None}
+    with staged_directory(out, force=force, marker=SUMMARY_FILE, fingerprint={"arguments": arguments, "inputs": inputs},
+                          keep=STAGES_DIR, resume=resume) as tmp:
+        stages = StageLog(tmp, trusted=resume)
+        done = stages.done("partition")
+        if done is None:
+            stages.begin("partition", [DATASET_DIR])
+            t0 = time_module.perf_counter()
+            data, part = partition_inputs(spec, tmp / DATASET_DIR)
+            info = {"partition_seconds": round(time_module.perf_counter() - t0, 2),
+                    "edge_cut_fraction": part.edge_cut_fraction, "partition_peak_rss_bytes": part.peak_rss_bytes}
+            log.info("partitioned %d accounts, %d transactions (%d stored edges) into %d parts (%.1f s)", data.num_accounts,
+                     data.num_transactions, part.num_edges, part.num_parts, info["partition_seconds"])
+            done = stages.finish("partition", [DATASET_DIR], {"info": info, "own_feature_names": data.own_feature_names})
+        else:
+            data = TransactionDataset.open(tmp / DATASET_DIR, own_feature_names=done["data"]["own_feature_names"])
         truth = load_true_rings(rings, data, id_column=rings_id) if rings else None
-        return _run_on_dataset(data, tmp, out, options, config, truth, info, str(accounts))
+        return _run_on_dataset(data, tmp, out, options, config, truth, done["data"]["info"], str(accounts), stages,
+                               progress)
+
+
+def _option_flags(values: Dict[str, object], skip: Sequence[str] = ()) -> Dict[str, object]:
+    """Option values by their command-line flag (``epochs`` -> ``--epochs``), for the run's fingerprint."""
+    return {"--" + name.replace("_", "-"): value for name, value in values.items() if name not in skip}
 
 
 def partition_inputs(spec, out):
@@ -417,23 +522,39 @@ def partition_inputs(spec, out):
 
 
 def run_generated(out, generator_config, options: ModelOptions = ModelOptions(),
-                  config: PipelineConfig = PipelineConfig(), force: bool = False) -> Dict[str, object]:
+                  config: PipelineConfig = PipelineConfig(), force: bool = False, resume: bool = False,
+                  progress: bool = False) -> Dict[str, object]:
     """``graphtrain demo``: generate a transaction graph into ``out/data``, run the pipeline on its files into ``out/run``.
 
     The generated ring file is the ground truth, so the summary has ``ring_precision`` and ``ring_recall``.
+    With ``resume`` the data an earlier run generated into ``out/data`` is used again when its
+    manifest holds the same generator settings (else: an error naming what differs), and the
+    pipeline continues that run (:func:`detect_rings`'s ``resume``).
     """
     from graphtrain.fraud.synth.generate import generate, read_manifest
 
     out = Path(out)
-    if out.exists() and not force and any(out.iterdir()):
-        from graphtrain.errors import OutputExistsError
+    files = out / "data"
+    reuse = resume and (files / "manifest.json").is_file()
+    if reuse:
+        wanted = json.loads(json.dumps(asdict(generator_config)))
+        had = read_manifest(files)["config"]
+        changed = [f"{k}: {json.dumps(had.get(k))} -> {json.dumps(v)}" for k, v in wanted.items() if had.get(k) != v]
+        if changed:
+            raise ConfigError(f"cannot resume {out}: its data ({files}) was generated with other settings: "
+                              f"{'; '.join(changed)}. Rerun with the same settings, or without --resume")
+        log.warning("resume: using the data generated earlier in %s", files)
+    else:
+        if out.exists() and not force and not resume and any(out.iterdir()):
+            from graphtrain.errors import OutputExistsError
 
-        raise OutputExistsError(f"{out} already exists; pass --force to replace an earlier demo there")
-    data = generate(generator_config, out / "data", force=force)
-    manifest = read_manifest(data.out)
+            raise OutputExistsError(f"{out} already exists; pass --force to replace an earlier demo there "
+                                    "(or --resume to continue one that was killed)")
+        generate(generator_config, files, force=force)
+    manifest = read_manifest(files)
     acc, tx = manifest["columns"]["accounts"], manifest["columns"]["transactions"]
-    files = Path(data.out)
-    return detect_rings(files / manifest["files"]["transactions"], files / manifest["files"]["accounts"], out / "run",
+    return detect_rings(files / Path(manifest["files"]["transactions"]).name,
+                        files / Path(manifest["files"]["accounts"]).name, out / "run",
                         label=acc["label"], src=tx["src"], dst=tx["dst"], time=tx["time"], amount=tx["amount"],
-                        id=acc["id"], features=acc["features"], rings=data.files["rings"], options=options,
-                        config=config, force=force)
+                        id=acc["id"], features=acc["features"], rings=files / Path(manifest["files"]["rings"]).name,
+                        options=options, config=config, force=force, resume=resume, progress=progress)

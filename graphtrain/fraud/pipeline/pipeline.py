@@ -53,10 +53,15 @@ from graphtrain.fraud.evaluation.blend import blend_scores
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.evaluation.report import ReportData, write_report
 from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
-from graphtrain.fraud.rings.rings import RingConfig, detect_rings, no_rings_reason, write_rings
-from graphtrain.io import staged_directory
+from graphtrain.fraud.rings.rings import (MEMBERS_BASENAME, RINGS_BASENAME, RingConfig, detect_rings, no_rings_reason,
+                                          write_rings)
+from graphtrain.fraud.pipeline.baseline import BaselineResult
+from graphtrain.fraud.pipeline.dataset_baseline import SCORES_FILE as BASELINE_SCORES_FILE
+from graphtrain.fraud.pipeline.stages import StageLog
+from graphtrain.io import staged_directory, write_text_atomic
 from graphtrain.log import get_logger
 from graphtrain.optional import FRAUD_MODULES, require
+from graphtrain.progress import Progress
 from graphtrain.split import TRAIN, VAL, carve_validation, stratified_split
 
 log = get_logger("fraud.pipeline")
@@ -67,6 +72,8 @@ DATASET_DIR = "dataset"
 WORK_DIR = "work"  # scratch tables of the stages (removed at the end)
 SCORES_FILE = "scores.parquet"
 REPORT_DIR = "report"
+RING_FILES = tuple(f"{base}.{ext}" for base in (RINGS_BASENAME, MEMBERS_BASENAME) for ext in ("parquet", "csv"))  # write_rings's
+RING_STEPS = ("scores", "subgraph", "rings", "files", "report")  # the steps of the rings stage's progress bar
 
 
 @dataclass(frozen=True)
@@ -203,7 +210,8 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
 
 def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: Optional[ModelScores], true_rings,
                  config: PipelineConfig, split: Optional[Tuple[np.ndarray, str]] = None,
-                 extra: Optional[Dict[str, object]] = None, features=None) -> Dict[str, object]:
+                 extra: Optional[Dict[str, object]] = None, features=None, stages=None,
+                 progress: bool = False) -> Dict[str, object]:
     """:func:`run_stages` on a dataset, into ``tmp``, an open staging directory that becomes ``out``.
 
     Args:
@@ -214,6 +222,10 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
         extra: entries added to the summary.
         features: the baseline's :class:`~graphtrain.fraud.data.account_aggregates.AccountFeatures`
             when already built (``detect-rings`` builds them for the GNN's inputs); default: built here.
+        stages: the run's :class:`~graphtrain.fraud.pipeline.stages.StageLog`: stage ``baseline`` is
+            skipped when it records it finished; ``baseline`` and ``rings`` (rings, evaluation and every
+            output file) are recorded when they finish. Default: a fresh log in ``tmp``.
+        progress: progress bars on stderr (the baseline's scoring, the rings' steps).
     """
     from graphtrain.fraud.data.account_aggregates import build_account_features
     from graphtrain.fraud.data.touching_subgraph import high_risk_in_dataset, touching_subgraph
@@ -228,15 +240,26 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     split, split_note = split if split is not None else choose_split(labels, data.given_split(), config)
     truth = true_rings if true_rings is None or isinstance(true_rings, TrueRings) else load_true_rings(true_rings, data)
     work = tmp / WORK_DIR
+    stages = stages or StageLog(tmp)
     stage: Dict[str, float] = {}
-    t0 = time.perf_counter()
-    if features is None or features.hops < config.baseline_hops:
-        features = build_account_features(data.dataset, work / "features", amount=data.amount, time=data.time,
-                                          hops=config.baseline_hops, own_feature_names=data.own_feature_names)
-    baseline = run_dataset_baseline(features, labels, split, work, seed=config.seed, folds=config.baseline_folds,
-                                    max_train=config.baseline_max_train)
+    done = stages.done("baseline")
+    baseline_file = f"{WORK_DIR}/{BASELINE_SCORES_FILE}"
+    if done is None:
+        stages.begin("baseline", [baseline_file])
+        if features is None or features.hops < config.baseline_hops:
+            features = build_account_features(data.dataset, work / "features", amount=data.amount, time=data.time,
+                                              hops=config.baseline_hops, own_feature_names=data.own_feature_names)
+        with Progress(progress, "baseline: score", n, "accounts") as bar:
+            baseline = run_dataset_baseline(features, labels, split, work, seed=config.seed, folds=config.baseline_folds,
+                                            max_train=config.baseline_max_train, progress=bar.update)
+        done = stages.finish("baseline", [baseline_file], {"feature_names": baseline.feature_names, "params": baseline.params})
+    else:
+        baseline = BaselineResult(scores=np.load(tmp / baseline_file, mmap_mode="r"),
+                                  feature_names=done["data"]["feature_names"], params=done["data"]["params"])
     baseline_scores = np.asarray(baseline.scores, dtype=np.float64)
-    stage["baseline_seconds"] = round(time.perf_counter() - t0, 2)
+    stage["baseline_seconds"] = round(done["seconds"], 2)
+    stages.begin("rings", [SCORES_FILE, *RING_FILES, REPORT_DIR, SUMMARY_FILE])
+    bar = Progress(progress, "rings", len(RING_STEPS), "steps")
     from_baseline = scores is None
     if from_baseline:
         scores = baseline_scores
@@ -264,13 +287,16 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
                              max_size=config.ring_max_size, seed=config.seed)
     # rings need only the candidate accounts' transactions; the report's bad cases come along to be drawn
     t0 = time.perf_counter()
+    bar.update()  # the scores' metrics, blend and threshold
     missed, alarms = select_bad_cases(labels, ring_scores, split, threshold, config.bad_cases)
     high_risk = high_risk_in_dataset(data.dataset, ring_scores, threshold, grow, ring_config.grow_min_share)
     inside = high_risk.copy()
     inside[missed] = inside[alarms] = True
     sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
+    bar.update()  # the touching subgraph
     sub_scores = ring_scores[sub.global_ids]
     rings = detect_rings(sub.graph, sub_scores, ring_config, high_risk=high_risk[sub.global_ids])
+    bar.update()  # the rings
     rings.members["account_index"] = sub.global_ids[rings.members["account_index"].to_numpy(dtype=np.int64)]
     warnings = list(choice.warnings) if choice is not None else []
     if not len(rings.rings):
@@ -317,6 +343,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     t0 = time.perf_counter()
     _write_scores(tmp / SCORES_FILE, data, scores, baseline_scores, labels, split, blend.scores if blend is not None else None)
     write_rings(rings, tmp)
+    bar.update()  # scores and rings files
     report = ReportData(
         title=config.title, graph=sub.graph, split=split, scores=ring_scores, score_source=source,
         scores_from_baseline=from_baseline, threshold=threshold, metrics=ring_node_metrics, rings=rings, summary=summary,
@@ -327,11 +354,14 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
         weight_is_money=config.weight_is_money, labels=labels, graph_ids=sub.global_ids, num_accounts=n,
         num_transactions=data.num_transactions)
     write_report(report, tmp / REPORT_DIR, top_rings=config.top_rings, bad_cases=config.bad_cases)
+    bar.update()  # the report
+    bar.close()
     stage["outputs_seconds"] = round(time.perf_counter() - t0, 2)  # scores, rings and report files
     summary["stage_seconds"] = dict(stage)
     del baseline, features
+    write_text_atomic(tmp / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    stages.finish("rings", [SCORES_FILE, *RING_FILES, REPORT_DIR, SUMMARY_FILE])
     shutil.rmtree(work, ignore_errors=True)  # scratch tables (the dataset stays)
-    (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("wrote %s (%d rings; scores from %s)", out, len(rings.rings), "the baseline" if from_baseline else source)
     return summary
 
