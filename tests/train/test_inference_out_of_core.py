@@ -342,3 +342,23 @@ def test_predict_cli_float16_and_its_scratch_directory_beside_the_output(ray_loc
     assert not (tmp_path / "scratch").exists()  # made for the run, removed with it
     diff = np.abs(scores["float16"] - scores["float32"]).max()
     assert 0 < diff <= FLOAT16_PROB_TOL
+
+
+def test_progress_reports_every_chunk_of_every_layer_and_the_driver_draws_a_bar_per_layer(timed_dataset, tmp_path, capsys):
+    from graphtrain.train.results import LayerChunkDone
+    from graphtrain.train.trainer import _ProgressView
+
+    shard = _one_worker(timed_dataset)
+    feats = shard.node_data.features(np.arange(600))
+    model = _model("sage")
+    seen = []
+    logits = layerwise_logits(model, shard, feats, 50, scratch_dir=tmp_path, on_chunk=lambda *a: seen.append(a))
+    assert np.array_equal(logits, layerwise_logits(model, shard, feats, 50, scratch_dir=tmp_path))  # progress changes nothing
+    L = model.num_layers
+    assert seen == [(layer, L, step, 12) for layer in range(L) for step in range(1, 13)]  # 600 nodes / 50 per chunk
+    view = _ProgressView(True)
+    for layer, num_layers, chunk, num_chunks in seen:
+        view(LayerChunkDone(layer, num_layers, chunk, num_chunks))
+    view.close()
+    err = capsys.readouterr().err
+    assert f"score layer {L}/{L}" in err and "12.0/12.0" in err and "chunk/s" in err  # count, total, rate

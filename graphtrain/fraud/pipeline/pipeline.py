@@ -53,11 +53,11 @@ from graphtrain.fraud.evaluation.blend import blend_scores
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.evaluation.report import ReportData, write_report
 from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
-from graphtrain.fraud.rings.rings import (MEMBERS_BASENAME, RINGS_BASENAME, RingConfig, detect_rings, no_rings_reason,
-                                          write_rings)
 from graphtrain.fraud.pipeline.baseline import BaselineResult
 from graphtrain.fraud.pipeline.dataset_baseline import SCORES_FILE as BASELINE_SCORES_FILE
 from graphtrain.fraud.pipeline.stages import StageLog
+from graphtrain.fraud.rings.rings import (MEMBERS_BASENAME, RINGS_BASENAME, RingConfig, detect_rings, no_rings_reason,
+                                          write_rings)
 from graphtrain.io import staged_directory, write_text_atomic
 from graphtrain.log import get_logger
 from graphtrain.optional import FRAUD_MODULES, require
