@@ -178,3 +178,14 @@ def test_an_unfinished_stage_is_run_again_and_so_is_every_stage_after_it(tmp_pat
 
     (root / "features.out").unlink()
     assert StageLog(root, trusted=True).done("features") is None  # its output is gone
+
+
+def test_demo_resume_refuses_data_generated_with_other_settings(tmp_path):
+    from graphtrain.fraud.pipeline.detect import run_generated
+    from graphtrain.fraud.synth.generate import generate
+    from graphtrain.fraud.synth.generator_config import GeneratorConfig
+
+    generate(GeneratorConfig(num_accounts=500, seed=1), tmp_path / "demo" / "data")
+    with pytest.raises(ConfigError, match=r"generated with other settings: seed: 1 -> 2\. Rerun with the same settings"):
+        run_generated(tmp_path / "demo", GeneratorConfig(num_accounts=500, seed=2), resume=True)
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["data"]  # nothing started, nothing deleted
