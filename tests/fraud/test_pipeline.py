@@ -26,7 +26,8 @@ def test_baseline_run_outputs_and_says_where_scores_came_from(baseline_run):
     out, summary = baseline_run
     run = out / "run"
     assert sorted(p.name for p in run.iterdir()) == ["dataset", "report", "ring_members.csv", "ring_members.parquet", "rings.csv",
-                                                     "rings.parquet", "scores.parquet", "summary.json"]
+                                                     "rings.parquet", "scores.parquet", "stages", "summary.json"]
+    assert sorted(p.name for p in (run / "stages").iterdir()) == ["baseline.json", "rings.json"]  # the stages it ran
     assert json.loads((run / "summary.json").read_text()) == summary
     assert summary["scores_from_baseline"] is True and summary["score_source"].startswith("tree baseline")
     assert summary["auc"] == summary["baseline_auc"] and summary["ap"] == summary["baseline_ap"]

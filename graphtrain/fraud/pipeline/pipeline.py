@@ -20,7 +20,8 @@ Output directory::
     ├── scores.parquet        account_id, score, baseline_score, label, split
     ├── rings.parquet / .csv  one row per ring (see graphtrain.fraud.rings.rings)
     ├── ring_members.parquet / .csv
-    └── report/               index.html + PNGs (see graphtrain.fraud.evaluation.report)
+    ├── report/               index.html + PNGs (see graphtrain.fraud.evaluation.report)
+    └── stages/               baseline.json, rings.json: the stages' records (graphtrain.fraud.pipeline.stages)
 
 Which scores find the rings: with model scores, the one of the GNN, the tree baseline and their
 blend that does best on held-out validation accounts (``ring_score`` in the summary; a warning in
