@@ -50,8 +50,8 @@ def _detect(data: Path, out: Path, *extra):
 
 
 def _env(**extra):
-    # one OpenMP thread, waiting passively: on a loaded 2-core machine the tree baseline's OpenMP team,
-    # spinning at its barriers, otherwise slows it many times over
+    # one OpenMP thread, waiting passively: on this loaded 2-core machine (load average about 20) the tree
+    # baseline of a fresh 2,000-account run took over 4 minutes without it (two libgomp threads busy), 9 s with it
     return {**minimal_env(), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive", **extra}
 
 
