@@ -62,8 +62,11 @@ def test_fewer_hops(tmp_path, hops):
     g = _graph(seed=11)
     ds = _dataset(g, tmp_path / "ds", 2)
     want, names = neighbour_features(g, hops=hops)
-    feats = build_account_features(ds, tmp_path / "work", hops=hops, block_edges=50, own_feature_names=["a", "b"])
+    done = []
+    feats = build_account_features(ds, tmp_path / "work", hops=hops, block_edges=50, own_feature_names=["a", "b"],
+                                   progress=done.append)
     assert feats.names == names
+    assert sum(done) == int(ds.meta.num_edges) * (1 + (hops >= 1)) and len(done) > 2  # progress: every in-edge, per pass
     rows = g.accounts.index_of(np.concatenate([np.asarray(ds.raw_ids(p)) for p in range(2)]))
     got = feats.rows(0, g.num_accounts)
     np.testing.assert_allclose(got, want[rows], rtol=2e-5, atol=1e-5, equal_nan=True)
@@ -112,7 +115,9 @@ def test_tree_on_all_training_accounts_equals_fit_scores(tmp_path):
 
     ds, labels, split = _labelled_dataset(tmp_path)
     feats = build_account_features(ds, tmp_path / "work", block_edges=5000)
-    result = run_dataset_baseline(feats, labels, split, tmp_path / "work", seed=1, chunk=700)
+    scored = []
+    result = run_dataset_baseline(feats, labels, split, tmp_path / "work", seed=1, chunk=700, progress=scored.append)
+    assert sum(scored) == feats.num_accounts and max(scored) == 700  # progress: accounts scored, chunk by chunk
     x = feats.rows(0, feats.num_accounts)
     keep = usable_columns(x, np.flatnonzero((split == 0) & (labels >= 0)))
     want = fit_scores(np.ascontiguousarray(x[:, keep]), labels, split, seed=1)
