@@ -106,6 +106,10 @@ class ModelOptions:
             end of the log (``TrainConfig.seed_time`` None, the latest transaction time), sampling only
             transactions up to then -- uniformly, or the most recent ones. Scoring is layer-wise over
             those transactions.
+        stack_folds: GNN-to-tree stacking (:mod:`graphtrain.fraud.pipeline.stacking`): train this many
+            more GNNs, each without one fold of the training accounts, so every account gets a score
+            from models that never saw its label; the tree is refitted with that column added and
+            competes for the shipped score. 0: off. Costs ``stack_folds`` more trainings.
         seed: seed of partitioning, training and sampling.
     """
 
@@ -134,6 +138,7 @@ class ModelOptions:
     threads_per_worker: int = _TRAIN_DEFAULTS.threads_per_worker
     feature_hops: int = 0
     temporal: Optional[str] = _TRAIN_DEFAULTS.temporal
+    stack_folds: int = 0
     seed: int = _TRAIN_DEFAULTS.seed
 
     def validate(self) -> "ModelOptions":
@@ -143,6 +148,8 @@ class ModelOptions:
             raise ConfigError(f"num_parts must be >= 1, got {self.num_parts}")
         if not 1 <= self.num_workers <= self.num_parts:
             raise ConfigError(f"num_workers must be between 1 and num_parts ({self.num_parts}), got {self.num_workers}")
+        if self.stack_folds == 1 or self.stack_folds < 0:
+            raise ConfigError(f"stack_folds must be 0 (no stacking) or at least 2, got {self.stack_folds}")
         return self
 
 
@@ -230,6 +237,29 @@ def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_acc
     return scores, result
 
 
+def stack_scores(data: TransactionDataset, tmp: Path, split: np.ndarray, labels: np.ndarray,
+                 options: ModelOptions) -> np.ndarray:
+    """The GNN's cross-fitted scores by global ID (:func:`graphtrain.fraud.pipeline.stacking.cross_fitted_scores`):
+    one training per fold, on the dataset with that fold's training accounts out of the split; the
+    dataset's split is restored afterwards, whatever happens."""
+    import shutil
+
+    from graphtrain.fraud.pipeline.stacking import cross_fitted_scores
+
+    def train_without(k: int, split_k: np.ndarray) -> np.ndarray:
+        data.write_node_arrays(split=split_k)
+        fold_dir = tmp / WORK_DIR / f"stack-fold-{k}"
+        scores, _ = train_and_score(data.path, fold_dir / CHECKPOINT_DIR, fold_dir / MODEL_SCORES_FILE,
+                                    data.num_accounts, options)
+        shutil.rmtree(fold_dir, ignore_errors=True)
+        return scores
+
+    try:
+        return cross_fitted_scores(train_without, labels, split, options.stack_folds, options.seed)
+    finally:
+        data.write_node_arrays(split=split)
+
+
 def _truth_by_global_id(true_rings, data: TransactionDataset, graph: Optional[TransactionGraph] = None):
     """Ground-truth rings with members as global IDs: from a file (read against the dataset's ID map),
     or :class:`TrueRings` of ``graph``'s account rows."""
@@ -255,7 +285,7 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
         raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
     labels = data.labels()
     split, split_note = choose_split(labels, data.given_split(), config)
-    _check_labels(labels, split, config.baseline_folds, labels_where)
+    _check_labels(labels, split, max(config.baseline_folds, options.stack_folds), labels_where)
     t0 = time.perf_counter()
     features = build_account_features(data.dataset, tmp / WORK_DIR / "features", amount=data.amount, time=data.time,
                                       hops=max(config.baseline_hops, options.feature_hops),
@@ -267,6 +297,11 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
     t0 = time.perf_counter()
     scores, fit = train_and_score(data.path, tmp / CHECKPOINT_DIR, tmp / MODEL_SCORES_FILE, data.num_accounts, options)
     t_train = time.perf_counter() - t0
+    stack_input, t_stack = None, 0.0
+    if options.stack_folds:
+        t0 = time.perf_counter()
+        stack_input = stack_scores(data, tmp, split, labels, options)
+        t_stack = time.perf_counter() - t0
     source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
               f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
               f"account features, {options.num_workers} Ray worker(s), "
@@ -279,8 +314,9 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
         "optimizer_steps": fit.global_step, "batches_per_epoch": fit.batches_per_epoch,
         "val": fit.val, **partition_info, "feature_seconds": round(t_features, 2),
         "train_and_score_seconds": round(t_train, 2),
+        **({"stack_folds": options.stack_folds, "stack_train_seconds": round(t_stack, 2)} if options.stack_folds else {}),
     }}
-    return write_stages(data, tmp, out, ModelScores(scores, source), truth, config, split=(split, split_note),
+    return write_stages(data, tmp, out, ModelScores(scores, source, stack_input), truth, config, split=(split, split_note),
                         extra=extra, features=features)
 
 
