@@ -12,7 +12,8 @@ import sys
 from graphtrain.cli.train import _int_list
 
 FINAL_KEYS = ("auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap", "baseline_f1_macro",
-              "blend_auc", "blend_ap", "blend_f1_macro", "blend_weight", "ring_score",
+              "blend_auc", "blend_ap", "blend_f1_macro", "blend_weight", "stack_auc", "stack_ap", "shipped_score",
+              "shipped_auc", "shipped_ap", "ring_score",
               "flagged_fraction", "rings", "warnings",
               "true_rings", "ring_precision", "ring_recall", "ring_recall_by_typology", "accounts", "transactions",
               "score_source", "report")
@@ -71,6 +72,11 @@ def _add_model_args(p) -> None:
                    "the tree baseline weighted on validation AP (blend_auc, blend_ap, ... in the output), a candidate "
                    "for the rings' score (ring_score: the GNN's, the tree's or the blend's, whichever is best on held-out "
                    "validation accounts); auc, ap, ... are the GNN's either way")
+    m.add_argument("--stack-folds", type=int, default=d.stack_folds, metavar="K",
+                   help="GNN-to-tree stacking: train K more GNNs, each without one fold of the training accounts, and "
+                   "refit the tree with their cross-fitted score as a column (stack_auc, stack_ap, the stack_score "
+                   "column); the shipped score (shipped_score) is whichever of GNN, tree, blend and stack is best on "
+                   "held-out validation. 0: off (default: %(default)s)")
     m.add_argument("--seed", type=int, default=d.seed, help="seed of the split, partitioning, training, baseline (default: %(default)s)")
     m.add_argument("--force", action="store_true", help="replace an earlier output of this command")
     m.add_argument("--resume", action="store_true",
@@ -90,7 +96,7 @@ def _options(args):
                            val_sample=args.val_sample, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
                            num_parts=args.num_parts, method=args.method, memory_limit=args.memory_limit, disk_check=args.disk_check,
                            num_workers=args.num_workers, address=args.address,
-                           num_cpus=args.num_cpus, temporal=args.temporal, seed=args.seed)
+                           num_cpus=args.num_cpus, temporal=args.temporal, stack_folds=args.stack_folds, seed=args.seed)
     return options, PipelineConfig(seed=args.seed, blend=args.blend, weight_is_money=not getattr(args, "edge_weight", None))
 
 

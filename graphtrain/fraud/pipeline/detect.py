@@ -119,6 +119,10 @@ class ModelOptions:
             end of the log (``TrainConfig.seed_time`` None, the latest transaction time), sampling only
             transactions up to then -- uniformly, or the most recent ones. Scoring is layer-wise over
             those transactions.
+        stack_folds: GNN-to-tree stacking (:mod:`graphtrain.fraud.pipeline.stacking`): train this many
+            more GNNs, each without one fold of the training accounts, so every account gets a score
+            from models that never saw its label; the tree is refitted with that column added and
+            competes for the shipped score. 0: off. Costs ``stack_folds`` more trainings.
         seed: seed of partitioning, training and sampling.
     """
 
@@ -147,6 +151,7 @@ class ModelOptions:
     threads_per_worker: int = _TRAIN_DEFAULTS.threads_per_worker
     feature_hops: int = 0
     temporal: Optional[str] = _TRAIN_DEFAULTS.temporal
+    stack_folds: int = 0
     seed: int = _TRAIN_DEFAULTS.seed
 
     def validate(self) -> "ModelOptions":
@@ -156,6 +161,8 @@ class ModelOptions:
             raise ConfigError(f"num_parts must be >= 1, got {self.num_parts}")
         if not 1 <= self.num_workers <= self.num_parts:
             raise ConfigError(f"num_workers must be between 1 and num_parts ({self.num_parts}), got {self.num_workers}")
+        if self.stack_folds == 1 or self.stack_folds < 0:
+            raise ConfigError(f"stack_folds must be 0 (no stacking) or at least 2, got {self.stack_folds}")
         return self
 
 
@@ -274,6 +281,48 @@ def train_and_score(data: TransactionDataset, tmp: Path, options: ModelOptions, 
             dict(fit["data"], seconds=fit["seconds"] + scored["seconds"]))
 
 
+STACK_INPUT_FILE = "stack_input.npy"
+
+
+def stack_stage(data: TransactionDataset, tmp: Path, split: np.ndarray, options: ModelOptions, stages: StageLog,
+                progress: bool = False) -> Tuple[Optional[np.ndarray], float]:
+    """Stage ``stack``: the GNN's cross-fitted scores by global ID
+    (:func:`graphtrain.fraud.pipeline.stacking.cross_fitted_scores`), or None without stacking (the
+    stage is recorded either way, so the stages after it can be resumed). One training per fold, on
+    the dataset with that fold's training accounts out of its split; the dataset's split is the
+    pipeline's again afterwards, also when an earlier try was killed mid-fold. Returns the scores
+    and the stage's seconds."""
+    import shutil
+
+    from graphtrain.fraud.pipeline.stacking import cross_fitted_scores
+
+    out_file = f"{WORK_DIR}/{STACK_INPUT_FILE}"
+    done = stages.done("stack")
+    if done is not None:
+        return (np.load(tmp / out_file) if options.stack_folds else None), done["seconds"]
+    stages.begin("stack", [out_file])
+    if not options.stack_folds:
+        return None, stages.finish("stack")["seconds"]
+
+    def train_without(k: int, split_k: np.ndarray) -> np.ndarray:
+        data.write_node_arrays(split=split_k)
+        fold_dir = tmp / WORK_DIR / f"stack-fold-{k}"
+        shutil.rmtree(fold_dir, ignore_errors=True)
+        trainer = _trainer(data.path, fold_dir / CHECKPOINT_DIR, options, progress, resume=False)
+        trainer.fit()
+        trainer.predict(fold_dir / MODEL_SCORES_FILE)
+        scores = _read_model_scores(fold_dir / MODEL_SCORES_FILE, data.num_accounts)
+        shutil.rmtree(fold_dir, ignore_errors=True)
+        return scores
+
+    try:
+        column = cross_fitted_scores(train_without, data.labels(), split, options.stack_folds, options.seed)
+    finally:
+        data.write_node_arrays(split=split)
+    np.save(tmp / out_file, column)
+    return column, stages.finish("stack", [out_file])["seconds"]
+
+
 def _features_stage(data: TransactionDataset, tmp: Path, options: ModelOptions, config: PipelineConfig,
                     stages: StageLog, labels_where: str, progress: bool):
     """Stages ``features`` (the split, checked, and the account feature tables) and ``model_inputs``
@@ -288,7 +337,7 @@ def _features_stage(data: TransactionDataset, tmp: Path, options: ModelOptions, 
         # the split is chosen here, from the dataset's own split column, and kept in a file: model_inputs
         # overwrites that column, so a resumed run reads the split from the file, never from the dataset
         split, split_note = choose_split(labels, data.given_split(), config)
-        _check_labels(labels, split, config.baseline_folds, labels_where)
+        _check_labels(labels, split, max(config.baseline_folds, options.stack_folds), labels_where)
         stages.begin("features", [features_dir, split_file])
         hops = max(config.baseline_hops, options.feature_hops)
         edges = int(data.dataset.meta.num_edges) * (2 if hops >= 1 else 1)  # the in-edges, once per pass
@@ -344,6 +393,7 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
         return json.loads((tmp / SUMMARY_FILE).read_text(encoding="utf-8"))
     features, split, names, t_features = _features_stage(data, tmp, options, config, stages, labels_where, progress)
     scores, fit = train_and_score(data, tmp, options, stages, progress)
+    stack_input, t_stack = stack_stage(data, tmp, split[0], options, stages, progress)
     source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
               f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
               f"account features, {options.num_workers} Ray worker(s), "
@@ -356,10 +406,11 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
         "optimizer_steps": fit["global_step"], "batches_per_epoch": fit["batches_per_epoch"],
         "val": fit["val"], **partition_info, "feature_seconds": round(t_features, 2),
         "train_and_score_seconds": round(fit["seconds"], 2),
+        **({"stack_folds": options.stack_folds, "stack_train_seconds": round(t_stack, 2)} if options.stack_folds else {}),
     }}
     if stages.skipped:
         extra["resumed"] = {"skipped_stages": list(stages.skipped)}
-    return write_stages(data, tmp, out, ModelScores(scores, source), truth, config, split=split,
+    return write_stages(data, tmp, out, ModelScores(scores, source, stack_input), truth, config, split=split,
                         extra=extra, features=features, stages=stages, progress=progress)
 
 

@@ -28,6 +28,11 @@ blend that does best on held-out validation accounts (``ring_score`` in the summ
 ``warnings`` and on the report when the GNN trails the tree on validation), see
 :mod:`graphtrain.fraud.evaluation.ring_score`. Without model scores, the tree's.
 
+The shipped score (``shipped_score``, with ``shipped_auc``, ``shipped_ap``, ...) is the candidate --
+GNN, tree, blend, or the stacked tree when the model's cross-fitted scores came with it
+(:mod:`graphtrain.fraud.pipeline.stacking`: ``stack_*`` metrics, the ``stack_score`` column) -- with
+the best held-out validation AP, without the rings' gate.
+
 Thresholds: each score's metrics use its best-F1-macro threshold on validation (``threshold``,
 ``baseline_threshold``, ...). The rings' core threshold is calibrated to the whole scored
 population (:func:`graphtrain.fraud.evaluation.ring_score.population_threshold`: at most about the estimated
@@ -71,6 +76,7 @@ FORMAT_VERSION = 1
 SUMMARY_FILE = "summary.json"
 DATASET_DIR = "dataset"
 WORK_DIR = "work"  # scratch tables of the stages (removed at the end)
+STACK_DIR = "stack"  # the stacked tree's scores, inside WORK_DIR
 SCORES_FILE = "scores.parquet"
 REPORT_DIR = "report"
 RING_FILES = tuple(f"{base}.{ext}" for base in (RINGS_BASENAME, MEMBERS_BASENAME) for ext in ("parquet", "csv"))  # write_rings's
@@ -119,10 +125,17 @@ class PipelineConfig:
 
 @dataclass
 class ModelScores:
-    """A model's fraud scores: float ``[N]`` aligned with the accounts (higher = riskier), and where they came from."""
+    """A model's fraud scores: float ``[N]`` aligned with the accounts (higher = riskier), and where they came from.
+
+    ``stack_input``: the model's cross-fitted scores (float ``[N]``, no account's from a model trained
+    on its label; :func:`graphtrain.fraud.pipeline.stacking.cross_fitted_scores`), or None. With
+    them the stages also fit the stacked tree (the baseline's features plus this column) and offer
+    its scores as a candidate.
+    """
 
     scores: np.ndarray
     source: str
+    stack_input: Optional[np.ndarray] = None
 
 
 def choose_split(labels: np.ndarray, given: Optional[np.ndarray], config: PipelineConfig) -> Tuple[np.ndarray, str]:
@@ -202,7 +215,9 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
         data = partition_transaction_graph(graph, tmp / DATASET_DIR, seed=config.seed)
         if model_scores is not None:  # account rows -> global IDs
             rows = graph.accounts.index_of(data.raw_ids(np.arange(data.num_accounts)))
-            model_scores = ModelScores(np.asarray(model_scores.scores, dtype=np.float64)[rows], model_scores.source)
+            stack_input = model_scores.stack_input
+            model_scores = ModelScores(np.asarray(model_scores.scores, dtype=np.float64)[rows], model_scores.source,
+                                       None if stack_input is None else np.asarray(stack_input, dtype=np.float64)[rows])
         if true_rings is not None and not isinstance(true_rings, TrueRings):
             true_rings = load_true_rings(true_rings, data)
         summary = write_stages(data, tmp, out, model_scores, true_rings, config)
@@ -243,21 +258,41 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     work = tmp / WORK_DIR
     stages = stages or StageLog(tmp)
     stage: Dict[str, float] = {}
+    stack_input = None if model_scores is None else model_scores.stack_input
+    if stack_input is not None:
+        stack_input = np.asarray(stack_input, dtype=np.float64)
+        if stack_input.shape != (n,) or not np.all(np.isfinite(stack_input)):
+            raise ConfigError(f"the stack's input needs one finite score per account ({n}), got {stack_input.shape}")
     done = stages.done("baseline")
     baseline_file = f"{WORK_DIR}/{BASELINE_SCORES_FILE}"
+    stack_file = f"{WORK_DIR}/{STACK_DIR}/{BASELINE_SCORES_FILE}"
+    outputs = [baseline_file] + ([stack_file] if stack_input is not None else [])
     if done is None:
-        stages.begin("baseline", [baseline_file])
+        stages.begin("baseline", outputs)
         if features is None or features.hops < config.baseline_hops:
             features = build_account_features(data.dataset, work / "features", amount=data.amount, time=data.time,
                                               hops=config.baseline_hops, own_feature_names=data.own_feature_names)
         with Progress(progress, "baseline: score", n, "accounts") as bar:
             baseline = run_dataset_baseline(features, labels, split, work, seed=config.seed, folds=config.baseline_folds,
                                             max_train=config.baseline_max_train, progress=bar.update)
-        done = stages.finish("baseline", [baseline_file], {"feature_names": baseline.feature_names, "params": baseline.params})
+        stack_params = None
+        if stack_input is not None:  # the stacked tree: the same features plus the GNN's cross-fitted score
+            from graphtrain.fraud.pipeline.stacking import GNN_COLUMN, WithColumns
+
+            with Progress(progress, "stacked tree: score", n, "accounts") as bar:
+                stack_params = run_dataset_baseline(WithColumns(features, {GNN_COLUMN: stack_input}), labels, split,
+                                                    work / STACK_DIR, seed=config.seed, folds=config.baseline_folds,
+                                                    max_train=config.baseline_max_train, progress=bar.update).params
+        done = stages.finish("baseline", outputs, {"feature_names": baseline.feature_names, "params": baseline.params,
+                                                   "stack_params": stack_params})
     else:
         baseline = BaselineResult(scores=np.load(tmp / baseline_file, mmap_mode="r"),
                                   feature_names=done["data"]["feature_names"], params=done["data"]["params"])
     baseline_scores = np.asarray(baseline.scores, dtype=np.float64)
+    stack = stack_metrics = None
+    if stack_input is not None:
+        stack, stack_params = np.load(tmp / stack_file).astype(np.float64), done["data"]["stack_params"]
+        stack_metrics = metrics_at_chosen_threshold(labels, stack, split)
     stage["baseline_seconds"] = round(done["seconds"], 2)
     stages.begin("rings", [SCORES_FILE, *RING_FILES, REPORT_DIR, SUMMARY_FILE])
     bar = Progress(progress, "rings", len(RING_STEPS), "steps")
@@ -275,10 +310,13 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
         blend_metrics = metrics_at_chosen_threshold(labels, blend.scores, split)
     ring_name = "tree" if from_baseline else "gnn"
     if not from_baseline:
-        choice = choose_ring_score(scores, baseline_scores, labels, split, blend=blend is not None, seed=config.seed)
+        choice = choose_ring_score(scores, baseline_scores, labels, split, blend=blend is not None, seed=config.seed,
+                                   stack=stack)
         ring_name = choice.name
-    ring_scores = {"gnn": scores, "tree": baseline_scores, "blend": blend.scores if blend is not None else None}[ring_name]
-    ring_node_metrics = {"gnn": metrics, "tree": b_metrics, "blend": blend_metrics}[ring_name]
+    by_name = {"gnn": (scores, metrics), "tree": (baseline_scores, b_metrics),
+               "blend": (blend.scores if blend is not None else None, blend_metrics), "stack": (stack, stack_metrics)}
+    ring_scores, ring_node_metrics = by_name[ring_name]
+    shipped = choice.shipped if choice is not None else ring_name
     if from_baseline:
         ring_node_metrics = metrics
     population = population_threshold(ring_scores, labels, split)
@@ -315,6 +353,10 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
         "baseline_recall_at_k": b_metrics["recall_at_k"], "baseline_threshold": b_metrics["threshold"],
         **({f"blend_{k}": blend_metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")}
            | {"blend_weight": blend.weight, "blend_val_ap": blend.val_ap} if blend is not None else {}),
+        **({f"stack_{k}": stack_metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")}
+           | {"stack": stack_params} if stack is not None else {}),
+        "shipped_score": shipped,
+        **{f"shipped_{k}": by_name[shipped][1][k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")},
         "ring_score": ring_name, "ring_threshold": threshold, "flagged_fraction": population.flagged_fraction,
         "ring_threshold_calibration": population.as_dict(),
         **({"ring_score_choice": {"held_out_val_ap": choice.held_out_val_ap, "val": choice.val,
@@ -342,7 +384,8 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     summary = _clean(summary)
 
     t0 = time.perf_counter()
-    _write_scores(tmp / SCORES_FILE, data, scores, baseline_scores, labels, split, blend.scores if blend is not None else None)
+    _write_scores(tmp / SCORES_FILE, data, scores, baseline_scores, labels, split,
+                  {"blend_score": blend.scores if blend is not None else None, "stack_score": stack})
     write_rings(rings, tmp)
     bar.update()  # scores and rings files
     report = ReportData(
@@ -359,7 +402,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     bar.close()
     stage["outputs_seconds"] = round(time.perf_counter() - t0, 2)  # scores, rings and report files
     summary["stage_seconds"] = dict(stage)
-    del baseline, features
+    del baseline, features, stack
     write_text_atomic(tmp / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     stages.finish("rings", [SCORES_FILE, *RING_FILES, REPORT_DIR, SUMMARY_FILE])
     shutil.rmtree(work, ignore_errors=True)  # scratch tables (the dataset stays)
@@ -367,10 +410,12 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     return summary
 
 
-def _write_scores(path: Path, data: TransactionDataset, scores, baseline_scores, labels, split, blend_scores=None) -> None:
+def _write_scores(path: Path, data: TransactionDataset, scores, baseline_scores, labels, split,
+                  others: Optional[Dict[str, Optional[np.ndarray]]] = None) -> None:
     """``scores.parquet``, one partition at a time: account_id (raw), score (the model's; the baseline's
-    without one), baseline_score, [blend_score: the model's and the baseline's rank blend], label, split.
-    The summary's ``ring_score`` says which of them the rings came from."""
+    without one), baseline_score, [blend_score: the model's and the baseline's rank blend], [stack_score:
+    the stacked tree's], label, split (``others``: name -> scores or None for the bracketed columns).
+    The summary's ``ring_score`` and ``shipped_score`` say which of them the rings came from and which won."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -383,8 +428,9 @@ def _write_scores(path: Path, data: TransactionDataset, scores, baseline_scores,
             columns = {"account_id": raw.cast(pa.string()) if isinstance(raw, pa.Array) else pa.array(np.asarray(raw)),
                        "score": pa.array(np.asarray(scores[lo:hi], dtype=np.float64)),
                        "baseline_score": pa.array(np.asarray(baseline_scores[lo:hi], dtype=np.float64))}
-            if blend_scores is not None:
-                columns["blend_score"] = pa.array(np.asarray(blend_scores[lo:hi], dtype=np.float64))
+            for name, values in (others or {}).items():
+                if values is not None:
+                    columns[name] = pa.array(np.asarray(values[lo:hi], dtype=np.float64))
             lab, spl = labels[lo:hi], split[lo:hi]
             columns["label"] = pa.array(lab, mask=lab < 0)
             columns["split"] = pa.array(np.where(spl >= 0, names[np.clip(spl, 0, 2)], None), type=pa.string())

@@ -12,7 +12,8 @@ the outputs of a stage without a record are never trusted: a resumed run removes
 (``OUT/stages/``), with ``OUT/run_fingerprint.json`` (:mod:`graphtrain.io`).
 
 Stages, in order: ``partition``, ``features`` (the account feature tables), ``model_inputs`` (the
-GNN's features and the split written into the dataset), ``train``, ``score``, ``baseline``,
+GNN's features and the split written into the dataset), ``train``, ``score``, ``stack`` (the GNN's
+cross-fitted scores with ``--stack-folds``; recorded, empty, without), ``baseline`` (and the stacked tree),
 ``rings`` (rings, evaluation and every output file). ``train`` is the exception to "run again
 from scratch": :class:`graphtrain.train.Trainer` resumes from its newest checkpoint.
 
@@ -35,7 +36,7 @@ from graphtrain.log import get_logger
 log = get_logger("fraud.stages")
 
 STAGES_DIR = "stages"  # inside the run's directory: one record per finished stage
-STAGES = ("partition", "features", "model_inputs", "train", "score", "baseline", "rings")
+STAGES = ("partition", "features", "model_inputs", "train", "score", "stack", "baseline", "rings")
 PAUSE_ENV = "GRAPHTRAIN_TEST_PAUSE_AFTER_STAGE"
 PAUSE_SECONDS = 600
 
