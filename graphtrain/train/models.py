@@ -3,7 +3,8 @@
 The models (``ModelConfig.name``, :data:`graphtrain.train.config.MODELS`):
 
 - ``sage``, ``gat``, ``gcn``: PyG's ``SAGEConv`` (mean), ``GATConv``, ``GCNConv``; node features only.
-- ``gine``: PyG's ``GINEConv`` (a 2-layer MLP of ``(1 + eps) x_i + sum_j relu(x_j + W e_ij)``).
+- ``gine``: PyG's ``GINEConv`` (a 2-layer MLP of ``(1 + eps) x_i + sum_j relu(x_j + W e_ij)``; the
+  MLP's hidden width is the layer's output width, the input width in the last layer).
 - ``transformer``: PyG's ``TransformerConv(edge_dim=D)`` (attention whose keys and values add the
   projected edge features; ``heads`` heads in hidden layers, concatenated).
 - ``sage_edge``: :class:`EgoNeighbourConv` with edge messages ``relu(x_j + W e_ij)``.
@@ -183,7 +184,8 @@ def _conv(config: ModelConfig, c_in: int, c_out: int, last: bool) -> nn.Module:
     if name == "gcn":
         return GCNConv(c_in, c_out, add_self_loops=True, normalize=True)
     if name == "gine":
-        mlp = nn.Sequential(nn.Linear(c_in, c_out), nn.ReLU(), nn.Linear(c_out, c_out))
+        width = c_in if last else c_out  # the last layer's MLP: no ReLU bottleneck of c_out (= classes) units
+        mlp = nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, c_out))
         return GINEConv(mlp, train_eps=True, edge_dim=D)
     if name == "transformer":
         if last:
