@@ -32,7 +32,8 @@ class TrainConfig:
     (``runtime``), not fields of this class.
 
     Attributes:
-        model: ``"sage"``, ``"gat"``, ``"gcn"`` or ``"custom"`` (a user ``torch.nn.Module``).
+        model: a name of :data:`MODELS` (``"sage"``, ``"gat"``, ``"gcn"``, the edge-aware ``"gine"``,
+            ``"transformer"``, ``"sage_edge"``) or ``"custom"`` (a user ``torch.nn.Module``).
         fanouts: neighbours sampled per node at each hop; its length is the number of layers.
         batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
         epochs: maximum number of epochs (raised by ``min_steps`` on small training sets, cut short

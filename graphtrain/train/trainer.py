@@ -225,7 +225,8 @@ class Trainer:
 
     Args:
         dataset_dir: a dataset written by ``graphtrain partition`` (with node features and labels).
-        model: ``"sage"``, ``"gat"``, ``"gcn"``, or a ``torch.nn.Module`` following the protocol in
+        model: a name of :data:`~graphtrain.train.config.MODELS` (``"sage"``, ``"gat"``, ``"gcn"``, the
+            edge-aware ``"gine"``, ``"transformer"``, ``"sage_edge"``), or a ``torch.nn.Module`` following the protocol in
             :mod:`graphtrain.train.models` (its ``fanouts`` length must match its layer count).
         fanouts, batch_size, epochs: sampling and schedule (see :class:`TrainConfig`).
         num_workers: workers (1 <= W <= number of partitions).
@@ -266,7 +267,7 @@ class Trainer:
         if isinstance(model, torch.nn.Module):
             self.custom_model, model = model, "custom"
         elif not isinstance(model, str):
-            raise ConfigError(f"model must be 'sage', 'gat', 'gcn' or a torch.nn.Module, got {type(model).__name__}")
+            raise ConfigError(f"model must be a model name or a torch.nn.Module, got {type(model).__name__}")
         try:
             fanouts = tuple(int(f) for f in fanouts)
         except (TypeError, ValueError):
