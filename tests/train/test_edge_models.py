@@ -163,3 +163,32 @@ def test_a_run_records_its_edge_features_and_model_options(ray_local, edge_datas
 
     scores = pq.read_table(tmp_path / "scores.parquet").column("score").to_numpy()
     assert scores.shape == (500,) and np.isfinite(scores).all() and np.ptp(scores) > 0
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(model="gine", edge_features=()), "reads edge features"),
+    (dict(model="gat", aggregators=("mean", "max")), "apply to the sage and sage_edge models"),
+    (dict(model="sage", aggregators=("mean", "median")), "aggregators must be"),
+    (dict(model="sage", ego="side"), "ego must be one of"),
+    (dict(model="sage_edge", edge_features=("amount", "weight")), "edge features must be"),
+    (dict(model="transformer", hidden=9, heads=2), "multiple of heads"),
+])
+def test_bad_model_options_are_refused(options, message):
+    from graphtrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**options).validate()
+
+
+def test_a_missing_edge_column_is_named_before_training(edge_dataset, tmp_path):
+    from graphtrain.errors import ConfigError
+    from graphtrain.train import Trainer
+
+    ds_dir = tmp_path / "no-time"
+    raw = np.arange(50) + 1
+    partition_arrays(raw[:-1], raw[1:], ds_dir, 1, edge_attrs={"amount": np.ones(49)}, node_ids=raw,
+                     node_features=np.zeros((50, 1), np.float32), node_labels=np.arange(50) % 2)
+    with pytest.raises(ConfigError, match="'time_delta' reads the edge column 'time'"):
+        Trainer(ds_dir, "gine", [3], 8, 1, edge_features=("amount", "time_delta"), progress=False)
+    t = Trainer(ds_dir, "gine", [3], 8, 1, progress=False, checkpoint_dir=tmp_path / "ck")  # None: what it has
+    assert t.config.edge_features == ("amount", "parallel")
