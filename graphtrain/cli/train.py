@@ -11,13 +11,19 @@ import argparse
 import json
 
 from graphtrain.errors import ConfigError
-from graphtrain.train.config import COMMAND_MIN_STEPS
+from graphtrain.train.config import AGGREGATORS, COMMAND_MIN_STEPS, EDGE_MODELS, EGO_MODES, MODELS
 
 
 def _defaults():
     from graphtrain.train.config import TrainConfig
 
     return TrainConfig()
+
+
+def _name_list(text: str):
+    """``a,b,c`` -> a tuple of names (``none`` or empty: no names)."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    return () if names == ("none",) else names
 
 
 def _int_list(text: str):
@@ -98,7 +104,8 @@ def register(sub) -> None:
     )
     p.add_argument("dataset", metavar="DIR", help="dataset directory written by `graphtrain partition` (with features and labels)")
     m = p.add_argument_group("model and schedule")
-    m.add_argument("--model", choices=["sage", "gat", "gcn"], default=d.model)
+    m.add_argument("--model", choices=MODELS, default=d.model,
+                   help=f"GNN; {', '.join(EDGE_MODELS)} read edge features (--edge-features)")
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop; one hop per layer")
     m.add_argument("--batch-size", type=int, default=d.batch_size, help="seeds per batch per worker")
@@ -123,7 +130,16 @@ def register(sub) -> None:
                    "%(default)s, the whole validation split)")
     m.add_argument("--hidden", type=int, default=d.hidden, help="hidden width")
     m.add_argument("--dropout", type=float, default=d.dropout)
-    m.add_argument("--heads", type=int, default=d.heads, help="GAT attention heads")
+    m.add_argument("--heads", type=int, default=d.heads, help="GAT and transformer attention heads")
+    m.add_argument("--edge-features", type=_name_list, default=None, metavar="F1,F2",
+                   help="edge inputs of the edge-aware models, among amount, reverse, time_delta, parallel (signed log "
+                   "amount, direction, log days before the seed time, log count of transactions between the same "
+                   "pair; 'none' for none); default: every one the dataset has for an edge-aware model")
+    m.add_argument("--aggregators", type=_name_list, default=list(d.aggregators), metavar="A1,A2",
+                   help=f"neighbour aggregations of sage / sage_edge, used together ({', '.join(AGGREGATORS)})")
+    m.add_argument("--ego", choices=EGO_MODES, default=d.ego,
+                   help="sage / sage_edge: add a node's own and its neighbours' transforms (sum) or keep them side by "
+                   "side (concat, H2GCN-style)")
     m.add_argument("--lr", type=float, default=d.lr)
     m.add_argument("--weight-decay", type=float, default=d.weight_decay)
     m.add_argument("--class-weight", choices=["balanced", "none"], default=d.class_weight,
@@ -194,7 +210,8 @@ def run_train(args) -> int:
         num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
         max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
         progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
-        hidden=args.hidden, dropout=args.dropout, heads=args.heads, lr=args.lr, weight_decay=args.weight_decay,
+        hidden=args.hidden, dropout=args.dropout, heads=args.heads, edge_features=args.edge_features,
+        aggregators=tuple(args.aggregators), ego=args.ego, lr=args.lr, weight_decay=args.weight_decay,
         class_weight=args.class_weight, monitor=args.monitor, patience=args.patience, min_delta=args.min_delta,
         split_fractions=tuple(args.split), normalize=not args.no_normalize, seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
         activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,

@@ -54,6 +54,9 @@ class NodeLoader:
         node_data: where ``x`` (features of every node of the batch) and ``y`` (labels of the
             seeds) come from: a node-data source, or an opened dataset (``open_dataset(d)``: every
             partition's memory-mapped node table, :meth:`LocalNodeData.from_dataset`); None leaves them unset.
+        edge_features: a :class:`~graphtrain.sampling.edge_features.BatchEdgeFeatures`: every batch
+            gets its edges' stored columns (``edge_attrs``) and features (``edge_attr``), read by its
+            ``e_id`` from where the edges are held; None: neither.
         shuffle: shuffle seeds every epoch (else keep the given order).
         seed: shuffle seed.
         drop_last: drop the last batch if it is smaller than ``batch_size``.
@@ -74,6 +77,7 @@ class NodeLoader:
         *,
         seed_time=None,
         node_data=None,
+        edge_features=None,
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
@@ -90,7 +94,8 @@ class NodeLoader:
             raise ConfigError(f"sampling_threads must be a positive integer, got {sampling_threads!r}")
         node_data = _node_data_source(node_data)
         if sampling_threads > 1 and not (sampler.hop_sampler.concurrent_safe
-                                         and (node_data is None or node_data.concurrent_safe)):
+                                         and (node_data is None or node_data.concurrent_safe)
+                                         and (edge_features is None or edge_features.concurrent_safe)):
             raise ConfigError("sampling_threads > 1 needs a process-local sampler and node data; the distributed "
                               "data plane runs its collectives from one thread (use prefetch instead)")
         if not _is_int(seed):
@@ -99,6 +104,7 @@ class NodeLoader:
         self.sampler = sampler
         self.batch_size = int(batch_size)
         self.node_data = node_data
+        self.edge_features = edge_features
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
@@ -133,6 +139,8 @@ class NodeLoader:
         if self.node_data is not None:
             batch.x = self.node_data.features(batch.n_id)
             batch.y = self.node_data.labels(batch.seeds)
+        if self.edge_features is not None:
+            self.edge_features.attach(batch)
         return batch
 
     def __iter__(self) -> Iterator[MiniBatch]:

@@ -41,7 +41,10 @@ class MiniBatch:
         node_time: int64 ``[num_nodes]`` time bound per entry (temporal mode only).
         x: float32 ``[num_nodes, F]`` node features (filled by the loader's feature fetch).
         y: int64 ``[batch_size]`` labels of the seeds (filled by the loader).
-        edge_attrs: per-edge columns ``[num_edges]`` (e.g. ``time``, ``weight``), when requested.
+        edge_attrs: per-edge columns ``[num_edges]`` (e.g. ``time``, ``weight``), when requested
+            (the loader's ``edge_features`` fills the raw columns its features read, as float64).
+        edge_attr: float32 ``[num_edges, D]`` edge features of the edge-aware models, in edge order
+            (the loader's ``edge_features``; :mod:`graphtrain.sampling.edge_features`), or None.
     """
 
     n_id: np.ndarray
@@ -53,6 +56,7 @@ class MiniBatch:
     x: Optional[np.ndarray] = None
     y: Optional[np.ndarray] = None
     edge_attrs: Dict[str, np.ndarray] = field(default_factory=dict)
+    edge_attr: Optional[np.ndarray] = None
 
     @property
     def batch_size(self) -> int:
@@ -106,6 +110,8 @@ class MiniBatch:
             raise ConfigError("node_time must have one entry per node")
         if self.x is not None and self.x.shape[0] != n:
             raise ConfigError("x must have one row per node")
+        if self.edge_attr is not None and (self.edge_attr.ndim != 2 or self.edge_attr.shape[0] != e):
+            raise ConfigError("edge_attr must be [num_edges, D]")
         if self.y is not None and self.y.shape[0] != self.batch_size:
             raise ConfigError("y must have one entry per seed")
         return self
@@ -114,8 +120,8 @@ class MiniBatch:
         """A ``torch_geometric.data.Data`` that PyG layers consume directly.
 
         Fields: ``x``, ``edge_index``, ``y``, ``n_id``, ``e_id``, ``batch_size``,
-        ``num_sampled_nodes``, ``num_sampled_edges`` (for ``trim_to_layer``), ``node_time`` and
-        ``edge_<name>`` tensors when present. Arrays are shared with the batch where possible.
+        ``num_sampled_nodes``, ``num_sampled_edges`` (for ``trim_to_layer``), ``node_time``,
+        ``edge_attr`` and ``edge_<name>`` tensors when present. Arrays are shared with the batch where possible.
         """
         import torch
         from torch_geometric.data import Data
@@ -136,6 +142,8 @@ class MiniBatch:
         data.num_nodes = self.num_nodes
         if self.node_time is not None:
             data.node_time = t(self.node_time)
+        if self.edge_attr is not None:
+            data.edge_attr = t(self.edge_attr)
         for name, col in self.edge_attrs.items():
             data[f"edge_{name}"] = t(col)
         return data

@@ -203,12 +203,68 @@ def fetch_node_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Ca
     ids = np.asarray(ids, dtype=np.int64)
     if exchange.world_size == 1:  # everything is local
         return np.ascontiguousarray(np.asarray(serve(ids), dtype=dtype)).reshape((ids.shape[0],) + tuple(row_shape))
-    routing = route(book, ids, exchange.world_size)
+    return _fetch_routed(exchange, route(book, ids, exchange.world_size), ids, serve, dtype, row_shape, channel)
+
+
+def fetch_edge_rows(exchange: Exchange, book: RangePartitionBook, ids, serve: Callable[[np.ndarray], np.ndarray],
+                    dtype, row_shape: Tuple[int, ...] = (), channel: Optional[str] = None) -> np.ndarray:
+    """:func:`fetch_node_rows` for global edge IDs: each goes to the worker holding it (part ``w``
+    of the worker book's edge ranges: the owner of the edge's destination). A collective."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if exchange.world_size == 1:
+        return np.ascontiguousarray(np.asarray(serve(ids), dtype=dtype)).reshape((ids.shape[0],) + tuple(row_shape))
+    routing = Routing(*group_by_owner(book.edge_part(ids), exchange.world_size))
+    return _fetch_routed(exchange, routing, ids, serve, dtype, row_shape, channel)
+
+
+def _fetch_routed(exchange: Exchange, routing: Routing, ids: np.ndarray, serve, dtype, row_shape, channel) -> np.ndarray:
+    """The collective of :func:`fetch_node_rows` once the IDs are routed."""
     requests, recv_counts = exchange.all_to_all(ids[routing.order], routing.send_counts, channel)
     answers = np.asarray(serve(requests), dtype=dtype)
     answers = np.ascontiguousarray(answers).reshape((requests.shape[0],) + tuple(row_shape))
     back, _ = exchange.all_to_all_sized(answers, recv_counts, routing.send_counts)  # one answer per request
     return scatter_back(routing, back)
+
+
+class DistributedEdgeData:
+    """Stored edge columns of any global edge, read where they are held (the partitions of the
+    worker owning the edge's destination): this worker's edges from its mapped partitions, the
+    others' fetched from them (:func:`fetch_edge_rows`).
+
+    Args:
+        local: this worker's :class:`~graphtrain.sampling.edge_features.LocalEdgeData`.
+        book: the worker book. exchange: the data-plane exchange.
+
+    **Collective discipline**: every :meth:`read` with more than one worker is a collective (also
+    when every edge asked for is this worker's), like :meth:`DistributedNodeData.features`.
+    """
+
+    def __init__(self, local, book: RangePartitionBook, exchange: Exchange):
+        if book.num_parts != exchange.world_size:
+            raise ConfigError(f"worker book has {book.num_parts} parts for {exchange.world_size} workers")
+        self.local, self.book, self.exchange = local, book, exchange
+
+    @property
+    def concurrent_safe(self) -> bool:
+        return self.exchange.world_size == 1
+
+    @property
+    def columns(self):
+        return self.local.columns
+
+    def read(self, e_id) -> np.ndarray:
+        """float64 ``[E, C]`` columns of the given global edge IDs (any worker's)."""
+        e_id = np.asarray(e_id, dtype=np.int64)
+        if self.exchange.world_size == 1:
+            return self.local.read(e_id)
+        lo, hi = self.book.edge_range(self.exchange.rank)
+        own = (e_id >= lo) & (e_id < hi)
+        out = np.empty((e_id.size, self.local.width), dtype=np.float64)
+        out[own] = self.local.read(e_id[own])
+        miss = np.flatnonzero(~own)
+        out[miss] = fetch_edge_rows(self.exchange, self.book, e_id[miss], self.local.read, np.float64,
+                                    (self.local.width,), channel="edge feature requests")
+        return out
 
 
 def hot_remote_nodes(graph: CSCGraph, max_nodes: int) -> np.ndarray:

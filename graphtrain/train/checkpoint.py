@@ -69,6 +69,7 @@ class CheckpointManifest:
             (rank order), so a resumed epoch reports the loss the uninterrupted one would have.
         feature_norm: ``{"mean", "std", "count"}`` the model's input features are standardised with
             (:mod:`graphtrain.train.normalize`), or None (raw features).
+        edge_norm: likewise for the edge features (``TrainConfig.edge_features``), or None.
         files: file name -> sha256.
     """
 
@@ -85,6 +86,7 @@ class CheckpointManifest:
     finished: bool = False
     epoch_losses: List[List[float]] = field(default_factory=list)
     feature_norm: Optional[Dict[str, Any]] = None
+    edge_norm: Optional[Dict[str, Any]] = None
     files: Dict[str, str] = field(default_factory=dict)
     format_version: int = CHECKPOINT_FORMAT_VERSION
     created_by: str = f"graphtrain {__version__}"

@@ -8,7 +8,11 @@ from graphtrain.errors import ConfigError
 from graphtrain.train.runtime import FIELDS as RUNTIME_FIELDS
 from graphtrain.train.runtime import RuntimeConfig
 
-MODELS = ("sage", "gat", "gcn")
+MODELS = ("sage", "gat", "gcn", "gine", "transformer", "sage_edge")
+# models whose messages read the edge features (TrainConfig.edge_features; graphtrain.sampling.edge_features)
+EDGE_MODELS = ("gine", "transformer", "sage_edge")
+AGGREGATORS = ("mean", "max", "min", "std", "sum")
+EGO_MODES = ("sum", "concat")
 MONITORS = ("auc", "ap", "f1_macro", "recall_at_k", "accuracy")
 CLASS_WEIGHTS = ("balanced", "none")
 TEMPORAL_MODES = ("uniform", "recent")
@@ -28,7 +32,8 @@ class TrainConfig:
     (``runtime``), not fields of this class.
 
     Attributes:
-        model: ``"sage"``, ``"gat"``, ``"gcn"`` or ``"custom"`` (a user ``torch.nn.Module``).
+        model: a name of :data:`MODELS` (``"sage"``, ``"gat"``, ``"gcn"``, the edge-aware ``"gine"``,
+            ``"transformer"``, ``"sage_edge"``) or ``"custom"`` (a user ``torch.nn.Module``).
         fanouts: neighbours sampled per node at each hop; its length is the number of layers.
         batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
         epochs: maximum number of epochs (raised by ``min_steps`` on small training sets, cut short
@@ -65,7 +70,22 @@ class TrainConfig:
             None: the whole validation split. The final evaluation after training always scores
             the whole val and test splits. The history records validated on the sample carry
             ``val_sample`` (the sample's size); so does ``FitResult``.
-        hidden: hidden width. dropout: dropout after each hidden layer. heads: GAT attention heads.
+        hidden: hidden width. dropout: dropout after each hidden layer. heads: GAT and transformer
+            attention heads.
+        edge_features: per-edge inputs of the edge-aware models (``gine``, ``transformer``,
+            ``sage_edge``; :data:`EDGE_MODELS`), names among ``amount``, ``reverse``, ``time_delta``,
+            ``parallel`` (:mod:`graphtrain.sampling.edge_features`: signed log amount, direction, log
+            days before the seed time, log count of transactions between the same pair). Every batch
+            carries them as ``edge_attr`` (read by its edge IDs where the edges are held), standardised
+            with the training split's statistics when ``normalize``; layer-wise ``predict`` reads them
+            for each chunk's in-edges. None (default): every one the dataset can give for an
+            edge-aware model, none for the others (resolved by the trainer before the workers start;
+            checkpoints store the resolved tuple); ``()``: none. A user model gets them as
+            ``edge_attr=`` when this is not empty.
+        aggregators: neighbour aggregations of ``sage`` / ``sage_edge`` (among ``mean``, ``max``,
+            ``min``, ``std``, ``sum``), used together and concatenated.
+        ego: ``"sum"`` (``SAGEConv``: own and neighbour transforms added) or ``"concat"`` (kept side by
+            side in every hidden layer, H2GCN-style); ``sage`` / ``sage_edge`` only.
         lr, weight_decay: Adam.
         class_weight: ``"balanced"`` weights the loss by ``n_train / (C * n_train_c)`` per class
             (computed over all workers' training nodes), ``"none"`` does not.
@@ -124,6 +144,9 @@ class TrainConfig:
     hidden: int = 128
     dropout: float = 0.2
     heads: int = 2
+    edge_features: Optional[Tuple[str, ...]] = None
+    aggregators: Tuple[str, ...] = ("mean",)
+    ego: str = "sum"
     lr: float = 1e-3
     weight_decay: float = 0.0
     class_weight: str = "balanced"
@@ -195,6 +218,7 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.recall_k is not None and self.recall_k < 1:
             raise ConfigError(f"recall_k must be >= 1, got {self.recall_k}")
+        self._validate_model_options()
         if not isinstance(self.normalize, bool):
             raise ConfigError(f"normalize must be True or False, got {self.normalize!r}")
         self._validate_temporal()
@@ -202,6 +226,20 @@ class TrainConfig:
 
         check_fractions(self.split_fractions)
         return self
+
+    def _validate_model_options(self) -> None:
+        from graphtrain.sampling.edge_features import check_edge_features
+        from graphtrain.train.models import check_heterophily_options
+
+        if self.edge_features is not None:
+            object.__setattr__(self, "edge_features", check_edge_features(self.edge_features))
+            if self.model in EDGE_MODELS and not self.edge_features:
+                raise ConfigError(f"model {self.model!r} reads edge features; edge_features must name at least one "
+                                  "(or be None: every one the dataset has)")
+        object.__setattr__(self, "aggregators", tuple(self.aggregators))
+        check_heterophily_options(self.model, self.aggregators, self.ego)
+        if self.model == "transformer" and self.hidden % self.heads:
+            raise ConfigError(f"transformer hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
 
     def _validate_temporal(self) -> None:
         if self.temporal not in (None,) + TEMPORAL_MODES:
@@ -248,6 +286,8 @@ class TrainConfig:
         d = asdict(self)
         d["fanouts"] = list(self.fanouts)
         d["split_fractions"] = list(self.split_fractions)
+        d["edge_features"] = None if self.edge_features is None else list(self.edge_features)
+        d["aggregators"] = list(self.aggregators)
         d["runtime"] = self.runtime.to_dict()
         return d
 
@@ -264,4 +304,7 @@ class TrainConfig:
             d["fanouts"] = tuple(d["fanouts"])
         if "split_fractions" in d:
             d["split_fractions"] = tuple(d["split_fractions"])
+        for name in ("edge_features", "aggregators"):
+            if d.get(name) is not None:
+                d[name] = tuple(d[name])
         return cls(**d)

@@ -38,6 +38,10 @@ so the sources' degrees come with their rows in the same fetch, and passes them 
 ``model.layer(..., in_degree=...)``: the result is exactly the full-graph GCN, whatever the chunk
 size and the number of workers.
 
+Edge-aware models (``edge_features``) get each chunk's in-edges' features as ``edge_attr``: those
+edges are the worker's own (an edge lives in its destination's partition), so they are read from its
+mapped edge columns by their global edge IDs, with no exchange.
+
 Every chunk step is a collective, so all workers run ``max_w ceil(n_w / chunk_size)`` steps per
 layer (those with fewer nodes take part with empty chunks).
 """
@@ -115,29 +119,37 @@ def _check_layerwise(model) -> None:
                               f"{type(model).__name__} has none")
 
 
-def _in_edges(graph, a: int, b: int, max_time: Optional[int], strict: bool):
+def _in_edges(graph, a: int, b: int, max_time: Optional[int], strict: bool, with_ids: bool = False):
     """``(src, deg)``: the global sources of the in-edges of the worker's nodes ``a .. b-1`` (indices
     from its first node) in CSC order, and each node's count of them -- only those no later than
-    ``max_time`` when it is given. Read from the mapped partitions (a view's partition by partition)."""
+    ``max_time`` when it is given. Read from the mapped partitions (a view's partition by partition).
+    ``with_ids``: ``(src, deg, e_id)``, with the int64 global edge IDs of those edges."""
     pieces = graph.pieces(a, b) if isinstance(graph, PartitionedGraph) else [(graph, a, b)]
-    srcs, degs = [], []
+    srcs, degs, eids = [], [], []
     for g, pa, pb in pieces:
         e0, e1 = int(g.indptr[pa]), int(g.indptr[pb])
         src = np.asarray(g.src[e0:e1], dtype=np.int64)
         deg = np.diff(np.asarray(g.indptr[pa : pb + 1], dtype=np.int64))
+        eid = np.arange(g.edge_start + e0, g.edge_start + e1, dtype=np.int64) if with_ids else None
         if max_time is not None:
             t = np.asarray(g.time[e0:e1])
             keep = t < max_time if strict else t <= max_time
             if not keep.all():
                 src = src[keep]
+                eid = eid[keep] if with_ids else None
                 deg = np.bincount(np.repeat(np.arange(pb - pa), deg)[keep], minlength=pb - pa)
         srcs.append(src)
         degs.append(deg)
-    if len(srcs) == 1:
-        return srcs[0], degs[0]
+        eids.append(eid)
     if not srcs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(srcs), np.concatenate(degs)
+        none = np.zeros(0, np.int64)
+        return (none, none, none) if with_ids else (none, none)
+    if len(srcs) == 1:
+        src, deg, eid = srcs[0], degs[0], eids[0]
+    else:
+        src, deg = np.concatenate(srcs), np.concatenate(degs)
+        eid = np.concatenate(eids) if with_ids else None
+    return (src, deg, eid) if with_ids else (src, deg)
 
 
 def _in_degrees(graph, out: np.ndarray, lo: int, block: int, max_time, strict) -> None:
@@ -187,7 +199,8 @@ def _packed_rows(serve, deg: Optional[np.ndarray], lo: int, dtype: np.dtype, wid
 @contextlib.contextmanager
 def layerwise_outputs(model, shard, features: Features, chunk_size: int, device=None, backend: str = "cpu",
                       amp: bool = False, max_time: Optional[int] = None, strict: bool = False, *,
-                      embedding_dtype="float32", scratch_dir=None, on_chunk=None) -> Iterator[np.ndarray]:
+                      embedding_dtype="float32", scratch_dir=None, on_chunk=None,
+                      edge_features: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Iterator[np.ndarray]:
     """Final-layer outputs (float32 ``[n_w, C]``) of this worker's nodes (a collective), as a
     memory-mapped table valid inside the block: read it chunk by chunk to keep memory bounded.
 
@@ -208,6 +221,9 @@ def layerwise_outputs(model, shard, features: Features, chunk_size: int, device=
             directory. ``predict`` puts it beside its output (``TrainConfig.inference_dir``).
         on_chunk: optional callable ``(layer, num_layers, chunk, num_chunks)`` after each chunk
             (``chunk`` 1-based; every worker runs the same ``num_chunks`` steps per layer).
+        edge_features: a function from int64 global IDs of in-edges of the worker's nodes (held by
+            this worker: an edge lives with its destination) to their float32 features ``[m, D]``,
+            passed to every layer as ``model.layer(..., edge_attr=...)``; None: the layers get none.
     """
     _check_layerwise(model)
     store = check_embedding_dtype(embedding_dtype)
@@ -226,12 +242,12 @@ def layerwise_outputs(model, shard, features: Features, chunk_size: int, device=
         read_features = lambda ids: table[ids - lo]  # noqa: E731
     with scratch_directory(scratch_dir, prefix=f".graphtrain-inference-rank{shard.exchange.rank}-") as scratch:
         yield _layers(model, shard, read_features, chunk_size, device, backend, amp, max_time, strict, store, scratch,
-                      on_chunk)
+                      on_chunk, edge_features)
 
 
 @torch.no_grad()
 def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_time, strict, store: np.dtype,
-            scratch: Path, on_chunk=None) -> np.ndarray:
+            scratch: Path, on_chunk=None, edge_features=None) -> np.ndarray:
     """Every layer of :func:`layerwise_outputs`, each into its table in ``scratch``; the last one's."""
     model.eval()
     ex, book, graph = shard.exchange, shard.book, shard.graph
@@ -260,7 +276,7 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
         for step in range(steps):
             a, b = min(n, step * chunk_size), min(n, (step + 1) * chunk_size)
             dst = np.arange(lo + a, lo + b, dtype=np.int64)
-            src, counts = _in_edges(graph, a, b, max_time, strict)
+            src, counts, eid = _in_edges(graph, a, b, max_time, strict, with_ids=True)
             new_index, local = relabel(dst, src)
             n_id = np.concatenate([dst, src[new_index]])
             rows = fetch_node_rows(ex, book, n_id, fetch_serve, fetch_dtype, row_shape, channel=_CHANNEL)
@@ -273,6 +289,8 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
             xt = torch.from_numpy(x).to(device)
             et = torch.from_numpy(edge_index).to(device)
             kw = {"in_degree": torch.from_numpy(in_degree).to(device)} if in_degree is not None else {}
+            if edge_features is not None:  # the chunk's in-edges are this worker's: read from its partitions
+                kw["edge_attr"] = torch.from_numpy(np.ascontiguousarray(edge_features(eid), dtype=np.float32)).to(device)
             with torch.autocast(device_type="cuda", enabled=amp and xt.is_cuda):
                 res = model.layer(l, xt, et, b - a, **kw)[: b - a]
             res = res.float().cpu().numpy()
@@ -292,9 +310,10 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
 
 def layerwise_logits(model, shard, features: Features, chunk_size: int, device=None, backend: str = "cpu",
                      amp: bool = False, max_time: Optional[int] = None, strict: bool = False, *,
-                     embedding_dtype="float32", scratch_dir=None, on_chunk=None) -> np.ndarray:
+                     embedding_dtype="float32", scratch_dir=None, on_chunk=None, edge_features=None) -> np.ndarray:
     """Final-layer outputs (float32 ``[n_w, C]``, in memory) of this worker's nodes (a collective);
     the arguments are :func:`layerwise_outputs`'."""
     with layerwise_outputs(model, shard, features, chunk_size, device, backend, amp, max_time, strict,
-                           embedding_dtype=embedding_dtype, scratch_dir=scratch_dir, on_chunk=on_chunk) as out:
+                           embedding_dtype=embedding_dtype, scratch_dir=scratch_dir, on_chunk=on_chunk,
+                           edge_features=edge_features) as out:
         return np.array(out, dtype=np.float32)

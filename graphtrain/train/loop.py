@@ -85,6 +85,8 @@ class TrainingLoop:
             self.val_seeds = dict(self.seeds, val=ctx.deal("val", own_val))
         if cfg.normalize and ctx.num_features:
             ctx.feature_norm = ctx.training_feature_norm()
+        if cfg.normalize and ctx.edge_features is not None:
+            ctx.edge_norm = ctx.training_edge_norm()
         self.audit = self.fed = None  # fed: what this worker's batches carried in the epoch (an audited run)
         if ctx.task.audit:
             from graphtrain.train.audit import EpochRecord
@@ -201,7 +203,7 @@ class TrainingLoop:
         self.optimizer.zero_grad(set_to_none=True)
         with step_randomness(generator, self.fused_dropout), torch.autocast(device_type="cuda", enabled=self.use_amp):
             out = self.ddp(ctx.model_input(data.x), data.edge_index, data.num_sampled_nodes,
-                           data.num_sampled_edges)[: batch.batch_size]
+                           data.num_sampled_edges, **ctx.edge_input(data))[: batch.batch_size]
             loss = F.cross_entropy(out.float(), data.y, weight=self.weight)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -323,7 +325,8 @@ class TrainingLoop:
                      "num_edges": ctx.dataset.meta.num_edges, "num_parts": ctx.dataset.num_parts},
             history=state.history, early_stopping=state.early_stopping, finished=finished,
             epoch_losses=[] if partial is None else partial.tolist(),
-            feature_norm=ctx.feature_norm.to_dict() if ctx.feature_norm is not None else None)
+            feature_norm=ctx.feature_norm.to_dict() if ctx.feature_norm is not None else None,
+            edge_norm=ctx.edge_norm.to_dict() if ctx.edge_norm is not None else None)
         path = ck.save_checkpoint(task.checkpoint_dir, man, {
             "model": model_state or _cpu_state(self.model), "optimizer": self.optimizer.state_dict(),
             "best_model": self.best_state, "scaler": self.scaler.state_dict() if self.scaler is not None else None},

@@ -85,6 +85,30 @@ def _check_temporal(ds, cfg: TrainConfig, dataset_dir) -> None:
                               f"{edge_time.unit!r}; give both columns in the same kind of time")
 
 
+def _resolve_edge_features(ds, cfg: TrainConfig, dataset_dir):
+    """``(dataset, cfg)`` with ``cfg.edge_features`` resolved (None: every feature the dataset can give
+    for an edge-aware model, else none) and checked against the dataset's edge columns; a missing
+    ``parallel`` column is computed and stored in the dataset first (once per dataset)."""
+    from dataclasses import replace
+
+    from graphtrain.sampling import edge_features as ef
+    from graphtrain.train.config import EDGE_MODELS
+
+    names = cfg.edge_features
+    if names is None:
+        names = ef.available_features(ds.meta) if cfg.model in EDGE_MODELS else ()
+        if cfg.model in EDGE_MODELS and not names:
+            raise ConfigError(f"{dataset_dir}: model {cfg.model!r} reads edge features and the dataset has none")
+    ef.check_dataset_columns(ds.meta, names, dataset_dir)
+    if ef.PARALLEL in names and ds.meta.edge_column(ef.PARALLEL) is None:
+        log.info("%s: counting parallel edges into the 'parallel' edge column (once per dataset)", dataset_dir)
+        ef.add_parallel_column(dataset_dir)
+        from graphtrain.partition.format import open_dataset
+
+        ds = open_dataset(dataset_dir)
+    return ds, (cfg if names == cfg.edge_features else replace(cfg, edge_features=tuple(names)))
+
+
 def _check_workers(num_workers, num_parts: int) -> int:
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
         raise ConfigError(f"num_workers must be an integer >= 1, got {num_workers!r}")
@@ -205,7 +229,8 @@ class Trainer:
 
     Args:
         dataset_dir: a dataset written by ``graphtrain partition`` (with node features and labels).
-        model: ``"sage"``, ``"gat"``, ``"gcn"``, or a ``torch.nn.Module`` following the protocol in
+        model: a name of :data:`~graphtrain.train.config.MODELS` (``"sage"``, ``"gat"``, ``"gcn"``, the
+            edge-aware ``"gine"``, ``"transformer"``, ``"sage_edge"``), or a ``torch.nn.Module`` following the protocol in
             :mod:`graphtrain.train.models` (its ``fanouts`` length must match its layer count).
         fanouts, batch_size, epochs: sampling and schedule (see :class:`TrainConfig`).
         num_workers: workers (1 <= W <= number of partitions).
@@ -246,7 +271,7 @@ class Trainer:
         if isinstance(model, torch.nn.Module):
             self.custom_model, model = model, "custom"
         elif not isinstance(model, str):
-            raise ConfigError(f"model must be 'sage', 'gat', 'gcn' or a torch.nn.Module, got {type(model).__name__}")
+            raise ConfigError(f"model must be a model name or a torch.nn.Module, got {type(model).__name__}")
         try:
             fanouts = tuple(int(f) for f in fanouts)
         except (TypeError, ValueError):
@@ -255,6 +280,7 @@ class Trainer:
         self.verify = verify
         self.dataset = _check_dataset(self.dataset_dir, need_labels=True, verify=verify)
         _check_temporal(self.dataset, self.config, self.dataset_dir)
+        self.dataset, self.config = _resolve_edge_features(self.dataset, self.config, self.dataset_dir)
         self.num_workers = _check_workers(num_workers, self.dataset.num_parts)
         if self.config.train_sample is not None and self.config.train_sample < self.num_workers:
             raise ConfigError(f"train_sample {self.config.train_sample} is below the {self.num_workers} workers; each "
@@ -450,6 +476,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
         overrides["runtime"] = _runtime_option({**cfg.runtime.to_dict(), **overrides["runtime"]})
     cfg = _config({**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **overrides})
     _check_temporal(ds, cfg, dataset_dir)
+    ds, cfg = _resolve_edge_features(ds, cfg, dataset_dir)
     from dataclasses import replace
 
     from graphtrain.train.inference import check_embedding_dtype, scratch_directory

@@ -140,7 +140,9 @@ class _Context:
         self.worker_seed = _derive_seed(self.cfg.seed, self.rank)
         self._node_times: Optional[np.ndarray] = None  # this worker's node times (per-node seed times), read once
         self.feature_norm = None  # FeatureNorm the model's input rows are standardised with (graphtrain.train.normalize)
+        self.edge_norm = None  # FeatureNorm of the edge features (TrainConfig.edge_features), likewise
         self.cutoff = self._resolve_cutoff()
+        self.edge_features = self._edge_features()  # BatchEdgeFeatures, or None
         self.report(WorkerStarted(self.rank, os.getpid(), _node_id()))
 
     def close(self) -> None:
@@ -165,12 +167,71 @@ class _Context:
             return int(cfg.seed_time)
         if "time" not in self.shard.edge_columns:
             raise ConfigError("temporal sampling needs the dataset's edge time column; it has none")
+        return self._log_end()
+
+    def _log_end(self) -> int:
+        """The latest edge time of the dataset (a collective)."""
         mine = self.shard.max_edge_time()  # None: no edges (the worker's graph may be a view of several partitions)
         mine = np.iinfo(np.int64).min if mine is None else mine
         if self.world == 1:
             return mine
         # all_gather_sizes sums one entry per worker: each entry is one worker's own maximum
         return int(self.exchange.all_gather_sizes(mine).max())
+
+    def _edge_features(self):
+        """What attaches ``TrainConfig.edge_features`` to each batch (None without them); the
+        reference time of ``time_delta`` is the cutoff, or else the end of the log (a collective)."""
+        from graphtrain.graph import TIME
+        from graphtrain.sampling import edge_features as ef
+        from graphtrain.sampling.remote_features import DistributedEdgeData
+
+        names = self.cfg.edge_features
+        if not names:
+            return None
+        ref = None
+        if "time_delta" in names:
+            ref = self.cutoff if self.cutoff is not None else self._log_end()
+        time_col = self.dataset.meta.edge_column(TIME)
+        featurizer = ef.EdgeFeaturizer(tuple(names), ef.units_per_day(time_col.unit if time_col else None), ref)
+        local = ef.LocalEdgeData.of(self.shard.graph, featurizer.columns)
+        return ef.BatchEdgeFeatures(DistributedEdgeData(local, self.shard.book, self.exchange), featurizer)
+
+    def training_edge_norm(self):
+        """The edge features' mean and std over the in-edges of the training split's nodes (all
+        workers; a collective like :meth:`training_feature_norm`), ``time_delta`` taken to the
+        featurizer's reference time."""
+        from graphtrain.train.normalize import training_stats
+
+        ds, roles, start, feats = self.dataset, self.roles(), 0, self.edge_features
+        parts = []
+        for p in self.shard.parts:
+            lo, hi = ds.book.node_range(p)
+            g = ds.graph(p)
+            mask = np.repeat(roles[start : start + hi - lo] == 0, np.diff(np.asarray(g.indptr, dtype=np.int64)))
+            parts.append((p, _EdgeRows(g, feats.featurizer), mask))
+            start += hi - lo
+        return training_stats(parts, ds.num_parts, feats.featurizer.dim, self.exchange.all_reduce_sum)
+
+    def edge_input(self, data) -> dict:
+        """``{"edge_attr": standardised tensor}`` of a PyG batch for the model's call, or ``{}``
+        without edge features (a model without edge input is called as before)."""
+        if self.edge_features is None:
+            return {}
+        ea = data.edge_attr
+        return {"edge_attr": ea if self.edge_norm is None else self.edge_norm.torch(ea)}
+
+    def edge_rows(self):
+        """Layer-wise inference's ``edge_features``: standardised features by global edge ID, read
+        from this worker's partitions (None without edge features)."""
+        if self.edge_features is None:
+            return None
+        local, featurizer, norm = self.edge_features.source.local, self.edge_features.featurizer, self.edge_norm
+
+        def rows(e_id):
+            x = featurizer(local.read(e_id))
+            return x if norm is None else norm.numpy(x)
+
+        return rows
 
     def seed_times(self, seeds: np.ndarray) -> Optional[np.ndarray]:
         """int64 seed time of each seed (None without temporal sampling); a collective with per-node times."""
@@ -290,7 +351,8 @@ class _Context:
 
         cfg = self.cfg
         return ModelConfig(cfg.model, self.num_features, max(self.num_classes, 2), cfg.hidden, cfg.num_layers,
-                           cfg.dropout, cfg.heads, cfg.activation_checkpointing)
+                           cfg.dropout, cfg.heads, cfg.activation_checkpointing,
+                           edge_dim=len(cfg.edge_features or ()), aggregators=tuple(cfg.aggregators), ego=cfg.ego)
 
     def build_model(self, config=None):
         """The model (``config``: a ModelConfig, default: from the training config and the dataset),
@@ -323,7 +385,7 @@ class _Context:
 
         data = _SeedLabels(self.node_data, seeds) if labelled else _FeaturesOnly(self.node_data)
         return NodeLoader(self.sampler(seed), seeds, batch_size, seed_time=self.seed_times(seeds), node_data=data,
-                          shuffle=shuffle, seed=seed, prefetch=self.cfg.runtime.prefetch)
+                          edge_features=self.edge_features, shuffle=shuffle, seed=seed, prefetch=self.cfg.runtime.prefetch)
 
     def broadcast(self, obj):
         """``obj`` of rank 0 on every worker (over the data-plane group)."""
@@ -334,6 +396,24 @@ class _Context:
         box = [obj]
         dist.broadcast_object_list(box, src=0, group=self.data_group)
         return box[0]
+
+
+class _EdgeRows:
+    """A partition's edge features as rows ``[e_p, D]`` computed slice by slice (what
+    :func:`~graphtrain.train.normalize.training_stats` reads block by block): nothing per edge is
+    held beyond one block."""
+
+    def __init__(self, graph, featurizer):
+        from graphtrain.sampling.edge_features import LocalEdgeData
+
+        self._data = LocalEdgeData([graph], featurizer.columns)
+        self._start = graph.edge_start
+        self._featurizer = featurizer
+        self.shape = (graph.num_edges, featurizer.dim)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        a, b, _ = rows.indices(self.shape[0])
+        return self._featurizer(self._data.read(np.arange(self._start + a, self._start + b, dtype=np.int64)))
 
 
 class _FeaturesOnly(NodeDataSource):
@@ -421,7 +501,7 @@ def _sampled_probs(ctx: _Context, model, seeds: np.ndarray, is_pad: np.ndarray, 
                 data = _to_pyg(batch, ctx.device)
                 with torch.autocast(device_type="cuda", enabled=cfg.amp and ctx.device.type == "cuda"):
                     out = model(ctx.model_input(data.x), data.edge_index, data.num_sampled_nodes,
-                                data.num_sampled_edges)[: batch.batch_size]
+                                data.num_sampled_edges, **ctx.edge_input(data))[: batch.batch_size]
                 keep = ~is_pad[b * bs : b * bs + batch.batch_size]
                 ids.append(batch.seeds[keep])
                 if labelled:
@@ -497,10 +577,11 @@ def _load_model(ctx: _Context):
     loaded = None
     if ctx.rank == 0:
         man = ck.read_manifest(ctx.task.resume_from)
-        loaded = {"model": man.model, "feature_norm": man.feature_norm,
+        loaded = {"model": man.model, "feature_norm": man.feature_norm, "edge_norm": man.edge_norm,
                   "states": ck.load_states(ctx.task.resume_from, names=("model",))}
     loaded = ctx.broadcast(loaded)
     ctx.feature_norm = FeatureNorm.from_dict(loaded["feature_norm"])  # None: the model reads raw features
+    ctx.edge_norm = FeatureNorm.from_dict(loaded["edge_norm"])
     config = None if ctx.cfg.model == "custom" else ModelConfig.from_dict(loaded["model"])
     model = ctx.build_model(config)
     model.load_state_dict(loaded["states"]["model"])
@@ -567,7 +648,8 @@ def layerwise_logits_for(ctx: _Context, model, feats=None):
     return layerwise_logits(model, ctx.shard, feats, ctx.cfg.inference_chunk, ctx.device, backend,
                             amp=ctx.cfg.amp and ctx.device.type == "cuda", max_time=ctx.cutoff,
                             strict=ctx.cfg.temporal_strict, embedding_dtype=ctx.cfg.inference_dtype,
-                            scratch_dir=ctx.cfg.inference_dir, on_chunk=_chunk_reporter(ctx))
+                            scratch_dir=ctx.cfg.inference_dir, on_chunk=_chunk_reporter(ctx),
+                            edge_features=ctx.edge_rows())
 
 
 def _chunk_reporter(ctx: _Context):

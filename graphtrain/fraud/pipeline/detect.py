@@ -95,7 +95,8 @@ class ModelOptions:
     examples/fraud/README.md were measured with.
 
     Attributes:
-        model: ``sage``, ``gat`` or ``gcn``.
+        model: a :data:`graphtrain.train.config.MODELS` name (``sage``, ``gat``, ``gcn``, or the edge-aware
+            ``gine``, ``transformer``, ``sage_edge``, which read every edge feature the dataset has).
         fanouts: neighbours sampled per hop (one hop per layer).
         hidden, epochs, batch_size, lr, dropout, patience: training schedule (early stopping on
             validation ``monitor`` with ``patience`` epochs; the best epoch's model scores).
