@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import time
 import time as time_module
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -107,6 +107,9 @@ class ModelOptions:
             transactions up to then -- uniformly, or the most recent ones. Scoring is layer-wise over
             those transactions.
         seed: seed of partitioning, training and sampling.
+        train_options: any other :class:`~graphtrain.train.TrainConfig` fields, passed to the
+            Trainer as given (``detect-rings --config FILE`` puts a configuration file's keys that
+            are not fields of this class here, e.g. ``class_weight``, ``normalize``).
     """
 
     model: str = _TRAIN_DEFAULTS.model
@@ -135,8 +138,12 @@ class ModelOptions:
     feature_hops: int = 0
     temporal: Optional[str] = _TRAIN_DEFAULTS.temporal
     seed: int = _TRAIN_DEFAULTS.seed
+    train_options: Dict[str, object] = field(default_factory=dict)
 
     def validate(self) -> "ModelOptions":
+        mine = sorted(set(self.train_options) & {f.name for f in fields(self)})
+        if mine:
+            raise ConfigError(f"train_options holds {', '.join(mine)}: set those as ModelOptions fields")
         if self.temporal not in (None, *TEMPORAL_MODES):
             raise ConfigError(f"temporal must be None, {' or '.join(map(repr, TEMPORAL_MODES))}, got {self.temporal!r}")
         if self.num_parts < 1:
@@ -221,7 +228,8 @@ def train_and_score(dataset: Path, checkpoints: Path, scores_path: Path, num_acc
                       address=options.address,
                       checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
                       dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
-                      threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=False)
+                      threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=False,
+                      **options.train_options)
     result = trainer.fit()
     trainer.predict(scores_path)
     scores = pq.read_table(scores_path, columns=["score"]).column("score").to_numpy().astype(np.float64)
