@@ -5,8 +5,8 @@ parameter          values                      becomes (:class:`~graphtrain.trai
 =================  ==========================  =====================================================
 ``model``          ``config.MODELS``           ``model`` (every model the trainer ships)
 ``depth``          1, 2, 3                     ``len(fanouts)``: message-passing layers
-``fanout``         5, 10, 15, 20               ``fanouts``: ``fanout`` at hop 1, halved at each
-                                               further hop (at least 2): 20, 10, 5 at depth 3
+``fanout``         5, 10, 15                   ``fanouts``: ``fanout`` at hop 1, halved at each
+                                               further hop (at least 2): 15, 7, 3 at depth 3
 ``hidden``         32, 64, 128                 ``hidden``
 ``lr``             log-uniform [1e-3, 3e-2]    ``lr``
 ``dropout``        uniform [0, 0.5]            ``dropout``
@@ -15,8 +15,10 @@ parameter          values                      becomes (:class:`~graphtrain.trai
 ``normalize``      True, False                 ``normalize``: standardise features on the training split
 =================  ==========================  =====================================================
 
-The ranges fit a 2-core machine at 20K accounts: depth 3 at fanout 20 samples at most 20 x 10 x 5
-= 1,000 neighbours per seed, and widths stay at or below 128. A parameter whose TrainConfig field
+The ranges fit a 2-core machine at 20K accounts: depth 3 at fanout 15 samples at most 15 x 7 x 3
+= 315 neighbours per seed at its last hop, and widths stay at or below 128 (first hops of 20 at
+depth 3 -- 1,000 at the last hop -- kept two GAT trials from a single validation in 2.5 minutes on
+AMLSim 20K on the shared machine). A parameter whose TrainConfig field
 does not exist is left out of the space (:func:`search_space`), so an option added to TrainConfig
 becomes searchable by one line in :data:`PARAMS`. Each trial trains the rest of TrainConfig at the
 schedule of :class:`~graphtrain.tune.search.SearchOptions`.
@@ -69,7 +71,7 @@ class Param:
 PARAMS: Tuple[Param, ...] = (
     Param("model", "choice", tuple(MODELS), "model"),
     Param("depth", "choice", (1, 2, 3), "fanouts"),
-    Param("fanout", "choice", (5, 10, 15, 20), "fanouts"),
+    Param("fanout", "choice", (5, 10, 15), "fanouts"),
     Param("hidden", "choice", (32, 64, 128), "hidden"),
     Param("lr", "loguniform", (1e-3, 3e-2), "lr"),
     Param("dropout", "uniform", (0.0, 0.5), "dropout"),
@@ -86,7 +88,7 @@ def search_space() -> Tuple[Param, ...]:
 
 
 def fanouts_of(depth: int, fanout: int) -> Tuple[int, ...]:
-    """``fanout`` at hop 1, halved at each further hop, at least 2: ``fanouts_of(3, 20) == (20, 10, 5)``."""
+    """``fanout`` at hop 1, halved at each further hop, at least 2: ``fanouts_of(3, 15) == (15, 7, 3)``."""
     return tuple(max(2, fanout >> hop) for hop in range(depth))
 
 
