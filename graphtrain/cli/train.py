@@ -3,7 +3,9 @@
 Defaults come from :class:`graphtrain.train.config.TrainConfig` and its nested
 :class:`graphtrain.train.runtime.RuntimeConfig` (read here without importing torch or Ray, so
 ``graphtrain --help`` stays fast); ``--prefetch``, ``--pin-cpus``, ``--gloo-poller`` and
-``--fused-dropout`` fill the RuntimeConfig.
+``--fused-dropout`` fill the RuntimeConfig. ``train --config FILE`` reads training options from a
+configuration file (:mod:`graphtrain.train.config_file`); flags given override it
+(:mod:`graphtrain.cli.config_args`).
 """
 from __future__ import annotations
 

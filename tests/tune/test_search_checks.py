@@ -80,3 +80,12 @@ def test_cli_errors(tmp_path, split_dataset, capsys):
     with pytest.raises(SystemExit):
         main(["tune", str(split_dataset), "--trials", "1", "--time-budget", "soon"])
     assert "cannot read duration 'soon'" in capsys.readouterr().err
+
+
+def test_missing_optuna_names_the_extra(split_dataset, tmp_path, monkeypatch):
+    from graphtrain import optional
+    from graphtrain.errors import MissingDependencyError
+
+    monkeypatch.setattr(optional, "available", lambda module: module != "optuna")
+    with pytest.raises(MissingDependencyError, match=r"pip install 'graphtrain\[tune\]'"):
+        run_search(split_dataset, SearchOptions(trials=1, time_budget_s=30), search_dir=tmp_path / "s")
