@@ -144,6 +144,14 @@ def _changes(old: dict, new: dict) -> List[str]:
     return out
 
 
+def how_it_ended(trials_run: int, trials: int, elapsed_s: float, budget_s: float) -> str:
+    """``"time budget"`` (it ran that long: Tune stopped what was running), else ``"complete"`` (every
+    trial ran), else ``"interrupted"`` (Tune returns normally after Ctrl-C too)."""
+    if elapsed_s >= budget_s:
+        return "time budget"
+    return "complete" if trials_run >= trials else "interrupted"
+
+
 def _own_output(out: Path, search_dir: Path) -> bool:
     """``out`` is a best-configuration file this search wrote (a resume may replace it)."""
     try:
@@ -285,9 +293,7 @@ def run_search(dataset_dir, options: SearchOptions, *, out=None, search_dir=None
     grid = _tuner(trainable, search_dir, options, resume).fit()
     rows = _rows(grid, options.metric)
     _write_table(search_dir / TRIALS_FILE, rows)
-    # Tune returns normally after Ctrl-C too; a search that neither ran every trial nor spent its budget was interrupted
-    ended = ("complete" if len(rows) >= options.trials else
-             "time budget" if time.monotonic() - t0 >= options.time_budget_s else "interrupted")
+    ended = how_it_ended(len(rows), options.trials, time.monotonic() - t0, options.time_budget_s)
     write_text_atomic(search_dir / SEARCH_FILE, json.dumps({**fingerprint, "ended": ended, "trials": len(rows)},
                                                            indent=2) + "\n")
     scored = [r for r in rows if not math.isnan(r[f"best_val_{options.metric}"])]

@@ -89,3 +89,12 @@ def test_missing_optuna_names_the_extra(split_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(optional, "available", lambda module: module != "optuna")
     with pytest.raises(MissingDependencyError, match=r"pip install 'graphtrain\[tune\]'"):
         run_search(split_dataset, SearchOptions(trials=1, time_budget_s=30), search_dir=tmp_path / "s")
+
+
+def test_how_a_search_ended():
+    from graphtrain.tune.search import how_it_ended
+
+    assert how_it_ended(2, 2, 10.0, 60.0) == "complete"
+    assert how_it_ended(2, 2, 60.0, 60.0) == "time budget"  # all trials created, stopped by the budget
+    assert how_it_ended(1, 3, 70.0, 60.0) == "time budget"
+    assert how_it_ended(1, 3, 10.0, 60.0) == "interrupted"
