@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--trials", type=int, required=True, metavar="N", help="most trials")
     p.add_argument("--time-budget", type=_duration, required=True, metavar="DURATION",
                    help="wall-clock limit of the search: seconds, or 30m, 2h; trials still running then are stopped "
-                   "(a --resume gets the same budget again)")
+                   "(a --resume gets what the interrupted search left of it)")
     p.add_argument("--metric", choices=METRICS, default=d.metric, help="validation metric to maximise")
     p.add_argument("--out", metavar="FILE", help="best configuration file (default: SEARCH_DIR/best_config.json)")
     p.add_argument("--search-dir", metavar="DIR", help="the search's state and trial table (default: DIR/tune)")

@@ -58,7 +58,8 @@ class SearchOptions:
 
     Attributes:
         trials: most trials (Tune's ``num_samples``); the search ends at this many or at ``time_budget_s``.
-        time_budget_s: wall-clock seconds of the search (a resumed search gets this much again).
+        time_budget_s: wall-clock seconds of the whole search: a resumed search gets what the
+            interrupted one left of it (Ray Tune restores the remainder).
         metric: validation metric searched on, ``"ap"`` or ``"auc"`` (also each trial's ``monitor``).
         epochs: most epochs (so validations) of a trial: ASHA's ``max_t``.
         patience: a trial's early stopping: validations without improvement.
@@ -145,7 +146,8 @@ def _changes(old: dict, new: dict) -> List[str]:
 
 
 def how_it_ended(trials_run: int, trials: int, elapsed_s: float, budget_s: float) -> str:
-    """``"time budget"`` (it ran that long: Tune stopped what was running), else ``"complete"`` (every
+    """``"time budget"`` (the search, resumes included, ran that long: Tune stopped what was running),
+    else ``"complete"`` (every
     trial ran), else ``"interrupted"`` (Tune returns normally after Ctrl-C too)."""
     if elapsed_s >= budget_s:
         return "time budget"
@@ -273,6 +275,8 @@ def run_search(dataset_dir, options: SearchOptions, *, out=None, search_dir=None
     search_dir = Path(search_dir).resolve() if search_dir else dataset_dir / "tune"
     out = Path(out).resolve() if out else search_dir / BEST_FILE
     fingerprint = _prepare(dataset_dir, search_dir, out, options, resume, force)
+    # Tune restores the budget's remainder: a resumed search's time counts on from the interrupted one's
+    spent = json.loads((search_dir / SEARCH_FILE).read_text()).get("elapsed_s", 0.0) if resume else 0.0
     if not resume:
         if search_dir.exists():  # --force over an earlier search (checked to be one)
             shutil.rmtree(search_dir)
@@ -293,9 +297,10 @@ def run_search(dataset_dir, options: SearchOptions, *, out=None, search_dir=None
     grid = _tuner(trainable, search_dir, options, resume).fit()
     rows = _rows(grid, options.metric)
     _write_table(search_dir / TRIALS_FILE, rows)
-    ended = how_it_ended(len(rows), options.trials, time.monotonic() - t0, options.time_budget_s)
-    write_text_atomic(search_dir / SEARCH_FILE, json.dumps({**fingerprint, "ended": ended, "trials": len(rows)},
-                                                           indent=2) + "\n")
+    elapsed = spent + time.monotonic() - t0
+    ended = how_it_ended(len(rows), options.trials, elapsed, options.time_budget_s)
+    write_text_atomic(search_dir / SEARCH_FILE, json.dumps(
+        {**fingerprint, "ended": ended, "trials": len(rows), "elapsed_s": elapsed}, indent=2) + "\n")
     scored = [r for r in rows if not math.isnan(r[f"best_val_{options.metric}"])]
     if not scored:
         if ended == "interrupted":
