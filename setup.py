@@ -13,6 +13,8 @@ EXTRAS = {
     # detect-rings, demo, prepare-data: tree baseline, rings, evaluation; networkx: Louvain communities in ring detection
     "fraud": ["scipy>=1.10", "pandas>=1.5", "networkx>=2.8"],
     "report": ["matplotlib>=3.7"],  # the fraud pipeline's HTML report figures
+    # graphtrain tune: Ray Tune's OptunaSearch (TPE) needs optuna; Ray Tune itself needs pydantic
+    "tune": ["optuna>=3.0", "pydantic>=2"],
     "dgl": ["dgl"],  # MiniBatch.to_dgl(); DGL 2.1 needs torch <= 2.2.1, so not part of "all"
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "dgl" for req in reqs})

@@ -11,6 +11,7 @@ extra         modules              needed by
 ``fraud``     pandas, scipy,       ``detect-rings``, ``demo``, ``prepare-data``, the tree baseline,
               networkx             ring detection and evaluation (:mod:`graphtrain.fraud`)
 ``report``    matplotlib           the fraud pipeline's HTML report figures
+``tune``      optuna, pydantic     ``graphtrain tune`` (Ray Tune's Optuna search; Ray Tune needs pydantic)
 ``dgl``       dgl                  ``MiniBatch.to_dgl()`` (DGL 2.1 needs torch <= 2.2.1; its own
                                    ImportError, ``graphtrain.sampling.dgl_blocks.DGL_MISSING``)
 ============  ===================  ===========================================================
@@ -32,6 +33,8 @@ EXTRAS = {
     "scipy": ("fraud", "scipy"),
     "networkx": ("fraud", "networkx"),
     "matplotlib": ("report", "matplotlib"),
+    "optuna": ("tune", "optuna"),
+    "pydantic": ("tune", "pydantic"),
     "dgl": ("dgl", "dgl"),
 }
 FRAUD_MODULES = ("pandas", "scipy", "networkx", "matplotlib")

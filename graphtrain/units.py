@@ -1,4 +1,4 @@
-"""Parsing and printing of byte sizes (``--memory-limit 4G``)."""
+"""Parsing and printing of byte sizes (``--memory-limit 4G``) and durations (``--time-budget 30m``)."""
 from __future__ import annotations
 
 import re
@@ -31,3 +31,21 @@ def format_size(num_bytes: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+_SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text) -> float:
+    """Seconds in a duration such as ``90``, ``90s``, ``30m``, ``1.5h`` or ``1d`` (a bare number is seconds)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+        if not m or m.group(2).lower() not in _SECONDS:
+            raise ConfigError(f"cannot read duration {text!r}; use seconds or a number with a unit s, m, h or d "
+                              "(e.g. 30m, 2h)")
+        seconds = float(m.group(1)) * _SECONDS[m.group(2).lower()]
+    if not seconds > 0:
+        raise ConfigError(f"duration must be positive, got {text!r}")
+    return seconds

@@ -21,6 +21,7 @@ COMMAND_MODULES: List[str] = [
     "graphtrain.cli.generate",
     "graphtrain.cli.prepare_data",
     "graphtrain.cli.detect",
+    "graphtrain.cli.tune",
 ]
 
 
@@ -41,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    from graphtrain.cli.config_args import given_flags
+
+    args.given_flags = given_flags(build_parser(), argv)  # what was typed, not defaulted (--config yields to it)
     from graphtrain.log import setup_logging
 
     setup_logging(args.verbose)

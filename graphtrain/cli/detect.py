@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from graphtrain.cli.config_args import add_config_arg, file_values_to_apply
 from graphtrain.cli.train import _int_list
 
 FINAL_KEYS = ("auc", "ap", "f1_macro", "recall_at_k", "baseline_auc", "baseline_ap", "baseline_f1_macro",
@@ -32,6 +33,7 @@ def _add_model_args(p) -> None:
 
     d = ModelOptions()
     m = p.add_argument_group("model and training")
+    add_config_arg(m)
     m.add_argument("--model", choices=MODELS, default=d.model, help="GNN (default: %(default)s)")
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop (default: %s)" % ",".join(map(str, d.fanouts)))
@@ -97,7 +99,22 @@ def _options(args):
                            num_parts=args.num_parts, method=args.method, memory_limit=args.memory_limit, disk_check=args.disk_check,
                            num_workers=args.num_workers, address=args.address,
                            num_cpus=args.num_cpus, temporal=args.temporal, stack_folds=args.stack_folds, seed=args.seed)
+    if args.config:
+        options = _with_config(options, args.config, getattr(args, "given_flags", ()))
     return options, PipelineConfig(seed=args.seed, blend=args.blend, weight_is_money=not getattr(args, "edge_weight", None))
+
+
+def _with_config(options, path, given):
+    """``options`` with a configuration file's values (flags given win): a key that is a ModelOptions
+    field sets it; any other TrainConfig field goes to ``train_options``."""
+    from dataclasses import fields, replace
+
+    from graphtrain.train.config_file import read_config_file
+
+    values = file_values_to_apply(read_config_file(path), given)
+    own = {f.name for f in fields(options)} - {"train_options"}
+    return replace(options, **{k: v for k, v in values.items() if k in own},
+                   train_options={k: v for k, v in values.items() if k not in own})
 
 
 def _print_result(summary) -> int:

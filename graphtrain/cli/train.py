@@ -3,13 +3,16 @@
 Defaults come from :class:`graphtrain.train.config.TrainConfig` and its nested
 :class:`graphtrain.train.runtime.RuntimeConfig` (read here without importing torch or Ray, so
 ``graphtrain --help`` stays fast); ``--prefetch``, ``--pin-cpus``, ``--gloo-poller`` and
-``--fused-dropout`` fill the RuntimeConfig.
+``--fused-dropout`` fill the RuntimeConfig. ``train --config FILE`` reads training options from a
+configuration file (:mod:`graphtrain.train.config_file`); flags given override it
+(:mod:`graphtrain.cli.config_args`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 
+from graphtrain.cli.config_args import add_config_arg, file_values_to_apply
 from graphtrain.errors import ConfigError
 from graphtrain.train.config import AGGREGATORS, COMMAND_MIN_STEPS, EDGE_MODELS, EGO_MODES, MODELS
 
@@ -104,7 +107,8 @@ def register(sub) -> None:
     )
     p.add_argument("dataset", metavar="DIR", help="dataset directory written by `graphtrain partition` (with features and labels)")
     m = p.add_argument_group("model and schedule")
-    m.add_argument("--model", choices=MODELS, default=d.model,
+    add_config_arg(m)
+    m.add_argument("--model", choices=list(MODELS), default=d.model,
                    help=f"GNN; {', '.join(EDGE_MODELS)} read edge features (--edge-features)")
     m.add_argument("--fanouts", type=_int_list, default=list(d.fanouts), metavar="K1,K2",
                    help="neighbours sampled per hop; one hop per layer")
@@ -204,23 +208,28 @@ def run_train(args) -> int:
     from graphtrain.train import Trainer
     from graphtrain.train.runtime import RuntimeConfig
 
-    trainer = Trainer(
-        args.dataset, model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
+    options = dict(
+        model=args.model, fanouts=args.fanouts, batch_size=args.batch_size, epochs=args.epochs,
         min_steps=args.min_steps, max_steps=args.max_steps, train_sample=args.train_sample, val_sample=args.val_sample,
-        num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-        max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker, num_cpus=args.num_cpus,
-        progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         hidden=args.hidden, dropout=args.dropout, heads=args.heads, edge_features=args.edge_features,
         aggregators=tuple(args.aggregators), ego=args.ego, lr=args.lr, weight_decay=args.weight_decay,
         class_weight=args.class_weight, monitor=args.monitor, patience=args.patience, min_delta=args.min_delta,
-        split_fractions=tuple(args.split), normalize=not args.no_normalize, seed=args.seed, use_gpu=args.use_gpu, amp=not args.no_amp,
-        activation_checkpointing=args.activation_checkpointing, checkpoint_every=args.checkpoint_every,
-        recall_k=args.recall_k, temporal=args.temporal, temporal_strict=args.temporal_strict,
-        seed_time=args.seed_time, threads_per_worker=args.threads_per_worker, inference_chunk=args.inference_chunk,
-        inference_dtype=args.inference_dtype, inference_dir=args.inference_dir,
+        split_fractions=tuple(args.split), normalize=not args.no_normalize, seed=args.seed, use_gpu=args.use_gpu,
+        amp=not args.no_amp, activation_checkpointing=args.activation_checkpointing,
+        checkpoint_every=args.checkpoint_every, recall_k=args.recall_k, temporal=args.temporal,
+        temporal_strict=args.temporal_strict, seed_time=args.seed_time, threads_per_worker=args.threads_per_worker,
+        inference_chunk=args.inference_chunk, inference_dtype=args.inference_dtype, inference_dir=args.inference_dir)
+    if args.config:
+        from graphtrain.train.config_file import read_config_file
+
+        options.update(file_values_to_apply(read_config_file(args.config), getattr(args, "given_flags", ())))
+    trainer = Trainer(
+        args.dataset, num_workers=args.num_workers, address=args.address, checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume, max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker,
+        num_cpus=args.num_cpus, progress=False if args.no_progress else None, verify=getattr(args, "verify", None),
         runtime=RuntimeConfig(prefetch=args.prefetch, pin_cpus=args.pin_cpus, gloo_poller=args.gloo_poller,
                               fused_dropout=args.fused_dropout),
-    )
+        **options)
     result = trainer.fit()
     print(json.dumps(result.to_dict(history=False)))
     return 0

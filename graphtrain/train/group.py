@@ -8,7 +8,13 @@
   probe, which also turns on Ray's token mode here when the cluster uses it and a token is found).
 - :class:`WorkerGroup` reserves one placement-group bundle per worker (``cpus_per_worker`` CPUs,
   one GPU with ``use_gpu``; ``SPREAD`` over the nodes), finds a rendezvous address on bundle 0's
-  node, and runs :func:`~graphtrain.train.worker.run_worker` as one Ray task per bundle.
+  node, and runs :func:`~graphtrain.train.worker.run_worker` as one Ray task per bundle. Called
+  from inside a placement group whose last ``W`` bundles each hold a worker's resources -- a Ray
+  Tune trial with ``PlacementGroupFactory([{}] + [{"CPU": c}] * W)``, as ``graphtrain tune`` starts
+  them (:mod:`graphtrain.tune.search`) -- it runs the workers in those bundles instead: the trial
+  already holds their resources, so a second group would wait for CPUs that never free up. There
+  :func:`connect` is a no-op too (Ray is initialised in a trial), so the workers share the
+  trial's cluster.
   :meth:`WorkerGroup.run` waits for all of them; the first that fails makes it cancel (kill) the
   others -- they would otherwise wait in a collective -- and raise :class:`WorkerFailure`, or the
   worker's own :class:`~graphtrain.errors.GraphtrainError` when the failure is the user's input.
@@ -195,7 +201,23 @@ class WorkerGroup:
         self.use_gpu = use_gpu
         self.start_timeout_s = start_timeout_s
         self.pg = None
+        self.owns_pg = False
+        self.first_bundle = 0
         self.progress = None
+
+    def _inherited(self, bundle: dict):
+        """The placement group this task runs in and the index of its first worker bundle, if its
+        last ``num_workers`` bundles each hold ``bundle``; else None."""
+        from ray.util import get_current_placement_group
+
+        pg = get_current_placement_group()
+        if pg is None:
+            return None
+        specs = pg.bundle_specs
+        tail = specs[len(specs) - self.num_workers:] if len(specs) >= self.num_workers else []
+        if not tail or any(spec.get(k, 0) < v for spec in tail for k, v in bundle.items()):
+            return None
+        return pg, len(specs) - self.num_workers
 
     def __enter__(self) -> "WorkerGroup":
         import ray
@@ -204,6 +226,11 @@ class WorkerGroup:
         bundle = {"CPU": self.cpus_per_worker}
         if self.use_gpu:
             bundle["GPU"] = 1
+        inherited = self._inherited(bundle)
+        if inherited is not None:
+            self.pg, self.first_bundle = inherited
+            self.progress = _progress_actor().remote()
+            return self
         total = ray.cluster_resources()
         need_cpu = self.cpus_per_worker * self.num_workers
         if total.get("CPU", 0) < need_cpu or (self.use_gpu and total.get("GPU", 0) < self.num_workers):
@@ -211,6 +238,7 @@ class WorkerGroup:
                               f"the Ray cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs "
                               "(lower --cpus-per-worker or --num-workers, or add nodes)")
         self.pg = placement_group([dict(bundle) for _ in range(self.num_workers)], strategy="SPREAD")
+        self.owns_pg = True
         ready, _ = ray.wait([self.pg.ready()], timeout=self.start_timeout_s)
         if not ready:
             ray.util.remove_placement_group(self.pg)
@@ -225,14 +253,15 @@ class WorkerGroup:
         if self.progress is not None:
             ray.kill(self.progress)
             self.progress = None
-        if self.pg is not None:
+        if self.pg is not None and self.owns_pg:
             ray.util.remove_placement_group(self.pg)
-            self.pg = None
+        self.pg = None
+        self.owns_pg = False
 
     def _strategy(self, rank: int):
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        return PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=rank)
+        return PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=self.first_bundle + rank)
 
     def rendezvous(self):
         """``(ip, port)`` for torch.distributed's TCP rendezvous, on bundle 0's node."""

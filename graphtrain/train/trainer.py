@@ -17,6 +17,12 @@ whole group is stopped and started again from the newest checkpoint (at most ``m
 times); since the checkpoint's position fixes all random draws, the resumed run continues exactly
 as the uninterrupted one would have.
 
+A process where Ray is already initialised -- the user's own ``ray.init``, or a Ray task or actor
+such as a Ray Tune trial -- keeps its cluster: ``address`` and ``num_cpus`` are then not used, and
+the workers run in the caller's placement group when it has a bundle for each
+(:class:`~graphtrain.train.group.WorkerGroup`). That is how ``graphtrain tune`` runs one Trainer
+per trial inside the search's own Ray.
+
 Multi-node: start Ray on each machine (``ray start --head`` on one, ``ray start
 --address=HEAD:6379`` on the others) and pass ``address="HEAD:6379"``. The dataset directory must
 be readable at the same path on every node, and the checkpoint directory must be shared with the
@@ -29,7 +35,7 @@ import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -123,8 +129,9 @@ class _ProgressView:
     (:class:`graphtrain.progress.Progress`: each epoch's batches, each scoring layer's chunks) when
     enabled, log lines either way."""
 
-    def __init__(self, enabled: Optional[bool]):
+    def __init__(self, enabled: Optional[bool], listener: Optional[Callable[[object], None]] = None):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.listener = listener
         self.bar: Optional[Progress] = None
         self.events: List[object] = []
         self.worker_pids: Dict[int, int] = {}
@@ -139,6 +146,11 @@ class _ProgressView:
 
     def __call__(self, msg) -> None:
         self.events.append(msg)
+        self._show(msg)
+        if self.listener is not None:
+            self.listener(msg)
+
+    def _show(self, msg) -> None:
         if isinstance(msg, WorkerStarted):
             self.worker_pids[msg.rank] = msg.pid
             self.worker_nodes[msg.rank] = msg.node
@@ -169,11 +181,13 @@ class _Launcher:
     :class:`Trainer` and :func:`predict` both start their workers through one."""
 
     def __init__(self, dataset_dir: str, dataset, num_workers: int, *, address: Optional[str], num_cpus: Optional[int],
-                 cpus_per_worker: float, custom_model, progress: Optional[bool]):
+                 cpus_per_worker: float, custom_model, progress: Optional[bool],
+                 listener: Optional[Callable[[object], None]] = None):
         self.dataset_dir, self.dataset, self.num_workers = dataset_dir, dataset, num_workers
         self.address, self.num_cpus, self.cpus_per_worker = address, num_cpus, cpus_per_worker
         self.custom_model = custom_model
         self.progress_enabled = progress
+        self.listener = listener
         self.progress: Optional[_ProgressView] = None  # of the current (or last) group
 
     def run(self, mode: str, config: TrainConfig, resume_from: Optional[str] = None, *,
@@ -185,7 +199,7 @@ class _Launcher:
         connect(self.address, self.num_cpus)
         W = self.num_workers
         runs = self.dataset.book.contiguous_runs(W).tolist()
-        self.progress = _ProgressView(self.progress_enabled)
+        self.progress = _ProgressView(self.progress_enabled, self.listener)
         try:
             with WorkerGroup(W, self.cpus_per_worker, config.use_gpu) as group:
                 def make(rank, addr, port):
@@ -241,6 +255,10 @@ class Trainer:
         cpus_per_worker: Ray CPUs reserved per worker.
         num_cpus: logical CPUs of a local Ray started here (default: the machine's).
         progress: progress bars (default: when stderr is a terminal).
+        on_progress: called on the driver with each progress message of the workers, in order
+            (:mod:`graphtrain.train.results`: ``EpochDone`` carries the epoch's validation metrics),
+            from the thread that called ``fit``; an exception it raises stops the workers and
+            propagates out of ``fit`` (``graphtrain tune`` reports each validation to Ray Tune so).
         audit: record what training fed the model (``fit()["audit"]``: every node's role and, per
             epoch, the distinct training seeds with their labels and feature-row digests; see
             :mod:`graphtrain.train.audit`). A diagnostic, O(training seeds) per epoch at rank 0.
@@ -263,7 +281,7 @@ class Trainer:
                  epochs: int = 10, num_workers: int = 1, *, address: Optional[str] = None,
                  checkpoint_dir=None, resume: bool = False, max_restarts: int = 3, cpus_per_worker: float = 1.0,
                  num_cpus: Optional[int] = None, progress: Optional[bool] = None, verify: Optional[bool] = None,
-                 audit: bool = False, **options):
+                 audit: bool = False, on_progress: Optional[Callable[[object], None]] = None, **options):
         import torch
 
         self.dataset_dir = str(Path(dataset_dir).resolve())
@@ -306,7 +324,7 @@ class Trainer:
         self._progress_enabled = progress
         self._launcher = _Launcher(self.dataset_dir, self.dataset, self.num_workers, address=address, num_cpus=num_cpus,
                                    cpus_per_worker=self.cpus_per_worker, custom_model=self.custom_model,
-                                   progress=progress)
+                                   progress=progress, listener=on_progress)
         self.restarts: List[dict] = []
         self.result: Optional[FitResult] = None
 

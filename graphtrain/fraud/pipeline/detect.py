@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import time
 import time as time_module
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -125,6 +125,9 @@ class ModelOptions:
             from models that never saw its label; the tree is refitted with that column added and
             competes for the shipped score. 0: off. Costs ``stack_folds`` more trainings.
         seed: seed of partitioning, training and sampling.
+        train_options: any other :class:`~graphtrain.train.TrainConfig` fields, passed to the
+            Trainer as given (``detect-rings --config FILE`` puts a configuration file's keys that
+            are not fields of this class here, e.g. ``class_weight``, ``normalize``).
     """
 
     model: str = _TRAIN_DEFAULTS.model
@@ -154,8 +157,12 @@ class ModelOptions:
     temporal: Optional[str] = _TRAIN_DEFAULTS.temporal
     stack_folds: int = 0
     seed: int = _TRAIN_DEFAULTS.seed
+    train_options: Dict[str, object] = field(default_factory=dict)
 
     def validate(self) -> "ModelOptions":
+        mine = sorted(set(self.train_options) & {f.name for f in fields(self)})
+        if mine:
+            raise ConfigError(f"train_options holds {', '.join(mine)}: set those as ModelOptions fields")
         if self.temporal not in (None, *TEMPORAL_MODES):
             raise ConfigError(f"temporal must be None, {' or '.join(map(repr, TEMPORAL_MODES))}, got {self.temporal!r}")
         if self.num_parts < 1:
@@ -239,7 +246,7 @@ def _trainer(dataset: Path, checkpoints: Path, options: ModelOptions, progress: 
                    checkpoint_dir=checkpoints, num_cpus=options.num_cpus, hidden=options.hidden, lr=options.lr,
                    dropout=options.dropout, patience=options.patience, monitor=options.monitor, seed=options.seed,
                    threads_per_worker=options.threads_per_worker, temporal=options.temporal, progress=progress,
-                   resume=resume)
+                   resume=resume, **options.train_options)
 
 
 def _read_model_scores(scores_path: Path, num_accounts: int) -> np.ndarray:
