@@ -53,6 +53,7 @@ from graphtrain.fraud.evaluation.blend import blend_scores
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.evaluation.report import ReportData, write_report
 from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
+from graphtrain.fraud.rings.ring_groups import flow_candidates
 from graphtrain.fraud.rings.rings import RingConfig, detect_rings, no_rings_reason, write_rings
 from graphtrain.io import staged_directory
 from graphtrain.log import get_logger
@@ -266,7 +267,8 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     t0 = time.perf_counter()
     missed, alarms = select_bad_cases(labels, ring_scores, split, threshold, config.bad_cases)
     high_risk = high_risk_in_dataset(data.dataset, ring_scores, threshold, grow, ring_config.grow_min_share)
-    inside = high_risk.copy()
+    flow = ring_config.flow and data.directed and data.time is not None  # money-flow rings reach the flow candidates
+    inside = (high_risk | flow_candidates(ring_scores, ring_config)) if flow else high_risk.copy()
     inside[missed] = inside[alarms] = True
     sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
     sub_scores = ring_scores[sub.global_ids]
