@@ -1,12 +1,13 @@
 """Money-flow evidence (temporal cycles, amount-conserving chains, fan bursts) on hand-built graphs,
 and how flow groups merge with score groups into rings."""
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
 from graphtrain.fraud.rings.flow import find_flow_evidence, hop_window
 from graphtrain.fraud.rings.flow_groups import COMMUNITY, merge_groups, ring_kinds
-from graphtrain.fraud.rings.rings import RingConfig, detect_rings
+from graphtrain.fraud.rings.rings import RingConfig, detect_rings, write_rings
 
 H = 3600
 
@@ -135,7 +136,7 @@ def test_ring_kinds_name_the_structure_touching_most_members():
     assert kinds == ["cycle", "fan_in", COMMUNITY]
 
 
-def test_detect_rings_separates_flow_rings_joined_by_stray_transactions():
+def test_detect_rings_separates_flow_rings_joined_by_stray_transactions(tmp_path):
     """Two cycles and a fan-in, all high-risk, tied into one component by stray transactions with
     each other and with two innocent high-risk accounts: the flow rings come out whole, each named by
     its structure; without flow, the fan-in ring takes the innocents in."""
@@ -159,6 +160,10 @@ def test_detect_rings_separates_flow_rings_joined_by_stray_transactions():
     found = detect_rings(g, scores, config)
     rings = {frozenset(m.tolist()): t for m, t in zip(found.member_lists(), found.rings.sort_values("ring_id")["flow"])}
     assert rings == {frozenset(range(0, 5)): "cycle", frozenset(range(5, 10)): "cycle", frozenset(range(10, 16)): "fan_in"}
+    write_rings(found, tmp_path)
+    written = pq.read_table(tmp_path / "rings.parquet").to_pylist()
+    assert sorted(r["flow"] for r in written) == ["cycle", "cycle", "fan_in"]
+    assert sorted(r["typology"] for r in written) == ["cycle", "cycle", "fan_in"]
     plain = detect_rings(g, scores, RingConfig(threshold=0.5, min_size=3, max_size=40, flow=False))
     assert frozenset(range(10, 16)) not in {frozenset(m.tolist()) for m in plain.member_lists()}
     assert plain.rings["flow"].isna().all()

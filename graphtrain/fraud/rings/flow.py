@@ -14,8 +14,8 @@ the set, but never two in a row (the transaction between them is no flow edge).
 - **Amount-conserving chains**: a hop ``a -> b`` (amount ``x1``, time ``t1``) followed by ``b -> c``
   (``c != a``) at ``t1 <= t2 <= t1 + hop_window`` forwarding most of what arrived:
   ``(1 - tolerance) * x1 <= x2 <= x1``. Both hops are chain edges.
-- **Fan bursts**: an account that, within ``hop_window``, receives from (fan-in) or sends to
-  (fan-out) more distinct high-risk accounts than its own pace makes plausible: at least
+- **Fan bursts**: an account of the set that, within ``hop_window``, receives from (fan-in) or
+  sends to (fan-out) more distinct accounts of the set than its own pace makes plausible: at least
   ``max(min_fan, c)`` where ``c`` is the smallest count whose Poisson tail probability, at the
   account's mean rate of flow edges over the time span of the set's transactions, is below ``fan_p``. The
   edges in such a window are fan edges.
@@ -276,12 +276,16 @@ def find_flow_evidence(graph: TransactionGraph, high_risk: np.ndarray, *, max_ho
         _chain_edges(in_ptr, src[by_dst], time[by_dst], amount[by_dst], by_dst, src, dst, time, amount,
                      w, float(tolerance), budget, chain)
 
+    # fan spokes: only between two accounts of the set (a busy account's unrelated payers are no burst)
+    both = np.flatnonzero(high_risk[src] & high_risk[dst])
+    fs, fd, ft = src[both], dst[both], time[both]
     fans = []
-    for order, ptr, other, key in ((by_dst, in_ptr, src, dst), (by_src, out_ptr, dst, src)):
+    for key, other in ((fd, fs), (fs, fd)):
+        order, ptr = _csr(key, ft, n)
         need = _fan_need(np.bincount(key, minlength=n), w, span, min_fan, fan_p)
-        mark = np.zeros(f, dtype=bool)
-        _fan_edges(ptr, other[order], time[order], w, need, n, mark)
+        mark = np.zeros(both.size, dtype=bool)
+        _fan_edges(ptr, other[order], ft[order], w, need, n, mark)
         got = np.zeros(f, dtype=bool)
-        got[order] = mark
+        got[both[order[mark]]] = True
         fans.append(got)
     return FlowEvidence(idx, cycle, chain, fans[0], fans[1], w, standing)
