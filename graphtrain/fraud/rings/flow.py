@@ -219,9 +219,10 @@ def _fan_need(degree: np.ndarray, window: int, span: int, min_fan: int, p: float
     flow edges over ``span``) makes less likely than ``p`` (Poisson tail), and at least ``min_fan``."""
     from scipy.stats import poisson
 
-    rate = degree * (window / max(span, 1))
+    values, inverse = np.unique(degree, return_inverse=True)  # one tail per distinct degree
+    rate = values * (window / max(span, 1))
     need = poisson.isf(p, np.maximum(rate, 1e-12)) + 1  # smallest c with P(X >= c) <= p
-    return np.maximum(need, min_fan).astype(np.int64)
+    return np.maximum(need, min_fan).astype(np.int64)[inverse]
 
 
 def find_flow_evidence(graph: TransactionGraph, high_risk: np.ndarray, *, max_hops: int = 6, tolerance: float = 0.1,

@@ -126,7 +126,12 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
     ring_rows, member_rows = [], []
     for r, g in enumerate(groups):
         sel = by_ring[cuts[r] : cuts[r + 1]]
-        pos = np.searchsorted(g, np.concatenate([e_src[sel], e_dst[sel]]))
+        # members in raw-ID order, so that ties in the shape guess (roles) do not depend on how
+        # accounts are numbered (the whole graph's rows, or a subgraph's global IDs)
+        by_id = np.argsort(ids[g], kind="stable")
+        rank = np.empty(g.size, dtype=np.int64)
+        rank[by_id] = np.arange(g.size)
+        pos = rank[np.searchsorted(g, np.concatenate([e_src[sel], e_dst[sel]]))]
         ls, ld = pos[: sel.size], pos[sel.size :]
         typology, roles = shape(g.size, ls, ld)
         if typology == "other" and kinds[r] is not None:
@@ -148,7 +153,7 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
             if graph.amount is not None else None,
             "members": [_py(ids[a]) for a in g],
         })
-        for j, a in enumerate(g):
+        for j, a in enumerate(g[by_id]):
             member_rows.append({
                 "ring_id": ring_id,
                 "account_index": int(a),
