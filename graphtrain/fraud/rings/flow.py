@@ -70,24 +70,29 @@ class FlowEvidence:
         return getattr(self, name)
 
 
+def _gaps(graph: TransactionGraph, accounts: np.ndarray) -> np.ndarray:
+    """Positive gaps between consecutive transactions of the same account, over ``accounts`` (bool ``[N]``)."""
+    if graph.time is None:
+        return np.empty(0, dtype=np.int64)
+    a = np.concatenate([graph.src[accounts[graph.src]], graph.dst[accounts[graph.dst]]])
+    t = np.concatenate([graph.time[accounts[graph.src]], graph.time[accounts[graph.dst]]]).astype(np.int64)
+    order = np.lexsort((t, a))
+    a, t = a[order], t[order]
+    gaps = np.diff(t)[a[1:] == a[:-1]]
+    return gaps[gaps > 0]
+
+
+def _quantile(gaps: np.ndarray, q: float) -> int:
+    return int(np.quantile(gaps, q)) if gaps.size else 0
+
+
 def hop_window(graph: TransactionGraph, accounts: np.ndarray, quantile: float = 0.5) -> int:
     """Longest delay between receiving and passing money on: the ``quantile`` of the gaps between
     consecutive transactions of the same account, over the transactions of ``accounts`` (bool
     ``[N]``). Money moved on faster than an account's usual pace is what ties a flow together; the
     median gap is the data's own time scale (hours to days for payments), so no constant is tuned to
     one dataset. 0 when there are no times or no gaps."""
-    if graph.time is None:
-        return 0
-    touch = accounts[graph.src] | accounts[graph.dst]
-    a = np.concatenate([graph.src[touch & accounts[graph.src]], graph.dst[touch & accounts[graph.dst]]])
-    t = np.concatenate([graph.time[touch & accounts[graph.src]], graph.time[touch & accounts[graph.dst]]])
-    if a.size < 2:
-        return 0
-    order = np.lexsort((t, a))
-    a, t = a[order], t[order]
-    gaps = np.diff(t)[a[1:] == a[:-1]]
-    gaps = gaps[gaps > 0]
-    return int(np.quantile(gaps, quantile)) if gaps.size else 0
+    return _quantile(_gaps(graph, accounts), quantile)
 
 
 # -- kernels (arrays sorted by account, then time) ------------------------------------------------
@@ -225,14 +230,14 @@ def _fan_need(degree: np.ndarray, window: int, span: int, min_fan: int, p: float
     return np.maximum(need, min_fan).astype(np.int64)[inverse]
 
 
-def find_flow_evidence(graph: TransactionGraph, high_risk: np.ndarray, *, max_hops: int = 6, tolerance: float = 0.1,
+def find_flow_evidence(graph: TransactionGraph, accounts: np.ndarray, *, max_hops: int = 6, tolerance: float = 0.1,
                        min_fan: int = 3, fan_p: float = 1e-3, window_quantile: float = 0.5, budget: int = 4096,
                        recurring_quantile: Optional[float] = 0.9, window: Optional[int] = None) -> FlowEvidence:
-    """Flow structures among the ``high_risk`` accounts (bool ``[N]``); see the module docstring.
+    """Flow structures around the set ``accounts`` (bool ``[N]``); see the module docstring.
 
     Args:
         graph: directed transactions with times (without times, or undirected, nothing is found).
-        high_risk: bool ``[N]``.
+        accounts: bool ``[N]``.
         max_hops: longest temporal cycle (hops = accounts).
         tolerance: share of an incoming amount a chain hop may keep (fees, skims).
         min_fan: fewest distinct counterparties of a fan burst.
@@ -243,20 +248,21 @@ def find_flow_evidence(graph: TransactionGraph, high_risk: np.ndarray, *, max_ho
             same-account gaps are standing relationships and no flow edges (None: keep all).
         window: the hop window, overriding the quantile (time unit of the input).
     """
-    high_risk = np.asarray(high_risk, dtype=bool)
+    accounts = np.asarray(accounts, dtype=bool)
     s, d = graph.src, graph.dst
-    idx = np.flatnonzero((high_risk[s] | high_risk[d]) & (s != d)) if graph.directed else np.empty(0, np.int64)
+    idx = np.flatnonzero((accounts[s] | accounts[d]) & (s != d)) if graph.directed else np.empty(0, np.int64)
     f = idx.size
     empty = np.zeros(f, dtype=bool)
     if graph.time is None or f == 0:
         return FlowEvidence(idx, empty, empty.copy(), empty.copy(), empty.copy(), 0)
-    w = int(window) if window is not None else hop_window(graph, high_risk, window_quantile)
+    gaps = _gaps(graph, accounts)
+    w = int(window) if window is not None else _quantile(gaps, window_quantile)
     n = graph.num_accounts
     span = int(graph.time[idx].max() - graph.time[idx].min())  # of all the set's transactions
     standing = np.empty(0, dtype=np.int64)
     if recurring_quantile is not None:
         recurring = _recurring(s[idx], d[idx], graph.time[idx].astype(np.int64), n,
-                               hop_window(graph, high_risk, recurring_quantile))
+                               _quantile(gaps, recurring_quantile))
         idx, standing = idx[~recurring], idx[recurring]
         f = idx.size
         empty = np.zeros(f, dtype=bool)
@@ -278,7 +284,7 @@ def find_flow_evidence(graph: TransactionGraph, high_risk: np.ndarray, *, max_ho
                      w, float(tolerance), budget, chain)
 
     # fan spokes: only between two accounts of the set (a busy account's unrelated payers are no burst)
-    both = np.flatnonzero(high_risk[src] & high_risk[dst])
+    both = np.flatnonzero(accounts[src] & accounts[dst])
     fs, fd, ft = src[both], dst[both], time[both]
     fans = []
     for key, other in ((fd, fs), (fs, fd)):

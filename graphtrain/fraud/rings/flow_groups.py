@@ -1,14 +1,17 @@
 """Rings from money flow, merged with the rings from score components.
 
-1. **Flow groups.** The flow edges that are evidence of a structure
-   (:func:`graphtrain.fraud.rings.flow.find_flow_evidence`: temporal cycles, amount-conserving
-   chains, fan bursts) are grouped exactly as all high-risk transactions are
+1. **Flow groups.** The transactions that are evidence of a flow structure around the flow
+   candidates (:func:`graphtrain.fraud.rings.flow.find_flow_evidence`: temporal cycles,
+   amount-conserving chains, fan bursts) are grouped exactly as all high-risk transactions are
    (:func:`graphtrain.fraud.rings.ring_groups.find_groups`: components, bridge cuts, cycles apart,
-   communities, peeling down to ``max_size``), so a flow group is a set of high-risk accounts tied
-   by flow evidence alone, and stray transactions between rings no longer join them.
+   communities, peeling down to ``max_size``), so stray transactions between rings no longer join
+   them. A flow group is a ring candidate when at least one member is high-risk and at least
+   ``flow_min_candidate_share`` of its members are flow candidates (the others are accounts a
+   cycle or chain passed through).
 2. **Merge.** Flow groups come first: every account is in at most one ring. A score group (from all
    transactions among high-risk accounts) keeps the accounts no flow group took; what is left is
-   split into its connected pieces (transactions among those accounts) and each piece of at least
+   split into its connected pieces (transactions among those accounts, standing relationships
+   left out: :class:`~graphtrain.fraud.rings.flow.FlowEvidence` ``standing``) and each piece of at least
    ``min_size`` accounts stays a ring (``community``: found without flow evidence). So a ring is
    never counted twice, and a ring that flow evidence found whole is not also reported as part of a
    larger community.
