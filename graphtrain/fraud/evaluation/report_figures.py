@@ -172,11 +172,12 @@ def flow(path: Path, title: str, names: Sequence[str], src: np.ndarray, dst: np.
         pairs, total, first = pairs[keep], total[keep], first[keep]
         ps, pd_ = pairs // n, pairs % n
         # accounts around the circle in the order money first touches them
-        seen = np.full(n, np.inf)
-        np.minimum.at(seen, ps, first)
-        np.minimum.at(seen, pd_, first)
+        paid, received = np.full(n, np.inf), np.full(n, np.inf)
+        np.minimum.at(paid, ps, first)
+        np.minimum.at(received, pd_, first)
+        seen = np.minimum(paid, received)  # ties: the payer before the payee
         rank = np.empty(n, dtype=np.int64)
-        rank[np.argsort(seen, kind="stable")] = np.arange(n)
+        rank[np.lexsort((received <= paid, seen))] = np.arange(n)
         angles = np.pi / 2 - 2 * np.pi * rank / max(n, 1)
         pos = np.stack([np.cos(angles), np.sin(angles)], axis=1)
         order = np.argsort(first, kind="stable")
