@@ -49,7 +49,15 @@ def test_report_files(baseline_run):
     report = out / "run" / "report"
     page = (report / "index.html").read_text()
     pngs = sorted(p.name for p in report.glob("*.png"))
-    assert {"roc.png", "pr.png", "confusion.png", "ring_01.png"} <= set(pngs)
+    assert {"roc.png", "pr.png", "confusion.png", "ring_01.png", "flow_01.png"} <= set(pngs)
+    drawn = min(FAST.top_rings, summary["rings"])
+    assert sum(p.startswith("flow_") for p in pngs) == sum(p.startswith("ring_") for p in pngs) == drawn
+    # per-typology recall and per-flow-kind precision tables
+    assert "<th>true typology</th><th>rings</th><th>found</th><th>recall</th>" in page
+    assert "<th>rings formed by</th>" in page
+    rings = pq.read_table(out / "run" / "rings.parquet").to_pandas()
+    assert set(rings["flow"]) <= {"cycle", "chain", "fan_in", "fan_out", "community"}
+    assert set(summary["ring_recall_by_typology"]) == {"bipartite", "cycle", "fan_in", "fan_out", "scatter_gather"}
     assert any(p.startswith("missed_") for p in pngs) and any(p.startswith("false_alarm_") for p in pngs)
     for name in pngs:
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

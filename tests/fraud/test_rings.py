@@ -111,7 +111,9 @@ def _tiny():
 def test_evidence_of_a_detected_ring():
     g = _tiny()
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.0])
-    found = detect_rings(g, scores, RingConfig(threshold=0.5))
+    # score components only: on this toy time scale s1 -> c (times 10 and 40) would be a standing
+    # relationship to money-flow finding (tests/fraud/test_flow.py)
+    found = detect_rings(g, scores, RingConfig(threshold=0.5, flow=False))
     assert len(found.rings) == 1
     ring = found.rings.iloc[0]
     assert ring.typology == "fan_in" and ring["size"] == 4 and sorted(ring.members) == ["c", "s1", "s2", "s3"]
@@ -148,12 +150,13 @@ def test_bad_inputs():
 
 
 def test_write_rings(tmp_path):
-    found = detect_rings(_tiny(), np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.0]), RingConfig(threshold=0.5))
+    found = detect_rings(_tiny(), np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.0]), RingConfig(threshold=0.5, flow=False))
     paths = write_rings(found, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths) == [
         "ring_members.csv", "ring_members.parquet", "rings.csv", "rings.parquet"]
     rings = pq.read_table(tmp_path / "rings.parquet").to_pylist()
     assert sorted(rings[0]["members"]) == ["c", "s1", "s2", "s3"] and rings[0]["typology"] == "fan_in"
+    assert rings[0]["flow"] is None  # flow finding was off
     csv = pcsv.read_csv(tmp_path / "rings.csv").to_pylist()
     assert sorted(csv[0]["members"].split(";")) == ["c", "s1", "s2", "s3"]
     members = pq.read_table(tmp_path / "ring_members.parquet")

@@ -1,12 +1,12 @@
 """Rings found on the touching subgraph of the high-risk accounts, extracted from a partitioned
-dataset, equal the rings found on the whole in-memory graph (members, typology, evidence)."""
+dataset, equal the rings found on the whole in-memory graph (members, typology, flow kind, evidence)."""
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from graphtrain.fraud.data.touching_subgraph import high_risk_in_dataset, touching_subgraph
-from graphtrain.fraud.rings.ring_groups import high_risk_accounts
+from graphtrain.fraud.rings.ring_groups import flow_candidates, high_risk_accounts
 from graphtrain.fraud.evaluation.evaluate import load_true_rings
 from graphtrain.fraud.rings.rings import RingConfig, detect_rings
 from graphtrain.fraud.synth.generate import generate, load_generated
@@ -35,7 +35,7 @@ def _by_raw(found):
     out = {}
     for r, row in rings.iterrows():
         members = found.members[found.members.ring_id == r].set_index("account_id").drop(columns=["ring_id", "account_index"])
-        out[frozenset(map(str, row.members))] = (row.typology, row["size"], row.internal_transactions, row.time_start,
+        out[frozenset(map(str, row.members))] = (row.typology, row.flow, row["size"], row.internal_transactions, row.time_start,
                                                  row.time_end, round(row.total_amount, 6), round(row.density, 9),
                                                  members.sort_index().round(9).to_dict())
     return out
@@ -47,6 +47,7 @@ def test_rings_equal_the_whole_graph(planted, grow):
     config = RingConfig(threshold=0.6, grow_threshold=grow)
     whole = detect_rings(g, scores, config)
     assert len(whole.rings) >= 5
+    assert (whole.rings["flow"] != "community").sum() >= 3  # rings from money flow are compared too
 
     raw = np.concatenate([np.asarray(ds.raw_ids(p)).astype(str) for p in range(ds.num_parts)])
     rows = g.accounts.index_of(raw)
@@ -56,8 +57,10 @@ def test_rings_equal_the_whole_graph(planted, grow):
     assert np.array_equal(risky, high_risk_accounts(g, scores, config)[rows])
     if grow is not None:
         assert risky.sum() > (scores_by_gid >= config.threshold).sum()  # some accounts grew
-    sub = touching_subgraph(ds, risky)
-    assert sub.inside.sum() == risky.sum() == whole.high_risk
+    # money-flow rings may take in flow candidates (score >= the grow threshold) and their counterparties
+    inside = risky | flow_candidates(scores_by_gid, config)
+    sub = touching_subgraph(ds, inside)
+    assert sub.inside.sum() == inside.sum() and risky.sum() == whole.high_risk
     assert sub.graph.num_edges < g.num_edges / 2  # linear in the set's transactions, not the graph's
     found = detect_rings(sub.graph, scores_by_gid[sub.global_ids], config, high_risk=risky[sub.global_ids])
     assert found.high_risk == whole.high_risk

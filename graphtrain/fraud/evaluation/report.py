@@ -7,6 +7,8 @@
     ├── confusion.png     confusion matrix on the test split at the chosen threshold
     ├── ring_NN.png       the top rings drawn as small networks (a ring of more than 15 members:
     │                     its 14 top-scored members and one node counting the rest)
+    ├── flow_NN.png       the top rings' money flow: arrows as wide as the amount, numbered in
+    │                     time order (a ring of more than 15 members: the 15 that move the most)
     ├── missed_NN.png     missed frauds (test accounts labelled 1 scored below the threshold)
     └── false_alarm_NN.png  false alarms (test accounts labelled 0 at or above it), each with its
                           strongest counterparties
@@ -214,6 +216,28 @@ def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> 
     return name
 
 
+def _flow_figure(directory: Path, data: ReportData, r: int) -> str:
+    g = data.graph
+    ring = data.rings.rings.iloc[r]
+    members = data.rings.members[data.rings.members.ring_id == ring.ring_id]
+    nodes = data.local(members.account_index.to_numpy())
+    names = [str(x)[-6:] for x in members.account_id]
+    if nodes.size > MAX_DRAWN:  # the members that move the most money inside the ring
+        moved = np.nan_to_num(members.flow_in.to_numpy(dtype=np.float64) + members.flow_out.to_numpy(dtype=np.float64))
+        top = np.sort(np.argsort(-moved, kind="stable")[:MAX_DRAWN])
+        nodes, names = nodes[top], [names[i] for i in top]
+    pos = np.full(g.num_accounts, -1, dtype=np.int64)
+    pos[nodes] = np.arange(nodes.size)
+    inside = (pos[g.src] >= 0) & (pos[g.dst] >= 0) & (g.src != g.dst)
+    seconds = g.time is not None and bool(inside.any()) and float(g.time[inside].min()) > EPOCH_2000
+    name = f"flow_{r + 1:02d}.png"
+    shown = f", {MAX_DRAWN} busiest" if members.shape[0] > MAX_DRAWN else ""
+    figures.flow(directory / name, f"ring {ring.ring_id} money flow{shown}", names, pos[g.src[inside]], pos[g.dst[inside]],
+                 g.amount[inside] if g.amount is not None else None, g.time[inside] if g.time is not None else None,
+                 seconds=seconds)
+    return name
+
+
 def _case_figure(directory: Path, data: ReportData, account: int, name: str, title: str, pct: np.ndarray) -> str:
     g = data.graph
     nodes, src, dst = figures.ego_edges(int(data.local([account])[0]), g.src, g.dst, g.amount)
@@ -255,13 +279,15 @@ def write_report(data: ReportData, directory, top_rings: int = 6, bad_cases: int
         figures.curves(tmp / "roc.png", tmp / "pr.png", labels[test], curve_scores)
         matrix = figures.confusion(tmp / "confusion.png", labels[test], (data.scores[test] >= data.threshold).astype(int),
                                    f"test split, {data.ring_score} score >= {data.threshold:.4g}")
-        ring_imgs = [_ring_figure(tmp, data, r, pct) for r in range(min(top_rings, len(data.rings.rings)))]
+        drawn = range(min(top_rings, len(data.rings.rings)))
+        ring_imgs = [_ring_figure(tmp, data, r, pct) for r in drawn]
+        flow_imgs = [_flow_figure(tmp, data, r) if data.graph.directed else None for r in drawn]
         missed, alarms = _bad_cases(data, bad_cases)
         missed_imgs = [_case_figure(tmp, data, a, f"missed_{i + 1:02d}.png", f"missed fraud, score {data.scores[a]:.3g}", pct)
                        for i, a in enumerate(missed)]
         alarm_imgs = [_case_figure(tmp, data, a, f"false_alarm_{i + 1:02d}.png", f"false alarm, score {data.scores[a]:.3g}", pct)
                       for i, a in enumerate(alarms)]
-        page = _page(data, matrix, ring_imgs, missed, missed_imgs, alarms, alarm_imgs)
+        page = _page(data, matrix, ring_imgs, flow_imgs, missed, missed_imgs, alarms, alarm_imgs)
         (tmp / INDEX).write_text(page, encoding="utf-8")
     return Path(directory) / INDEX
 
@@ -280,7 +306,7 @@ def _verbatim(value):
     return None if value is None else Verbatim(value)
 
 
-def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alarm_imgs) -> str:
+def _page(data: ReportData, matrix, ring_imgs, flow_imgs, missed, missed_imgs, alarms, alarm_imgs) -> str:
     g = data.graph
     rings, members = data.rings.rings, data.rings.members
     parts = [f"<h1>{_esc(data.title)}</h1>"]
@@ -323,17 +349,25 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
         by_type = {}
         for typ, hit in zip(data.true_rings.typologies, data.ring_match.matched_true):
             by_type.setdefault(typ or "(none)", []).append(bool(hit))
-        parts.append(_table(["true typology", "rings", "found"], [[t, len(h), int(sum(h))] for t, h in sorted(by_type.items())]))
+        parts.append(_table(["true typology", "rings", "found", "recall"],
+                            [[t, len(h), int(sum(h)), float(np.mean(h))] for t, h in sorted(by_type.items())]))
+        if "flow" in rings and rings["flow"].notna().any():
+            by_flow = {}
+            for kind, hit in zip(rings["flow"], data.ring_match.matched_pred):
+                by_flow.setdefault(kind, []).append(bool(hit))
+            parts.append(_table(["rings formed by", "rings", "matching a true ring", "precision"],
+                                [[k, len(h), int(sum(h)), float(np.mean(h))] for k, h in sorted(by_flow.items())]))
     if not len(rings):
         reason = next((w for w in data.warnings if w.startswith("no rings")), "no rings were found")
         parts.append(f"<p class='warn'>{_esc(reason)}</p>")
     words = _weight_words(data)
-    header = ["ring", "size", "ring score", "typology", "from", "to", words["total"], "members"]
+    header = ["ring", "size", "ring score", "typology", "flow", "from", "to", words["total"], "members"]
     rows = []
     for i, r in rings.head(50).iterrows():
         shown = Verbatim(", ".join(map(str, r.members[:4])) + (" …" if len(r.members) > 4 else ""))
         total = r.total_amount if g.amount is not None else r.internal_transactions
-        row = [Verbatim(r.ring_id), r["size"], r.ring_score, r.typology, _time(r.time_start), _time(r.time_end), total, shown]
+        row = [Verbatim(r.ring_id), r["size"], r.ring_score, r.typology, r.get("flow"), _time(r.time_start),
+               _time(r.time_end), total, shown]
         if data.ring_match is not None:
             row.append(data.ring_match.best_jaccard_pred[i])
         rows.append(row)
@@ -344,13 +378,14 @@ def _page(data: ReportData, matrix, ring_imgs, missed, missed_imgs, alarms, alar
     parts.append("<h2>Top rings</h2>")
     for r, img in enumerate(ring_imgs):
         ring_id = rings.iloc[r].ring_id
+        flow_img = f"<img src='{flow_imgs[r]}' alt='{flow_imgs[r]}'>" if flow_imgs[r] else ""
         mem = members[members.ring_id == ring_id]
         flows = ["flow_in", "flow_out"] if g.directed else ["flow_in"]
         flow_names = [f"{words['flow']} in", f"{words['flow']} out"] if g.directed else [f"{words['flow']} within the ring"]
         rows = [[Verbatim(m.account_id), m.role, m.score, int(labels[m.account_index])]
                 + [getattr(m, f) for f in flows] + [m.internal_counterparties, m.shared_counterparties]
                 for m in mem.itertuples()]
-        parts.append(f"<div class='ring'><img src='{img}' alt='{img}'>" + _table(
+        parts.append(f"<div class='ring'><img src='{img}' alt='{img}'>{flow_img}" + _table(
             ["account", "role", "score", "label"] + flow_names + ["internal counterparties", "shared counterparties"],
             rows) + "</div>")
 

@@ -4,6 +4,9 @@
 - :func:`confusion`: the confusion matrix at a threshold.
 - :func:`network`: a small directed network (a ring, or an account's neighbourhood) with nodes
   coloured by score percentile, known frauds outlined, and a role or ID label per node.
+- :func:`flow`: a ring's money flow: accounts around a circle in the order money first reaches
+  them, one arrow per payer -> payee pair, as wide as the pair's total amount, labelled with its
+  place in time (``#k``, time of the pair's first transaction after the ring's first) and total.
 """
 from __future__ import annotations
 
@@ -129,6 +132,75 @@ def network(path: Path, title: str, names: Sequence[str], roles: Sequence[str], 
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
     ax.margins(0.18)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _offset(delta: float, seconds: bool) -> str:
+    if not seconds:
+        return f"+{delta:g}"
+    return f"+{delta / 3600:.0f}h" if delta < 4 * 86400 else f"+{delta / 86400:.0f}d"
+
+
+def flow(path: Path, title: str, names: Sequence[str], src: np.ndarray, dst: np.ndarray, amount: Optional[np.ndarray],
+         time: Optional[np.ndarray], seconds: bool = True, max_pairs: int = 40) -> None:
+    """Draw a ring's money flow.
+
+    Args:
+        names: per node label.
+        src, dst: int ``[m]`` local node indices of the ring's internal transactions.
+        amount: float ``[m]`` (None: each transaction counts 1; arrow width is then the count).
+        time: ``[m]`` transaction times (None: pairs are numbered by first appearance in the input).
+        seconds: times are Unix seconds (labels in hours/days after the ring's first transaction).
+        max_pairs: most payer -> payee pairs drawn (the largest by amount).
+    """
+    plt = _plt()
+    n = len(names)
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    money = amount is not None
+    amount = np.ones(src.size) if amount is None else np.nan_to_num(np.asarray(amount, dtype=np.float64))
+    time = np.arange(src.size) if time is None else np.asarray(time, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(4.4, 3.9), dpi=110)
+    if src.size:
+        key = src * n + dst
+        pairs, inv = np.unique(key, return_inverse=True)
+        total = np.bincount(inv, weights=amount, minlength=pairs.size)
+        first = np.full(pairs.size, np.inf)
+        np.minimum.at(first, inv, time)
+        keep = np.sort(np.argsort(-total, kind="stable")[:max_pairs])
+        pairs, total, first = pairs[keep], total[keep], first[keep]
+        ps, pd_ = pairs // n, pairs % n
+        # accounts around the circle in the order money first touches them
+        paid, received = np.full(n, np.inf), np.full(n, np.inf)
+        np.minimum.at(paid, ps, first)
+        np.minimum.at(received, pd_, first)
+        seen = np.minimum(paid, received)  # ties: the payer before the payee
+        rank = np.empty(n, dtype=np.int64)
+        rank[np.lexsort((received <= paid, seen))] = np.arange(n)
+        angles = np.pi / 2 - 2 * np.pi * rank / max(n, 1)
+        pos = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        order = np.argsort(first, kind="stable")
+        t0 = first[order[0]]
+        width = 0.6 + 4.4 * total / max(total.max(), 1e-12)
+        for k, i in enumerate(order):
+            a, b = pos[ps[i]], pos[pd_[i]]
+            ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="-|>", color="#1f5fa8", lw=width[i],
+                                                            shrinkA=10, shrinkB=10, alpha=0.75,
+                                                            connectionstyle="arc3,rad=0.12"))
+            mid = 0.5 * (a + b) + 0.1 * np.array([-(b - a)[1], (b - a)[0]])
+            text = f"#{k + 1} {_offset(first[i] - t0, seconds)}" + (f"\n{total[i]:,.0f}" if money else "")
+            ax.annotate(text, mid, ha="center", va="center", fontsize=6,
+                        color="#333333", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+    else:
+        angles = np.pi / 2 - 2 * np.pi * np.arange(n) / max(n, 1)
+        pos = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    ax.scatter(pos[:, 0], pos[:, 1], s=180, c="#f2d0a4", edgecolors="#8a5a20", zorder=3)
+    for i in range(n):
+        ax.annotate(str(names[i]), pos[i], xytext=(0, -13), textcoords="offset points", ha="center", fontsize=6)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    ax.margins(0.2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

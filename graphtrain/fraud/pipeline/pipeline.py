@@ -62,6 +62,7 @@ from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population
 from graphtrain.fraud.pipeline.baseline import BaselineResult
 from graphtrain.fraud.pipeline.dataset_baseline import SCORES_FILE as BASELINE_SCORES_FILE
 from graphtrain.fraud.pipeline.stages import StageLog
+from graphtrain.fraud.rings.ring_groups import flow_candidates
 from graphtrain.fraud.rings.rings import (MEMBERS_BASENAME, RINGS_BASENAME, RingConfig, detect_rings, no_rings_reason,
                                           write_rings)
 from graphtrain.io import staged_directory, write_text_atomic
@@ -329,7 +330,8 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     bar.update()  # the scores' metrics, blend and threshold
     missed, alarms = select_bad_cases(labels, ring_scores, split, threshold, config.bad_cases)
     high_risk = high_risk_in_dataset(data.dataset, ring_scores, threshold, grow, ring_config.grow_min_share)
-    inside = high_risk.copy()
+    flow = ring_config.flow and data.directed and data.time is not None  # money-flow rings reach the flow candidates
+    inside = (high_risk | flow_candidates(ring_scores, ring_config)) if flow else high_risk.copy()
     inside[missed] = inside[alarms] = True
     sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
     bar.update()  # the touching subgraph

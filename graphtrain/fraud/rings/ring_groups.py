@@ -55,6 +55,25 @@ class RingConfig:
         min_size: smallest ring reported (members).
         max_size: groups larger than this are cut by dense-subgraph peeling.
         seed: seed of the community detection.
+        flow: also find rings from money flow among the high-risk accounts
+            (:mod:`graphtrain.fraud.rings.flow_groups`); needs directed transactions with times.
+        flow_window_quantile: the hop window (longest delay between receiving and passing money
+            on, and the width of a fan burst) is this quantile of the gaps between consecutive
+            transactions of the same high-risk account, in the input's time unit: the data's own
+            pace, not a constant.
+        flow_max_hops: longest temporal cycle, in hops (= accounts).
+        flow_tolerance: share of an incoming amount a chain hop may keep (fees); a hop forwards
+            between ``1 - flow_tolerance`` and 1 times what arrived.
+        flow_min_fan: fewest distinct counterparties of a fan-in / fan-out burst.
+        flow_fan_p: a window's distinct counterparties are a burst when the account's own mean
+            rate makes that many less likely than this (Poisson tail).
+        flow_recurring_quantile: a payer -> payee pair whose transactions span longer than this
+            quantile of the same gaps is a standing relationship (payroll, rent, subscriptions,
+            invoices), not evidence of a flow: laundering moves in short bursts.
+        flow_min_candidate_share: a flow group becomes a ring when at least one member is
+            high-risk and at least this share of its members are flow candidates (accounts scoring
+            at least ``grow_threshold``; see :func:`flow_candidates`); the rest are counterparties
+            its flow evidence ties in.
     """
 
     threshold: float
@@ -63,6 +82,14 @@ class RingConfig:
     min_size: int = 3
     max_size: int = 40
     seed: int = 0
+    flow: bool = True
+    flow_window_quantile: float = 0.5
+    flow_max_hops: int = 6
+    flow_tolerance: float = 0.1
+    flow_min_fan: int = 3
+    flow_fan_p: float = 1e-3
+    flow_recurring_quantile: float = 0.9
+    flow_min_candidate_share: float = 0.5
 
     def validate(self) -> "RingConfig":
         if not np.isfinite(self.threshold):
@@ -73,6 +100,20 @@ class RingConfig:
             raise ConfigError(f"grow_min_share must be in [0, 1], got {self.grow_min_share}")
         if not 2 <= self.min_size <= self.max_size:
             raise ConfigError(f"need 2 <= min ring size <= max ring size, got {self.min_size} and {self.max_size}")
+        if not 0 < self.flow_window_quantile <= 1:
+            raise ConfigError(f"flow_window_quantile must be in (0, 1], got {self.flow_window_quantile}")
+        if not 3 <= self.flow_max_hops <= 16:
+            raise ConfigError(f"flow_max_hops must be in [3, 16], got {self.flow_max_hops}")
+        if not 0 <= self.flow_tolerance < 1:
+            raise ConfigError(f"flow_tolerance must be in [0, 1), got {self.flow_tolerance}")
+        if self.flow_min_fan < 2:
+            raise ConfigError(f"flow_min_fan must be >= 2, got {self.flow_min_fan}")
+        if not 0 < self.flow_fan_p < 1:
+            raise ConfigError(f"flow_fan_p must be in (0, 1), got {self.flow_fan_p}")
+        if not 0 < self.flow_recurring_quantile <= 1:
+            raise ConfigError(f"flow_recurring_quantile must be in (0, 1], got {self.flow_recurring_quantile}")
+        if not 0 <= self.flow_min_candidate_share <= 1:
+            raise ConfigError(f"flow_min_candidate_share must be in [0, 1], got {self.flow_min_candidate_share}")
         return self
 
 
@@ -92,6 +133,12 @@ def high_risk_accounts(graph: TransactionGraph, scores: np.ndarray, config: Ring
     links = np.bincount(pairs[core[pairs % n]] // n, minlength=n)
     share = links / np.maximum(partners, 1)
     return core | (cand & (links >= 2) & (share >= config.grow_min_share))
+
+
+def flow_candidates(scores: np.ndarray, config: RingConfig) -> np.ndarray:
+    """bool ``[N]``: the flow candidates, accounts that may join a ring through money flow: scoring
+    at least the grow threshold (the threshold when there is none)."""
+    return scores >= (config.grow_threshold if config.grow_threshold is not None else config.threshold)
 
 
 def undirected_pairs(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray):

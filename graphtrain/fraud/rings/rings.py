@@ -22,8 +22,10 @@ import numpy as np
 
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.fraud.rings.flow import find_flow_evidence
+from graphtrain.fraud.rings.flow_groups import rings_with_flow
 from graphtrain.fraud.rings.peeling import camouflage_resistant_weights
-from graphtrain.fraud.rings.ring_groups import RingConfig, find_groups, high_risk_accounts, undirected_pairs
+from graphtrain.fraud.rings.ring_groups import RingConfig, find_groups, flow_candidates, high_risk_accounts, undirected_pairs
 from graphtrain.fraud.rings.ring_shapes import guess_shape, guess_undirected_shape
 
 __all__ = ["RingConfig", "DetectedRings", "detect_rings", "describe_rings", "no_rings_reason", "write_rings"]
@@ -38,7 +40,11 @@ class DetectedRings:
 
     Attributes:
         rings: DataFrame, one row per ring: ``ring_id`` (1 = highest score), ``size``, ``ring_score``,
-            ``density`` (FRAUDAR ``g``), ``typology``, ``internal_transactions``, ``time_start``,
+            ``density`` (FRAUDAR ``g``), ``typology`` (the shape guess of
+            :mod:`graphtrain.fraud.rings.ring_shapes`; a ring of no typology's shape is named by its
+            ``flow``), ``flow`` (the money-flow structure that formed it: ``cycle``, ``chain``,
+            ``fan_in``, ``fan_out``, or ``community`` when none did; None without flow finding),
+            ``internal_transactions``, ``time_start``,
             ``time_end``, ``total_amount`` (None without times/amounts), ``members`` (raw IDs).
         members: DataFrame, one row per member: ``ring_id``, ``account_index``, ``account_id``,
             ``role``, ``score``, ``flow_in``, ``flow_out`` (internal amounts; integer transaction
@@ -81,13 +87,19 @@ def _shared_counterparties(graph: TransactionGraph, ring_of: np.ndarray) -> np.n
     return np.bincount(member[shared], minlength=n)
 
 
-def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.ndarray], high_risk: int = 0) -> DetectedRings:
-    """Rank the groups and compute each ring's typology, window, amount and member evidence (step 5)."""
+def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.ndarray], high_risk: int = 0,
+                   kinds: Optional[List[str]] = None) -> DetectedRings:
+    """Rank the groups and compute each ring's typology, window, amount and member evidence (step 5).
+
+    ``kinds``: each group's flow kind (:func:`graphtrain.fraud.rings.flow_groups.ring_kinds`), or None
+    when flow was not looked at (the ``flow`` column is then empty).
+    """
     import pandas as pd
 
     n = graph.num_accounts
     mean_scores = [float(scores[g].mean()) for g in groups]
     order = sorted(range(len(groups)), key=lambda i: (-mean_scores[i], -groups[i].size, int(groups[i].min())))
+    kinds = [kinds[i] for i in order] if kinds is not None else [None] * len(groups)
     groups = [np.sort(groups[i]) for i in order]
     ring_of = np.full(n, -1, dtype=np.int64)
     for r, g in enumerate(groups):
@@ -114,9 +126,16 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
     ring_rows, member_rows = [], []
     for r, g in enumerate(groups):
         sel = by_ring[cuts[r] : cuts[r + 1]]
-        pos = np.searchsorted(g, np.concatenate([e_src[sel], e_dst[sel]]))
+        # members in raw-ID order, so that ties in the shape guess (roles) do not depend on how
+        # accounts are numbered (the whole graph's rows, or a subgraph's global IDs)
+        by_id = np.argsort(ids[g], kind="stable")
+        rank = np.empty(g.size, dtype=np.int64)
+        rank[by_id] = np.arange(g.size)
+        pos = rank[np.searchsorted(g, np.concatenate([e_src[sel], e_dst[sel]]))]
         ls, ld = pos[: sel.size], pos[sel.size :]
         typology, roles = shape(g.size, ls, ld)
+        if typology == "other" and kinds[r] is not None:
+            typology = kinds[r]  # no typology's shape: name the flow structure that formed it
         pu, pv, pw = undirected_pairs(g.size, ls, ld, e_weight[sel])
         counterparties = np.bincount(np.concatenate([pu, pv]), minlength=g.size)
         ring_id = r + 1
@@ -126,6 +145,7 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
             "ring_score": mean_scores[order[r]],
             "density": float((np.clip(scores[g], 0, None).sum() + pw.sum()) / g.size),
             "typology": typology,
+            "flow": kinds[r],
             "internal_transactions": int(sel.size) if graph.directed else int(sel.size) // 2,
             "time_start": int(e_time[sel].min()) if e_time is not None and sel.size else None,
             "time_end": int(e_time[sel].max()) if e_time is not None and sel.size else None,
@@ -133,7 +153,7 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
             if graph.amount is not None else None,
             "members": [_py(ids[a]) for a in g],
         })
-        for j, a in enumerate(g):
+        for j, a in enumerate(g[by_id]):
             member_rows.append({
                 "ring_id": ring_id,
                 "account_index": int(a),
@@ -145,7 +165,7 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
                 "internal_counterparties": int(counterparties[j]),
                 "shared_counterparties": int(shared[a]),
             })
-    ring_cols = ["ring_id", "size", "ring_score", "density", "typology", "internal_transactions", "time_start",
+    ring_cols = ["ring_id", "size", "ring_score", "density", "typology", "flow", "internal_transactions", "time_start",
                  "time_end", "total_amount", "members"]
     member_cols = ["ring_id", "account_index", "account_id", "role", "score", "flow_in", "flow_out",
                    "internal_counterparties", "shared_counterparties"]
@@ -154,6 +174,14 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
 
 def _py(value):
     return value.item() if hasattr(value, "item") else value
+
+
+def touching(graph: TransactionGraph, accounts: np.ndarray) -> TransactionGraph:
+    """The same accounts with only the transactions that have an endpoint among ``accounts`` (bool ``[N]``)."""
+    keep = accounts[graph.src] | accounts[graph.dst]
+    return TransactionGraph(graph.accounts, graph.src[keep], graph.dst[keep],
+                            amount=graph.amount[keep] if graph.amount is not None else None,
+                            time=graph.time[keep] if graph.time is not None else None, directed=graph.directed)
 
 
 def detect_rings(graph: TransactionGraph, scores, config: RingConfig, high_risk: Optional[np.ndarray] = None) -> DetectedRings:
@@ -165,6 +193,12 @@ def detect_rings(graph: TransactionGraph, scores, config: RingConfig, high_risk:
         config: thresholds and sizes.
         high_risk: bool ``[N]``: step 1's result when it was computed elsewhere (on the whole graph,
             when ``graph`` holds only the transactions touching those accounts); None: from ``graph``.
+
+    With ``config.flow`` (directed transactions with times) rings also come from money flow
+    (:mod:`graphtrain.fraud.rings.flow_groups`) and everything is computed on the transactions
+    touching the flow candidates (:func:`graphtrain.fraud.rings.ring_groups.flow_candidates`, a
+    superset of the high-risk accounts): ``graph`` must hold at least those, and a ring member that
+    is no candidate shows only its transactions with candidates in its evidence.
     """
     config.validate()
     scores = np.asarray(scores, dtype=np.float64)
@@ -175,8 +209,19 @@ def detect_rings(graph: TransactionGraph, scores, config: RingConfig, high_risk:
         raise ConfigError("scores contain NaN or infinity")
     if high_risk is None:
         high_risk = high_risk_accounts(graph, scores, config)
-    groups = find_groups(graph, scores, config, high_risk=high_risk)
-    return describe_rings(graph, scores, groups, high_risk=int(np.count_nonzero(high_risk)))
+    kinds = None
+    if config.flow and graph.directed and graph.time is not None:
+        candidates = flow_candidates(scores, config) | high_risk
+        graph = touching(graph, candidates)
+        groups = find_groups(graph, scores, config, high_risk=high_risk)
+        evidence = find_flow_evidence(graph, candidates, max_hops=config.flow_max_hops, tolerance=config.flow_tolerance,
+                                      min_fan=config.flow_min_fan, fan_p=config.flow_fan_p,
+                                      window_quantile=config.flow_window_quantile,
+                                      recurring_quantile=config.flow_recurring_quantile)
+        groups, kinds = rings_with_flow(graph, scores, config, high_risk, candidates, groups, evidence)
+    else:
+        groups = find_groups(graph, scores, config, high_risk=high_risk)
+    return describe_rings(graph, scores, groups, high_risk=int(np.count_nonzero(high_risk)), kinds=kinds)
 
 
 def no_rings_reason(graph: TransactionGraph, scores, config: RingConfig, high_risk: Optional[np.ndarray] = None) -> str:
