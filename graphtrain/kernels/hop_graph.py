@@ -6,9 +6,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 from numba import njit, prange
 
-from graphtrain.columns import OFFSET_RANGE_LIMIT, stored_bounds
+from graphtrain.columns import stored_bounds
 
-STORED_ABOVE = OFFSET_RANGE_LIMIT + 1
+# columns.OFFSET_RANGE_LIMIT + 1, written out: Numba freezes it into cached kernels, and the cache is
+# keyed by the modules with jitted code (graphtrain/_jit_cache.py), which columns.py is not
+STORED_ABOVE = 2**31 - 1
 
 
 class HopGraph(NamedTuple):

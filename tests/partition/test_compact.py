@@ -171,9 +171,10 @@ def test_sampling_one_partition_merged_and_whole_batches_match(pair):
     from graphtrain.sampling.shard import merge_graphs
 
     _, compact, wide = pair
-    for ds_pair in [(compact.graph(0), wide.graph(0)),
-                    (merge_graphs([compact.graph(p) for p in range(3)]), merge_graphs([wide.graph(p) for p in range(3)]))]:
-        c, w = ds_pair
+    # one partition: one hop (its sources lie in other partitions); the merged run of all three: two hops
+    for c, w, fanouts in [(compact.graph(0), wide.graph(0), [5]),
+                          (merge_graphs([compact.graph(p) for p in range(3)]), merge_graphs([wide.graph(p) for p in range(3)]),
+                           [5, 3])]:
         assert c.src.dtype == np.int32 and w.src.dtype == np.int64
         seeds = np.arange(c.node_start, c.node_stop, 2)
         times = np.random.default_rng(1).integers(1_600_000_000, 1_700_000_000, seeds.size)
@@ -181,7 +182,7 @@ def test_sampling_one_partition_merged_and_whole_batches_match(pair):
             from graphtrain.sampling.hop import HopOptions
 
             opts = HopOptions(fanout=5, temporal=temporal)
-            got = [LocalHopSampler(g, "cpu").sample_batch(seeds, times if temporal else None, [5, 3], opts, np.uint64(11))
+            got = [LocalHopSampler(g, "cpu").sample_batch(seeds, times if temporal else None, fanouts, opts, np.uint64(11))
                    for g in (c, w)]
             _same(*got)
             hop = [LocalHopSampler(g, "cpu").sample_hop(seeds, np.arange(seeds.size, dtype=np.uint64),
@@ -288,6 +289,12 @@ def test_stored_bounds_keep_every_comparison(values, width, bounds, strict):
     from graphtrain.kernels.hop_graph import stored_bounds_nb
 
     assert np.array_equal(stored_bounds_nb(b, np.int64(base), True), sb)
+
+
+def test_the_kernels_bound_past_the_range_is_the_columns():
+    from graphtrain.kernels.hop_graph import STORED_ABOVE
+
+    assert STORED_ABOVE == columns.OFFSET_RANGE_LIMIT + 1 == np.iinfo(np.int32).max
 
 
 def test_offset_column_reads_like_an_int64_array():
