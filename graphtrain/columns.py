@@ -42,12 +42,12 @@ def offset_base(lo: int, hi: int) -> Optional[int]:
 
 
 def float32_error(values: np.ndarray) -> float:
-    """Largest relative error of storing float64 ``values`` as float32 (0 where a value is 0;
-    non-finite values must have been rejected before)."""
+    """Largest relative error of storing float64 ``values`` as float32 over their finite non-zero
+    values (0, NaN and infinities are stored exactly)."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return 0.0
-    nz = v != 0
+    nz = (v != 0) & np.isfinite(v)
     err = np.abs(v[nz].astype(np.float32).astype(np.float64) - v[nz]) / np.abs(v[nz])
     return float(err.max()) if err.size else 0.0
 

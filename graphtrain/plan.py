@@ -471,7 +471,7 @@ def _stored_column_bytes(edges, edge_columns, options, assume_times: bool, notes
     total = 0
     for in_name, name in stored.items():
         t = types.get(in_name)
-        is_float = t is not None and pa_is_floating(t)
+        is_float = t is not None and _is_floating(t)
         if is_float and (in_name in f32 or name in f32):
             total += COMPACT_COLUMN_BYTES
         elif name == TIME and assume_times:
@@ -482,7 +482,7 @@ def _stored_column_bytes(edges, edge_columns, options, assume_times: bool, notes
     return total
 
 
-def pa_is_floating(t) -> bool:
+def _is_floating(t) -> bool:
     import pyarrow as pa
 
     return pa.types.is_floating(t)

@@ -25,6 +25,10 @@ class ColumnRanges:
     ranges: Dict[str, Tuple[float, float]] = field(default_factory=dict)
 
     def add(self, name: str, values: np.ndarray) -> None:
+        """Widen ``name``'s range by a chunk (float columns: by its finite values; NaN and
+        infinities are stored as they are in float32 too)."""
+        if values.dtype.kind == "f":
+            values = values[np.isfinite(values)]
         if values.size == 0:
             return
         lo, hi = values.min().item(), values.max().item()

@@ -304,3 +304,18 @@ def test_offset_column_reads_like_an_int64_array():
     assert int(np.max(col)) == 10**12 + 5 and int(col.min()) == 10**12 and len(col) == 3
     assert np.array_equal(col // 10**12, [1, 1, 1]) and col.astype(np.float64).dtype == np.float64
     assert col.nbytes == 12 and col.dtype == np.int64
+
+
+def test_non_finite_floats_neither_count_as_error_nor_as_range():
+    """NaN and infinities are float32 values too: they are stored as they are, and neither make the
+    recorded error NaN nor a column 'beyond float32's range'."""
+    from graphtrain.partition.compact import ColumnRanges, plan_encoding
+
+    v = np.array([1.1, np.nan, np.inf, -np.inf, 0.0, -3.3])
+    assert columns.float32_error(v) == pytest.approx(abs(float(np.float32(1.1)) - 1.1) / 1.1)
+    ranges = ColumnRanges()
+    ranges.add("amount", v)
+    assert ranges.ranges["amount"] == (-3.3, 1.1)
+    enc = plan_encoding({"amount": np.dtype(np.float64)}, ranges, ("amount",), 10, 100)
+    assert enc.stored["amount"] == np.float32
+    assert np.array_equal(enc.encode("amount", v), v.astype(np.float32), equal_nan=True)
