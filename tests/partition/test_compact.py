@@ -319,3 +319,17 @@ def test_non_finite_floats_neither_count_as_error_nor_as_range():
     enc = plan_encoding({"amount": np.dtype(np.float64)}, ranges, ("amount",), 10, 100)
     assert enc.stored["amount"] == np.float32
     assert np.array_equal(enc.encode("amount", v), v.astype(np.float32), equal_nan=True)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_weighted_sampling_reads_a_float32_column_as_its_float64_copy(pair, backend):
+    """A float32 weight column is read as stored (no float64 copy); the draws are those of the same
+    values stored as float64 (the wide dataset holds the amounts rounded to float32)."""
+    _, compact, wide = pair
+    assert compact.graph(0).edge_attrs["amount"].dtype == np.float32 and wide.graph(0).edge_attrs["amount"].dtype == np.float64
+    for replace in (False, True):
+        a = _batches(compact, None, backend, weight="amount", replace=replace)
+        b = _batches(wide, None, backend, weight="amount", replace=replace)
+        assert sum(x.e_id.size for x in a) > 300
+        for x, y in zip(a, b):
+            _same(x, y)
