@@ -8,6 +8,8 @@ Measured per sampler: seeds/s and sampled edges/s for the whole mini-batch (ever
 unique + relabel and the MiniBatch assembly). Each sampler first runs ``--warmup`` batches that are
 not timed, so Numba's JIT compile time is excluded (DGL gets the same warm-up). The graphtrain CPU
 rows run ``--repeats`` times, taking turns, and report their median run (the spread is printed).
+``--index-dtypes int64 int32`` times those rows on the graph with int64 and with int32 ``indptr`` /
+``src`` (the compact storage of format version 2), taking turns in the same run, and prints the ratio.
 
 Samplers: ``reference`` (pure NumPy), graphtrain ``cpu`` with each thread count of ``--threads``
 (the threads split each batch's kernels), graphtrain ``cpu batch-parallel`` for each thread count
@@ -52,6 +54,15 @@ def build_graph(scale: int, num_edges: int, seed: int):
     src, dst = rmat_edges(scale, 0, num_edges, seed=seed)
     graph, _ = CSCGraph.from_edges(src, dst, 1 << scale)
     return graph
+
+
+def with_index_dtype(graph: CSCGraph, dtype: str) -> CSCGraph:
+    """The graph with ``indptr`` and ``src`` as ``dtype`` (int32: as a compact dataset stores them)."""
+    if dtype == "int64":
+        return graph
+    return CSCGraph(indptr=graph.indptr.astype(dtype), src=graph.src.astype(dtype), node_start=graph.node_start,
+                    edge_start=graph.edge_start, num_global_nodes=graph.num_global_nodes,
+                    edge_attrs=dict(graph.edge_attrs), time_sorted=graph.time_sorted)
 
 
 def seed_batches(graph: CSCGraph, num_batches: int, batch_size: int, seed: int) -> np.ndarray:
@@ -128,6 +139,9 @@ def main(argv=None):
     ap.add_argument("--dgl-python", default=os.environ.get("GRAPHTRAIN_DGL_PYTHON"), help="python with dgl 2.x")
     ap.add_argument("--dgl-threads", type=int, nargs="+", default=[1])
     ap.add_argument("--seed", type=int, default=0, help="R-MAT and seed-batch seed")
+    ap.add_argument("--index-dtypes", nargs="+", choices=["int64", "int32"], default=["int64"],
+                    help="dtypes of the graph's indptr/src to time the graphtrain CPU rows with (int32: the compact "
+                         "storage of format version 2); several take turns in the same run")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args(argv)
 
@@ -141,10 +155,13 @@ def main(argv=None):
     rows = []
     rows.append(("numpy reference", 1, time_graphtrain(graph, args.fanouts, batches[: args.ref_batches], "reference", 1)))
     # the graphtrain CPU rows take turns, --repeats times; each row reports its median run (noisy machines)
-    configs = [("graphtrain cpu", t, lambda t=t: time_graphtrain(graph, args.fanouts, batches, "cpu", args.warmup, t))
-               for t in args.threads]
-    configs += [("graphtrain cpu batch-parallel", t, lambda t=t: time_batch_parallel(graph, args.fanouts, batches, args.warmup, t))
-                for t in args.threads if t > 1]
+    graphs = {dt: with_index_dtype(graph, dt) for dt in args.index_dtypes}
+    tag = (lambda dt: f" [{dt}]") if len(graphs) > 1 else (lambda dt: "")
+    configs = [(f"graphtrain cpu{tag(dt)}", t, lambda t=t, g=g: time_graphtrain(g, args.fanouts, batches, "cpu", args.warmup, t))
+               for dt, g in graphs.items() for t in args.threads]
+    configs += [(f"graphtrain cpu batch-parallel{tag(dt)}", t,
+                 lambda t=t, g=g: time_batch_parallel(g, args.fanouts, batches, args.warmup, t))
+                for dt, g in graphs.items() for t in args.threads if t > 1]
     runs = {(name, t): [] for name, t, _ in configs}
     for _ in range(args.repeats):
         for name, t, fn in configs:
@@ -185,6 +202,13 @@ def main(argv=None):
     par = {t: rates(r) for name, t, r in rows if name == "graphtrain cpu batch-parallel"}
     if 1 in cpu and 2 in par:
         print(f"cpu scaling 1 -> 2 threads: {par[2][1] / cpu[1][1]:.2f}x (edges/s), batch-parallel")
+    if len(graphs) > 1:
+        by = {(name, t): rates(r)[1] for name, t, r in rows}
+        for name, t, _ in rows:
+            if name.endswith("[int32]"):
+                wide = by.get((name.replace("[int32]", "[int64]"), t))
+                if wide:
+                    print(f"{name.replace(' [int32]', '')} {t}t: int32 / int64 indices {by[(name, t)] / wide:.3f}x (edges/s, medians)")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 

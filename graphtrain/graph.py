@@ -25,6 +25,7 @@ from graphtrain.errors import ConfigError
 
 TIME = "time"
 WEIGHT = "weight"
+_INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 REVERSE = "reverse"  # int8 edge column of a dataset stored with both directions: 0 as given, 1 the added reverse copy
 
 
@@ -33,12 +34,14 @@ class CSCGraph:
     """In-edges of destination nodes ``[node_start, node_start + num_nodes)``, CSC by local destination.
 
     Attributes:
-        indptr: int64 ``[num_nodes + 1]`` offsets into ``src``; ``indptr[0] == 0``.
-        src: int64 ``[num_edges]`` global source node ID of each in-edge.
+        indptr: int64 (or int32, compact storage) ``[num_nodes + 1]`` offsets into ``src``; ``indptr[0] == 0``.
+        src: int64 (or int32) ``[num_edges]`` global source node ID of each in-edge.
         node_start: global ID of local node 0.
         edge_start: global ID of local edge 0.
         num_global_nodes: number of nodes in the whole graph (bound on ``src``).
-        edge_attrs: per-edge columns, e.g. ``"time"`` (int64) and ``"weight"`` (float), ``[num_edges]``.
+        edge_attrs: per-edge columns, e.g. ``"time"`` (int64) and ``"weight"`` (float), ``[num_edges]``;
+            an integer column of a dataset may be a :class:`graphtrain.columns.OffsetColumn`
+            (int32 offsets on disk; indexing it returns the int64 values).
         time_sorted: whether each destination's in-edges are sorted by ``edge_attrs["time"]``.
     """
 
@@ -80,7 +83,7 @@ class CSCGraph:
 
     def in_degree(self) -> np.ndarray:
         """int64 ``[num_nodes]`` in-degree of each local node."""
-        return np.diff(self.indptr)
+        return np.diff(self.indptr).astype(np.int64, copy=False)
 
     def dst(self) -> np.ndarray:
         """Global destination ID of each edge, int64 ``[num_edges]`` (materialised)."""
@@ -93,10 +96,10 @@ class CSCGraph:
     def validate(self) -> "CSCGraph":
         """Check the invariants in the module docstring; raise :class:`ConfigError` on the first broken one."""
         indptr, src = self.indptr, self.src
-        if indptr.ndim != 1 or indptr.shape[0] < 1 or indptr.dtype != np.int64:
-            raise ConfigError("indptr must be a 1-D int64 array of length num_nodes + 1")
-        if src.ndim != 1 or src.dtype != np.int64:
-            raise ConfigError("src must be a 1-D int64 array")
+        if indptr.ndim != 1 or indptr.shape[0] < 1 or indptr.dtype not in _INDEX_DTYPES:
+            raise ConfigError("indptr must be a 1-D int32 or int64 array of length num_nodes + 1")
+        if src.ndim != 1 or src.dtype not in _INDEX_DTYPES:
+            raise ConfigError("src must be a 1-D int32 or int64 array")
         if indptr[0] != 0 or indptr[-1] != src.shape[0] or np.any(np.diff(indptr) < 0):
             raise ConfigError("indptr must start at 0, be non-decreasing and end at num_edges")
         if src.size and (src.min() < 0 or src.max() >= self.num_global_nodes):

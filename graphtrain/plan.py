@@ -112,7 +112,8 @@ ROUGH = {
 }
 
 # -- bytes of the on-disk formats (from the code, not measured) ----------------------------------------
-EDGE_COLUMN_BYTES = 8  # stored edge columns are int64 / float64
+EDGE_COLUMN_BYTES = 8  # an edge column as ingested and spilled (int64 / float64)
+COMPACT_COLUMN_BYTES = 4  # stored as int32 offsets or float32 (graphtrain.columns)
 INV_BYTES = 4  # spilled key index of each endpoint (int32 within a chunk)
 KEY_STREAM_BYTES = 32  # per distinct key per chunk: hash, in- and out-degree, chunk order (int64 each)
 RID_BYTES = 8  # rid of each spilled key, after the ID map's buckets are done
@@ -137,7 +138,9 @@ class Workload:
             reverse copies are made while routing, so ingest, its spill and the ID map see each row once).
         nodes: distinct nodes (estimated unless known); node_rows: node-table rows (0: none).
         id_type: ``int64`` or ``string``; id_bytes: mean bytes of a raw string ID.
-        edge_columns: stored edge columns (time, weight, extra), each :data:`EDGE_COLUMN_BYTES`.
+        edge_columns: stored edge columns (time, weight, extra), each :data:`EDGE_COLUMN_BYTES` in the spill.
+        column_bytes: bytes per edge of those columns in the dataset (int32 offsets and float32
+            columns 4, others 8); None: 8 each (the most they can take).
         num_features, label, split, node_time: node data of the node table.
         keys_per_row: distinct IDs per edge row of an ingest chunk (between ~0 and 2).
         chunk_rows: edge rows per ingest chunk; num_buckets: hash buckets of the ID map.
@@ -153,6 +156,7 @@ class Workload:
     id_type: str = "int64"
     id_bytes: float = 0.0
     edge_columns: int = 0
+    column_bytes: Optional[int] = None
     num_features: int = 0
     label: bool = False
     split: bool = False
@@ -179,6 +183,20 @@ class Workload:
         return 4 * self.num_features + 8 * self.label + self.split + 8 * self.node_time
 
     @property
+    def index_bytes(self) -> Dict[str, int]:
+        """Bytes of one ``src`` and one ``indptr`` entry in the dataset: 4 (int32) when the node IDs,
+        and the edges of the largest partition (assumed 1.5 x the mean, the balance the partitioner
+        warns past), fit below ``columns.INDEX_LIMIT``; else 8."""
+        from graphtrain.columns import INDEX_LIMIT
+
+        return {"src": 4 if self.nodes - 1 < INDEX_LIMIT else 8,
+                "indptr": 4 if 1.5 * self.edges / max(1, self.num_parts) < INDEX_LIMIT else 8}
+
+    @property
+    def stored_column_bytes(self) -> int:
+        return EDGE_COLUMN_BYTES * self.edge_columns if self.column_bytes is None else self.column_bytes
+
+    @property
     def aggregate_features(self) -> int:
         return 2 + 6 * self.edge_columns if self.edge_aggregates else 0
 
@@ -189,7 +207,7 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     staging directory beside the output), at the end of each stage, and the final dataset.
 
     Returns:
-        ``after_ingest``, ``during_ids`` (the ID map's peak), ``after_ids``, ``during_assign``,
+        ``edge_arrays`` (the dataset's ``indptr``, ``src`` and edge columns), ``after_ingest``, ``during_ids`` (the ID map's peak), ``after_ids``, ``during_assign``,
         ``after_route``, ``after_edges`` and ``at_end`` (spill plus dataset written so far),
         ``spill_peak`` (spill alone), ``scratch_peak`` (the most of all) and ``dataset`` (final size).
     """
@@ -212,7 +230,8 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     during_assign = after_ids + (ADJ_BYTES_PER_EDGE * E if w.method != "hash" else 0)
     ebin = E * (16 + C_stored)  # destination and source global IDs, columns
     after_route = K * RID_BYTES + ebin + node_chunks + node_keys_after + idmap_spill
-    edge_arrays = E * (8 + C_stored) + 8 * (N + w.num_parts)
+    ib = w.index_bytes
+    edge_arrays = E * (ib["src"] + w.stored_column_bytes + (1 if w.ingest_rows else 0)) + ib["indptr"] * (N + w.num_parts)
     id_arrays = N * (16 + (16 if not s else 2 * (8 + w.id_bytes)))  # idmap hash + global, raw IDs twice
     node_arrays = N * (w.node_data_bytes + 4 * w.aggregate_features)
     after_edges = edge_arrays + node_chunks + node_keys_after + idmap_spill
@@ -220,7 +239,7 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     dataset = int(edge_arrays + id_arrays + node_arrays + META_BYTES)
     at_end = dataset + idmap_spill + aggregates
     spill_peak = max(during_ids, after_ids, during_assign, after_route)
-    figures = {"after_ingest": after_ingest, "during_ids": during_ids, "after_ids": after_ids, "during_assign": during_assign,
+    figures = {"edge_arrays": edge_arrays, "after_ingest": after_ingest, "during_ids": during_ids, "after_ids": after_ids, "during_assign": during_assign,
                "after_route": after_route, "after_edges": after_edges, "at_end": at_end, "spill_peak": spill_peak,
                "scratch_peak": max(spill_peak, after_edges, at_end), "dataset": dataset}
     return {k: int(v) for k, v in figures.items()}
@@ -428,13 +447,45 @@ def workload_from_sources(edges, edge_columns, options, nodes=None, node_columns
     size = sum(p.stat().st_size for p in edges.paths) + (sum(p.stat().st_size for p in nodes.paths) if nodes else 0)
     return Workload(
         edges=int(E), nodes=N, ingest_rows=int(rows) if both_directions else 0, node_rows=node_rows, id_type=id_type,
-        id_bytes=id_bytes, edge_columns=n_edge_cols,
+        id_bytes=id_bytes, edge_columns=n_edge_cols, column_bytes=_stored_column_bytes(edges, edge_columns, options, sample, notes),
         num_features=len(node_columns.features) if node_columns else 0, label=bool(node_columns and node_columns.label),
         split=bool(node_columns and node_columns.split), node_time=bool(node_columns and node_columns.time),
         keys_per_row=keys, chunk_rows=s.chunk_rows or tuning.chunk_rows, num_buckets=tuning.num_buckets,
         num_parts=options.num_parts,
         method=options.method, passes=options.passes, memory_limit=memory_limit, edge_aggregates=options.edge_aggregates,
         input_bytes=size, transactions=rows if both_directions else 0, notes=notes)
+
+
+def _stored_column_bytes(edges, edge_columns, options, assume_times: bool, notes: Dict[str, str]) -> int:
+    """Bytes per edge the edge columns will take in the dataset: 4 for a float column named in
+    ``options.float32_columns``; 4 for the time column when ``assume_times`` (int32 offsets: its
+    range must fit in 2**31 - 1 units, 68 years of seconds -- the partitioner checks it, this
+    assumes it); 8 for the others (an integer column is int32 when its range fits; not known
+    before it is read, so the most is counted)."""
+    from graphtrain.graph import TIME
+    from graphtrain.partition import ingest
+
+    stored = edge_columns.stored_names()
+    f32 = set(getattr(options, "float32_columns", ()) or ())
+    types = ingest.peek_types(edges, list(stored))
+    total = 0
+    for in_name, name in stored.items():
+        t = types.get(in_name)
+        is_float = t is not None and _is_floating(t)
+        if is_float and (in_name in f32 or name in f32):
+            total += COMPACT_COLUMN_BYTES
+        elif name == TIME and assume_times:
+            total += COMPACT_COLUMN_BYTES
+            notes["column_bytes"] = "assumed: the time column's range fits int32 offsets (68 years of seconds)"
+        else:
+            total += EDGE_COLUMN_BYTES
+    return total
+
+
+def _is_floating(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_floating(t)
 
 
 def distinct_nodes_uniform(distinct: float, sample_rows: int, rows: int) -> float:
@@ -500,7 +551,8 @@ def workload_synthetic(transactions: int, accounts: int, *, job: str = "detect-r
                        num_features: int = 7, edge_columns: int = 2, keys_per_row: Optional[float] = None,
                        passes: int = 3) -> Workload:
     """The :class:`Workload` of ``transactions`` between ``accounts`` as ``graphtrain generate`` makes them
-    (string IDs ``AC`` + 19 digits, amount and time, 7 account features and a label)."""
+    (string IDs ``AC`` + 19 digits, amount and time, 7 account features and a label), stored as the
+    fraud pipeline stores them: amounts float32, times int32 offsets (a generated year of seconds)."""
     if transactions < 1 or accounts < 1:
         raise ConfigError("--transactions and --accounts must be positive")
     memory_limit = parse_size(memory_limit)
@@ -519,8 +571,8 @@ def workload_synthetic(transactions: int, accounts: int, *, job: str = "detect-r
     return Workload(
         edges=int(transactions) * (2 if both else 1), nodes=int(accounts), ingest_rows=int(transactions) if both else 0,
         node_rows=int(accounts), id_type=id_type,
-        id_bytes=id_bytes if id_type == "string" else 0.0, edge_columns=edge_columns, num_features=num_features,
-        label=True, keys_per_row=keys_per_row, chunk_rows=chunk, num_buckets=tuning.num_buckets, num_parts=num_parts, method=method, passes=passes,
+        id_bytes=id_bytes if id_type == "string" else 0.0, edge_columns=edge_columns,
+        column_bytes=COMPACT_COLUMN_BYTES * edge_columns, num_features=num_features, label=True, keys_per_row=keys_per_row, chunk_rows=chunk, num_buckets=tuning.num_buckets, num_parts=num_parts, method=method, passes=passes,
         memory_limit=memory_limit, transactions=int(transactions), notes=notes)
 
 
@@ -570,6 +622,7 @@ class Plan:
                           "peak_anon_bytes": part.detail["peak_anon_bytes"], "scratch_peak_bytes": part.disk_peak_bytes,
                           "spill_peak_bytes": part.detail["disk"]["spill_peak"], "dataset_bytes": part.disk_after_bytes,
                           "dataset_bytes_per_edge": round(part.disk_after_bytes / max(self.workload.edges, 1), 2),
+                          "edge_bytes_per_edge": round(part.detail["disk"]["edge_arrays"] / max(self.workload.edges, 1), 2),
                           "stage_seconds": part.detail["seconds"]},
             "disk_need_bytes": self.disk_need_bytes, "free_bytes": self.free_bytes, "disk_path": self.disk_path,
             "fits": None if self.free_bytes is None else self.free_bytes >= self.disk_need_bytes,

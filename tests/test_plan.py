@@ -12,7 +12,7 @@ import pytest
 
 import graphtrain.plan as plan
 from graphtrain.cli import main
-from graphtrain.partition import ingest
+from graphtrain.partition import ingest, open_dataset
 from graphtrain.partition.partitioner import EdgeColumns, NodeColumns, PartitionOptions, partition
 
 Usage = namedtuple("Usage", "total used free")
@@ -52,6 +52,30 @@ def test_disk_model_matches_a_real_run(tmp_path, fraud_files):
     disk = plan.partition_disk(w)
     assert disk["dataset"] == pytest.approx(summary.dataset_bytes, rel=0.05)
     assert disk["spill_peak"] == pytest.approx(summary.spill_peak_bytes, rel=0.10)
+
+
+def test_edge_array_model_is_the_compact_format(tmp_path, fraud_files):
+    """The dataset's edge arrays as the model counts them, byte for byte: int32 src and indptr,
+    the time column as int32 offsets, amount float32 (with --float32-columns) or float64."""
+    edges, cols, nodes, node_cols = _sources(fraud_files)
+    for f32, column_bytes in (((), 4 + 8), (("amount",), 4 + 4)):
+        options = PartitionOptions(num_parts=3, float32_columns=f32)
+        partition(edges, cols, tmp_path / f"ds{len(f32)}", options, nodes, node_cols)
+        meta = open_dataset(tmp_path / f"ds{len(f32)}").meta
+        w = plan.workload_from_sources(edges, cols, options, nodes, node_cols)
+        assert w.stored_column_bytes == column_bytes and w.index_bytes == {"src": 4, "indptr": 4}
+        assert plan.partition_disk(w)["edge_arrays"] == meta.storage["edge_bytes"]
+    worst = plan.workload_from_sources(edges, cols, PartitionOptions(num_parts=3), nodes, node_cols, sample=False)
+    assert worst.stored_column_bytes == 16  # the disk check counts the time column at its widest
+
+
+def test_synthetic_fraud_workload_is_stored_compactly():
+    w = plan.workload_synthetic(500_000_000, 60_000_000, job="detect-rings", keys_per_row=1.0)
+    assert w.stored_column_bytes == 8 and w.index_bytes == {"src": 4, "indptr": 4}
+    d = plan.partition_disk(w)
+    assert d["edge_arrays"] == w.edges * (4 + 8 + 1) + 4 * (w.nodes + w.num_parts)
+    wide = plan.Workload(**{**w.__dict__, "column_bytes": None, "notes": {}})
+    assert plan.partition_disk(wide)["edge_arrays"] == d["edge_arrays"] + 8 * w.edges
 
 
 def test_both_directions_and_synthetic_workloads():

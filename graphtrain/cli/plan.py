@@ -191,7 +191,9 @@ def print_plan(result) -> None:
     print(f"  partition disk: spill after ingest {fs(d['after_ingest'])}, after the ID map {fs(d['after_ids'])}"
           + (f", while assigning {fs(d['during_assign'])}" if w.method != "hash" else "")
           + f", after routing edges {fs(d['after_route'])}; dataset {fs(d['dataset'])} "
-          f"({d['dataset'] / max(w.edges, 1):.1f} bytes per edge)")
+          f"({d['dataset'] / max(w.edges, 1):.1f} bytes per edge, {d['edge_arrays'] / max(w.edges, 1):.1f} of them "
+          f"edge arrays: src {w.index_bytes['src']} B, indptr {w.index_bytes['indptr']} B per node, "
+          f"columns {w.stored_column_bytes} B{' + reverse 1 B' if w.ingest_rows else ''})")
     print("  partition time: " + ", ".join(f"{k} {_duration(v)}" for k, v in t.items() if k != "total"))
     print(f"  partition memory: {fs(part.peak_rss_bytes)} resident, {fs(part.detail['peak_anon_bytes'])} anonymous")
     print("  estimated: " + "; ".join(f"{k} {v}" for k, v in w.notes.items()))

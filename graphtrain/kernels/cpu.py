@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from graphtrain.kernels import rng
 from graphtrain.kernels.hop_body import make_hop_functions
-from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.hop_graph import HopGraph, bounds_for, stored_bounds_nb
 from graphtrain.kernels.prefetch import prefetch
 from graphtrain.kernels.rows import scatter_rows
 
@@ -118,7 +118,7 @@ def sample_hop(
     n = local_dst.shape[0]
     k = int(fanout)
     temporal = time_bound is not None
-    bounds = np.ascontiguousarray(time_bound, dtype=np.int64) if temporal else _NO_I64
+    bounds = bounds_for(graph, time_bound) if temporal else _NO_I64
     weight = graph.weight if use_weight else _NO_F64
     cum_weight = graph.cum_weight if use_weight and graph.cum_weight is not None else _NO_F64
     cum_positive = graph.cum_positive if use_weight and graph.cum_positive is not None else _NO_I32
@@ -269,9 +269,9 @@ def _first_of(table, mask, ids, times, p, h):
 
 
 @njit(cache=True, nogil=True)
-def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, node_start, node_stop, edge_start, seeds,
-                  seed_time, fanouts, batch_key, replace, use_weight, time_sorted, strict, recent, hop_nodes,
-                  hop_edges, bad):
+def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, time_base, has_base, node_start, node_stop,
+                  edge_start, seeds, seed_time, fanouts, batch_key, replace, use_weight, time_sorted, strict, recent,
+                  hop_nodes, hop_edges, bad):
     # ``seed_time is None`` is resolved when Numba compiles (non-temporal batches get code without times)
     temporal = seed_time is not None
     n = seeds.shape[0]
@@ -305,7 +305,9 @@ def _sample_batch(indptr, src, weight, cum_weight, cum_positive, time, node_star
         slots = np.empty(m * k, dtype=np.int64)
         nbr_slots = np.empty(m * k, dtype=np.int64)
         counts = np.empty(m, dtype=np.int64)
-        _sample_range(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, times[lo:n], k, replace,
+        # bounds compared in the time column's stored domain; ``times`` keep the original values (keys, dedup)
+        hop_bounds = stored_bounds_nb(times[lo:n], time_base, has_base)
+        _sample_range(indptr, src, weight, cum_weight, cum_positive, time, local_dst, keys, hop_bounds, k, replace,
                       use_weight, temporal, time_sorted, strict, recent, slots, nbr_slots, counts, 0, m)
         total = 0
         for i in range(m):
@@ -409,7 +411,8 @@ def sample_batch(
         graph.indptr, graph.src, graph.weight if use_weight else _NO_F64,
         graph.cum_weight if use_weight and graph.cum_weight is not None else _NO_F64,
         graph.cum_positive if use_weight and graph.cum_positive is not None else _NO_I32,
-        graph.time if temporal else _NO_I64, np.int64(node_start), np.int64(node_stop), np.int64(graph.edge_start),
+        graph.time if temporal else _NO_I64, np.int64(graph.time_base or 0), graph.time_base is not None,
+        np.int64(node_start), np.int64(node_stop), np.int64(graph.edge_start),
         np.ascontiguousarray(seeds, dtype=np.int64),
         np.ascontiguousarray(seed_time, dtype=np.int64) if temporal else None,
         np.ascontiguousarray(fanouts, dtype=np.int64), np.uint64(batch_key), bool(replace), bool(use_weight),

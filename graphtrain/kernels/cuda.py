@@ -23,7 +23,7 @@ import numpy as np
 from numba import cuda
 
 from graphtrain.kernels.hop_body import make_hop_functions
-from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.hop_graph import HopGraph, bounds_for
 from graphtrain.kernels.rng import make_rng_functions
 
 _rng = make_rng_functions(cuda.jit(device=True))
@@ -49,17 +49,27 @@ def _dev(a, dtype):
     return cuda.to_device(np.ascontiguousarray(a, dtype=dtype))
 
 
+def _index_dtype(a) -> np.dtype:
+    """int32 stays int32 on the device (compact storage); anything else becomes int64."""
+    return np.dtype(np.int32) if a is not None and a.dtype == np.int32 else np.dtype(np.int64)
+
+
+def _float_dtype(a) -> np.dtype:
+    return np.dtype(np.float32) if a is not None and a.dtype == np.float32 else np.dtype(np.float64)
+
+
 def to_device(graph: HopGraph) -> HopGraph:
     """The graph's arrays copied to the GPU (missing columns become empty device arrays)."""
     return HopGraph(
-        indptr=_dev(graph.indptr, np.int64),
-        src=_dev(graph.src, np.int64),
+        indptr=_dev(graph.indptr, _index_dtype(graph.indptr)),
+        src=_dev(graph.src, _index_dtype(graph.src)),
         edge_start=int(graph.edge_start),
-        weight=_dev(graph.weight if graph.weight is not None else np.empty(0), np.float64),
-        time=_dev(graph.time if graph.time is not None else np.empty(0, np.int64), np.int64),
+        weight=_dev(graph.weight if graph.weight is not None else np.empty(0), _float_dtype(graph.weight)),
+        time=_dev(graph.time if graph.time is not None else np.empty(0, np.int64), _index_dtype(graph.time)),
         time_sorted=bool(graph.time_sorted),
         cum_weight=_dev(graph.cum_weight if graph.cum_weight is not None else np.empty(0), np.float64),
         cum_positive=_dev(graph.cum_positive if graph.cum_positive is not None else np.empty(0, np.int32), np.int32),
+        time_base=graph.time_base,
     )
 
 
@@ -111,7 +121,7 @@ def sample_hop(
     n = d_dst.shape[0]
     k = int(fanout)
     temporal = time_bound is not None
-    d_bounds = _dev(time_bound if temporal else np.zeros(1, np.int64), np.int64)
+    d_bounds = _dev(bounds_for(graph, time_bound) if temporal else np.zeros(1, np.int64), np.int64)
     slots = cuda.device_array(max(1, n * k), dtype=np.int64)
     d_counts = cuda.device_array(max(1, n), dtype=np.int64)
     if n:

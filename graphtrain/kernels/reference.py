@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from graphtrain.kernels.hop_graph import HopGraph
+from graphtrain.kernels.hop_graph import HopGraph, bounds_for
 from graphtrain.kernels.rng import rand_below_np, rand_unit_np
 
 _U64 = np.uint64
@@ -162,9 +162,11 @@ def sample_hop(
     keys = np.asarray(keys, dtype=np.uint64)
     n = local_dst.shape[0]
     k = int(fanout)
-    lo = graph.indptr[local_dst]
-    hi = graph.indptr[local_dst + 1]
+    lo = graph.indptr[local_dst].astype(np.int64)  # int32 indices widen before any arithmetic
+    hi = graph.indptr[local_dst + 1].astype(np.int64)
     temporal = time_bound is not None
+    if temporal:
+        time_bound = bounds_for(graph, time_bound)  # compared in the time column's stored domain
     scan = temporal and not graph.time_sorted
     if temporal and not scan:
         hi = _prefix_end(graph.time, lo, hi, np.asarray(time_bound, dtype=np.int64), strict)
@@ -189,7 +191,7 @@ def sample_hop(
             per_entry.append(pos)
         counts = np.array([p.size for p in per_entry], dtype=np.int64)
         positions = np.concatenate(per_entry) if per_entry else np.empty(0, np.int64)
-        return counts, graph.src[positions], graph.edge_start + positions
+        return counts, graph.src[positions].astype(np.int64), graph.edge_start + positions
 
     d = hi - lo
     if replace:
@@ -206,7 +208,7 @@ def sample_hop(
             slots[big] = _floyd(keys[big], d[big], k)
         slots += lo[:, None]
         positions = slots[np.arange(k)[None, :] < counts[:, None]]
-    return counts, graph.src[positions], graph.edge_start + positions
+    return counts, graph.src[positions].astype(np.int64), graph.edge_start + positions
 
 
 def unique_relabel(

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from graphtrain.columns import OffsetColumn
 from graphtrain.errors import ConfigError
 from graphtrain.partition import format as fmt
 
@@ -77,7 +78,14 @@ def _load(root: Path, part: int, name: str) -> np.ndarray:
     return arr if arr.size else np.empty(arr.shape, dtype=arr.dtype)
 
 
-def _out_table(root: Path, scratch: Path, node_bounds: np.ndarray, columns: Sequence[str], block_edges: int):
+def _load_column(root: Path, part: int, name: str, offsets: Dict[str, int]):
+    """An edge column as its values (an int32-offset column through :class:`OffsetColumn`)."""
+    arr = _load(root, part, fmt.edge_file(name))
+    return OffsetColumn(arr, offsets[name]) if name in offsets else arr
+
+
+def _out_table(root: Path, scratch: Path, node_bounds: np.ndarray, columns: Sequence[str], block_edges: int,
+               offsets: Dict[str, int]):
     """Memory-mapped float64 ``[N, 1 + 2 C]``: out-degree, then the sum and max of each column over
     each node's out-edges (max -inf where there are none)."""
     N, C = int(node_bounds[-1]), len(columns)
@@ -86,7 +94,7 @@ def _out_table(root: Path, scratch: Path, node_bounds: np.ndarray, columns: Sequ
         table[a : a + block_edges, 1 + C :] = -np.inf
     for p in range(node_bounds.shape[0] - 1):
         src = _load(root, p, fmt.SRC)
-        cols = [_load(root, p, fmt.edge_file(c)) for c in columns]
+        cols = [_load_column(root, p, c, offsets) for c in columns]
         for a in range(0, src.shape[0], block_edges):
             b = min(src.shape[0], a + block_edges)
             s = np.asarray(src[a:b])
@@ -128,7 +136,7 @@ def _features(acc: np.ndarray, C: int) -> np.ndarray:
 
 def write_edge_aggregates(root: Path, scratch: Path, node_bounds: np.ndarray, columns: Sequence[str],
                           feature_names: Sequence[str], files: Dict[str, fmt.FileRecord],
-                          block_edges: int, block_nodes: int) -> List[str]:
+                          block_edges: int, block_nodes: int, offsets: Optional[Dict[str, int]] = None) -> List[str]:
     """Append the aggregate columns to every partition's ``node_feat.npy`` under ``root`` (a dataset
     being written, its edge arrays complete; ``files`` records updated) and return their names.
 
@@ -137,6 +145,7 @@ def write_edge_aggregates(root: Path, scratch: Path, node_bounds: np.ndarray, co
         columns: stored names of the edge columns to aggregate.
         feature_names: the node-table feature columns already in ``node_feat.npy`` (may be empty).
         block_edges, block_nodes: most edges / node rows handled at once.
+        offsets: base of each column stored as int32 offsets (``EdgeEncoding.offsets``).
     """
     names = aggregate_names(columns)
     taken = set(feature_names) & set(names)
@@ -145,20 +154,21 @@ def write_edge_aggregates(root: Path, scratch: Path, node_bounds: np.ndarray, co
     C, F = len(columns), len(feature_names)
     block_edges, block_nodes = max(1, int(block_edges)), max(1, int(block_nodes))
     scratch = Path(scratch)
-    out_table = _out_table(root, scratch, node_bounds, columns, block_edges)
+    offsets = dict(offsets or {})
+    out_table = _out_table(root, scratch, node_bounds, columns, block_edges, offsets)
     try:
         for p in range(node_bounds.shape[0] - 1):
             lo, hi = int(node_bounds[p]), int(node_bounds[p + 1])
             rel = f"{fmt.part_dir_name(p)}/{fmt.NODE_FEAT}.npy"
             base = _load(root, p, fmt.NODE_FEAT) if F else None
-            indptr = np.asarray(_load(root, p, fmt.INDPTR))
-            cols = [_load(root, p, fmt.edge_file(c)) for c in columns]
+            indptr = np.asarray(_load(root, p, fmt.INDPTR), dtype=np.int64)  # int32 on disk: no overflow below
+            cols = [_load_column(root, p, c, offsets) for c in columns]
             tmp = root / fmt.part_dir_name(p) / f".{fmt.NODE_FEAT}.npy.tmp"
             writer = fmt.NpyWriter(tmp, np.float32, (hi - lo, F + len(names)))
             a = 0
             while a < hi - lo:
                 # at most block_nodes rows, and about block_edges in-edges (a hub may exceed it alone)
-                b = int(np.searchsorted(indptr, indptr[a] + block_edges, side="right")) - 1
+                b = int(np.searchsorted(indptr, int(indptr[a]) + block_edges, side="right")) - 1
                 b = min(hi - lo, a + block_nodes, max(b, a + 1))
                 inn, out = _in_block(indptr, cols, a, b), np.asarray(out_table[lo + a : lo + b])
                 rows = [np.asarray(base[a:b], dtype=np.float64)] if F else []

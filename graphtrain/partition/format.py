@@ -8,12 +8,14 @@ edges in partition ``p``, ``N`` nodes and ``E`` edges in all)::
     ├── meta.json                  format_version, counts, node/edge boundaries (the range book),
     │                              column schema, partition statistics, sha256 of every array
     ├── part-0000/
-    │   ├── indptr.npy             int64   [n_p + 1]  CSC offsets by local destination
-    │   ├── src.npy                int64   [e_p]      global source ID of each in-edge
-    │   ├── edge_time.npy          int64   [e_p]      edge time (with --time); sorted within each
+    │   ├── indptr.npy             int32*  [n_p + 1]  CSC offsets by local destination
+    │   ├── src.npy                int32*  [e_p]      global source ID of each in-edge
+    │   ├── edge_time.npy          int32** [e_p]      edge time (with --time); sorted within each
     │   │                                             destination's in-edges
-    │   ├── edge_weight.npy        float64 [e_p]      edge weight (with --weight)
-    │   ├── edge_<name>.npy        [e_p]              other edge columns (int64 or float64)
+    │   ├── edge_weight.npy        float64 [e_p]      edge weight (with --weight; float32 if listed
+    │   │                                             in --float32-columns)
+    │   ├── edge_<name>.npy        [e_p]              other edge columns (int32**, int64, float64,
+    │   │                                             or float32 if listed in --float32-columns)
     │   ├── node_feat.npy          float32 [n_p, F]   node features (with a node table)
     │   ├── node_label.npy         int64   [n_p]      class label, -1 where unknown
     │   ├── node_split.npy         int8    [n_p]      0 train, 1 val, 2 test, -1 none
@@ -32,6 +34,17 @@ edges in partition ``p``, ``N`` nodes and ``E`` edges in all)::
     │   └── raw_bytes.npy          uint8   [...]
     └── .verified.json             (optional) stat and sha256 of each array at its last full
                                    verification (STAMP_FILE, graphtrain.partition.integrity)
+
+Compact storage (format version 2, :mod:`graphtrain.columns`): ``*`` index arrays are int32 when
+every value fits (``indptr`` when the largest partition has fewer than 2**31 - 1 edges, ``src``
+when the graph has fewer than 2**31 - 1 nodes), else int64, the same for every partition. ``**``
+integer edge columns are int32 offsets from the column's minimum (``EdgeColumn.offset``) when
+``max - min`` fits, else int64 as given; :meth:`Dataset.graph` returns them as
+:class:`~graphtrain.columns.OffsetColumn`, which reads back the int64 values. A float64 column
+stored as float32 records its largest relative error in ``EdgeColumn.max_rel_error``.
+``meta.json`` records ``storage``: bytes per edge of the edge arrays and of the whole dataset.
+Version 1 datasets (every index and integer column int64, no ``offset``) still open: version 2
+only adds fields and narrower dtypes, which the readers take as they find them.
 
 Global node IDs of partition ``p`` are ``[node_bounds[p], node_bounds[p+1])``; its edges (the
 in-edges of its nodes) have global edge IDs ``[edge_bounds[p], edge_bounds[p+1])`` in CSC order.
@@ -57,6 +70,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from graphtrain._version import __version__
+from graphtrain.columns import OffsetColumn
 from graphtrain.errors import FormatError
 from graphtrain.graph import TIME, CSCGraph
 from graphtrain.io import DATASET_MARKER, write_text_atomic
@@ -65,7 +79,8 @@ from graphtrain.partition.integrity import STAMP_FILE, VerifyReport, check_array
 from graphtrain.partition.view import PartitionedGraph
 from graphtrain.split import SPLIT_CODES  # noqa: F401 -- node_split.npy holds these codes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: all indices and integer columns int64 (read as they are)
 META_FILE = DATASET_MARKER
 IDMAP_DIR = "idmap"
 
@@ -104,15 +119,23 @@ class EdgeColumn:
 
     Attributes:
         name: graphtrain name, the file is ``edge_<name>.npy`` (``time`` and ``weight`` are roles).
-        dtype: ``"int64"`` or ``"float64"`` (``"int8"`` for ``reverse``, see ``PartitionOptions.add_reverse``).
+        dtype: the values' dtype as readers see them: ``"int64"``, ``"float64"``, ``"float32"``
+            (a float64 input column stored as float32) or ``"int8"`` (``reverse``, see
+            ``PartitionOptions.add_reverse``).
         source: the column's name in the user's input (written back by ``export``).
         unit: for time columns read from a timestamp type, e.g. ``"s"``; else ``None``.
+        offset: for an int64 column stored as int32 offsets, the base: value = stored + offset
+            (lossless); None when stored as given.
+        max_rel_error: for a float64 input column stored as float32, the largest
+            ``|stored - input| / |input|`` over its values; None when stored as given.
     """
 
     name: str
     dtype: str
     source: str
     unit: Optional[str] = None
+    offset: Optional[int] = None
+    max_rel_error: Optional[float] = None
 
 
 @dataclass
@@ -164,6 +187,7 @@ class DatasetMeta:
     partition_stats: Dict[str, object] = field(default_factory=dict)  # method, edge_cut, balance, seed
     ingest_stats: Dict[str, object] = field(default_factory=dict)  # inputs, rows, self loops, duplicates
     idmap: Dict[str, object] = field(default_factory=dict)  # {"hash": scheme name}
+    storage: Dict[str, object] = field(default_factory=dict)  # edge_bytes, edge_bytes_per_edge, dataset_bytes_per_edge (no meta.json)
     files: Dict[str, FileRecord] = field(default_factory=dict)  # relative path -> record
     format_version: int = FORMAT_VERSION
     created_by: str = f"graphtrain {__version__}"
@@ -192,10 +216,11 @@ class DatasetMeta:
         if not isinstance(raw, dict) or "format_version" not in raw:
             raise FormatError(f"{path}: no format_version; not a graphtrain dataset")
         version = raw["format_version"]
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise FormatError(
                 f"{path}: dataset format version {version} is not supported by graphtrain {__version__} "
-                f"(it reads version {FORMAT_VERSION}); re-partition the input with this version"
+                f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); re-partition the input with "
+                f"this version: graphtrain partition EDGES OUT ..."
             )
         try:
             raw["edge_columns"] = [EdgeColumn(**c) for c in raw.get("edge_columns", [])]
@@ -281,6 +306,16 @@ def write_array(path, array) -> FileRecord:
     writer = NpyWriter(path, array.dtype, array.shape)
     writer.write(array)
     return writer.close()
+
+
+def edge_array_bytes(meta: DatasetMeta) -> int:
+    """Data bytes of every partition's edge arrays (``indptr``, ``src``, ``edge_*``), from the records."""
+    names = {INDPTR, SRC} | {edge_file(c.name) for c in meta.edge_columns}
+    total = 0
+    for rel, rec in meta.files.items():
+        if Path(rel).stem in names and rel.startswith("part-"):
+            total += int(np.prod(rec.shape, dtype=np.int64)) * np.dtype(rec.dtype).itemsize
+    return total
 
 
 def write_meta(directory, meta: DatasetMeta) -> None:
@@ -374,7 +409,7 @@ class Dataset:
         if part is None:
             return PartitionedGraph(tuple(self.graph(p) for p in range(self.num_parts)), self.book)
         self.book.node_range(part)  # range check
-        attrs = {c.name: self._part_array(part, edge_file(c.name)) for c in self.meta.edge_columns}
+        attrs = {c.name: self._edge_column(part, c) for c in self.meta.edge_columns}
         return CSCGraph(
             indptr=self._part_array(part, INDPTR),
             src=self._part_array(part, SRC),
@@ -384,6 +419,11 @@ class Dataset:
             edge_attrs=attrs,
             time_sorted=self.meta.time_sorted and TIME in attrs,
         )
+
+    def _edge_column(self, part: int, column: EdgeColumn):
+        """One partition's edge column as readers see it (offset columns read back their values)."""
+        stored = self._part_array(part, edge_file(column.name))
+        return stored if column.offset is None else OffsetColumn(stored, column.offset)
 
     def partition(self, part: int) -> Partition:
         """Graph plus node features, labels and split of partition ``part`` (memory-mapped)."""

@@ -46,6 +46,7 @@ from graphtrain.partition.assign import (
     metis_memory_bytes,
 )
 from graphtrain.partition._kernels import csr_from_pairs, plan_bins
+from graphtrain.partition.compact import ColumnRanges, check_float32_columns, plan_encoding
 from graphtrain.partition.idmap import HASH_SCHEME, DuplicateNodeError, IdMapBuilder
 from graphtrain.partition.relabel import (
     EdgeStats,
@@ -203,6 +204,10 @@ class PartitionOptions:
         edge_aggregates: add structural node features computed from the edges: in/out degree and
             the sum, mean and max of each edge column over in-edges and over out-edges
             (:mod:`graphtrain.partition.aggregates`), after the node table's features.
+        float32_columns: edge columns (input or stored names, e.g. ``amount``) to store as float32
+            if they hold floats: half the bytes, lossy (relative error at most 2**-24, about 6e-8;
+            the largest is recorded in ``meta.json``). Integer columns and indices are always stored
+            compactly where lossless, named here or not (:mod:`graphtrain.columns`).
         force: replace an existing dataset at the output path.
         disk_check: before any work, estimate the disk the run needs at its peak (spill and dataset,
             :func:`graphtrain.plan.check_disk`) and refuse it if the free disk at the output cannot
@@ -224,6 +229,7 @@ class PartitionOptions:
     add_reverse: bool = False
     missing_features: str = "zero"
     edge_aggregates: bool = False
+    float32_columns: Tuple[str, ...] = ()
     force: bool = False
     disk_check: bool = True
     progress: bool = False
@@ -285,6 +291,7 @@ class PartitionSummary:
     spill_peak_bytes: int = 0  # the most spill on disk at once (SpillDir.peak_bytes)
     dataset_bytes: int = 0  # the finished dataset directory on disk
     dataset_bytes_per_edge: float = 0.0  # dataset_bytes / num_edges
+    edge_bytes_per_edge: float = 0.0  # indptr, src and edge columns (the part that grows with edges) / num_edges
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
 
@@ -328,6 +335,7 @@ class _EdgeIngest:
     columns: Dict[str, np.dtype] = field(default_factory=dict)  # stored name -> dtype
     schema: List[fmt.EdgeColumn] = field(default_factory=list)
     inv_dtypes: List[type] = field(default_factory=list)  # dtype of each chunk's spilled key indices
+    ranges: ColumnRanges = field(default_factory=ColumnRanges)  # each column's (min, max)
 
 
 def _decide_id_type(options: PartitionOptions, edges: ingest.TableSource, cols: EdgeColumns,
@@ -385,6 +393,7 @@ def _ingest_edges(source, cols: EdgeColumns, id_type: str, builder: IdMapBuilder
                 else:
                     raise batch.error(0, f"column changed from integers to {v.dtype} values", in_name)
             spill.write(f"echunk_{c:06d}_{name}", v)
+            result.ranges.add(name, v)
         inverse = builder.add_chunk("edge", ids, num_sources=n, keys=keys)
         inv_dtype = np.int32 if inverse.shape[0] < 2**31 else np.int64  # indices < number of keys <= 2n
         spill.write(f"echunk_{c:06d}_inv", inverse.astype(inv_dtype))
@@ -608,6 +617,7 @@ def partition(
                           f"column; rename that input column")
     if node_columns is not None:
         node_columns.input_columns()
+    float32_columns = check_float32_columns(options.float32_columns, edge_columns.stored_names())
     if options.threads:
         import numba
 
@@ -643,6 +653,7 @@ def partition(
         if options.add_reverse:
             stored_columns[REVERSE] = np.dtype(np.int8)
             edge_info.schema.append(fmt.EdgeColumn(name=REVERSE, dtype="int8", source=REVERSE))
+        plan_encoding(stored_columns, edge_info.ranges, float32_columns, 0, 0)  # float32 range errors before the long stages
         node_info = (_ingest_nodes(nodes, node_columns, id_type, builder, spill, tuning, options.progress,
                                    zero_missing=options.missing_features == "zero") if nodes else None)
         _release_memory()
@@ -669,6 +680,8 @@ def partition(
         node_bounds, g = global_ids(part, options.num_parts)
         stats = EdgeStats()
         in_degree = builder.in_degree + builder.out_degree if options.add_reverse else builder.in_degree
+        max_part_edges = int(np.bincount(part, weights=in_degree, minlength=options.num_parts).max())  # bound: before drops
+        encoding = plan_encoding(stored_columns, edge_info.ranges, float32_columns, n, max_part_edges)
         bins = RangeBins(spill, "ebin", plan_edge_bins(node_bounds, in_degree, g, tuning.bin_edges),
                          {"src": np.int64, **stored_columns})
         del in_degree
@@ -678,7 +691,11 @@ def partition(
         bar.close()
         del builder.in_degree, builder.out_degree
         bar = _Progress(options.progress, "write partitions", bins.num_bins, "bins")
-        files = write_edge_bins(tmp, bins, node_bounds, stored_columns, options.drop_duplicates, stats, lambda b: bar.update())
+        files = write_edge_bins(tmp, bins, node_bounds, encoding, options.drop_duplicates, stats, lambda b: bar.update())
+        for col in edge_info.schema:
+            col.offset = encoding.offsets.get(col.name)
+            if col.name in encoding.float32:
+                col.dtype, col.max_rel_error = "float32", encoding.errors.get(col.name, 0.0)
         bar.close()
         lap("edges")
 
@@ -690,7 +707,7 @@ def partition(
             from graphtrain.partition.aggregates import write_edge_aggregates
 
             feature_names += write_edge_aggregates(tmp, spill.root, node_bounds, list(stored_columns), feature_names,
-                                                   files, tuning.bin_edges, tuning.bin_nodes)
+                                                   files, tuning.bin_edges, tuning.bin_nodes, encoding.offsets)
             lap("aggregates")
         files.update(write_raw_ids_and_idmap(tmp, id_type, part, g, node_bounds, builder.sorted_hashes,
                                              builder.sorted_raw, max(tuning.chunk_rows, 1 << 20)))
@@ -768,9 +785,14 @@ def partition(
         )
         if node_info is not None and node_columns.label:
             meta.node_schema.num_classes = _num_classes(tmp, options.num_parts)
-        fmt.write_meta(tmp, meta)
-        summary.dataset_bytes = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        edge_bytes = fmt.edge_array_bytes(meta)
+        summary.dataset_bytes = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())  # no meta.json yet
         summary.dataset_bytes_per_edge = round(summary.dataset_bytes / num_edges, 2) if num_edges else 0.0
+        summary.edge_bytes_per_edge = round(edge_bytes / num_edges, 2) if num_edges else 0.0
+        meta.storage = {"edge_bytes": edge_bytes, "edge_bytes_per_edge": summary.edge_bytes_per_edge,
+                        "dataset_bytes": summary.dataset_bytes, "dataset_bytes_per_edge": summary.dataset_bytes_per_edge,
+                        "index_dtypes": {"indptr": encoding.indptr.name, "src": encoding.src.name}}
+        fmt.write_meta(tmp, meta)
     summary.seconds = round(time.perf_counter() - t_start, 3)
     summary.peak_rss_bytes = peak_rss_bytes()
     summary.peak_anon_bytes = peak.peak_anon

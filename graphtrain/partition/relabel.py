@@ -21,6 +21,7 @@ import numpy as np
 
 from graphtrain.graph import TIME
 from graphtrain.partition import format as fmt
+from graphtrain.partition.compact import EdgeEncoding
 from graphtrain.partition._kernels import count_outside, plan_bins, ranks_in_part, sort_bin
 from graphtrain.partition.ingest import StringIds
 from graphtrain.partition.spill import RangeBins, SpillDir
@@ -49,21 +50,25 @@ class EdgeStats:
 
 
 class _PartitionEdgeWriter:
-    """Writers for one partition's CSC arrays (``indptr``, ``src``, ``edge_<name>``)."""
+    """Writers for one partition's CSC arrays (``indptr``, ``src``, ``edge_<name>``), in the stored
+    dtypes of ``encoding`` (int64 chunks in, compact arrays out; see :mod:`graphtrain.partition.compact`)."""
 
-    def __init__(self, root: Path, part: int, num_nodes: int, columns: Dict[str, np.dtype]):
+    def __init__(self, root: Path, part: int, num_nodes: int, encoding: EdgeEncoding):
         self.dir = root / fmt.part_dir_name(part)
-        self.indptr = fmt.NpyWriter(self.dir / f"{fmt.INDPTR}.npy", np.int64, (num_nodes + 1,))
-        self.indptr.write(np.zeros(1, dtype=np.int64))
-        self.src = fmt.NpyWriter(self.dir / f"{fmt.SRC}.npy", np.int64, (-1,))
-        self.cols = {c: fmt.NpyWriter(self.dir / f"{fmt.edge_file(c)}.npy", dt, (-1,)) for c, dt in columns.items()}
+        self.encoding = encoding
+        self.indptr = fmt.NpyWriter(self.dir / f"{fmt.INDPTR}.npy", encoding.indptr, (num_nodes + 1,))
+        self.indptr.write(np.zeros(1, dtype=encoding.indptr))
+        self.src = fmt.NpyWriter(self.dir / f"{fmt.SRC}.npy", encoding.src, (-1,))
+        self.cols = {c: fmt.NpyWriter(self.dir / f"{fmt.edge_file(c)}.npy", dt, (-1,)) for c, dt in encoding.stored.items()}
         self.num_edges = 0
 
     def write_bin(self, indptr: np.ndarray, src: np.ndarray, cols: Dict[str, np.ndarray]) -> None:
+        if self.num_edges + src.shape[0] > np.iinfo(self.encoding.indptr).max:  # the planned bound was wrong
+            raise AssertionError(f"partition {self.dir.name} outgrew its {self.encoding.indptr} indptr")
         self.indptr.write(indptr[1:] + self.num_edges)
         self.src.write(src)
         for c, w in self.cols.items():
-            w.write(cols[c])
+            w.write(self.encoding.encode(c, cols[c]))
         self.num_edges += src.shape[0]
 
     def close(self, root: Path) -> Files:
@@ -106,21 +111,22 @@ def write_edge_bins(
     root: Path,
     bins: RangeBins,
     node_bounds: np.ndarray,
-    columns: Dict[str, np.dtype],
+    encoding: EdgeEncoding,
     drop_duplicates: bool,
     stats: EdgeStats,
     on_bin: Optional[Callable[[int], None]] = None,
 ) -> Files:
-    """Sort every bin into CSC order and write each partition's edge arrays; fills ``stats``."""
+    """Sort every bin into CSC order and write each partition's edge arrays (stored as ``encoding``
+    says); fills ``stats``."""
     files: Files = {}
     num_parts = node_bounds.shape[0] - 1
     edge_counts = np.zeros(num_parts, dtype=np.int64)
-    has_time = TIME in columns
+    has_time = TIME in encoding.stored
     empty_i64 = np.empty(0, dtype=np.int64)
     b = 0
     for p in range(num_parts):
         lo_p, hi_p = int(node_bounds[p]), int(node_bounds[p + 1])
-        writer = _PartitionEdgeWriter(root, p, hi_p - lo_p, columns)
+        writer = _PartitionEdgeWriter(root, p, hi_p - lo_p, encoding)
         while b < bins.num_bins and bins.bounds[b] < hi_p:
             lo_b, hi_b = int(bins.bounds[b]), int(bins.bounds[b + 1])
             dst, cols = bins.read(b)

@@ -29,6 +29,7 @@ from typing import Dict, NamedTuple, Optional
 
 import numpy as np
 
+from graphtrain.columns import column_base, stored_array
 from graphtrain.errors import ConfigError
 from graphtrain.graph import TIME, CSCGraph
 from graphtrain.kernels import get_backend, resolve_backend
@@ -109,6 +110,16 @@ class HopSampler(ABC):
         """
 
 
+_NARROW = {np.dtype(np.int64): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.float32)}
+
+
+def _kernel_array(a, dtype) -> np.ndarray:
+    """``a`` as the kernels read it: as stored (no copy) when its dtype is ``dtype`` or the compact
+    one (int32 / float32, see :mod:`graphtrain.columns`), else converted to ``dtype``."""
+    a = np.asarray(a)
+    return a if a.dtype in (np.dtype(dtype), _NARROW[np.dtype(dtype)]) else a.astype(dtype)
+
+
 def _check_weights(column: np.ndarray, name: str, edge_start: int) -> None:
     for start in range(0, column.shape[0], _CHECK_CHUNK):
         chunk = np.asarray(column[start : start + _CHECK_CHUNK], dtype=np.float64)
@@ -168,12 +179,13 @@ class LocalHopSampler(HopSampler):
             g = self.graph
             time = g.edge_attrs.get(TIME)
             hg = HopGraph(
-                indptr=np.asarray(g.indptr, dtype=np.int64),
-                src=np.asarray(g.src, dtype=np.int64),
+                indptr=_kernel_array(g.indptr, np.int64),
+                src=_kernel_array(g.src, np.int64),
                 edge_start=g.edge_start,
-                weight=None if weight is None else np.asarray(g.edge_attrs[weight], dtype=np.float64),
-                time=None if time is None else np.asarray(time, dtype=np.int64),
+                weight=None if weight is None else _kernel_array(g.edge_attrs[weight], np.float64),
+                time=None if time is None else _kernel_array(stored_array(time), np.int64),
                 time_sorted=bool(g.time_sorted),
+                time_base=column_base(time),
             )
             if not hg.time_sorted and time is not None:
                 log.info("edge times are not sorted within destinations: temporal sampling scans every in-edge")

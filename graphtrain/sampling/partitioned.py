@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from numba import njit, prange, typed
 
+from graphtrain.columns import stored_bounds
 from graphtrain.errors import ConfigError
 from graphtrain.kernels.cpu import _sample_range
 from graphtrain.kernels.segments import reorder_segments
@@ -37,6 +38,21 @@ def _read_only(a: Optional[np.ndarray], dtype) -> np.ndarray:
     v = (np.empty(0, dtype=dtype) if a is None else np.asarray(a, dtype=dtype)).view()
     v.setflags(write=False)
     return v
+
+
+def _common(arrays, default=np.int64) -> np.dtype:
+    """The one dtype the partitions' arrays are listed with: theirs when they agree (int32 indices,
+    float32 weights stay narrow), else ``default`` (a copy of the narrow ones)."""
+    dtypes = {a.dtype for a in arrays if a is not None}
+    return dtypes.pop() if len(dtypes) == 1 else np.dtype(default)
+
+
+def _common_time(times, bases):
+    """The partitions' time arrays in one stored domain, and its base: as stored when every
+    partition has the same base (one dataset's partitions always do), else widened to the values."""
+    if len(set(bases)) == 1:
+        return times, bases[0]
+    return [None if t is None else (t if b is None else t.astype(np.int64) + b) for t, b in zip(times, bases)], None
 
 
 @njit(cache=True, nogil=True)
@@ -141,6 +157,7 @@ class PartitionedHopSampler(HopSampler):
                                             dtype=np.int64)
         self._edge_starts = np.array([g.edge_start for g in graph.parts], dtype=np.int64)
         self._lists: Dict[Optional[str], tuple] = {}
+        self._time_base: Dict[Optional[str], Optional[int]] = {}
 
     @property
     def num_global_nodes(self) -> int:
@@ -190,14 +207,16 @@ class PartitionedHopSampler(HopSampler):
         got = self._lists.get(weight)
         if got is None:
             hgs = [p._hop_graph(weight) for p in self.parts]
-            got = (typed.List([_read_only(h.indptr, np.int64) for h in hgs]),
-                   typed.List([_read_only(h.src, np.int64) for h in hgs]),
-                   typed.List([_read_only(h.weight, np.float64) for h in hgs]),
+            times, base = _common_time([h.time for h in hgs], [h.time_base for h in hgs])
+            got = (typed.List([_read_only(h.indptr, _common([h.indptr for h in hgs])) for h in hgs]),
+                   typed.List([_read_only(h.src, _common([h.src for h in hgs])) for h in hgs]),
+                   typed.List([_read_only(h.weight, _common([h.weight for h in hgs], np.float64)) for h in hgs]),
                    typed.List([_read_only(h.cum_weight, np.float64) for h in hgs]),
                    typed.List([_read_only(h.cum_positive, np.int32) for h in hgs]),
-                   typed.List([_read_only(h.time, np.int64) for h in hgs]),
+                   typed.List([_read_only(t, _common(times)) for t in times]),
                    np.array([bool(h.time_sorted) for h in hgs]))
             self._lists[weight] = got
+            self._time_base[weight] = base
         return got
 
     def _sample_one_call(self, global_nodes, keys, node_time, options: HopOptions) -> HopResult:
@@ -209,12 +228,14 @@ class PartitionedHopSampler(HopSampler):
         temporal = options.temporal is not None
         order, part, local = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
         keys_g, times_g = np.empty(n, np.uint64), np.empty(n if temporal else 0, np.int64)
-        times = np.ascontiguousarray(node_time, dtype=np.int64) if temporal else times_g
+        arrays = self._arrays(options.weight)
+        # bounds compared in the time columns' stored domain (the keys were made from the original times)
+        times = stored_bounds(node_time, self._time_base[options.weight]) if temporal else times_g
         # contiguous inputs (a distributed hop's entries are columns of its request rows): one kernel signature
         _group_entries(np.ascontiguousarray(global_nodes), np.ascontiguousarray(keys, dtype=np.uint64), times, temporal,
                        self._bounds, order, part, local, keys_g, times_g)
         slots, nbr_slots, counts_g = np.empty(n * k, np.int64), np.empty(n * k, np.int64), np.empty(n, np.int64)
-        _sample_slots_parts(*self._arrays(options.weight), part, local, keys_g, times_g, k, bool(options.replace),
+        _sample_slots_parts(*arrays, part, local, keys_g, times_g, k, bool(options.replace),
                             options.weight is not None, temporal, bool(options.strict), options.temporal == "recent",
                             slots, nbr_slots, counts_g)
         counts, offsets = np.empty(n, np.int64), np.zeros(n + 1, np.int64)

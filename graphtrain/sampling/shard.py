@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from graphtrain.columns import OffsetColumn, column_base, index_dtype, stored_array
 from graphtrain.comm.exchange import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
@@ -50,20 +51,31 @@ def merge_graphs(graphs: Sequence[CSCGraph]) -> CSCGraph:
     names = set(graphs[0].edge_attrs)
     if any(set(g.edge_attrs) != names for g in graphs):
         raise ConfigError("partitions to merge have different edge columns")
-    indptr = [np.zeros(1, dtype=np.int64)]
+    total = sum(g.num_edges for g in graphs)
+    dtype = graphs[0].indptr.dtype if all(g.indptr.dtype == graphs[0].indptr.dtype for g in graphs) else np.dtype(np.int64)
+    dtype = np.result_type(dtype, index_dtype(total))  # the merged offsets reach the run's edge count
+    indptr = [np.zeros(1, dtype=dtype)]
     base = 0
     for g in graphs:
         indptr.append(np.asarray(g.indptr[1:], dtype=np.int64) + base)
         base += g.num_edges
     return CSCGraph(
-        indptr=_read_only(np.concatenate(indptr)),
+        indptr=_read_only(np.concatenate(indptr).astype(dtype, copy=False)),
         src=_read_only(np.concatenate([np.asarray(g.src) for g in graphs])),
         node_start=graphs[0].node_start,
         edge_start=graphs[0].edge_start,
         num_global_nodes=graphs[0].num_global_nodes,
-        edge_attrs={k: _read_only(np.concatenate([np.asarray(g.edge_attrs[k]) for g in graphs])) for k in names},
+        edge_attrs={k: _merge_column([g.edge_attrs[k] for g in graphs]) for k in names},
         time_sorted=all(g.time_sorted for g in graphs),
     )
+
+
+def _merge_column(columns):
+    """Concatenated edge columns; offset columns with one base stay offsets (compact)."""
+    bases = {column_base(c) for c in columns}
+    if len(bases) == 1 and None not in bases:
+        return OffsetColumn(_read_only(np.concatenate([stored_array(c) for c in columns])), bases.pop())
+    return _read_only(np.concatenate([np.asarray(c) for c in columns]))
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

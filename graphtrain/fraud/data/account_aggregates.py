@@ -52,7 +52,7 @@ def _blocks(indptr: np.ndarray, block_edges: int) -> Iterator[Tuple[int, int]]:
     n = indptr.shape[0] - 1
     a = 0
     while a < n:
-        b = int(np.searchsorted(indptr, indptr[a] + block_edges, side="right")) - 1
+        b = int(np.searchsorted(indptr, int(indptr[a]) + block_edges, side="right")) - 1
         b = min(max(b, a + 1), n)
         yield a, b
         a = b
