@@ -172,7 +172,7 @@ class LocalEdgeData:
             g = self._graphs[int(i)]
             local = e_id[at] - g.edge_start
             for c, name in enumerate(self.columns):
-                out[at, c] = np.asarray(g.edge_attrs[name])[local]
+                out[at, c] = g.edge_attrs[name][local]
         return out
 
 

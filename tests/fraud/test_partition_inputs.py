@@ -45,3 +45,24 @@ def test_prepared_amlsim_partitions(shared_data, tmp_path):
          "--features", "init_balance", "--no-progress", cwd=tmp_path)
     ds = open_dataset(tmp_path / "ds")
     assert ds.meta.num_nodes == 20000 and ds.meta.num_edges == 117805
+
+
+def test_the_pipeline_partitions_transactions_without_an_amount(tmp_path):
+    """An edge list without money (Amazon's, Tolokers' undirected ones) stores no amount column, so none
+    is asked to be float32 (the pipeline once refused every such file: '--float32-columns names
+    'amount', which is not an edge column')."""
+    import pyarrow as pa
+
+    from graphtrain.fraud.data.transaction_dataset import FLOAT32_COLUMNS, partition_spec, partition_transaction_files
+
+    pq.write_table(pa.table({"src": ["a", "b", "c"], "dst": ["b", "c", "a"]}), tmp_path / "e.parquet")
+    pq.write_table(pa.table({"account_id": ["a", "b", "c"], "label": [0, 1, 0], "f": [1.0, 2.0, 3.0]}),
+                   tmp_path / "n.parquet")
+    spec = partition_spec(tmp_path / "e.parquet", tmp_path / "n.parquet", src="src", dst="dst", id="account_id",
+                          label="label", num_parts=1)
+    assert spec.options.float32_columns == ()
+    data, _ = partition_transaction_files(spec, tmp_path / "ds")
+    assert data.amount is None and data.num_transactions == 3
+    with_amount = partition_spec(tmp_path / "e.parquet", tmp_path / "n.parquet", src="src", dst="dst", id="account_id",
+                                 label="label", amount="f")
+    assert tuple(with_amount.options.float32_columns) == FLOAT32_COLUMNS

@@ -188,7 +188,7 @@ def partition_spec(edges, accounts, *, src: str, dst: str, id: str, label: str, 
     options = PartitionOptions(num_parts=num_parts, method=method, seed=seed,
                                memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT, add_missing_nodes=add_unknown_accounts,
                                add_reverse=not undirected, missing_features="nan", disk_check=disk_check,
-                               progress=progress, float32_columns=FLOAT32_COLUMNS)
+                               progress=progress, float32_columns=FLOAT32_COLUMNS if amount else ())
     return PartitionSpec(edge_source, node_source, cols, node_cols, options)
 
 
@@ -234,7 +234,8 @@ def partition_transaction_graph(graph, out, *, split: Optional[np.ndarray] = Non
                      node_features=feats, node_labels=graph.accounts.labels,
                      node_split=list(split_names(split)) if split is not None else None,
                      time_column=TIME if graph.time is not None else None, add_reverse=graph.directed,
-                     missing_features="nan", method=method, seed=seed, float32_columns=FLOAT32_COLUMNS)
+                     missing_features="nan", method=method, seed=seed,
+                     float32_columns=FLOAT32_COLUMNS if graph.amount is not None else ())
     if graph.num_edges == 0:
         raise ConfigError("the graph has no transactions")
     return TransactionDataset.open(out, own_feature_names=graph.accounts.feature_names)
