@@ -177,9 +177,14 @@ def test_detect_rings_with_a_dead_address_fails_cleanly(tx_files, tmp_path):
 
 
 @pytest.mark.slow  # > 30 s on the 2-core machine
-def test_detect_rings_whose_cluster_dies_leaves_no_staging_directory(tx_files, tmp_path):
-    """The cluster goes away mid-run: Ray ends the driver ('Failed to connect to GCS within N
-    seconds') with no Python cleanup; the staging directory must go all the same."""
+def test_detect_rings_whose_cluster_dies_leaves_only_a_resumable_staging_directory(tx_files, tmp_path):
+    """The cluster goes away mid-training: Ray ends the driver ('Failed to connect to GCS within N
+    seconds') with no Python cleanup. What is left is the staging directory of a dead run holding
+    only finished stages' records and outputs (issue 20: the next run resumes it with ``--resume`` or
+    removes it, and says which) -- no record of the unfinished training stage, no output at ``out``."""
+    from graphtrain.fraud.pipeline.stages import STAGES_DIR
+    from graphtrain.io import reclaim_dead_staging
+
     out = tmp_path / "out"
     args = _detect_args(tx_files, out, "--address", "ADDR")
     args[args.index("--epochs") + 1] = "500"
@@ -196,8 +201,10 @@ def test_detect_rings_whose_cluster_dies_leaves_no_staging_directory(tx_files, t
             time.sleep(0.2)
         head.stop()
         _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    deadline = time.monotonic() + 10
-    while _staging_left(out) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _staging_left(out) == [] and not out.exists(), err[-2000:]
+    assert proc.returncode != 0 and not out.exists()
+    left = _staging_left(out)
+    assert len(left) == 1, (left, err[-2000:])
+    finished = sorted(p.stem for p in (tmp_path / left[0] / STAGES_DIR).iterdir())
+    assert finished == ["features", "model_inputs", "partition"], finished  # training never finished
+    removed = reclaim_dead_staging(out, keep=STAGES_DIR)  # what the next run without --resume does
+    assert [p.name for p in removed] == left and _staging_left(out) == []
