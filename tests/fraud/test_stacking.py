@@ -116,13 +116,16 @@ def test_the_stacked_tree_uses_the_gnn_column_and_competes_for_the_shipped_score
     assert "stack_score" not in pq.read_table(tmp_path / "plain" / "scores.parquet").column_names
 
 
-def test_stack_input_of_the_wrong_length_is_refused(generated, tmp_path):
+@pytest.mark.parametrize("bad", ["short", "nan"])
+def test_stack_input_of_the_wrong_length_or_not_finite_is_refused_before_anything_is_written(generated, tmp_path, bad):
     out, graph = generated
-    with pytest.raises(ConfigError, match="stack's input"):
-        run_stages(graph, tmp_path / "bad", ModelScores(np.zeros(graph.num_accounts), "x",
-                                                         stack_input=np.full(graph.num_accounts, np.nan)),
+    n = graph.num_accounts
+    stack_input = np.zeros(n - 1) if bad == "short" else np.full(n, np.nan)
+    expected = "need one score per account" if bad == "short" else "NaN or infinity"
+    with pytest.raises(ConfigError, match=f"the stack's input.*{expected}"):
+        run_stages(graph, tmp_path / "bad", ModelScores(np.zeros(n), "x", stack_input=stack_input),
                    config=PipelineConfig(baseline_hops=1, baseline_folds=2))
-    assert not (tmp_path / "bad").exists()
+    assert list(tmp_path.iterdir()) == []  # refused before the staging directory was made
 
 
 def test_detect_rings_with_stacking_trains_a_model_per_fold_and_restores_the_split(generated, tmp_path):

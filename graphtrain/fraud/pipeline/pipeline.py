@@ -174,13 +174,21 @@ def _clean(value):
     return value
 
 
-def _check_scores(num_accounts: int, model_scores: ModelScores) -> np.ndarray:
-    scores = np.asarray(model_scores.scores, dtype=np.float64)
-    if scores.shape != (num_accounts,):
-        raise ConfigError(f"model scores: need one score per account, got {scores.shape} for {num_accounts} accounts")
-    if not np.all(np.isfinite(scores)):
-        raise ConfigError("model scores contain NaN or infinity")
-    return scores
+def _check_scores(num_accounts: int, values, what: str = "model scores") -> np.ndarray:
+    """``values`` as float64 ``[num_accounts]``; ConfigError naming ``what`` unless one finite value per account."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (num_accounts,):
+        raise ConfigError(f"{what}: need one score per account, got {values.shape} for {num_accounts} accounts")
+    if not np.all(np.isfinite(values)):
+        raise ConfigError(f"{what} contain NaN or infinity")
+    return values
+
+
+def _checked(num_accounts: int, model_scores: ModelScores) -> ModelScores:
+    """``model_scores`` with its scores and stack input checked (:func:`_check_scores`) and as float64."""
+    stack_input = model_scores.stack_input
+    return ModelScores(_check_scores(num_accounts, model_scores.scores), model_scores.source,
+                       None if stack_input is None else _check_scores(num_accounts, stack_input, "the stack's input"))
 
 
 def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores] = None, true_rings=None,
@@ -210,15 +218,15 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
     require(*FRAUD_MODULES, feature="the fraud pipeline")
     graph.validate()
     if model_scores is not None:
-        _check_scores(graph.num_accounts, model_scores)  # before anything is written
+        model_scores = _checked(graph.num_accounts, model_scores)  # before anything is written
     out = Path(out)
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:  # fails now if out exists
         data = partition_transaction_graph(graph, tmp / DATASET_DIR, seed=config.seed)
         if model_scores is not None:  # account rows -> global IDs
             rows = graph.accounts.index_of(data.raw_ids(np.arange(data.num_accounts)))
             stack_input = model_scores.stack_input
-            model_scores = ModelScores(np.asarray(model_scores.scores, dtype=np.float64)[rows], model_scores.source,
-                                       None if stack_input is None else np.asarray(stack_input, dtype=np.float64)[rows])
+            model_scores = ModelScores(model_scores.scores[rows], model_scores.source,
+                                       None if stack_input is None else stack_input[rows])
         if true_rings is not None and not isinstance(true_rings, TrueRings):
             true_rings = load_true_rings(true_rings, data)
         summary = write_stages(data, tmp, out, model_scores, true_rings, config)
@@ -250,20 +258,16 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
 
     n = data.num_accounts
-    scores = source = None
+    scores = source = stack_input = None
     if model_scores is not None:
-        scores, source = _check_scores(n, model_scores), model_scores.source
+        model_scores = _checked(n, model_scores)
+        scores, source, stack_input = model_scores.scores, model_scores.source, model_scores.stack_input
     labels = data.labels()
     split, split_note = split if split is not None else choose_split(labels, data.given_split(), config)
     truth = true_rings if true_rings is None or isinstance(true_rings, TrueRings) else load_true_rings(true_rings, data)
     work = tmp / WORK_DIR
     stages = stages or StageLog(tmp)
     stage: Dict[str, float] = {}
-    stack_input = None if model_scores is None else model_scores.stack_input
-    if stack_input is not None:
-        stack_input = np.asarray(stack_input, dtype=np.float64)
-        if stack_input.shape != (n,) or not np.all(np.isfinite(stack_input)):
-            raise ConfigError(f"the stack's input needs one finite score per account ({n}), got {stack_input.shape}")
     done = stages.done("baseline")
     baseline_file = f"{WORK_DIR}/{BASELINE_SCORES_FILE}"
     stack_file = f"{WORK_DIR}/{STACK_DIR}/{BASELINE_SCORES_FILE}"
