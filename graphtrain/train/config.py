@@ -8,7 +8,7 @@ from graphtrain.errors import ConfigError
 from graphtrain.train.runtime import FIELDS as RUNTIME_FIELDS
 from graphtrain.train.runtime import RuntimeConfig
 
-MODELS = ("sage", "gat", "gcn", "gine", "transformer", "sage_edge")
+MODELS = ("sage", "gat", "gcn", "gine", "transformer", "sage_edge", "bwgnn")
 # models whose messages read the edge features (TrainConfig.edge_features; graphtrain.sampling.edge_features)
 EDGE_MODELS = ("gine", "transformer", "sage_edge")
 AGGREGATORS = ("mean", "max", "min", "std", "sum")
@@ -33,7 +33,8 @@ class TrainConfig:
 
     Attributes:
         model: a name of :data:`MODELS` (``"sage"``, ``"gat"``, ``"gcn"``, the edge-aware ``"gine"``,
-            ``"transformer"``, ``"sage_edge"``) or ``"custom"`` (a user ``torch.nn.Module``).
+            ``"transformer"``, ``"sage_edge"``, the band-pass ``"bwgnn"``) or ``"custom"`` (a user
+            ``torch.nn.Module``).
         fanouts: neighbours sampled per node at each hop; its length is the number of layers.
         batch_size: seeds per batch on each worker (the global batch is ``num_workers * batch_size``).
         epochs: maximum number of epochs (raised by ``min_steps`` on small training sets, cut short

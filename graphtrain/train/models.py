@@ -8,6 +8,9 @@ The models (``ModelConfig.name``, :data:`graphtrain.train.config.MODELS`):
 - ``transformer``: PyG's ``TransformerConv(edge_dim=D)`` (attention whose keys and values add the
   projected edge features; ``heads`` heads in hidden layers, concatenated).
 - ``sage_edge``: :class:`EgoNeighbourConv` with edge messages ``relu(x_j + W e_ij)``.
+- ``bwgnn``: :class:`BetaWaveletGNN`, BWGNN's band-pass filters (Tang et al., ICML 2022): an MLP,
+  then ``num_layers + 1`` beta-wavelet filters of the graph Laplacian side by side, then an MLP. Its
+  hidden layers carry the Laplacian powers rather than a convolution's output (no ReLU between them).
 
 The edge-aware ones (:data:`~graphtrain.train.config.EDGE_MODELS`) read ``edge_attr [E, D]``
 (``ModelConfig.edge_dim = D``). ``aggregators`` and ``ego`` (heterophily options) apply to ``sage``
@@ -45,6 +48,7 @@ contract above is unchanged.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -61,7 +65,7 @@ class ModelConfig:
     """What is needed to rebuild a model (stored in every checkpoint's manifest).
 
     Attributes:
-        name: ``"sage"``, ``"gat"`` or ``"gcn"``.
+        name: a name of :data:`~graphtrain.train.config.MODELS`.
         in_channels: node feature width F.
         out_channels: number of classes.
         hidden_channels: width of the hidden layers (for GAT: all heads together).
@@ -321,5 +325,71 @@ def _gcn_with_degrees(conv, x: torch.Tensor, edge_index: torch.Tensor, num_dst: 
     return out
 
 
+def beta_wavelet_coefficients(order: int) -> torch.Tensor:
+    """``theta`` float64 ``[order + 1, order + 1]``: row ``p`` holds the coefficients of ``L^0 .. L^order``
+    in the beta wavelet ``beta_p(L) = (L / 2)^p (I - L / 2)^(order - p) / B(p + 1, order - p + 1)``.
+
+    ``B`` is Euler's beta function (BWGNN's normalisation). Row 0 is a low-pass filter, row ``order``
+    a high-pass one, the rows between band-passes; on a Laplacian with eigenvalues in ``[0, 2]`` each
+    is a non-negative function of the eigenvalue.
+    """
+    theta = torch.zeros(order + 1, order + 1, dtype=torch.float64)
+    for p in range(order + 1):
+        q = order - p
+        beta = math.exp(math.lgamma(p + 1) + math.lgamma(q + 1) - math.lgamma(order + 2))
+        for j in range(q + 1):  # (L/2)^p (1 - L/2)^q = sum_j C(q, j) (-1/2)^j L^(p+j) / 2^p
+            theta[p, p + j] = math.comb(q, j) * (-0.5) ** j * 0.5 ** p / beta
+    return theta
+
+
+class BetaWaveletGNN(GNN):
+    """BWGNN: ``logits = MLP_out([beta_0(L) z || ... || beta_C(L) z])`` with ``z = MLP_in(x)``, ``C = num_layers``.
+
+    ``L = I - D^-1 A`` is the random-walk Laplacian of the in-edges (``(L h)_i = h_i - mean_{j -> i}
+    h_j``; a node without in-edges has ``L h_i = h_i``). It has the spectrum of BWGNN's symmetric
+    normalised Laplacian, and its mean is what a sampled neighbourhood estimates, so sampled batches
+    and layer-wise inference run it like the other models: layer ``l`` adds one power, and its
+    output for ``num_dst`` rows is ``[z || L z || ... || L^(l+1) z]`` (``(l + 2) * hidden`` columns);
+    the last layer applies the filters (:func:`beta_wavelet_coefficients`) and the output MLP.
+    ``MLP_in`` is ``relu(W2 dropout(relu(W1 x)))``, ``MLP_out`` is ``W4 relu(W3 h)``, all of width
+    ``hidden_channels``; dropout runs only in ``MLP_in`` (the first layer's mask key).
+    """
+
+    def __init__(self, config: ModelConfig):
+        nn.Module.__init__(self)
+        self.config = config.validate()
+        C, h = config.num_layers, config.hidden_channels
+        self.lin_in = nn.Linear(config.in_channels, h)
+        self.lin_in2 = nn.Linear(h, h)
+        self.lin_out = nn.Linear(h * (C + 1), h)
+        self.lin_out2 = nn.Linear(h, config.out_channels)
+        self.register_buffer("theta", beta_wavelet_coefficients(C).float())
+        self._widths = [config.in_channels] + [(l + 2) * h for l in range(C - 1)] + [config.out_channels]
+
+    @property
+    def num_layers(self) -> int:
+        return self.config.num_layers
+
+    def _layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor, num_dst: Optional[int],
+               in_degree: Optional[torch.Tensor], dropout_key: Optional[LayerKey],
+               edge_attr: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h, C = self.config.hidden_channels, self.num_layers
+        n_dst = x.shape[0] if num_dst is None else num_dst
+        if l == 0:
+            key = dropout_key or self._dropout_key()
+            z = self.lin_in(x)
+            z = torch.relu(z) if key is None else keyed_relu_dropout(z, self.config.dropout, key)
+            x = torch.relu(self.lin_in2(z))
+        top = x[:, -h:]  # the highest power so far, of every source row
+        src, dst = edge_index[0], edge_index[1]
+        deg = torch.bincount(dst, minlength=n_dst)[:n_dst].clamp(min=1).to(top.dtype)
+        mean = torch.zeros(n_dst, h, dtype=top.dtype, device=top.device).index_add(0, dst, top[src]) / deg[:, None]
+        powers = torch.cat([x[:n_dst], top[:n_dst] - mean], dim=1)
+        if l < C - 1:
+            return powers
+        bands = torch.einsum("pk,nkh->nph", self.theta.to(powers.dtype), powers.view(n_dst, C + 1, h))
+        return self.lin_out2(torch.relu(self.lin_out(bands.reshape(n_dst, (C + 1) * h))))
+
+
 def build_model(config: ModelConfig) -> GNN:
-    return GNN(config)
+    return BetaWaveletGNN(config) if config.name == "bwgnn" else GNN(config)

@@ -19,7 +19,7 @@ from graphtrain.partition.partitioner import partition_arrays
 from graphtrain.sampling import edge_features as ef
 from graphtrain.sampling.loader import NodeLoader
 from graphtrain.sampling.neighbor import NeighborSampler
-from graphtrain.train.config import TrainConfig
+from graphtrain.train.config import EDGE_MODELS, TrainConfig
 from graphtrain.train.models import GNN, ModelConfig
 from graphtrain.train.runtime import RuntimeConfig
 from graphtrain.train.worker import WorkerTask, _Context, _sampled_node_probs, layerwise_logits_for
@@ -30,6 +30,7 @@ VARIANTS = {
     "transformer": {},
     "sage_edge": dict(aggregators=("mean", "max", "std", "sum"), ego="concat"),
     "sage": dict(aggregators=("mean", "max"), ego="concat"),  # node-only, the heterophily options
+    "bwgnn": {},  # node-only, band-pass filters
 }
 
 
@@ -64,13 +65,13 @@ def edge_dataset(tmp_path_factory):
 def test_sampled_forward_equals_layerwise_inference(edge_dataset, name):
     ds = open_dataset(edge_dataset)
     fanout = int(max(np.diff(np.asarray(ds.graph(p).indptr)).max() for p in range(ds.num_parts))) + 1
-    edge_features = NAMES if name != "sage" else None
+    edge_features = NAMES if name in EDGE_MODELS else None
     cfg = TrainConfig(model=name, fanouts=(fanout, fanout), eval_batch_size=64, hidden=8, dropout=0.0,
                       edge_features=edge_features, **VARIANTS[name],
                       runtime=RuntimeConfig(prefetch=0, gloo_poller="normal")).validate()
     ctx = _Context(WorkerTask("predict", str(edge_dataset), 0, 1, [0, 2], "127.0.0.1", 0, cfg.to_dict()))
     try:
-        assert (ctx.edge_features is None) == (name == "sage")
+        assert (ctx.edge_features is None) == (name not in EDGE_MODELS)
         if ctx.edge_features is not None:
             ctx.edge_norm = ctx.training_edge_norm()
             assert ctx.edge_norm.count > 0 and np.all(ctx.edge_norm.std > 0)
