@@ -8,6 +8,11 @@
   database; the ``dev`` profile (otherwise) draws at random. Both print the ``@reproduce_failure``
   blob of a failing example. A test's own ``@settings`` sets only example counts, deadlines and
   health checks.
+- ``OMP_WAIT_POLICY=passive`` unless set: OpenMP threads (scikit-learn's tree, torch) sleep rather
+  than spin between parallel regions. The suite runs Ray workers and CLI subprocesses beside the
+  test process on two cores, and spinning threads there starve them: one tree test took 127 s with
+  the default policy and 16 s passive on the loaded machine (2026-12-06). Set before any test module
+  loads an OpenMP runtime; subprocesses and Ray workers inherit it.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from pathlib import Path
 def _has_nvidia_gpu() -> bool:
     return Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") is not None and os.system("nvidia-smi -L >/dev/null 2>&1") == 0
 
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _has_nvidia_gpu():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"

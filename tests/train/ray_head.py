@@ -86,7 +86,9 @@ class RayHead:
         self.log = open(self.root / "ray-start.log", "wb")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.start_timeout
-        while not (self.temp_dir / "ray_current_cluster").exists() or not self._port_open(gcs):
+        address_file = self.temp_dir / "ray_current_cluster"
+        # the file exists before it holds the address (seen empty on a loaded machine): wait for both
+        while not (address_file.exists() and address_file.read_text().strip()) or not self._port_open(gcs):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"ray start --head failed: {(self.root / 'ray-start.log').read_text()[-3000:]}")
