@@ -101,11 +101,13 @@ ROUGH = {
     "fixed_s": {"train": 45.0, "score": 10.0, "baseline": 8.0, "rings": 8.0},  # Ray start, model and report setup
     "s_per_transaction": 38e-6,
     "share": {"train": 0.55, "score": 0.15, "baseline": 0.2, "rings": 0.1},
-    # peak resident memory of detect-rings' process tree after partitioning (driver, local Ray, workers), the
-    # streamed pipeline: a line through its two measured runs, 2.82 GB at 100,000 accounts and 3.85 GB at
-    # 1,000,000 (generated data, 8.2 transactions per account; benchmarks/bench_pipeline_scale.py,
-    # 2026-12-06, benchmarks/RESULTS.md); per account, not per transaction: no stage holds the transactions
-    "memory_fixed_bytes": 2.70e9, "memory_per_account_bytes": 1140.0,
+    # peak resident memory of detect-rings' process tree (driver, local Ray, workers; mapped file pages
+    # included), the streamed pipeline: a line through its measured runs at 1,000,000 accounts (3.83 GB)
+    # and 12,500,000 (11.76 GB), generated data, 8.2 transactions per account
+    # (benchmarks/bench_pipeline_scale.py, 2026-12-06, benchmarks/RESULTS.md); checked at 100,000
+    # accounts, a run the line did not see: 3.21 GB predicted, 2.82 GB measured. Per account, not per
+    # transaction: no stage holds the transactions
+    "memory_fixed_bytes": 3.14e9, "memory_per_account_bytes": 690.0,
     "embedding_bytes_per_account": 2 * 64 * 4,  # layer-wise inference: two fp32 layers of hidden 64, on disk
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
     "checkpoint_bytes": 5 << 20,
@@ -647,7 +649,7 @@ def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
     A = w.nodes
     mem = int(r["memory_fixed_bytes"] + r["memory_per_account_bytes"] * A)
     basis = ("rough: times from the in-memory pipeline's whole runs (issue 20), shared out by stage by guessed "
-             "shares; memory a line through two measured runs of the streamed pipeline (100K and 1M accounts)")
+             "shares; memory a line through two measured runs of the streamed pipeline (1M and 12.5M accounts)")
 
     def secs(name):
         return round(r["fixed_s"][name] + r["share"][name] * r["s_per_transaction"] * T, 1)
