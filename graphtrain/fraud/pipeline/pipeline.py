@@ -338,9 +338,12 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     inside = (high_risk | flow_candidates(ring_scores, ring_config)) if flow else high_risk.copy()
     inside[missed] = inside[alarms] = True
     sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
+    stage["rings_subgraph_seconds"] = round(time.perf_counter() - t0, 2)  # candidates and their subgraph
     bar.update()  # the touching subgraph
     sub_scores = ring_scores[sub.global_ids]
+    t_detect = time.perf_counter()
     rings = detect_rings(sub.graph, sub_scores, ring_config, high_risk=high_risk[sub.global_ids])
+    stage["rings_detect_seconds"] = round(time.perf_counter() - t_detect, 2)  # detect_rings on the subgraph
     bar.update()  # the rings
     rings.members["account_index"] = sub.global_ids[rings.members["account_index"].to_numpy(dtype=np.int64)]
     warnings = list(choice.warnings) if choice is not None else []
