@@ -96,6 +96,41 @@ def test_shape_other():
     assert guess_shape(5, np.array([0, 1, 3]), np.array([1, 2, 4]))[0] == "other"
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_risk_subgraph_induced_edges_equal_a_filter_of_every_pair(seed):
+    """``_RiskSubgraph.induced`` reads only the group's rows; it gives what filtering every pair gives,
+    in the same order, for sorted and unsorted groups, and leaves no state behind between calls."""
+    from graphtrain.fraud.rings.ring_groups import _RiskSubgraph
+
+    rng = np.random.default_rng(seed)
+    n, e = 60, 400
+    ids = np.array([f"a{i}" for i in rng.permutation(n)], dtype=object)
+    acc = AccountTable(ids, np.zeros((n, 0), np.float32), [], np.zeros(n, dtype=np.int64))
+    src, dst = rng.integers(0, n, e), rng.integers(0, n, e)
+    graph = TransactionGraph(acc, src, dst, rng.random(e) * 100, rng.integers(0, 1000, e))
+    risky = rng.random(n) < 0.7
+    sub = _RiskSubgraph(graph, risky, rng.random(n))
+
+    def reference(nodes, directed):
+        pos = np.full(sub.n, -1, dtype=np.int64)
+        pos[nodes] = np.arange(nodes.size)
+        a, b = (sub.src, sub.dst) if directed else (sub.u, sub.v)
+        keep = (pos[a] >= 0) & (pos[b] >= 0)
+        return (pos[a[keep]], pos[b[keep]]) + (() if directed else (sub.w[keep],))
+
+    for trial in range(20):
+        nodes = rng.choice(sub.n, size=int(rng.integers(1, sub.n + 1)), replace=False)
+        if trial % 2:
+            nodes = np.sort(nodes)
+        for directed in (True, False):
+            got, want = sub.induced(nodes, directed), reference(nodes, directed)
+            assert len(got) == len(want)
+            for x, y in zip(got, want):
+                np.testing.assert_array_equal(x, y)
+    assert sub.induced(np.arange(sub.n), True)[0].size == sub.src.size > 0
+    assert np.all(sub._pos == -1)
+
+
 # -- evidence on a hand-made graph ------------------------------------------------------------------
 def _tiny():
     # accounts: 0 collector, 1-3 sources (a fan-in), 4 shared outside counterparty of 1 and 2, 5 unrelated

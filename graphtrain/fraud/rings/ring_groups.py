@@ -191,16 +191,29 @@ class _RiskSubgraph:
         # do not depend on how accounts are numbered (account-table rows, or a dataset's global IDs)
         self.rank = np.empty(n, dtype=np.int64)
         self.rank[np.argsort(graph.accounts.ids[self.accounts], kind="stable")] = np.arange(n)
+        # both pair lists are sorted by their first endpoint (then the second): row pointers into them
+        nodes = np.arange(n + 1)
+        self._src_ptr, self._u_ptr = np.searchsorted(self.src, nodes), np.searchsorted(self.u, nodes)
+        self._pos = np.full(n, -1, dtype=np.int64)  # scratch of induced(): -1 outside the group being read
 
     def induced(self, nodes: np.ndarray, directed: bool):
-        """Edges among ``nodes`` in positions of ``nodes``: ``(src, dst)`` directed or ``(u, v, w)`` undirected."""
-        pos = np.full(self.n, -1, dtype=np.int64)
+        """Edges among ``nodes`` in positions of ``nodes``: ``(src, dst)`` directed or ``(u, v, w)`` undirected.
+
+        Edges come in the pair lists' order. Time and memory are linear in the nodes and their pairs,
+        not in the whole subgraph: :func:`find_groups` calls this once or more per group.
+        """
+        first, second, ptr = (self.src, self.dst, self._src_ptr) if directed else (self.u, self.v, self._u_ptr)
+        ordered = np.sort(nodes)  # rows in ascending order keep the pair lists' order
+        starts, counts = ptr[ordered], ptr[ordered + 1] - ptr[ordered]
+        rows = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        pos = self._pos
         pos[nodes] = np.arange(nodes.size)
-        if directed:
-            keep = (pos[self.src] >= 0) & (pos[self.dst] >= 0)
-            return pos[self.src[keep]], pos[self.dst[keep]]
-        keep = (pos[self.u] >= 0) & (pos[self.v] >= 0)
-        return pos[self.u[keep]], pos[self.v[keep]], self.w[keep]
+        try:
+            rows = rows[pos[second[rows]] >= 0]
+            a, b = pos[first[rows]], pos[second[rows]]
+        finally:
+            pos[nodes] = -1
+        return (a, b) if directed else (a, b, self.w[rows])
 
     def shape(self, nodes: np.ndarray) -> str:
         return guess_shape(nodes.size, *self.induced(nodes, directed=True))[0]
