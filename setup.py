@@ -18,7 +18,7 @@ EXTRAS = {
     "dgl": ["dgl"],  # MiniBatch.to_dgl(); DGL 2.1 needs torch <= 2.2.1, so not part of "all"
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "dgl" for req in reqs})
-EXTRAS["test"] = ["pytest>=7", "hypothesis>=6"]
+EXTRAS["test"] = ["pytest>=7", "pytest-xdist>=3.5", "hypothesis>=6"]
 
 setup(
     name="graphtrain",

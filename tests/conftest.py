@@ -48,3 +48,23 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data folder {SHARED_DATA} not found (set GRAPHTRAIN_SHARED_DATA)")
     return SHARED_DATA
+
+
+RAY_CPUS = 4  # logical CPUs of the tests' local Ray: 4 workers fit on the 2-core machine
+
+
+@pytest.fixture
+def ray_local():
+    """This process's local Ray with ``RAY_CPUS`` CPUs, started on first use and shared by the session.
+
+    A Ray an earlier test started smaller (a pipeline run with ``num_cpus=2`` joins or starts the
+    process's Ray) is replaced, so no test depends on which tests ran before it in its process.
+    """
+    import ray
+
+    from graphtrain.train.group import connect
+
+    if ray.is_initialized() and ray.cluster_resources().get("CPU", 0) < RAY_CPUS:
+        ray.shutdown()
+    connect(num_cpus=RAY_CPUS)
+    yield ray

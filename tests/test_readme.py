@@ -89,17 +89,10 @@ def test_readme_sampling_snippet_runs_on_a_multi_partition_dataset(datasets, mon
     assert int(data.node_time.max()) <= int(train_times.max())
 
 
-@pytest.fixture
-def local_ray():
-    from graphtrain.train.group import connect
-
-    connect(num_cpus=4)  # a Trainer joins it; 4 workers on the 2-core CI machine
-
-
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize("doc", ["README.md", "docs/training.md"])
-def test_training_snippet_runs(doc, datasets, tmp_path, monkeypatch, local_ray):
+def test_training_snippet_runs(doc, datasets, tmp_path, monkeypatch, ray_local):  # a Trainer joins it
     shutil.copytree(datasets / "data", tmp_path / "data")  # each snippet starts without ckpt/tx
     monkeypatch.chdir(tmp_path)
     (code,) = [b for b in python_blocks(ROOT / doc, "Training" if doc == "README.md" else "Python")

@@ -145,13 +145,14 @@ def _changes(old: dict, new: dict) -> List[str]:
     return out
 
 
-def how_it_ended(trials_run: int, trials: int, elapsed_s: float, budget_s: float) -> str:
+def how_it_ended(trials_ended: int, trials: int, elapsed_s: float, budget_s: float) -> str:
     """``"time budget"`` (the search, resumes included, ran that long: Tune stopped what was running),
-    else ``"complete"`` (every
-    trial ran), else ``"interrupted"`` (Tune returns normally after Ctrl-C too)."""
+    else ``"complete"`` (all ``trials`` ended: ``trials_ended`` counts those Tune terminated, early
+    stopping included, or that failed), else ``"interrupted"`` (Tune returns normally after Ctrl-C
+    too, leaving the trial it stopped neither terminated nor failed -- also when it was the last)."""
     if elapsed_s >= budget_s:
         return "time budget"
-    return "complete" if trials_run >= trials else "interrupted"
+    return "complete" if trials_ended >= trials else "interrupted"
 
 
 def _own_output(out: Path, search_dir: Path) -> bool:
@@ -298,7 +299,7 @@ def run_search(dataset_dir, options: SearchOptions, *, out=None, search_dir=None
     rows = _rows(grid, options.metric)
     _write_table(search_dir / TRIALS_FILE, rows)
     elapsed = spent + time.monotonic() - t0
-    ended = how_it_ended(len(rows), options.trials, elapsed, options.time_budget_s)
+    ended = how_it_ended(grid.num_terminated + grid.num_errors, options.trials, elapsed, options.time_budget_s)
     write_text_atomic(search_dir / SEARCH_FILE, json.dumps(
         {**fingerprint, "ended": ended, "trials": len(rows), "elapsed_s": elapsed}, indent=2) + "\n")
     scored = [r for r in rows if not math.isnan(r[f"best_val_{options.metric}"])]

@@ -19,8 +19,6 @@ import pytest
 from graphtrain.partition.partitioner import partition_arrays
 from graphtrain.train.affinity import LOCK_DIR_ENV
 
-RAY_CPUS = 4
-
 _SESSION_CORE_LOCKS = None
 if not os.environ.get(LOCK_DIR_ENV):
     _SESSION_CORE_LOCKS = os.environ[LOCK_DIR_ENV] = tempfile.mkdtemp(prefix="graphtrain-test-cores-")
@@ -65,17 +63,6 @@ def eight_part_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def graph_arrays():
     return make_graph()
-
-
-@pytest.fixture
-def ray_local():
-    """A local Ray (started on first use, shared by the session)."""
-    import ray
-
-    from graphtrain.train.group import connect
-
-    connect(num_cpus=RAY_CPUS)
-    yield ray
 
 
 def pytest_sessionfinish(session, exitstatus):
