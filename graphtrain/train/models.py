@@ -250,6 +250,11 @@ class GNN(nn.Module):
         """The mask key of one hidden layer's dropout (None: no dropout runs)."""
         return draw_layer_key() if self.training and self.config.dropout > 0 else None
 
+    def _relu_dropout(self, h: torch.Tensor, dropout_key: Optional[LayerKey]) -> torch.Tensor:
+        """``F.dropout(F.relu(h))`` with its mask from ``dropout_key`` (drawn here when None and training)."""
+        key = dropout_key or self._dropout_key()
+        return torch.relu(h) if key is None else keyed_relu_dropout(h, self.config.dropout, key)
+
     def _layer(self, l: int, x: torch.Tensor, edge_index: torch.Tensor, num_dst: Optional[int],
                in_degree: Optional[torch.Tensor], dropout_key: Optional[LayerKey],
                edge_attr: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -270,8 +275,7 @@ class GNN(nn.Module):
         else:
             h = conv(x, edge_index)[:num_dst]
         if l < self.num_layers - 1:
-            key = dropout_key or self._dropout_key()
-            h = torch.relu(h) if key is None else keyed_relu_dropout(h, self.config.dropout, key)
+            h = self._relu_dropout(h, dropout_key)
         return h
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
@@ -376,10 +380,7 @@ class BetaWaveletGNN(GNN):
         h, C = self.config.hidden_channels, self.num_layers
         n_dst = x.shape[0] if num_dst is None else num_dst
         if l == 0:
-            key = dropout_key or self._dropout_key()
-            z = self.lin_in(x)
-            z = torch.relu(z) if key is None else keyed_relu_dropout(z, self.config.dropout, key)
-            x = torch.relu(self.lin_in2(z))
+            x = torch.relu(self.lin_in2(self._relu_dropout(self.lin_in(x), dropout_key)))
         top = x[:, -h:]  # the highest power so far, of every source row
         src, dst = edge_index[0], edge_index[1]
         deg = torch.bincount(dst, minlength=n_dst)[:n_dst].clamp(min=1).to(top.dtype)
