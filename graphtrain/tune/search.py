@@ -147,9 +147,9 @@ def _changes(old: dict, new: dict) -> List[str]:
 
 def how_it_ended(trials_ended: int, trials: int, elapsed_s: float, budget_s: float) -> str:
     """``"time budget"`` (the search, resumes included, ran that long: Tune stopped what was running),
-    else ``"complete"`` (all ``trials`` ended: ``trials_ended`` counts those Tune terminated, early
-    stopping included, or that failed), else ``"interrupted"`` (Tune returns normally after Ctrl-C
-    too, leaving the trial it stopped neither terminated nor failed -- also when it was the last)."""
+    else ``"complete"`` (all ``trials`` ended: ``trials_ended`` counts those that finished, early
+    stopping included, or failed; see :func:`trial_status`), else ``"interrupted"`` (Tune returns
+    normally after Ctrl-C too -- also when the trial it stopped was the last)."""
     if elapsed_s >= budget_s:
         return "time budget"
     return "complete" if trials_ended >= trials else "interrupted"
@@ -227,6 +227,19 @@ def _concurrency(options: SearchOptions) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus_per_worker))
 
 
+def trial_status(failed: bool, last_result: Optional[dict]) -> str:
+    """``"error"``, ``"done"`` or ``"interrupted"`` for one Tune trial.
+
+    Tune marks a trial's last result ``done`` when its function returned and when the scheduler (ASHA)
+    or a stopper stopped it. A trial still running when the search ends (Ctrl-C, the time budget) is
+    stopped by Tune's cleanup and also reported ``TERMINATED``, but its last result is not ``done``:
+    the status alone cannot tell a finished trial from an interrupted one.
+    """
+    if failed:
+        return "error"
+    return "done" if (last_result or {}).get("done") else "interrupted"
+
+
 def _rows(grid, metric: str) -> List[dict]:
     """One row per trial of a Tune ResultGrid: parameters, status, validations, best metric."""
     rows = []
@@ -236,7 +249,8 @@ def _rows(grid, metric: str) -> List[dict]:
         best = float(max(values)) if len(values) else float("nan")
         config = dict(r.config or {})
         opts = train_options(config) if config else {}
-        rows.append({"trial": (r.metrics or {}).get("trial_id") or (Path(r.path).name if r.path else ""), "status": "error" if r.error else "done",
+        rows.append({"trial": (r.metrics or {}).get("trial_id") or (Path(r.path).name if r.path else ""),
+                     "status": trial_status(r.error is not None, r.metrics),
                      "validations": len(values), f"best_val_{metric}": best,
                      **{p.name: config.get(p.name) for p in search_space()},
                      "fanouts": ",".join(map(str, opts.get("fanouts", ()))),
@@ -299,7 +313,8 @@ def run_search(dataset_dir, options: SearchOptions, *, out=None, search_dir=None
     rows = _rows(grid, options.metric)
     _write_table(search_dir / TRIALS_FILE, rows)
     elapsed = spent + time.monotonic() - t0
-    ended = how_it_ended(grid.num_terminated + grid.num_errors, options.trials, elapsed, options.time_budget_s)
+    ended = how_it_ended(sum(r["status"] != "interrupted" for r in rows), options.trials, elapsed,
+                         options.time_budget_s)
     write_text_atomic(search_dir / SEARCH_FILE, json.dumps(
         {**fingerprint, "ended": ended, "trials": len(rows), "elapsed_s": elapsed}, indent=2) + "\n")
     scored = [r for r in rows if not math.isnan(r[f"best_val_{options.metric}"])]

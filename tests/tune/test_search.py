@@ -72,9 +72,11 @@ def _wait_for_a_report(experiment: Path, proc, timeout: float) -> None:
 @pytest.mark.slow
 def test_resume_continues_an_interrupted_search(split_dataset, tmp_path):
     sdir = tmp_path / "search"
-    # the budget is a limit for both runs together (a resume gets the remainder); generous for a loaded machine
+    # the budget is a limit for both runs together (a resume gets the remainder); generous for a loaded machine.
+    # 12 epochs, so that the Ctrl-C after the first report lands inside a trial also on a fast machine
     args = ["tune", str(split_dataset), "--trials", "3", "--time-budget", "20m", "--num-cpus", "1",
-            "--search-dir", str(sdir), *SCHEDULE]
+            "--search-dir", str(sdir), "--epochs", "12", "--min-steps", "0", "--batch-size", "128",
+            "--patience", "12"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "graphtrain.cli", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -88,17 +90,21 @@ def test_resume_continues_an_interrupted_search(split_dataset, tmp_path):
     assert proc.returncode == 130, err
     state = json.loads((sdir / SEARCH_FILE).read_text())
     # interrupted, also when the trial Ctrl-C stopped was the last one to start
-    assert state["ended"] == "interrupted" and state["trials"] == len(_rows(sdir)) <= 3
+    rows = _rows(sdir)
+    assert state["ended"] == "interrupted" and state["trials"] == len(rows) <= 3
+    assert [r["status"] for r in rows].count("interrupted") == 1, rows  # the trial Tune stopped at the Ctrl-C
 
     # another schedule is refused, naming what changed; the same arguments continue to all 3 trials
     p = subprocess.run([sys.executable, "-m", "graphtrain.cli", *args[:-1], "3", "--resume"], cwd=tmp_path, env=env,
                        capture_output=True, text=True)
-    assert p.returncode == 2 and "cannot resume: the search's arguments changed (patience 2 -> 3)" in p.stderr
+    assert p.returncode == 2 and "cannot resume: the search's arguments changed (patience 12 -> 3)" in p.stderr
     p = subprocess.run([sys.executable, "-m", "graphtrain.cli", *args, "--resume"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=1200)
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout.strip().splitlines()[-1])
-    assert summary["ended"] == "complete" and summary["trials"] == len(_rows(sdir)) == 3
+    rows = _rows(sdir)
+    assert summary["ended"] == "complete" and summary["trials"] == len(rows) == 3
+    assert all(r["status"] == "done" for r in rows), rows
     resumed = json.loads((sdir / SEARCH_FILE).read_text())
     assert resumed["ended"] == "complete" and resumed["elapsed_s"] > state["elapsed_s"]  # the time counts on
     assert in_space(read_config_file(summary["config"]), search_space())

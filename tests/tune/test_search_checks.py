@@ -99,3 +99,14 @@ def test_how_a_search_ended():
     assert how_it_ended(2, 2, 60.0, 60.0) == "time budget"  # all trials created, stopped by the budget
     assert how_it_ended(1, 3, 70.0, 60.0) == "time budget"
     assert how_it_ended(1, 3, 10.0, 60.0) == "interrupted"
+
+
+def test_a_trial_tune_stopped_at_the_end_of_the_search_is_interrupted_not_done():
+    # Tune's cleanup reports a trial still running at Ctrl-C as TERMINATED like a finished one; only its
+    # last result's `done` (set when the function returned or the scheduler stopped it) tells them apart
+    from graphtrain.tune.search import trial_status
+
+    assert trial_status(False, {"val_ap": 0.4, "done": True}) == "done"
+    assert trial_status(False, {"val_ap": 0.4, "done": False}) == "interrupted"
+    assert trial_status(False, None) == "interrupted"  # stopped before its first report
+    assert trial_status(True, {"done": True}) == "error"
