@@ -10,15 +10,16 @@ exec((HERE / "graphtrain" / "_version.py").read_text(), VERSION)
 # Optional features (graphtrain/optional.py checks at each entry point and says which extra to install).
 EXTRAS = {
     "metis": ["pymetis>=2023.1"],  # partition --method metis
-    # detect-rings, demo, prepare-data: tree baseline, rings, evaluation; networkx: Louvain communities in ring detection
-    "fraud": ["scipy>=1.10", "pandas>=1.5", "networkx>=2.8"],
+    # detect-rings, demo, prepare-data: tree baseline, rings, evaluation
+    "fraud": ["scipy>=1.10", "pandas>=1.5"],
     "report": ["matplotlib>=3.7"],  # the fraud pipeline's HTML report figures
     # graphtrain tune: Ray Tune's OptunaSearch (TPE) needs optuna; Ray Tune itself needs pydantic
     "tune": ["optuna>=3.0", "pydantic>=2"],
     "dgl": ["dgl"],  # MiniBatch.to_dgl(); DGL 2.1 needs torch <= 2.2.1, so not part of "all"
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "dgl" for req in reqs})
-EXTRAS["test"] = ["pytest>=7", "pytest-xdist>=3.5", "hypothesis>=6"]
+# networkx: the reference the ring steps (bridges, Louvain) are tested against
+EXTRAS["test"] = ["pytest>=7", "pytest-xdist>=3.5", "hypothesis>=6", "networkx>=2.8"]
 
 setup(
     name="graphtrain",

@@ -8,8 +8,8 @@ more check here at their entry point, before any long stage, and raise
 extra         modules              needed by
 ============  ===================  ===========================================================
 ``metis``     pymetis              ``partition --method metis``
-``fraud``     pandas, scipy,       ``detect-rings``, ``demo``, ``prepare-data``, the tree baseline,
-              networkx             ring detection and evaluation (:mod:`graphtrain.fraud`)
+``fraud``     pandas, scipy        ``detect-rings``, ``demo``, ``prepare-data``, the tree baseline,
+                                   ring detection and evaluation (:mod:`graphtrain.fraud`)
 ``report``    matplotlib           the fraud pipeline's HTML report figures
 ``tune``      optuna, pydantic     ``graphtrain tune`` (Ray Tune's Optuna search; Ray Tune needs pydantic)
 ``dgl``       dgl                  ``MiniBatch.to_dgl()`` (DGL 2.1 needs torch <= 2.2.1; its own
@@ -31,13 +31,12 @@ EXTRAS = {
     "pymetis": ("metis", "pymetis"),
     "pandas": ("fraud", "pandas"),
     "scipy": ("fraud", "scipy"),
-    "networkx": ("fraud", "networkx"),
     "matplotlib": ("report", "matplotlib"),
     "optuna": ("tune", "optuna"),
     "pydantic": ("tune", "pydantic"),
     "dgl": ("dgl", "dgl"),
 }
-FRAUD_MODULES = ("pandas", "scipy", "networkx", "matplotlib")
+FRAUD_MODULES = ("pandas", "scipy", "matplotlib")
 
 
 @functools.lru_cache(maxsize=None)

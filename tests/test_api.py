@@ -68,8 +68,8 @@ def test_a_missing_extra_is_named(monkeypatch):
     from graphtrain import optional
     from graphtrain.errors import MissingDependencyError
 
-    monkeypatch.setattr(optional, "available", lambda module: module != "networkx")
+    monkeypatch.setattr(optional, "available", lambda module: module != "scipy")
     with pytest.raises(MissingDependencyError, match=r"graphtrain\[fraud\]"):
         optional.require(*optional.FRAUD_MODULES, feature="the fraud pipeline")
     with pytest.raises(ImportError):  # also an ImportError
-        optional.require("networkx", feature="x")
+        optional.require("scipy", feature="x")

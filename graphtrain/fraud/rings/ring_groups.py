@@ -10,7 +10,8 @@
 3. **Cycles and communities.** A component whose shape is none of the typologies (see
    :mod:`graphtrain.fraud.rings.ring_shapes`) and that is large enough to hold two rings first gives up
    its cycle-shaped strongly connected parts (money going round); what is left is split into
-   Louvain communities (modularity at resolution 0.5, seeded). A component that has a typology's
+   Louvain communities (modularity at resolution 0.5, seeded; compiled,
+   :mod:`graphtrain.fraud.rings.louvain`). A component that has a typology's
    shape is kept whole.
 4. **Oversized groups** (more than ``max_size`` members) are cut by FRAUDAR-style peeling
    (:mod:`graphtrain.fraud.rings.peeling`): the densest block (scores as node priors, camouflage-resistant
@@ -31,6 +32,7 @@ import numpy as np
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.fraud.rings.bridges import substantial_bridges
+from graphtrain.fraud.rings.louvain import louvain_communities
 from graphtrain.fraud.rings.peeling import camouflage_resistant_weights, peel_densest
 from graphtrain.fraud.rings.ring_shapes import guess_shape
 from graphtrain.log import get_logger
@@ -220,19 +222,11 @@ class _RiskSubgraph:
 
 
 def _louvain(sub: _RiskSubgraph, nodes: np.ndarray, seed: int) -> List[np.ndarray]:
-    import networkx as nx
-
     u, v, w = sub.induced(nodes, directed=False)
-    # nodes and edges inserted in raw-ID order (networkx's Louvain visits them in insertion order)
+    # positions by raw ID: the communities do not depend on how accounts are numbered
     rank = np.argsort(np.argsort(sub.rank[nodes], kind="stable"), kind="stable")
-    ru, rv = np.minimum(rank[u], rank[v]), np.maximum(rank[u], rank[v])
-    order = np.lexsort((rv, ru))
-    g = nx.Graph()
-    g.add_nodes_from(range(nodes.size))
-    g.add_weighted_edges_from(zip(ru[order].tolist(), rv[order].tolist(), w[order].tolist()))
-    by_rank = nodes[np.argsort(rank)]
-    parts = nx.community.louvain_communities(g, weight="weight", seed=seed, resolution=LOUVAIN_RESOLUTION)
-    return [np.sort(by_rank[np.fromiter(p, dtype=np.int64)]) for p in parts]
+    labels = louvain_communities(nodes.size, rank[u], rank[v], w, resolution=LOUVAIN_RESOLUTION, seed=seed)
+    return [np.sort(nodes[part]) for part in _groups_of(labels[rank], np.arange(nodes.size))]
 
 
 def _cycles_apart(sub: _RiskSubgraph, nodes: np.ndarray, min_size: int) -> List[np.ndarray]:
