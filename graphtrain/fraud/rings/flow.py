@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
+from graphtrain.ordering import pair_order, sorted_pairs
 
 FLOW_KINDS = ("cycle", "chain", "fan_in", "fan_out")
 
@@ -76,8 +77,7 @@ def _gaps(graph: TransactionGraph, accounts: np.ndarray) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     a = np.concatenate([graph.src[accounts[graph.src]], graph.dst[accounts[graph.dst]]])
     t = np.concatenate([graph.time[accounts[graph.src]], graph.time[accounts[graph.dst]]]).astype(np.int64)
-    order = np.lexsort((t, a))
-    a, t = a[order], t[order]
+    a, t = sorted_pairs(a, t)
     gaps = np.diff(t)[a[1:] == a[:-1]]
     return gaps[gaps > 0]
 
@@ -202,7 +202,7 @@ def _fan_edges(indptr, other, time, window, need, num_accounts, out):
 
 
 def _csr(key: np.ndarray, time: np.ndarray, n: int):
-    order = np.lexsort((time, key))
+    order = pair_order(key, time)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=n), out=indptr[1:])
     return order, indptr

@@ -27,6 +27,7 @@ from graphtrain.fraud.rings.flow_groups import rings_with_flow
 from graphtrain.fraud.rings.peeling import camouflage_resistant_weights
 from graphtrain.fraud.rings.ring_groups import RingConfig, find_groups, flow_candidates, high_risk_accounts, undirected_pairs
 from graphtrain.fraud.rings.ring_shapes import guess_shape, guess_undirected_shape
+from graphtrain.ordering import pair_order
 
 __all__ = ["RingConfig", "DetectedRings", "detect_rings", "describe_rings", "no_rings_reason", "write_rings"]
 
@@ -76,7 +77,7 @@ def _shared_counterparties(graph: TransactionGraph, ring_of: np.ndarray) -> np.n
     other = np.concatenate([graph.dst[a], graph.src[b]])
     ring = ring_of[member]
     key = ring.astype(np.int64) * n + other  # (ring, outside account)
-    order = np.lexsort((member, key))
+    order = pair_order(key, member)
     key, member = key[order], member[order]
     new = np.ones(key.size, dtype=bool)
     new[1:] = (key[1:] != key[:-1]) | (member[1:] != member[:-1])

@@ -1,0 +1,52 @@
+"""Sorting by two integer keys, fast: ``np.lexsort`` sorts once per key and is several times slower
+than one sort of a packed key.
+
+``pair_order(major, minor)`` is ``np.lexsort((minor, major))`` (ties in input order), and
+``sorted_pairs`` the sorted pairs themselves. Both pack ``(major, minor)`` into one int64
+``(major - min) * span + (minor - min)`` when the ranges allow, and fall back to ``np.lexsort``
+otherwise. On 24M random pairs (4.7M majors, minors up to 1e8): lexsort 10.8 s, the packed stable
+argsort 3.8 s, the packed ``np.sort`` 0.31 s (dev, 2026-12-07).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+_LIMIT = np.iinfo(np.int64).max
+
+
+def _packed(major: np.ndarray, minor: np.ndarray) -> Optional[Tuple[np.ndarray, int, int, int]]:
+    """``(key, major_min, minor_min, span)`` with ``key`` ordered as the pairs, or None if it would overflow."""
+    if major.size == 0:
+        return np.zeros(0, dtype=np.int64), 0, 0, 1
+    lo_a, hi_a = int(major.min()), int(major.max())
+    lo_b, hi_b = int(minor.min()), int(minor.max())
+    span = hi_b - lo_b + 1
+    if (hi_a - lo_a + 1) * span > _LIMIT:
+        return None
+    key = (major.astype(np.int64) - lo_a) * span
+    key += minor.astype(np.int64) - lo_b
+    return key, lo_a, lo_b, span
+
+
+def pair_order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """int64 ``[E]``: the permutation sorting by ``major`` then ``minor`` (integer arrays of shape
+    ``[E]``), ties in input order: equal to ``np.lexsort((minor, major))``."""
+    major, minor = np.asarray(major), np.asarray(minor)
+    packed = _packed(major, minor)
+    if packed is None:
+        return np.lexsort((minor, major))
+    return np.argsort(packed[0], kind="stable")
+
+
+def sorted_pairs(major: np.ndarray, minor: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(major, minor)`` sorted by ``major`` then ``minor`` (int64 copies)."""
+    major, minor = np.asarray(major), np.asarray(minor)
+    packed = _packed(major, minor)
+    if packed is None:
+        order = np.lexsort((minor, major))
+        return major[order].astype(np.int64), minor[order].astype(np.int64)
+    key, lo_a, lo_b, span = packed
+    key.sort()
+    return key // span + lo_a, key % span + lo_b
