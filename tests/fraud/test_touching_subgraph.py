@@ -67,11 +67,13 @@ def test_rings_equal_the_whole_graph(planted, grow):
     assert _by_raw(found) == _by_raw(whole)
 
 
-def test_edges_are_exactly_those_touching_the_set(planted):
+@pytest.mark.parametrize("block_edges", [97, 1, None])  # many blocks, one destination each (hubs), one block
+def test_edges_are_exactly_those_touching_the_set(planted, block_edges):
     g, scores, ds = planted
     raw = np.concatenate([np.asarray(ds.raw_ids(p)).astype(str) for p in range(ds.num_parts)])
     inside_raw = set(raw[scores[g.accounts.index_of(raw)] >= 0.8])
-    sub = touching_subgraph(ds, np.isin(raw, list(inside_raw)))
+    sub = touching_subgraph(ds, np.isin(raw, list(inside_raw)),
+                            **({"block_edges": block_edges} if block_edges else {}))
     ids = sub.graph.accounts.ids.astype(str)
     got = Counter(zip(ids[sub.graph.src], ids[sub.graph.dst], sub.graph.amount, sub.graph.time))
     all_ids = g.accounts.ids.astype(str)

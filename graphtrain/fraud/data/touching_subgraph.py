@@ -7,7 +7,8 @@ accounts two members share. All of that is in the transactions with **at least o
 set**; the accounts at the other end come along as boundary accounts (their own transactions with
 accounts outside the set are not loaded). So ring finding on :func:`touching_subgraph` of the
 accounts scored at or above the lowest ring threshold gives the rings of the whole graph, in time
-and memory linear in the set's transactions, not in the graph's.
+and memory linear in the set's transactions, not in the graph's (plus 9 bytes per account of the
+whole graph while the extracted accounts are renumbered).
 
 The dataset is read partition by partition, a block of in-edges at a time; with ``reverse``
 (``--add-reverse``) only the copies as given (``reverse`` 0) are taken, so each transaction comes
@@ -23,6 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from graphtrain.fraud.data.account_aggregates import _blocks
 from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
 from graphtrain.graph import REVERSE
 
@@ -93,10 +95,10 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
         lo, _ = dataset.book.node_range(p)
         graph = dataset.graph(p)
         indptr = np.asarray(graph.indptr)
-        for e0 in range(0, int(indptr[-1]), block_edges):
-            e1 = min(e0 + block_edges, int(indptr[-1]))
+        for a, b in _blocks(indptr, block_edges):  # destination rows [a, b): their in-edges [e0, e1)
+            e0, e1 = int(indptr[a]), int(indptr[b])
             src = np.asarray(graph.src[e0:e1], dtype=np.int64)
-            dst = lo + np.searchsorted(indptr, np.arange(e0, e1), side="right") - 1
+            dst = np.repeat(np.arange(lo + a, lo + b, dtype=np.int64), np.diff(indptr[a:b + 1]))
             keep = inside[src] | inside[dst]
             if directed:
                 keep &= np.asarray(graph.edge_attrs[REVERSE][e0:e1]) == 0
@@ -110,8 +112,14 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
                 times.append(np.asarray(graph.edge_attrs[time][e0:e1])[keep].astype(np.int64))
     src = np.concatenate(srcs) if srcs else np.empty(0, np.int64)
     dst = np.concatenate(dsts) if dsts else np.empty(0, np.int64)
-    ids = np.union1d(np.flatnonzero(inside), np.concatenate([src, dst]))
+    member = inside.copy()  # the accounts inside and their counterparties, by global ID
+    member[src] = True
+    member[dst] = True
+    ids = np.flatnonzero(member)
     k = ids.size
+    local = np.full(inside.size, -1, dtype=np.int64)  # global ID -> row of the account table
+    local[ids] = np.arange(k)
+    del member
     feats = _gather(dataset, ids, "features") if with_features else None
     names = list(feature_names if feature_names is not None else meta.node_schema.feature_names)
     if feats is None:
@@ -122,7 +130,7 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
                          feature_names=names,
                          labels=np.asarray(labels, dtype=np.int64) if labels is not None else np.full(k, -1, np.int64),
                          split=np.asarray(split, dtype=np.int8) if split is not None else None)
-    g = TransactionGraph(table, np.searchsorted(ids, src), np.searchsorted(ids, dst),
+    g = TransactionGraph(table, local[src], local[dst],
                          amount=np.concatenate(amounts) if amount else None,
                          time=np.concatenate(times) if time else None, directed=directed)
     return Subgraph(g.validate(), ids, inside[ids])
@@ -141,8 +149,6 @@ def high_risk_in_dataset(dataset, scores: np.ndarray, threshold: float, grow_thr
     from its own in-edges, a block of whole destinations at a time: memory is one block, not the
     candidates' transactions.
     """
-    from graphtrain.fraud.data.account_aggregates import _blocks
-
     scores = np.asarray(scores, dtype=np.float64)
     core = scores >= threshold
     if grow_threshold is None:
