@@ -6,7 +6,9 @@ benchmark generates the data once (cached in ``--workdir``), then runs ``detect-
 subprocess and samples, every 0.5 s, the resident memory of its whole process tree (the driver,
 the local Ray it starts and the Ray workers): the peak of the sum of ``VmRSS`` (total, mapped file
 pages included) and of ``RssAnon`` (heap and other anonymous memory). It records the wall time,
-the output's size on disk, the stage times from the run's ``summary.json`` and its metrics.
+the output's size on disk, the stage times from the run's ``summary.json``, each stage's seconds and
+peak memory (``stages``: the samples taken between its start and end, from the run's stage records)
+and the run's metrics.
 
 Prints one JSON line per size. Extra arguments after ``--`` go to ``detect-rings`` (e.g. a step budget).
 
@@ -62,11 +64,13 @@ def _status_kb(pid: int, key: str) -> int:
 
 
 class TreeMemory:
-    """Peak summed VmRSS and RssAnon (bytes) of a process tree, sampled every ``interval`` seconds."""
+    """Peak summed VmRSS and RssAnon (bytes) of a process tree, sampled every ``interval`` seconds;
+    ``samples``: ``(unix time, rss, anon)`` of each sample, for the peaks within each stage."""
 
     def __init__(self, pid: int, interval: float = 0.5):
         self.pid, self.interval = pid, interval
         self.peak_rss = self.peak_anon = 0
+        self.samples = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -74,13 +78,29 @@ class TreeMemory:
     def _run(self):
         while not self._stop.is_set():
             pids = _tree(self.pid)
-            self.peak_rss = max(self.peak_rss, 1024 * sum(_status_kb(p, "VmRSS") for p in pids))
-            self.peak_anon = max(self.peak_anon, 1024 * sum(_status_kb(p, "RssAnon") for p in pids))
+            rss = 1024 * sum(_status_kb(p, "VmRSS") for p in pids)
+            anon = 1024 * sum(_status_kb(p, "RssAnon") for p in pids)
+            self.samples.append((time.time(), rss, anon))
+            self.peak_rss, self.peak_anon = max(self.peak_rss, rss), max(self.peak_anon, anon)
             self._stop.wait(self.interval)
 
     def stop(self):
         self._stop.set()
         self._thread.join()
+
+
+def stage_peaks(out: Path, samples) -> dict:
+    """Per stage of the run in ``out`` (its records ``stages/NAME.json``: seconds, finished at): seconds and
+    the peak RSS and anonymous memory of the samples taken while it ran, in the order the stages ran."""
+    records = [json.loads(f.read_text()) for f in (out / "stages").glob("*.json")]
+    rows = {}
+    for r in sorted(records, key=lambda r: r["finished"]):
+        start = r["finished"] - r["seconds"]
+        inside = [s for s in samples if start <= s[0] <= r["finished"]]
+        rows[r["stage"]] = {"seconds": round(r["seconds"], 1),
+                            "peak_rss_bytes": max((s[1] for s in inside), default=None),
+                            "peak_anon_bytes": max((s[2] for s in inside), default=None)}
+    return rows
 
 
 def _du(path: Path) -> int:
@@ -133,6 +153,7 @@ def main() -> None:
             "accounts": n, "transactions": summary["transactions"], "generate_seconds": gen_seconds,
             "detect_seconds": round(seconds, 1), "peak_tree_rss_bytes": mem.peak_rss, "peak_tree_anon_bytes": mem.peak_anon,
             "output_bytes": _du(out), "dataset_bytes": _du(out / "dataset"),
+            "stages": stage_peaks(out, mem.samples),
             "stage_seconds": {k: model.get(k) for k in ("partition_seconds", "feature_seconds", "train_and_score_seconds")}
             | summary.get("stage_seconds", {}),
             "optimizer_steps": model["optimizer_steps"], "epochs_run": model["epochs_run"],

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
@@ -36,3 +38,27 @@ def test_best_threshold_separates():
     s = np.concatenate([np.linspace(0, 0.4, 50), np.linspace(0.6, 1, 10)])
     t = metrics.best_f1_threshold(y, s)
     assert metrics.f1_macro(y, s, t) == 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0])),
+                min_size=1, max_size=40),
+       st.sampled_from([-1.0, 0.0, 0.1, 0.3, 0.5, 0.75, 1.0, 2.0]))
+def test_f1_macro_equals_scikit_learn(rows, threshold):
+    # one class only, nothing or everything predicted positive, ties at the threshold: all as sklearn says
+    from sklearn.metrics import f1_score
+
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    want = f1_score(y, (s >= threshold).astype(int), average="macro", labels=[0, 1], zero_division=0)
+    assert metrics.f1_macro(y, s, threshold) == pytest.approx(want, abs=1e-12)
+
+
+def test_best_threshold_is_the_best_of_its_candidates():
+    rng = np.random.default_rng(3)
+    y = (rng.random(5000) < 0.05).astype(int)
+    s = np.clip(y * 0.3 + rng.random(5000), 0, None)
+    best = metrics.best_f1_threshold(y, s)
+    candidates = np.unique(np.quantile(s, np.linspace(0.0, 1.0, 201)))
+    values = [metrics.f1_macro(y, s, t) for t in candidates]
+    assert best in candidates and metrics.f1_macro(y, s, best) == max(values)

@@ -1,6 +1,8 @@
 """The GNN + tree rank blend: weight chosen on validation labels only, ranks in (0, 1], clear errors."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError
@@ -73,3 +75,23 @@ def test_bad_input():
         blend_scores(np.where(s > 0.5, np.nan, s), s, labels, split)
     with pytest.raises(ConfigError, match="cannot choose a blend weight.*both classes"):
         blend_scores(s, s, np.zeros(50, dtype=np.int64), split)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([-1.0, 0.0, 0.2, 0.2, 0.5, 0.9, 3.0]), min_size=1, max_size=50))
+def test_scaled_ranks_equal_scipys_average_ranks(values):
+    from scipy.stats import rankdata
+
+    s = np.array(values)
+    assert np.allclose(scaled_ranks(s), rankdata(s, method="average") / s.size, rtol=0, atol=1e-15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=1, max_size=30), st.lists(st.floats(0, 1), min_size=1, max_size=30))
+def test_reading_sorted_values_at_fractional_places_is_np_interp(values, fractions):
+    from graphtrain.fraud.evaluation.blend import _at_places
+
+    ordered = np.sort(np.array(values))
+    places = np.array(fractions) * (ordered.size - 1)
+    expected = np.interp(places, np.arange(ordered.size, dtype=np.float64), ordered)
+    assert np.allclose(_at_places(ordered, places), expected, rtol=1e-12, atol=1e-12)

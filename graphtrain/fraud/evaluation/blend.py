@@ -54,11 +54,27 @@ class Blend:
 
 
 def scaled_ranks(scores: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank) divided by ``N``: float64 ``[N]`` in (0, 1]."""
-    from scipy.stats import rankdata
-
+    """Average ranks (ties share their mean rank; ``scipy.stats.rankdata(method="average")``) divided by
+    ``N``: float64 ``[N]`` in (0, 1]. One unstable sort: the order within a tie does not matter."""
     scores = np.asarray(scores, dtype=np.float64)
-    return rankdata(scores, method="average") / max(len(scores), 1)
+    n = scores.size
+    if n == 0:
+        return np.zeros(0)
+    order = np.argsort(scores)
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # first place of each tie group
+    ends = np.r_[starts[1:], n]
+    ranks = np.empty(n)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # mean of the 1-based places
+    return ranks / n
+
+
+def _at_places(ordered: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """``ordered`` (sorted, ``[N]``) read at fractional 0-based ``places`` in ``[0, N-1]``, linearly
+    interpolated between neighbours: ``np.interp(places, arange(N), ordered)`` without its search."""
+    lo = np.floor(places).astype(np.int64)
+    hi = np.minimum(lo + 1, ordered.size - 1)
+    return ordered[lo] + (places - lo) * (ordered[hi] - ordered[lo])
 
 
 def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: np.ndarray) -> Blend:
@@ -86,6 +102,5 @@ def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: n
     best = max(val_ap.values())
     weight = min((float(w) for w, ap in val_ap.items() if ap >= best - 1e-12), key=lambda w: abs(w - 0.5))
     order = scaled_ranks(weight * r_gnn + (1 - weight) * r_tree) * len(gnn) - 1.0  # 0-based place, ties averaged
-    places = np.arange(len(gnn), dtype=np.float64)
-    values = weight * np.interp(order, places, np.sort(gnn)) + (1 - weight) * np.interp(order, places, np.sort(tree))
+    values = weight * _at_places(np.sort(gnn), order) + (1 - weight) * _at_places(np.sort(tree), order)
     return Blend(values, weight, val_ap)
