@@ -91,22 +91,22 @@ CALIBRATION = {
     "disk_write_bytes_per_s": 70e6,
 }
 
-# Not measured per stage: the fraud pipeline after partitioning. Times: rough figures from the whole
-# in-memory pipeline as issue 20 quotes it: `demo --accounts 100000` (816,096 transactions) 102 s,
-# `demo --accounts 1000000` (8.16M transactions) 383 s; the line through the two runs (71 s + 38 us per
-# transaction) is shared out by stage by the shares below (a guess, not a measurement). Memory: the
-# streamed pipeline's two measured runs (below); two points on one machine, so far from the 62M
-# accounts a 500M-transaction graph has -- a measurement there is still to be made.
-ROUGH = {
-    "fixed_s": {"train": 45.0, "score": 10.0, "baseline": 8.0, "rings": 8.0},  # Ray start, model and report setup
-    "s_per_transaction": 38e-6,
-    "share": {"train": 0.55, "score": 0.15, "baseline": 0.2, "rings": 0.1},
-    # peak resident memory of detect-rings' process tree (driver, local Ray, workers; mapped file pages
-    # included), the streamed pipeline: a line through its measured runs at 1,000,000 accounts (3.83 GB)
-    # and 12,500,000 (11.76 GB), generated data, 8.2 transactions per account
-    # (benchmarks/bench_pipeline_scale.py, 2026-12-06, benchmarks/RESULTS.md); checked at 100,000
-    # accounts, a run the line did not see: 3.21 GB predicted, 2.82 GB measured. Per account, not per
-    # transaction: no stage holds the transactions
+# The fraud pipeline after partitioning, fitted to two runs of benchmarks/bench_pipeline_scale.py on this
+# machine (generated data, 8.2 transactions per account, 2 hash partitions, 1 worker, its training budget
+# `--epochs 2 --min-steps 0 --train-sample 500000 --val-sample 100000`): 1,000,000 accounts (8,157,696
+# transactions) and 12,500,000 (101,968,183). Times: per stage (its record's seconds) a power law
+# through the two runs, `seconds = at_ref * (transactions / REF) ** exponent` -- per-stage costs grow
+# a little faster than the data (page cache, sorting), and a line through two points would go
+# negative below them. Other training budgets are not modelled: train and score scale with the steps
+# and the accounts scored. Memory: the streamed pipeline's peak resident memory of the process tree
+# (driver, local Ray, workers; mapped file pages included), a line through the same runs, per account
+# (no stage holds the transactions). See benchmarks/RESULTS.md, "Fraud pipeline at scale".
+FRAUD_FIT = {
+    "ref_transactions": 8_157_696,
+    # stage -> (seconds at ref_transactions, exponent)
+    "seconds": {"features": (23.1, 1.125), "train": (85.1, 0.803), "score": (14.7, 1.424),
+                "baseline": (240.9, 0.806), "rings": (35.3, 1.134)},
+    "runs": "1M accounts at 27de249 and 12.5M at a0a1a5f (2026-12-06), the 12.5M run loaded (load 3-7)",
     "memory_fixed_bytes": 3.14e9, "memory_per_account_bytes": 690.0,
     "embedding_bytes_per_account": 2 * 64 * 4,  # layer-wise inference: two fp32 layers of hidden 64, on disk
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
@@ -644,25 +644,28 @@ def partition_stage(w: Workload) -> Stage:
 
 
 def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
-    r = ROUGH
+    f = FRAUD_FIT
     T = w.transactions or w.edges // 2
     A = w.nodes
-    mem = int(r["memory_fixed_bytes"] + r["memory_per_account_bytes"] * A)
-    basis = ("rough: times from the in-memory pipeline's whole runs (issue 20), shared out by stage by guessed "
-             "shares; memory a line through two measured runs of the streamed pipeline (1M and 12.5M accounts)")
+    mem = int(f["memory_fixed_bytes"] + f["memory_per_account_bytes"] * A)
+    basis = (f"measured-fitted: each stage's time a power law through two benchmark runs ({f['runs']}) with their "
+             "training budget (--epochs 2 --train-sample 500000 --val-sample 100000); memory a line through them")
 
     def secs(name):
-        return round(r["fixed_s"][name] + r["share"][name] * r["s_per_transaction"] * T, 1)
+        at_ref, exponent = f["seconds"][name]
+        return round(at_ref * (T / f["ref_transactions"]) ** exponent, 1)
 
-    emb = A * r["embedding_bytes_per_account"]
-    scores = A * r["scores_bytes_per_account"]
-    ckpt = r["checkpoint_bytes"]
+    emb = A * f["embedding_bytes_per_account"]
+    scores = A * f["scores_bytes_per_account"]
+    ckpt = f["checkpoint_bytes"]
     return [
+        Stage("features", dataset, dataset, mem, secs("features"), basis),
         Stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis),
         Stage("score", dataset + ckpt + emb + scores, dataset + ckpt + scores, mem, secs("score"),
               basis + "; disk: two fp32 embedding layers of hidden 64 on disk while scoring"),
         Stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis),
-        Stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"), basis),
+        Stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"),
+              basis + "; rings: the choice of score and threshold, ring finding, the output files and the report"),
     ]
 
 

@@ -89,8 +89,14 @@ def test_both_directions_and_synthetic_workloads():
     assert one["dataset"] < both["dataset"] < 2 * one["dataset"]  # the edge arrays double, the ID and node arrays do not
     assert one["scratch_peak"] < both["scratch_peak"] < 2 * one["scratch_peak"]
     p = plan.plan(w, "detect-rings")
-    assert [s.name for s in p.stages] == ["partition", "train", "score", "baseline", "rings"]
-    assert p.stages[0].basis.startswith("measured-calibrated") and all(s.basis.startswith("rough") for s in p.stages[1:])
+    assert [s.name for s in p.stages] == ["partition", "features", "train", "score", "baseline", "rings"]
+    assert p.stages[0].basis.startswith("measured-calibrated") and all(s.basis.startswith("measured-fitted")
+                                                                      for s in p.stages[1:])
+    # each fraud stage's time goes through the runs it was fitted to
+    ref = plan.FRAUD_FIT["ref_transactions"]
+    at_ref = plan.plan(plan.workload_synthetic(ref, 1_000_000, job="detect-rings"), "detect-rings")
+    for s in at_ref.stages[1:]:
+        assert s.seconds == pytest.approx(plan.FRAUD_FIT["seconds"][s.name][0], abs=0.1)
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -157,8 +163,8 @@ def test_plan_cli_text_json_and_exit_status(tmp_path, fraud_files, monkeypatch, 
             "--time", "time", "--edge-columns", "amount", "--job", "detect-rings", "--out", str(tmp_path / "run")]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "measured-calibrated" in text and "rough" in text and "fits" in text
-    for stage in ("partition", "train", "score", "baseline", "rings"):
+    assert "measured-calibrated" in text and "measured-fitted" in text and "fits" in text
+    for stage in ("partition", "features", "train", "score", "baseline", "rings"):
         assert f"  {stage} " in text
     assert main(args + ["--json"]) == 0
     got = json.loads(capsys.readouterr().out)
