@@ -99,14 +99,14 @@ CALIBRATION = {
 # a little faster than the data (page cache, sorting), and a line through two points would go
 # negative below them. Other training budgets are not modelled: train and score scale with the steps
 # and the accounts scored. Memory: the streamed pipeline's peak resident memory of the process tree
-# (driver, local Ray, workers; mapped file pages included), a line through the same runs, per account
-# (no stage holds the transactions). See benchmarks/RESULTS.md, "Fraud pipeline at scale".
+# (driver, local Ray, workers; mapped file pages included), a line through the runs at 27de249 and
+# a0a1a5f (3.83 and 11.76 GB; at be87891: 3.84 and 11.59), per account (no stage holds the transactions). See benchmarks/RESULTS.md, "Fraud pipeline at scale".
 FRAUD_FIT = {
     "ref_transactions": 8_157_696,
     # stage -> (seconds at ref_transactions, exponent)
-    "seconds": {"features": (23.1, 1.125), "train": (85.1, 0.803), "score": (14.7, 1.424),
-                "baseline": (240.9, 0.806), "rings": (35.3, 1.134)},
-    "runs": "1M accounts at 27de249 and 12.5M at a0a1a5f (2026-12-06), the 12.5M run loaded (load 3-7)",
+    "seconds": {"features": (23.8, 1.079), "train": (27.9, 0.740), "score": (13.0, 1.195),
+                "baseline": (156.4, 0.933), "rings": (8.1, 1.186)},
+    "runs": "1M and 12.5M accounts at be87891, 2026-12-07, a quiet machine",
     "memory_fixed_bytes": 3.14e9, "memory_per_account_bytes": 690.0,
     "embedding_bytes_per_account": 2 * 64 * 4,  # layer-wise inference: two fp32 layers of hidden 64, on disk
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
