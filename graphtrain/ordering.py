@@ -1,8 +1,9 @@
 """Sorting by two integer keys, fast: ``np.lexsort`` sorts once per key and is several times slower
 than one sort of a packed key.
 
-``pair_order(major, minor)`` is ``np.lexsort((minor, major))`` (ties in input order), and
-``sorted_pairs`` the sorted pairs themselves. Both pack ``(major, minor)`` into one int64
+``pair_order(major, minor)`` is ``np.lexsort((minor, major))`` (ties in input order),
+``sorted_pairs`` the sorted pairs themselves, and ``csr_order`` that order with the row pointers of
+``major`` as rows. Both pack ``(major, minor)`` into one int64
 ``(major - min) * span + (minor - min)`` when the ranges allow, and fall back to ``np.lexsort``
 otherwise. On 24M random pairs (4.7M majors, minors up to 1e8): lexsort 10.8 s, the packed stable
 argsort 3.8 s, the packed ``np.sort`` 0.31 s (dev, 2026-12-07).
@@ -38,6 +39,14 @@ def pair_order(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
     if packed is None:
         return np.lexsort((minor, major))
     return np.argsort(packed[0], kind="stable")
+
+
+def csr_order(rows: np.ndarray, minor: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``(order, indptr)``: :func:`pair_order` of ``(rows, minor)`` (``[E]``, rows in ``0 .. n-1``) and int64
+    ``[n + 1]`` row pointers into it: row ``r``'s entries are ``order[indptr[r]:indptr[r + 1]]``, by ``minor``."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return pair_order(rows, minor), indptr
 
 
 def sorted_pairs(major: np.ndarray, minor: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphtrain.ordering import pair_order, sorted_pairs
+from graphtrain.ordering import csr_order, pair_order, sorted_pairs
 
 ints = st.integers(min_value=-(2**40), max_value=2**40)
 
@@ -37,3 +37,13 @@ def test_the_widest_ranges_that_pack_and_narrower_dtypes():
     m32, n32 = major.astype(np.int32), minor.astype(np.int32)  # int32 inputs must not overflow in the packing
     assert np.array_equal(pair_order(m32, n32), np.lexsort((n32, m32)))
     assert np.array_equal(pair_order(np.array([], np.int64), np.array([], np.int64)), [])
+
+
+def test_csr_order_points_each_row_at_its_entries_by_minor():
+    rng = np.random.default_rng(0)
+    rows, minor = rng.integers(0, 7, 200), rng.integers(0, 5, 200)
+    order, indptr = csr_order(rows, minor, 9)  # rows 7 and 8 are empty
+    assert np.array_equal(order, np.lexsort((minor, rows)))
+    for r in range(9):
+        got = order[indptr[r]:indptr[r + 1]]
+        assert np.all(rows[got] == r) and got.size == np.sum(rows == r)

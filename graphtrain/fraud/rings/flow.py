@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
-from graphtrain.ordering import pair_order, sorted_pairs
+from graphtrain.ordering import csr_order, sorted_pairs
 
 FLOW_KINDS = ("cycle", "chain", "fan_in", "fan_out")
 
@@ -201,13 +201,6 @@ def _fan_edges(indptr, other, time, window, need, num_accounts, out):
             count[other[i]] = 0
 
 
-def _csr(key: np.ndarray, time: np.ndarray, n: int):
-    order = pair_order(key, time)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=n), out=indptr[1:])
-    return order, indptr
-
-
 def _recurring(src: np.ndarray, dst: np.ndarray, time: np.ndarray, n: int, span: int) -> np.ndarray:
     """bool per edge: its payer -> payee pair transacts over more than ``span`` (first to last)."""
     key = src * n + dst
@@ -271,8 +264,8 @@ def find_flow_evidence(graph: TransactionGraph, accounts: np.ndarray, *, max_hop
     src, dst, time = s[idx], d[idx], graph.time[idx].astype(np.int64)
     amount = graph.amount[idx].astype(np.float64) if graph.amount is not None else None
 
-    by_src, out_ptr = _csr(src, time, n)
-    by_dst, in_ptr = _csr(dst, time, n)
+    by_src, out_ptr = csr_order(src, time, n)
+    by_dst, in_ptr = csr_order(dst, time, n)
     cycle = np.zeros(f, dtype=bool)
     mark = np.zeros(f, dtype=bool)
     _cycle_edges(out_ptr, dst[by_src], time[by_src], w, max_hops, budget, mark)
@@ -288,7 +281,7 @@ def find_flow_evidence(graph: TransactionGraph, accounts: np.ndarray, *, max_hop
     fs, fd, ft = src[both], dst[both], time[both]
     fans = []
     for key, other in ((fd, fs), (fs, fd)):
-        order, ptr = _csr(key, ft, n)
+        order, ptr = csr_order(key, ft, n)
         need = _fan_need(np.bincount(key, minlength=n), w, span, min_fan, fan_p)
         mark = np.zeros(both.size, dtype=bool)
         _fan_edges(ptr, other[order], ft[order], w, need, n, mark)

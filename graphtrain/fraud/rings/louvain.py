@@ -22,7 +22,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit
 
-from graphtrain.ordering import pair_order
+from graphtrain.ordering import csr_order
 
 
 # least modularity gain of a move: a gain that is zero but for rounding would let a node swing between
@@ -80,10 +80,8 @@ def _move_nodes(indptr, nbr, wt, degree, order, com, tot, m, resolution, max_pas
 def _csr(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric CSR (rows sorted by neighbour) of the undirected edges ``u - v`` (no self-loops)."""
     a, b = np.concatenate([u, v]), np.concatenate([v, u])
-    order = pair_order(a, b)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(a, minlength=n), out=indptr[1:])
-    return indptr, b[order].astype(np.int64), np.concatenate([w, w])[order].astype(np.float64)
+    order, indptr = csr_order(a, b, n)
+    return indptr, b[order], np.concatenate([w, w])[order]
 
 
 def _modularity(inner: np.ndarray, degree: np.ndarray, m: float, resolution: float) -> float:
