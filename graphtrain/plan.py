@@ -95,12 +95,14 @@ CALIBRATION = {
 # machine (generated data, 8.2 transactions per account, 2 hash partitions, 1 worker, its training budget
 # `--epochs 2 --min-steps 0 --train-sample 500000 --val-sample 100000`): 1,000,000 accounts (8,157,696
 # transactions) and 12,500,000 (101,968,183). Times: per stage (its record's seconds) a power law
-# through the two runs, `seconds = at_ref * (transactions / REF) ** exponent` -- per-stage costs grow
-# a little faster than the data (page cache, sorting), and a line through two points would go
-# negative below them. Other training budgets are not modelled: train and score scale with the steps
-# and the accounts scored. Memory: the streamed pipeline's peak resident memory of the process tree
-# (driver, local Ray, workers; mapped file pages included), a line through the runs at 27de249 and
-# a0a1a5f (3.83 and 11.76 GB; at be87891: 3.84 and 11.59), per account (no stage holds the transactions). See benchmarks/RESULTS.md, "Fraud pipeline at scale".
+# through the two runs, `seconds = at_ref * (transactions / REF) ** exponent` -- features, score and
+# rings grow faster than the data (page cache, sorting), train and baseline slower (a fixed step
+# budget, a bounded training sample), and a line through two points would go negative below them.
+# Other training budgets are not modelled: train and score scale with the steps and the accounts
+# scored. Memory: the streamed pipeline's peak resident memory of the process tree (driver, local
+# Ray, workers; mapped file pages included), a line through the runs at 27de249 and a0a1a5f (3.83 and
+# 11.76 GB; at be87891: 3.84 and 11.59), per account (no stage holds the transactions). See
+# benchmarks/RESULTS.md, "Fraud pipeline at scale".
 FRAUD_FIT = {
     "ref_transactions": 8_157_696,
     # stage -> (seconds at ref_transactions, exponent)
