@@ -1,9 +1,11 @@
 """``graphtrain tune`` end to end on a tiny dataset: a search, its configuration in ``train``, resume."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,41 +60,55 @@ def test_search_writes_a_config_in_the_space_that_train_applies(split_dataset, t
     assert tuple(trained["fanouts"]) == values["fanouts"]
 
 
-def _wait_for_a_report(experiment: Path, proc, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_for_trial(tmp: Path, nth: int, proc, timeout: float) -> None:
+    """Return once the ``nth`` trial (1-based, in start order) has written its first checkpoint: it is mid-run.
+
+    A trial's Trainer checkpoints into its own ``$TMPDIR/graphtrain-tune-trial-*`` (removed when the
+    trial ends). Tune's ``result.json`` is no signal: Tune writes it to a staging directory and copies
+    it to the search directory at its next sync, often after every trial has ended."""
+    deadline, started = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
-        if any(p.stat().st_size > 0 for p in experiment.glob("*/result.json")):
+        started += sorted(p.name for p in tmp.glob("graphtrain-tune-trial-*") if p.name not in started)
+        if len(started) >= nth and (tmp / started[nth - 1] / "latest.json").exists():
             return
         assert proc.poll() is None, proc.communicate()
-        time.sleep(1)
-    pytest.fail(f"no trial reported within {timeout} s")
+        time.sleep(0.05)
+    pytest.fail(f"trial {nth} did not checkpoint within {timeout} s")
+
+
+@pytest.fixture
+def short_tmpdir():
+    """A private TMPDIR under /tmp, short because Ray puts its socket paths there; removed after."""
+    path = Path(tempfile.mkdtemp(prefix="gt-tune-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_resume_continues_an_interrupted_search(split_dataset, tmp_path):
+def test_resume_continues_an_interrupted_search(split_dataset, tmp_path, short_tmpdir):
     sdir = tmp_path / "search"
-    # the budget is a limit for both runs together (a resume gets the remainder); generous for a loaded machine.
-    # 12 epochs, so that the Ctrl-C after the first report lands inside a trial also on a fast machine
+    # the budget is a limit for both runs together (a resume gets the remainder); generous for a loaded machine
     args = ["tune", str(split_dataset), "--trials", "3", "--time-budget", "20m", "--num-cpus", "1",
             "--search-dir", str(sdir), "--epochs", "12", "--min-steps", "0", "--batch-size", "128",
             "--patience", "12"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(short_tmpdir))  # the trials' checkpoints show which runs
     proc = subprocess.Popen([sys.executable, "-m", "graphtrain.cli", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_a_report(sdir / "experiment", proc, timeout=240)
-        proc.send_signal(signal.SIGINT)  # one trial at a time (1 CPU): interrupted during the first
+        # one trial at a time (1 CPU): Ctrl-C lands in the last trial, 1 of its 12 epochs done
+        _wait_for_trial(short_tmpdir, 3, proc, timeout=600)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
     state = json.loads((sdir / SEARCH_FILE).read_text())
-    # interrupted, also when the trial Ctrl-C stopped was the last one to start
+    # two trials ended; the last was stopped by Ctrl-C, and Tune reports it TERMINATED like the finished ones
     rows = _rows(sdir)
-    assert state["ended"] == "interrupted" and state["trials"] == len(rows) <= 3
-    assert [r["status"] for r in rows].count("interrupted") == 1, rows  # the trial Tune stopped at the Ctrl-C
+    assert state["ended"] == "interrupted" and state["trials"] == len(rows) == 3
+    assert sorted(r["status"] for r in rows) == ["done", "done", "interrupted"], rows
 
     # another schedule is refused, naming what changed; the same arguments continue to all 3 trials
     p = subprocess.run([sys.executable, "-m", "graphtrain.cli", *args[:-1], "3", "--resume"], cwd=tmp_path, env=env,
