@@ -28,7 +28,7 @@ from graphtrain.io import write_text_atomic
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("format_version", "train", "search")
-TUPLE_FIELDS = ("fanouts", "split_fractions")
+TUPLE_FIELDS = ("fanouts", "split_fractions", "aggregators", "edge_features")
 
 
 def config_keys() -> tuple:

@@ -13,6 +13,11 @@ parameter          values                      becomes (:class:`~graphtrain.trai
 ``weight_decay``   0, 1e-5, 1e-4               ``weight_decay``
 ``class_weight``   ``config.CLASS_WEIGHTS``    ``class_weight`` (inverse-frequency loss weights or none)
 ``normalize``      True, False                 ``normalize``: standardise features on the training split
+``aggregators``    mean; mean,max;             ``aggregators``: neighbour aggregations used together
+                   mean,max,std;               (``sage``, ``sage_edge``; the other models aggregate
+                   mean,max,std,sum            their own way and train with the default ``mean``)
+``ego``            sum, concat                 ``ego``: own and neighbour transforms added, or kept
+                                               side by side (H2GCN-style); ``sage``, ``sage_edge``
 =================  ==========================  =====================================================
 
 The ranges fit a 2-core machine at 20K accounts: depth 3 at fanout 15 samples at most 15 x 7 x 3
@@ -28,7 +33,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Dict, Tuple
 
-from graphtrain.train.config import CLASS_WEIGHTS, MODELS, TrainConfig
+from graphtrain.train.config import CLASS_WEIGHTS, EGO_MODES, MODELS, TrainConfig
+
+# the models whose layers take ``aggregators`` and ``ego`` (TrainConfig refuses them for the others)
+HETEROPHILY_MODELS = ("sage", "sage_edge")
+# aggregator sets, each a comma-joined choice (Tune's Optuna searcher takes scalar choices only)
+AGGREGATOR_SETS = ("mean", "mean,max", "mean,max,std", "mean,max,std,sum")
 
 KINDS = ("choice", "uniform", "loguniform")
 
@@ -59,6 +69,8 @@ class Param:
         return tune.loguniform(low, high) if self.kind == "loguniform" else tune.uniform(low, high)
 
     def contains(self, value) -> bool:
+        if self.name == "aggregators" and isinstance(value, (list, tuple)):
+            value = ",".join(value)
         if self.kind == "choice":
             return value in self.values
         low, high = self.values
@@ -78,6 +90,8 @@ PARAMS: Tuple[Param, ...] = (
     Param("weight_decay", "choice", (0.0, 1e-5, 1e-4), "weight_decay"),
     Param("class_weight", "choice", tuple(CLASS_WEIGHTS), "class_weight"),
     Param("normalize", "choice", (True, False), "normalize"),
+    Param("aggregators", "choice", AGGREGATOR_SETS, "aggregators"),
+    Param("ego", "choice", tuple(EGO_MODES), "ego"),
 )
 
 
@@ -93,10 +107,19 @@ def fanouts_of(depth: int, fanout: int) -> Tuple[int, ...]:
 
 
 def train_options(params: Dict[str, object]) -> Dict[str, object]:
-    """The TrainConfig fields of one point of the space (``depth`` and ``fanout`` become ``fanouts``)."""
+    """The TrainConfig fields of one point of the space: ``depth`` and ``fanout`` become ``fanouts``,
+    ``aggregators`` a tuple; a model outside :data:`HETEROPHILY_MODELS` gets the default ``("mean",)``
+    and ``"sum"`` whatever the point drew (its layers have no such choice)."""
     out = {k: v for k, v in params.items() if k not in ("depth", "fanout")}
     if "depth" in params or "fanout" in params:
         out["fanouts"] = fanouts_of(int(params["depth"]), int(params["fanout"]))
+    if isinstance(out.get("aggregators"), str):
+        out["aggregators"] = tuple(out["aggregators"].split(","))
+    if "model" in out and out["model"] not in HETEROPHILY_MODELS:
+        if "aggregators" in out:
+            out["aggregators"] = ("mean",)
+        if "ego" in out:
+            out["ego"] = "sum"
     for name in ("hidden",):
         if name in out:
             out[name] = int(out[name])

@@ -5,7 +5,7 @@ import pytest
 
 from graphtrain.cli import main
 from graphtrain.errors import ConfigError, OutputExistsError
-from graphtrain.train.config import MODELS
+from graphtrain.train.config import MODELS, TrainConfig
 from graphtrain.tune import search as search_mod
 from graphtrain.tune.search import SEARCH_FILE, SearchOptions, run_search
 from graphtrain.tune.space import PARAMS, fanouts_of, in_space, search_space, train_options
@@ -29,9 +29,16 @@ def test_space_reads_the_models_and_maps_onto_train_config():
     assert dict((p.name, p.values) for p in search_space())["model"] == tuple(MODELS)
     assert fanouts_of(3, 15) == (15, 7, 3) and fanouts_of(1, 5) == (5,) and fanouts_of(3, 5) == (5, 2, 2)
     point = {"model": "gcn", "depth": 2, "fanout": 10, "hidden": 64, "lr": 0.005, "dropout": 0.2, "weight_decay": 0.0,
-             "class_weight": "none", "normalize": False}
+             "class_weight": "none", "normalize": False, "aggregators": "mean,max", "ego": "concat"}
     opts = train_options(point)
     assert opts["fanouts"] == (10, 5) and "depth" not in opts and in_space(opts, search_space())
+    # gcn has no aggregator or ego choice: it trains with the defaults, which TrainConfig accepts
+    assert (opts["aggregators"], opts["ego"]) == (("mean",), "sum")
+    TrainConfig(**opts).validate()
+    sage = train_options({**point, "model": "sage"})
+    assert (sage["aggregators"], sage["ego"]) == (("mean", "max"), "concat") and in_space(sage, search_space())
+    TrainConfig(**sage).validate()
+    assert not in_space({**sage, "aggregators": ("max",)}, search_space())
     assert not in_space({**opts, "lr": 0.5}, search_space())
     assert not in_space({**opts, "fanouts": (10, 10)}, search_space())  # not a (depth, fanout) of the space
 
