@@ -74,7 +74,12 @@ def test_edges_are_exactly_those_touching_the_set(planted, block_edges):
     inside_raw = set(raw[scores[g.accounts.index_of(raw)] >= 0.8])
     sub = touching_subgraph(ds, np.isin(raw, list(inside_raw)),
                             **({"block_edges": block_edges} if block_edges else {}))
-    ids = sub.graph.accounts.ids.astype(str)
+    accounts = sub.graph.accounts
+    assert not isinstance(accounts.ids, np.ndarray)  # string IDs stay in Arrow: no Python object per account
+    ids = np.array([accounts.raw_id(i) for i in range(accounts.num_accounts)], dtype=str)
+    by_id = np.empty(ids.size, dtype=np.int64)
+    by_id[np.argsort(ids, kind="stable")] = np.arange(ids.size)
+    assert np.array_equal(accounts.id_rank(), by_id)  # Arrow's string order is Python's
     got = Counter(zip(ids[sub.graph.src], ids[sub.graph.dst], sub.graph.amount, sub.graph.time))
     all_ids = g.accounts.ids.astype(str)
     s, d = all_ids[g.src], all_ids[g.dst]

@@ -47,7 +47,8 @@ class Subgraph:
 
 
 def _gather(dataset, global_ids: np.ndarray, what: str):
-    """Per-account values of ``what`` (``features``, ``labels``, ``split`` or ``raw``) for ascending ``global_ids``."""
+    """Per-account values of ``what`` (``features``, ``labels``, ``split`` or ``raw``) for ascending
+    ``global_ids``: numpy arrays; string raw IDs as one pyarrow string array."""
     out: List = []
     book = dataset.book
     for p in range(dataset.num_parts):
@@ -56,10 +57,9 @@ def _gather(dataset, global_ids: np.ndarray, what: str):
         if a == b:
             continue
         local = global_ids[a:b] - lo
-        if what == "raw":
+        if what == "raw":  # int64, or the string IDs kept in Arrow (no Python object per account)
             raw = dataset.raw_ids(p)
-            out.append(np.asarray(raw)[local] if dataset.meta.id_type == "int64"
-                       else np.asarray(raw.take(local).to_pylist(), dtype=object))
+            out.append(np.asarray(raw)[local] if dataset.meta.id_type == "int64" else raw.take(local))
         else:
             values = getattr(dataset.partition(p), what)
             out.append(None if values is None else np.asarray(values[local]))
@@ -67,6 +67,10 @@ def _gather(dataset, global_ids: np.ndarray, what: str):
         return None
     if any(v is None for v in out):
         return None
+    if what == "raw" and dataset.meta.id_type != "int64":
+        import pyarrow as pa
+
+        return pa.concat_arrays(out)
     return np.concatenate(out)
 
 
@@ -126,7 +130,10 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
         feats, names = np.zeros((k, 0), dtype=np.float32), []
     labels = _gather(dataset, ids, "labels")
     split = _gather(dataset, ids, "split")
-    table = AccountTable(ids=_gather(dataset, ids, "raw"), features=np.asarray(feats, dtype=np.float32),
+    raw = _gather(dataset, ids, "raw")
+    if raw is None:  # no accounts
+        raw = np.empty(0, dtype=np.int64 if meta.id_type == "int64" else object)
+    table = AccountTable(ids=raw, features=np.asarray(feats, dtype=np.float32),
                          feature_names=names,
                          labels=np.asarray(labels, dtype=np.int64) if labels is not None else np.full(k, -1, np.int64),
                          split=np.asarray(split, dtype=np.int8) if split is not None else None)

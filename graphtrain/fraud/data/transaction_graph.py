@@ -9,7 +9,7 @@ hundred million transactions; the partitioned, out-of-core path is ``graphtrain 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -29,7 +29,9 @@ class AccountTable:
     """Accounts in row order (row number = account index).
 
     Attributes:
-        ids: ``[N]`` raw account IDs: int64, or object array of str.
+        ids: ``[N]`` raw account IDs: int64, or object array of str; a subgraph extracted from a
+            dataset with string IDs holds them as a pyarrow string array instead (no Python object
+            per account). Read one with :meth:`raw_id`, order by them with :meth:`id_rank`.
         features: float32 ``[N, F]``; NaN where unknown.
         feature_names: the ``F`` column names.
         labels: int64 ``[N]``: 1 fraud, 0 not, -1 unknown.
@@ -41,10 +43,33 @@ class AccountTable:
     feature_names: List[str]
     labels: np.ndarray
     split: Optional[np.ndarray] = None
+    _rank: Optional[np.ndarray] = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_accounts(self) -> int:
         return int(self.labels.shape[0])
+
+    def raw_id(self, row: int):
+        """Account ``row``'s raw ID as a Python ``int`` or ``str``."""
+        value = self.ids[int(row)]
+        if hasattr(value, "as_py"):  # a pyarrow scalar
+            return value.as_py()
+        return value.item() if hasattr(value, "item") else value
+
+    def id_rank(self) -> np.ndarray:
+        """int64 ``[N]``: each account's position in raw-ID order (numbers by value, strings by code
+        point: UTF-8 byte order is the same). Computed once; the IDs are distinct."""
+        if self._rank is None:
+            if isinstance(self.ids, np.ndarray):
+                order = np.argsort(self.ids, kind="stable")
+            else:
+                import pyarrow.compute as pc
+
+                order = pc.sort_indices(self.ids).to_numpy()
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size)
+            self._rank = rank
+        return self._rank
 
     def index_of(self, raw_ids) -> np.ndarray:
         """int64 account index of each raw ID, -1 for IDs not in the table."""
@@ -84,7 +109,7 @@ class TransactionGraph:
     def validate(self) -> "TransactionGraph":
         n, e = self.num_accounts, self.num_edges
         a = self.accounts
-        if a.features.shape != (n, len(a.feature_names)) or a.ids.shape != (n,):
+        if a.features.shape != (n, len(a.feature_names)) or len(a.ids) != n:
             raise ConfigError("account ids, features and labels disagree in length")
         if a.split is not None and a.split.shape != (n,):
             raise ConfigError("split has the wrong length")

@@ -242,7 +242,7 @@ def _case_figure(directory: Path, data: ReportData, account: int, name: str, tit
     g = data.graph
     nodes, src, dst = figures.ego_edges(int(data.local([account])[0]), g.src, g.dst, g.amount)
     roles = ["under review"] + [""] * (nodes.size - 1)
-    names = [str(g.accounts.ids[a])[-6:] for a in nodes]
+    names = [str(g.accounts.raw_id(a))[-6:] for a in nodes]
     ids = data.global_ids(nodes)
     figures.network(directory / name, title, names, roles, pct[ids], data.all_labels[ids] == 1, src, dst,
                     typology="star", highlight=np.arange(nodes.size) == 0, directed=g.directed)
@@ -298,7 +298,7 @@ def _case_rows(data: ReportData, accounts: np.ndarray) -> List[List[object]]:
     in_deg = np.bincount(g.dst, minlength=g.num_accounts)
     ring_of = dict(zip(data.rings.members.account_index, data.rings.members.ring_id))
     degrees = (lambda a: [int(in_deg[a]), int(out_deg[a])]) if g.directed else (lambda a: [int(out_deg[a])])
-    return [[Verbatim(g.accounts.ids[loc]), float(data.scores[a]), int(data.all_labels[a])] + degrees(loc)
+    return [[Verbatim(g.accounts.raw_id(loc)), float(data.scores[a]), int(data.all_labels[a])] + degrees(loc)
             + [_verbatim(ring_of.get(int(a)))] for a, loc in zip(accounts, data.local(accounts))]
 
 

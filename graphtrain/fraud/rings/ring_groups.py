@@ -192,7 +192,7 @@ class _RiskSubgraph:
         # each account's rank by raw ID: community detection visits nodes in this order, so the rings
         # do not depend on how accounts are numbered (account-table rows, or a dataset's global IDs)
         self.rank = np.empty(n, dtype=np.int64)
-        self.rank[np.argsort(graph.accounts.ids[self.accounts], kind="stable")] = np.arange(n)
+        self.rank[np.argsort(graph.accounts.id_rank()[self.accounts], kind="stable")] = np.arange(n)
         # both pair lists are sorted by their first endpoint (then the second): row pointers into them
         nodes = np.arange(n + 1)
         self._src_ptr, self._u_ptr = np.searchsorted(self.src, nodes), np.searchsorted(self.u, nodes)

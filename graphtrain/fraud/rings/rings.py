@@ -122,14 +122,15 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
     shared = _shared_counterparties(graph, ring_of)
     by_ring = np.argsort(e_ring, kind="stable")
     cuts = np.searchsorted(e_ring[by_ring], np.arange(len(groups) + 1))
-    ids = graph.accounts.ids
+    accounts = graph.accounts
+    id_rank = accounts.id_rank()
 
     ring_rows, member_rows = [], []
     for r, g in enumerate(groups):
         sel = by_ring[cuts[r] : cuts[r + 1]]
         # members in raw-ID order, so that ties in the shape guess (roles) do not depend on how
         # accounts are numbered (the whole graph's rows, or a subgraph's global IDs)
-        by_id = np.argsort(ids[g], kind="stable")
+        by_id = np.argsort(id_rank[g], kind="stable")
         rank = np.empty(g.size, dtype=np.int64)
         rank[by_id] = np.arange(g.size)
         pos = rank[np.searchsorted(g, np.concatenate([e_src[sel], e_dst[sel]]))]
@@ -152,13 +153,13 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
             "time_end": int(e_time[sel].max()) if e_time is not None and sel.size else None,
             "total_amount": round(float(e_amount[sel].sum()) / (1 if graph.directed else 2), 2)
             if graph.amount is not None else None,
-            "members": [_py(ids[a]) for a in g],
+            "members": [accounts.raw_id(a) for a in g],
         })
         for j, a in enumerate(g[by_id]):
             member_rows.append({
                 "ring_id": ring_id,
                 "account_index": int(a),
-                "account_id": _py(ids[a]),
+                "account_id": accounts.raw_id(a),
                 "role": roles[j],
                 "score": float(scores[a]),
                 "flow_in": as_number(flow_in[a]),
@@ -171,10 +172,6 @@ def describe_rings(graph: TransactionGraph, scores: np.ndarray, groups: List[np.
     member_cols = ["ring_id", "account_index", "account_id", "role", "score", "flow_in", "flow_out",
                    "internal_counterparties", "shared_counterparties"]
     return DetectedRings(pd.DataFrame(ring_rows, columns=ring_cols), pd.DataFrame(member_rows, columns=member_cols), high_risk)
-
-
-def _py(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def touching(graph: TransactionGraph, accounts: np.ndarray) -> TransactionGraph:
