@@ -7,10 +7,13 @@ than one sort of a packed key.
 ``(major - min) * span + (minor - min)`` when the ranges allow, and fall back to ``np.lexsort``
 otherwise. On 24M random pairs (4.7M majors, minors up to 1e8): lexsort 10.8 s, the packed stable
 argsort 3.8 s, the packed ``np.sort`` 0.31 s (dev, 2026-12-07).
+
+``row_blocks(indptr, max_edges)`` walks a CSR's rows in consecutive blocks of about ``max_edges``
+entries, so that a pass over a partition holds one block at a time.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -59,3 +62,16 @@ def sorted_pairs(major: np.ndarray, minor: np.ndarray) -> Tuple[np.ndarray, np.n
     key, lo_a, lo_b, span = packed
     key.sort()
     return key // span + lo_a, key % span + lo_b
+
+
+def row_blocks(indptr: np.ndarray, max_edges: int) -> Iterator[Tuple[int, int]]:
+    """Consecutive row ranges ``[a, b)`` of a CSR with row pointers ``indptr`` (``[n + 1]``), each
+    holding at most ``max_edges`` entries, or one row when that row alone holds more; together they
+    cover rows ``0 .. n-1`` in order."""
+    n = indptr.shape[0] - 1
+    a = 0
+    while a < n:
+        b = int(np.searchsorted(indptr, int(indptr[a]) + max_edges, side="right")) - 1
+        b = min(max(b, a + 1), n)
+        yield a, b
+        a = b

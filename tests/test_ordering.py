@@ -1,9 +1,9 @@
-"""graphtrain.ordering: the packed-key sorts equal np.lexsort, overflow included."""
+"""graphtrain.ordering: the packed-key sorts equal np.lexsort, overflow included; CSR row blocks."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphtrain.ordering import csr_order, pair_order, sorted_pairs
+from graphtrain.ordering import csr_order, pair_order, row_blocks, sorted_pairs
 
 ints = st.integers(min_value=-(2**40), max_value=2**40)
 
@@ -47,3 +47,15 @@ def test_csr_order_points_each_row_at_its_entries_by_minor():
     for r in range(9):
         got = order[indptr[r]:indptr[r + 1]]
         assert np.all(rows[got] == r) and got.size == np.sum(rows == r)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 9), max_size=40), st.integers(1, 12))
+def test_row_blocks_cover_every_row_once_within_the_edge_budget(degrees, max_edges):
+    indptr = np.concatenate([[0], np.cumsum(degrees)]).astype(np.int64)
+    blocks = list(row_blocks(indptr, max_edges))
+    assert [r for a, b in blocks for r in range(a, b)] == list(range(len(degrees)))  # in order, each row once
+    for a, b in blocks:
+        assert b > a and (indptr[b] - indptr[a] <= max_edges or b == a + 1)  # within budget, or one big row
+        if b < len(degrees):  # maximal: the next row would not fit
+            assert indptr[b + 1] - indptr[a] > max_edges

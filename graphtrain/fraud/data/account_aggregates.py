@@ -40,22 +40,12 @@ import numpy as np
 
 from graphtrain.errors import ConfigError
 from graphtrain.graph import REVERSE
+from graphtrain.ordering import row_blocks
 
 DAY_SECONDS = 86400
 BLOCK_EDGES = 1 << 20  # in-edges per destination block (a hub with more is one block alone)
 BASE_FILE = "base.npy"
 HOP1_FILE = "hop1_mean.npy"
-
-
-def _blocks(indptr: np.ndarray, block_edges: int) -> Iterator[Tuple[int, int]]:
-    """Local destination ranges ``[a, b)`` holding about ``block_edges`` in-edges each (at least one node)."""
-    n = indptr.shape[0] - 1
-    a = 0
-    while a < n:
-        b = int(np.searchsorted(indptr, int(indptr[a]) + block_edges, side="right")) - 1
-        b = min(max(b, a + 1), n)
-        yield a, b
-        a = b
 
 
 def nan_mean(reduce, values: np.ndarray) -> np.ndarray:
@@ -250,7 +240,7 @@ def build_account_features(dataset, work_dir, *, amount: Optional[str] = "amount
         lo, _ = dataset.book.node_range(p)
         graph = dataset.graph(p)
         own = dataset.partition(p).features if feat_names else None
-        for a, b in _blocks(np.asarray(graph.indptr), block_edges):
+        for a, b in row_blocks(np.asarray(graph.indptr), block_edges):
             cols: Dict[str, np.ndarray] = {f"own_{c}": np.asarray(own[a:b, j], dtype=np.float64)
                                            for j, c in enumerate(feat_names)}
             for name, block in zip(directions, _direction_blocks(graph, a, b, directions)):
@@ -272,7 +262,7 @@ def build_account_features(dataset, work_dir, *, amount: Optional[str] = "amount
         for p in range(dataset.num_parts):
             lo, _ = dataset.book.node_range(p)
             graph = dataset.graph(p)
-            for a, b in _blocks(np.asarray(graph.indptr), block_edges):
+            for a, b in row_blocks(np.asarray(graph.indptr), block_edges):
                 for d, block in enumerate(_direction_blocks(graph, a, b, directions)):
                     hop1[lo + a : lo + b, d * B : (d + 1) * B] = block.mean_of(np.asarray(base[block.other], dtype=np.float64))
                 if progress:

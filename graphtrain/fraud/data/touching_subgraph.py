@@ -24,9 +24,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from graphtrain.fraud.data.account_aggregates import _blocks
 from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
 from graphtrain.graph import REVERSE
+from graphtrain.ordering import row_blocks
 
 BLOCK_EDGES = 1 << 22
 
@@ -99,7 +99,7 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
         lo, _ = dataset.book.node_range(p)
         graph = dataset.graph(p)
         indptr = np.asarray(graph.indptr)
-        for a, b in _blocks(indptr, block_edges):  # destination rows [a, b): their in-edges [e0, e1)
+        for a, b in row_blocks(indptr, block_edges):  # destination rows [a, b): their in-edges [e0, e1)
             e0, e1 = int(indptr[a]), int(indptr[b])
             src = np.asarray(graph.src[e0:e1], dtype=np.int64)
             dst = np.repeat(np.arange(lo + a, lo + b, dtype=np.int64), np.diff(indptr[a:b + 1]))
@@ -169,7 +169,7 @@ def high_risk_in_dataset(dataset, scores: np.ndarray, threshold: float, grow_thr
             continue
         graph = dataset.graph(p)
         indptr = np.asarray(graph.indptr)
-        for a, b in _blocks(indptr, block_edges):
+        for a, b in row_blocks(indptr, block_edges):
             if not cand[lo + a : lo + b].any():
                 continue
             owner = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(indptr[a : b + 1]))
