@@ -1,7 +1,7 @@
 """Node-classification metrics for rare-positive (fraud) labels: ROC-AUC, AP, F1-macro, recall@k.
 
 Scores are probabilities or any monotone score of the positive class; labels are 0/1 (entries with
-label < 0, i.e. unknown, must be filtered by the caller). scikit-learn is imported lazily (AUC, AP).
+label < 0, i.e. unknown, must be filtered by the caller). scikit-learn is imported lazily (AUC).
 """
 from __future__ import annotations
 
@@ -37,13 +37,23 @@ def roc_auc(y_true, score) -> float:
 
 
 def average_precision(y_true, score) -> float:
-    """Average precision (area under the precision-recall curve); NaN without positives."""
+    """Average precision (area under the precision-recall curve); NaN without positives.
+
+    scikit-learn's ``average_precision_score``: ``sum_i (R_i - R_{i-1}) P_i`` over the distinct
+    scores from the highest down (tied scores form one step), with one sort of the scores and no
+    input validation beyond :func:`_check` -- several times faster on millions of accounts, where
+    the rings' score choice computes dozens of these.
+    """
     y_true, score = _check(y_true, score)
     if y_true.max() == 0:
         return float("nan")
-    from sklearn.metrics import average_precision_score
-
-    return float(average_precision_score(y_true, score))
+    order = np.argsort(score)[::-1]
+    ranked = score[order]
+    last = np.append(np.flatnonzero(np.diff(ranked)), ranked.size - 1)  # last position of each distinct score
+    tps = np.cumsum(y_true[order])[last].astype(np.float64)
+    precision = tps / (last + 1)
+    recall_gain = np.diff(tps, prepend=0.0) / tps[-1]
+    return float(np.sum(recall_gain * precision))
 
 
 def _f1_macro_at(y_true: np.ndarray, score: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

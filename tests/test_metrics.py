@@ -62,3 +62,17 @@ def test_best_threshold_is_the_best_of_its_candidates():
     candidates = np.unique(np.quantile(s, np.linspace(0.0, 1.0, 201)))
     values = [metrics.f1_macro(y, s, t) for t in candidates]
     assert best in candidates and metrics.f1_macro(y, s, best) == max(values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0, -3.0])) | st.tuples(
+    st.integers(0, 1), st.floats(-1e6, 1e6, allow_nan=False)), min_size=1, max_size=80))
+def test_average_precision_equals_scikit_learn(rows):
+    from sklearn.metrics import average_precision_score
+
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    if y.max() == 0:
+        assert np.isnan(metrics.average_precision(y, s))
+        return
+    assert metrics.average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)  # ties as one step
