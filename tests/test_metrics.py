@@ -76,3 +76,36 @@ def test_average_precision_equals_scikit_learn(rows):
         assert np.isnan(metrics.average_precision(y, s))
         return
     assert metrics.average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)  # ties as one step
+
+
+_ROWS = st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0, -3.0])) | st.tuples(
+    st.integers(0, 1), st.floats(-1e6, 1e6, allow_nan=False)), min_size=2, max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ROWS)
+def test_roc_auc_and_curves_equal_scikit_learn(rows):
+    from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    if y.min() == y.max():
+        assert np.isnan(metrics.roc_auc(y, s))
+        return
+    assert metrics.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)  # ties count half
+    points = metrics.curve_points(y, s)  # fewer thresholds than max_points: every one
+    precision, recall, _ = precision_recall_curve(y, s)
+    np.testing.assert_allclose(points["precision"], precision[:-1][::-1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(points["recall"], recall[:-1][::-1], rtol=0, atol=1e-12)
+    assert np.trapezoid(points["tpr"], points["fpr"]) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_curve_points_thin_to_the_budget_keeping_both_ends():
+    rs = np.random.default_rng(0)
+    y = (rs.random(50_000) < 0.1).astype(int)
+    s = rs.random(50_000) + y
+    p = metrics.curve_points(y, s, max_points=300)
+    assert p["recall"].size <= 300 and p["fpr"].size == p["recall"].size + 1
+    assert p["fpr"][0] == p["tpr"][0] == 0.0 and p["fpr"][-1] == p["tpr"][-1] == p["recall"][-1] == 1.0
+    assert np.all(np.diff(p["fpr"]) >= 0) and np.all(np.diff(p["recall"]) >= 0)
+    assert np.trapezoid(p["tpr"], p["fpr"]) == pytest.approx(metrics.roc_auc(y, s), abs=2e-3)

@@ -70,3 +70,15 @@ def test_load_true_rings(tmp_path):
     path.write_text("ring,account_id\n1,a\n")
     with pytest.raises(InputError, match="no column 'ring_id'"):
         load_true_rings(path, acc)
+
+
+def test_percentiles_are_the_share_of_scores_at_or_below():
+    from scipy.stats import percentileofscore
+
+    from graphtrain.fraud.evaluation.report_figures import Percentiles
+
+    scores = np.array([0.3, 0.1, 0.3, 0.9, 0.5, 0.1, 0.3])
+    pct = Percentiles(scores)
+    accounts = np.array([3, 0, 1, 6])
+    want = [percentileofscore(scores, scores[a], kind="weak") / 100 for a in accounts]  # ties share the rank
+    np.testing.assert_allclose(pct[accounts], want, rtol=0, atol=1e-15)

@@ -33,6 +33,7 @@ stage's components need.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -77,7 +78,8 @@ def _at_places(ordered: np.ndarray, places: np.ndarray) -> np.ndarray:
     return ordered[lo] + (places - lo) * (ordered[hi] - ordered[lo])
 
 
-def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: np.ndarray) -> Blend:
+def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: np.ndarray,
+                 ranks: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Blend:
     """Rank-average ``gnn`` and ``tree`` (float ``[N]`` each) with the weight best on validation AP,
     on the two models' score scale (module doc).
 
@@ -86,6 +88,8 @@ def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: n
         labels: int ``[N]``, 1 fraud, 0 normal, -1 unknown.
         split: int ``[N]`` split codes (``graphtrain.split``); the weight is chosen on ``VAL``
             (on ``TRAIN`` if the validation split lacks one of the classes).
+        ranks: ``(scaled_ranks(gnn), scaled_ranks(tree))`` when the caller has them (the pipeline
+            shares them with :func:`~graphtrain.fraud.evaluation.ring_score.choose_ring_score`).
 
     Raises:
         ConfigError: shapes differ, NaN scores, or neither split has labels of both classes.
@@ -97,7 +101,7 @@ def blend_scores(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: n
     if np.isnan(gnn).any() or np.isnan(tree).any():
         raise ConfigError("blend: scores contain NaN")
     rows = selection_rows(labels, split, "a blend weight")
-    r_gnn, r_tree = scaled_ranks(gnn), scaled_ranks(tree)
+    r_gnn, r_tree = ranks if ranks is not None else (scaled_ranks(gnn), scaled_ranks(tree))
     val_ap = {f"{w:.1f}": metrics.average_precision(labels[rows], w * r_gnn[rows] + (1 - w) * r_tree[rows]) for w in WEIGHTS}
     best = max(val_ap.values())
     weight = min((float(w) for w, ap in val_ap.items() if ap >= best - 1e-12), key=lambda w: abs(w - 0.5))

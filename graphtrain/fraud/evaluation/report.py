@@ -185,7 +185,7 @@ def _weight_words(data: ReportData) -> Dict[str, str]:
     return {"total": total, "flow": flow}
 
 
-def _ring_figure(directory: Path, data: ReportData, r: int, pct: np.ndarray) -> str:
+def _ring_figure(directory: Path, data: ReportData, r: int, pct: figures.Percentiles) -> str:
     g = data.graph
     ring = data.rings.rings.iloc[r]
     members = data.rings.members[data.rings.members.ring_id == ring.ring_id]
@@ -238,7 +238,8 @@ def _flow_figure(directory: Path, data: ReportData, r: int) -> str:
     return name
 
 
-def _case_figure(directory: Path, data: ReportData, account: int, name: str, title: str, pct: np.ndarray) -> str:
+def _case_figure(directory: Path, data: ReportData, account: int, name: str, title: str,
+                 pct: figures.Percentiles) -> str:
     g = data.graph
     nodes, src, dst = figures.ego_edges(int(data.local([account])[0]), g.src, g.dst, g.amount)
     roles = ["under review"] + [""] * (nodes.size - 1)
@@ -268,7 +269,7 @@ def write_report(data: ReportData, directory, top_rings: int = 6, bad_cases: int
     """Write the report directory (staged: never half-written); returns the path of ``index.html``."""
     labels = data.all_labels
     test = (data.split == TEST) & (labels >= 0)
-    pct = figures.percentiles(data.scores)
+    pct = figures.Percentiles(data.scores)
     with staged_directory(directory, force=force, marker=INDEX) as tmp:
         model = data.model_scores if data.model_scores is not None else data.scores
         curve_scores = {"model" if not data.scores_from_baseline else "tree baseline": model[test]}

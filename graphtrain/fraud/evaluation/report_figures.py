@@ -31,17 +31,16 @@ def _plt():
 
 
 def curves(path_roc: Path, path_pr: Path, labels: np.ndarray, scores: Dict[str, np.ndarray]) -> None:
-    """ROC and PR curves, one line per named score array (all aligned with ``labels``, 0/1)."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
+    """ROC and PR curves, one line per named score array (all aligned with ``labels``, 0/1), each
+    drawn through at most :func:`graphtrain.metrics.curve_points`' 2,000 thresholds."""
+    from graphtrain.metrics import curve_points
 
     plt = _plt()
+    points = {name: curve_points(labels, s) for name, s in scores.items()}
     for path, kind in ((path_roc, "roc"), (path_pr, "pr")):
         fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=110)
-        for name, s in scores.items():
-            if kind == "roc":
-                x, y, _ = roc_curve(labels, s)
-            else:
-                y, x, _ = precision_recall_curve(labels, s)
+        for name, p in points.items():
+            x, y = (p["fpr"], p["tpr"]) if kind == "roc" else (p["recall"], p["precision"])
             ax.plot(x, y, label=name, lw=1.6)
         if kind == "roc":
             ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
@@ -225,7 +224,14 @@ def ego_edges(center: int, src: np.ndarray, dst: np.ndarray, amount: Optional[np
     return nodes, np.array([local[int(a)] for a in src[sel]]), np.array([local[int(b)] for b in dst[sel]])
 
 
-def percentiles(scores: np.ndarray) -> np.ndarray:
-    """Percentile rank in [0, 1] of each score among all scores (ties share the rank)."""
-    order = np.sort(scores)
-    return np.searchsorted(order, scores, side="right") / max(scores.size, 1)
+class Percentiles:
+    """Percentile rank in [0, 1] of accounts' scores among all ``scores`` (ties share the rank: the
+    share of scores at or below), for the few accounts a figure draws: ``pct[accounts]``. One sort of
+    the scores; each lookup a binary search per account asked, not one per account of the graph."""
+
+    def __init__(self, scores: np.ndarray):
+        self._scores = np.asarray(scores)
+        self._sorted = np.sort(self._scores)
+
+    def __getitem__(self, accounts) -> np.ndarray:
+        return np.searchsorted(self._sorted, self._scores[accounts], side="right") / max(self._sorted.size, 1)

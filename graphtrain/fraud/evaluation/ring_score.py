@@ -39,7 +39,7 @@ low: the rule errs towards flagging fewer accounts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -83,13 +83,15 @@ def _best_weight(labels, r_gnn, r_tree, idx) -> float:
 
 
 def choose_ring_score(gnn: np.ndarray, tree: np.ndarray, labels: np.ndarray, split: np.ndarray,
-                      blend: bool = True, seed: int = 0, stack: Optional[np.ndarray] = None) -> RingScoreChoice:
+                      blend: bool = True, seed: int = 0, stack: Optional[np.ndarray] = None,
+                      ranks: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> RingScoreChoice:
     """Pick the rings' score among the GNN, the tree, (with ``blend``) their rank blend and the
     stacked tree's scores (``stack``, fitted without validation labels; None: not a candidate), and
-    the shipped score (module doc)."""
+    the shipped score (module doc). ``ranks``: ``(scaled_ranks(gnn), scaled_ranks(tree))`` when the
+    caller has them."""
     labels = np.asarray(labels)
     rows = selection_rows(labels, split, "the rings' score")
-    r_gnn, r_tree = scaled_ranks(gnn), scaled_ranks(tree)
+    r_gnn, r_tree = ranks if ranks is not None else (scaled_ranks(gnn), scaled_ranks(tree))
     names = ["gnn", "tree"] + (["blend"] if blend else []) + (["stack"] if stack is not None else [])
     held = {n: [] for n in names}
     halves = _halves(labels, rows, seed)

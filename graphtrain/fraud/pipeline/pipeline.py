@@ -55,7 +55,7 @@ from graphtrain._version import __version__
 from graphtrain.errors import ConfigError
 from graphtrain.fraud.data.transaction_dataset import TransactionDataset
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
-from graphtrain.fraud.evaluation.blend import blend_scores
+from graphtrain.fraud.evaluation.blend import blend_scores, scaled_ranks
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings, metrics_at_chosen_threshold, ring_metrics
 from graphtrain.fraud.evaluation.report import ReportData, write_report
 from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
@@ -310,14 +310,16 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     b_metrics = metrics_at_chosen_threshold(labels, baseline_scores, split)
     metrics = metrics_at_chosen_threshold(labels, scores, split)
     blend = blend_metrics = choice = None
+    ranks = None if from_baseline else (scaled_ranks(scores), scaled_ranks(baseline_scores))  # shared by the two below
     if not from_baseline and config.blend:
-        blend = blend_scores(scores, baseline_scores, labels, split)
+        blend = blend_scores(scores, baseline_scores, labels, split, ranks=ranks)
         blend_metrics = metrics_at_chosen_threshold(labels, blend.scores, split)
     ring_name = "tree" if from_baseline else "gnn"
     if not from_baseline:
         choice = choose_ring_score(scores, baseline_scores, labels, split, blend=blend is not None, seed=config.seed,
-                                   stack=stack)
+                                   stack=stack, ranks=ranks)
         ring_name = choice.name
+    del ranks
     by_name = {"gnn": (scores, metrics), "tree": (baseline_scores, b_metrics),
                "blend": (blend.scores if blend is not None else None, blend_metrics), "stack": (stack, stack_metrics)}
     ring_scores, ring_node_metrics = by_name[ring_name]
