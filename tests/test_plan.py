@@ -92,11 +92,16 @@ def test_both_directions_and_synthetic_workloads():
     assert [s.name for s in p.stages] == ["partition", "features", "train", "score", "baseline", "rings"]
     assert p.stages[0].basis.startswith("measured-calibrated") and all(s.basis.startswith("measured-fitted")
                                                                       for s in p.stages[1:])
-    # each fraud stage's time goes through the runs it was fitted to
+    # each fraud stage's time is its fixed cost plus the power law: at_ref more at the reference size,
+    # the fixed cost alone as the size goes to nothing, and growing with the transactions
     ref = plan.FRAUD_FIT["ref_transactions"]
     at_ref = plan.plan(plan.workload_synthetic(ref, 1_000_000, job="detect-rings"), "detect-rings")
-    for s in at_ref.stages[1:]:
-        assert s.seconds == pytest.approx(plan.FRAUD_FIT["seconds"][s.name][0], abs=0.1)
+    tiny = plan.plan(plan.workload_synthetic(1, 1, job="detect-rings"), "detect-rings")
+    bigger = plan.plan(plan.workload_synthetic(10 * ref, 10_000_000, job="detect-rings"), "detect-rings")
+    for s, t, b in zip(at_ref.stages[1:], tiny.stages[1:], bigger.stages[1:]):
+        fixed, at, _ = plan.FRAUD_FIT["seconds"][s.name]
+        assert s.seconds == pytest.approx(fixed + at, abs=0.1) and t.seconds == pytest.approx(fixed, abs=0.1)
+        assert b.seconds > s.seconds
 
 
 @pytest.mark.parametrize("compressed", [False, True])

@@ -27,8 +27,8 @@ def register(sub) -> None:
         "input files with the same arguments as `graphtrain partition` (the first chunk of the edge list is read to "
         "count its distinct IDs; row counts come from Parquet metadata or the first MiB of a text file), or sizes "
         "with --transactions N --accounts M (transactions as `graphtrain generate` makes them). Partitioning's "
-        "figures are calibrated on runs measured on this machine; the fraud stages after it are fitted to two "
-        "benchmark runs with one training budget (2 epochs of a 500,000-account sample), and the output says which "
+        "figures are calibrated on runs measured on this machine; the fraud stages after it are fitted to "
+        "benchmark runs at three sizes with one training budget (2 epochs of a 500,000-account sample), and the output says which "
         "is which. Exits with status 1 when the free disk at --out is below the need.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
