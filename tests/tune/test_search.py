@@ -89,9 +89,11 @@ def short_tmpdir():
 def test_resume_continues_an_interrupted_search(split_dataset, tmp_path, short_tmpdir):
     sdir = tmp_path / "search"
     # the budget is a limit for both runs together (a resume gets the remainder); generous for a loaded machine
+    # no early end of a trial: ASHA's grace period and the patience are the whole 12 epochs, so the last
+    # trial is still running when the Ctrl-C after its first epoch arrives, however fast the machine
     args = ["tune", str(split_dataset), "--trials", "3", "--time-budget", "20m", "--num-cpus", "1",
             "--search-dir", str(sdir), "--epochs", "12", "--min-steps", "0", "--batch-size", "128",
-            "--patience", "12"]
+            "--grace-period", "12", "--patience", "12"]
     env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(short_tmpdir))  # the trials' checkpoints show which runs
     proc = subprocess.Popen([sys.executable, "-m", "graphtrain.cli", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
