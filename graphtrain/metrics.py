@@ -28,14 +28,14 @@ def _check(y_true, score):
 
 
 def _threshold_counts(y_true: np.ndarray, score: np.ndarray):
-    """``(tps, fps, thresholds)`` at each distinct score from the highest down: the positives and
-    negatives scoring at least that much (int64 ``[T]`` each; tied scores form one step), as
-    scikit-learn's ``_binary_clf_curve``. One sort of the scores."""
+    """``(tps, fps)`` at each distinct score from the highest down: the positives and negatives
+    scoring at least that much (int64 ``[T]`` each; tied scores form one step), as scikit-learn's
+    ``_binary_clf_curve``. One sort of the scores."""
     order = np.argsort(score)[::-1]
     ranked = score[order]
     last = np.append(np.flatnonzero(np.diff(ranked)), ranked.size - 1)  # last position of each distinct score
     tps = np.cumsum(y_true[order])[last]
-    return tps, last + 1 - tps, ranked[last]
+    return tps, last + 1 - tps
 
 
 def roc_auc(y_true, score) -> float:
@@ -44,7 +44,7 @@ def roc_auc(y_true, score) -> float:
     y_true, score = _check(y_true, score)
     if y_true.min() == y_true.max():
         return float("nan")
-    tps, fps, _ = _threshold_counts(y_true, score)
+    tps, fps = _threshold_counts(y_true, score)
     tpr = np.concatenate([[0.0], tps / tps[-1]])
     fpr = np.concatenate([[0.0], fps / fps[-1]])
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2.0)
@@ -61,7 +61,7 @@ def average_precision(y_true, score) -> float:
     y_true, score = _check(y_true, score)
     if y_true.max() == 0:
         return float("nan")
-    tps, fps, _ = _threshold_counts(y_true, score)
+    tps, fps = _threshold_counts(y_true, score)
     precision = tps / (tps + fps)
     recall_gain = np.diff(tps, prepend=0) / tps[-1]
     return float(np.sum(recall_gain * precision))
@@ -74,7 +74,7 @@ def curve_points(y_true, score, max_points: int = 2000) -> Dict[str, np.ndarray]
     y_true, score = _check(y_true, score)
     if y_true.min() == y_true.max():
         raise ConfigError("curves need labels of both classes")
-    tps, fps, _ = _threshold_counts(y_true, score)
+    tps, fps = _threshold_counts(y_true, score)
     keep = np.unique(np.linspace(0, tps.size - 1, min(tps.size, max_points)).round().astype(np.int64))
     tps, fps = tps[keep].astype(np.float64), fps[keep].astype(np.float64)
     return {"fpr": np.concatenate([[0.0], fps / fps[-1]]), "tpr": np.concatenate([[0.0], tps / tps[-1]]),
