@@ -12,9 +12,7 @@ stored as they are in every checkpoint's manifest.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional
-
-import numpy as np
+from typing import Dict, List, Optional
 
 
 def _plain(obj) -> dict:
@@ -119,12 +117,12 @@ class EvaluateWorkerResult:
 
 @dataclass
 class PredictWorkerResult:
-    """A rank's scored nodes, in global ID order: raw IDs, class probabilities, labels (-1 unknown)."""
+    """A rank's scored nodes: the Parquet file holding them in global-ID order
+    (:func:`graphtrain.train.score_file.write_rank_scores`) and its row count."""
 
     rank: int
-    raw_id: Any  # int64 ndarray or a pyarrow string array
-    probs: np.ndarray
-    labels: np.ndarray
+    path: str
+    rows: int
 
 
 # -- fit() ------------------------------------------------------------------------------------------

@@ -451,7 +451,10 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
 
     Columns: ``node_id`` (the raw ID, as ingested), ``score`` (probability of class 1 for binary
     labels, else of the predicted class), ``pred`` (arg-max class), ``label`` (-1 unknown). Rows are
-    in global-ID order. The file is written under a temporary name and renamed at the end.
+    in global-ID order. Each worker writes its nodes' rows to a file of its own in the run's scratch
+    directory (beside ``out_path``, which every worker must reach, as it reaches ``dataset_dir``), and
+    they are copied into ``out_path`` a row group at a time (:mod:`graphtrain.train.score_file`): no
+    process holds all the scores. The file is written under a temporary name and renamed at the end.
 
     Args:
         dataset_dir: the dataset (the one trained on, or another with the same features).
@@ -469,9 +472,6 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     Returns:
         ``{"path", "rows", "checkpoint"}``.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from graphtrain.io import staged_file
     from graphtrain.train.checkpoint import read_manifest, resolve_checkpoint
 
@@ -498,6 +498,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     from dataclasses import replace
 
     from graphtrain.train.inference import check_embedding_dtype, scratch_directory
+    from graphtrain.train.score_file import concatenate_scores
 
     check_embedding_dtype(cfg.inference_dtype)
     launcher = _Launcher(str(Path(dataset_dir).resolve()), ds, W, address=address, num_cpus=num_cpus,
@@ -505,22 +506,7 @@ def predict(dataset_dir, checkpoint, out_path, num_workers: int = 1, *, address:
     # layer-wise inference's embedding files: one directory per worker, in one of this run's beside the output
     with scratch_directory(cfg.inference_dir or out_path.resolve().parent, prefix=f".{out_path.name}.inference-") as scratch:
         results = launcher.run("predict", replace(cfg, inference_dir=str(scratch)), str(ckpt))
-    rows = 0
-    with staged_file(out_path, force) as tmp:
-        writer = None
-        try:
-            for r in results:
-                probs = r.probs
-                pred = probs.argmax(axis=1).astype(np.int64)
-                score = probs[:, 1] if probs.shape[1] == 2 else probs[np.arange(probs.shape[0]), pred]
-                table = pa.table({"node_id": pa.array(r.raw_id), "score": pa.array(score.astype(np.float32)),
-                                  "pred": pa.array(pred), "label": pa.array(np.asarray(r.labels, dtype=np.int64))})
-                if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
+        with staged_file(out_path, force) as tmp:  # the ranks' files, in rank (= global-ID) order, copied
+            rows = concatenate_scores([r.path for r in sorted(results, key=lambda r: r.rank)], tmp)
     log.info("wrote %d scores to %s", rows, out_path)
     return {"path": str(out_path), "rows": rows, "checkpoint": str(ckpt)}

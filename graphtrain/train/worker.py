@@ -35,6 +35,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -600,8 +601,11 @@ def _evaluate_mode(ctx: _Context) -> EvaluateWorkerResult:
 def _predict_mode(ctx: _Context) -> PredictWorkerResult:
     """Every node of this worker scored: layer-wise over all in-edges (over those no later than the
     cutoff when temporal), or -- per-node seed times -- with the temporal sampler, each node bounded
-    by its own time."""
+    by its own time. The scores go to a Parquet file of this rank's in the run's scratch directory
+    (:mod:`graphtrain.train.score_file`), a row group at a time; the driver concatenates the ranks' files."""
     import torch
+
+    from graphtrain.train.score_file import write_rank_scores
 
     model = _load_model(ctx)
     lo, hi = ctx.shard.node_range
@@ -611,16 +615,12 @@ def _predict_mode(ctx: _Context) -> PredictWorkerResult:
     else:
         logits = layerwise_logits_for(ctx, model)  # features read by ID as the chunks need them
         probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    labels = ctx.shard.node_data.labels(ids)
-    raw = [ctx.dataset.raw_ids(p) for p in ctx.shard.parts]
-    if ctx.dataset.meta.id_type == "int64":
-        raw = np.concatenate([np.asarray(r) for r in raw]) if raw else np.zeros(0, np.int64)
-    else:
-        import pyarrow as pa
-
-        raw = pa.concat_arrays(raw)
-    return PredictWorkerResult(ctx.rank, raw, probs.astype(np.float32),
-                               labels if labels is not None else np.full(ids.size, -1, np.int64))
+    del ids
+    path = Path(ctx.cfg.inference_dir) / f"scores-rank{ctx.rank:05d}.parquet"
+    data = ctx.shard.node_data
+    rows = write_rank_scores(path, ctx.dataset.meta.id_type, [ctx.dataset.raw_ids(p) for p in ctx.shard.parts], probs,
+                             lambda a, b: data.labels(np.arange(lo + a, lo + b, dtype=np.int64)))
+    return PredictWorkerResult(ctx.rank, str(path), rows)
 
 
 def _sampled_node_probs(ctx: _Context, model, ids: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ FLOAT16_LOGIT_RTOL = 2e-3  # of the largest |logit|
 
 
 # -- the former implementation (graphtrain/train/inference.py at 2a60c75): two in-memory tables ----
+# verbatim but for one layout change marked below (the same values, in contiguous memory)
 def _old_in_edges(graph, indptr, a, b, edge_time, max_time, strict):
     e0, e1 = int(indptr[a]), int(indptr[b])
     src = np.asarray(graph.src[e0:e1], dtype=np.int64)
@@ -99,7 +100,9 @@ def _in_ram_logits(model, shard, features, chunk_size, device=None, backend="cpu
             if b == a:
                 continue
             edge_index = np.stack([local, np.repeat(np.arange(b - a, dtype=np.int64), deg)])
-            xt = torch.from_numpy(x[:, : x.shape[1] - extra]).to(device)
+            # contiguous, as the new implementation passes them: on some CPUs (an AVX2 EPYC) a matrix product's
+            # rounding depends on the row stride, and this slice's stride is one column wider (the in-degree)
+            xt = torch.from_numpy(np.ascontiguousarray(x[:, : x.shape[1] - extra])).to(device)
             et = torch.from_numpy(edge_index).to(device)
             kw = {"in_degree": torch.from_numpy(x[:, -1]).to(device)} if degrees else {}
             with torch.autocast(device_type="cuda", enabled=amp and xt.is_cuda):
