@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 
 STEPS = {  # module -> functions of the stage reported as steps
     "graphtrain.fraud.pipeline.pipeline": ("metrics_at_chosen_threshold", "blend_scores", "choose_ring_score",
-                                           "population_threshold", "detect_rings", "ring_metrics", "_write_scores",
+                                           "population_threshold", "candidate_degrees", "limit_ring_candidates", "detect_rings",
+                                           "ring_metrics", "_write_scores",
                                            "write_rings", "write_report"),
     "graphtrain.fraud.data.touching_subgraph": ("high_risk_in_dataset", "touching_subgraph"),
     "graphtrain.fraud.evaluation.report": ("select_bad_cases",),

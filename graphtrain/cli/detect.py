@@ -59,7 +59,10 @@ def _add_model_args(p) -> None:
     m.add_argument("--method", choices=["hash", "ldg", "fennel", "metis"], default=d.method,
                    help="partition assignment (default: %(default)s)")
     m.add_argument("--memory-limit", metavar="SIZE",
-                   help="anonymous memory partitioning may use, e.g. 4G (default: graphtrain partition's)")
+                   help="the whole run's memory limit, anonymous memory of all its processes, e.g. 8G: partitioning "
+                   "works within it, a limit too small for the account table is refused before any work, and ring "
+                   "finding leaves out its lowest-scoring candidates when their transactions would not fit (the "
+                   "summary's ring_memory_budget and a warning say so) (default: half this machine's memory)")
     m.add_argument("--skip-disk-check", dest="disk_check", action="store_false",
                    help="do not refuse a run that graphtrain plan estimates the free disk beside --out cannot hold")
     m.add_argument("--num-workers", "-w", type=int, default=d.num_workers, help="Ray workers (default: %(default)s)")

@@ -221,3 +221,24 @@ def test_a_disk_too_small_for_the_run_is_refused_before_partitioning(tmp_path, c
     assert "Traceback" not in err and not (tmp_path / "out").exists()
     with pytest.raises(AssertionError, match="partitioned although"):
         main(_args(users, purchases, tmp_path / "out", "--skip-disk-check"))
+
+
+def test_a_memory_limit_too_small_for_the_accounts_is_refused_before_partitioning(tmp_path, capsys, monkeypatch,
+                                                                                  no_training):
+    """--memory-limit is the whole run's: one below the pipeline's fixed cost and per-account arrays for the account
+    table's rows is refused before any work, naming the least that would do."""
+    from graphtrain.fraud.pipeline import memory_budget
+
+    users, purchases, _ = _bipartite_files(tmp_path)
+
+    def read_whole(*a, **k):
+        raise AssertionError("partitioned although the memory limit is too small")
+
+    monkeypatch.setattr(detect, "partition_inputs", read_whole)
+    need = memory_budget.pipeline_bytes(0) + memory_budget.MIN_RING_TRANSACTIONS * memory_budget.RING_BYTES_PER_TRANSACTION
+    code, err = _run(_args(users, purchases, tmp_path / "out", "--memory-limit", "1G"), capsys)
+    assert code == 2 and "--memory-limit 1.0 GiB is below" in err and "Give at least --memory-limit" in err, err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    assert need > 1 << 30  # so the refusal is the limit's, not a side effect
+    with pytest.raises(AssertionError, match="partitioned although"):  # a limit that fits gets to partitioning
+        main(_args(users, purchases, tmp_path / "out", "--memory-limit", "8G"))

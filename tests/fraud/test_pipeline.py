@@ -90,3 +90,35 @@ def test_bad_inputs_leave_nothing(baseline_run, tmp_path):
     assert not (tmp_path / "run").exists() and list(tmp_path.iterdir()) == []
     with pytest.raises(OutputExistsError):
         run_stages(graph, out / "run", config=FAST)
+
+
+def test_a_ring_budget_below_the_candidates_transactions_leaves_out_the_lowest_scores(baseline_run, tmp_path, monkeypatch):
+    """The memory limit bounds ring finding: when the candidates' transactions exceed what it leaves, the
+    lowest-scoring candidates are left out, the ring subgraph stays within the budget, and the summary says so."""
+    import graphtrain.fraud.pipeline.pipeline as pipeline
+
+    out, _ = baseline_run
+    graph = load_generated(out / "data")
+    truth = load_true_rings(out / "data" / "rings.csv", graph.accounts)
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.0, 0.4, graph.num_accounts)
+    members = np.concatenate(truth.members)
+    scores[members] = rng.uniform(0.5, 1.0, members.size)
+    given = ModelScores(scores, "test stand-in: graded ground truth")
+    full = run_stages(graph, tmp_path / "full", given, true_rings=out / "data" / "rings.csv", config=FAST)
+    room = full["ring_memory_budget"]
+    assert room["kept"] == room["candidates"] and room["min_score"] is None
+    assert room["candidate_transactions"] <= room["budget_transactions"]
+    assert not any("ring finding looked at" in w for w in full["warnings"])
+
+    budget = room["candidate_transactions"] // 3
+    monkeypatch.setattr(pipeline, "ring_transaction_budget", lambda limit, accounts: budget)
+    cut = run_stages(graph, tmp_path / "cut", given, true_rings=out / "data" / "rings.csv", config=FAST)
+    got = cut["ring_memory_budget"]
+    assert got["candidates"] == room["candidates"] and 0 < got["kept"] < got["candidates"]
+    assert cut["ring_subgraph"]["transactions"] <= budget < full["ring_subgraph"]["transactions"]
+    # the lowest candidate score rose to the cut (here below the core threshold, which stays)
+    assert cut["ring_config"]["grow_threshold"] == got["min_score"] > full["ring_config"]["grow_threshold"]
+    assert cut["ring_config"]["threshold"] == full["ring_config"]["threshold"] > got["min_score"]
+    assert any("ring finding looked at" in w and "--memory-limit" in w for w in cut["warnings"])
+    assert 0 < cut["rings"] <= full["rings"] and cut["ring_precision"] >= 0.5

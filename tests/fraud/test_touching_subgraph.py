@@ -88,3 +88,21 @@ def test_edges_are_exactly_those_touching_the_set(planted, block_edges):
     assert set(ids[sub.inside]) == inside_raw
     want_labels = dict(zip(all_ids, g.accounts.labels))
     assert all(want_labels[i] == lab for i, lab in zip(ids, sub.graph.accounts.labels))
+
+
+def test_candidate_degrees_count_each_candidates_transactions(planted):
+    """The memory budget's cost of a candidate is its transaction count: summed over a set, the set's
+    touching transactions plus those between two members (counted at both ends)."""
+    from graphtrain.fraud.pipeline.memory_budget import candidate_degrees
+
+    g, scores, ds = planted
+    raw = np.concatenate([np.asarray(ds.raw_ids(p)).astype(str) for p in range(ds.num_parts)])
+    rows = g.accounts.index_of(raw)
+    inside = scores[rows] >= 0.7
+    degrees = candidate_degrees(ds, inside)
+    per_account = np.bincount(np.concatenate([g.src, g.dst]), minlength=g.num_accounts)
+    assert np.array_equal(degrees, per_account[rows][inside])
+    member = np.zeros(g.num_accounts, bool)
+    member[rows[inside]] = True
+    both = member[g.src] & member[g.dst]
+    assert degrees.sum() == touching_subgraph(ds, inside).graph.num_edges + both.sum()

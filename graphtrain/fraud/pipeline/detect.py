@@ -64,6 +64,7 @@ from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings
 from graphtrain.fraud.pipeline.pipeline import (DATASET_DIR, SUMMARY_FILE, WORK_DIR, ModelScores, PipelineConfig, choose_split,
                                                 write_stages)
+from graphtrain.fraud.pipeline.memory_budget import check_memory_limit, resolve_memory_limit
 from graphtrain.fraud.pipeline.stages import STAGES_DIR, StageLog
 from graphtrain.io import file_identity, staged_directory
 from graphtrain.log import get_logger
@@ -109,8 +110,10 @@ class ModelOptions:
             (:class:`~graphtrain.train.TrainConfig`'s: stop after N steps; train each epoch on a
             stratified sample of N seeds; validate on a fixed sample of N); None: off.
         num_parts: partitions of the dataset (>= num_workers). method: partition assignment.
-        memory_limit: anonymous memory partitioning may use (``graphtrain partition --memory-limit``;
-            None: its default).
+        memory_limit: the whole run's memory limit, anonymous memory of all its processes (a size
+            such as ``"8G"``; None: half the machine's memory). Partitioning works within it, a limit
+            too small for the account table is refused before any work, and ring finding's candidates
+            are cut to what it leaves (:mod:`graphtrain.fraud.pipeline.memory_budget`).
         disk_check: refuse, before any work, a run the free disk beside the output cannot hold
             (``graphtrain plan``'s estimate; ``--skip-disk-check``).
         num_workers: Ray workers. address: Ray cluster (None: a local Ray). num_cpus: local Ray's CPUs.
@@ -456,6 +459,9 @@ def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOpti
         raise ConfigError(f"temporal sampling ({options.temporal!r}) needs transaction times; give the time column (--time)")
     if true_rings is not None and not isinstance(true_rings, TrueRings):
         true_rings = load_true_rings(true_rings, graph.accounts)  # bad rings fail now, not after training
+    check_memory_limit(resolve_memory_limit(options.memory_limit), graph.num_accounts)
+    if config.memory_limit is None:
+        config = replace(config, memory_limit=options.memory_limit)
     out = Path(out)
     with staged_directory(out, force=force, marker=SUMMARY_FILE) as tmp:
         t0 = time.perf_counter()
@@ -530,11 +536,15 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
     rings_id = rings_id_column(rings, [rings_id] if rings_id else [id, "account_id"]) if rings else None
     if undirected:
         check_both_directions_in_file(edges, src, dst)
+    limit = resolve_memory_limit(options.memory_limit)  # the whole run's, partitioning's included
+    if config.memory_limit is None:
+        config = replace(config, memory_limit=options.memory_limit)
     spec = partition_spec(edges, accounts, src=src, dst=dst, id=id, label=label, time=time, amount=amount or edge_weight,
                           split=split, features=features, undirected=undirected,
                           add_unknown_accounts=add_unknown_accounts, num_parts=options.num_parts, method=options.method,
-                          seed=options.seed, memory_limit=options.memory_limit, disk_check=options.disk_check,
+                          seed=options.seed, memory_limit=limit, disk_check=options.disk_check,
                           progress=progress)
+    check_memory_limit(limit, spec.accounts.estimated_rows())  # before any work, as the disk check below
     out = Path(out)
     if options.disk_check:  # the whole run's disk (dataset, spill, embeddings, scores), before any work
         from graphtrain.plan import check_disk

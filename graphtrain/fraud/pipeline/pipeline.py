@@ -45,7 +45,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -61,6 +61,8 @@ from graphtrain.fraud.evaluation.report import ReportData, write_report
 from graphtrain.fraud.evaluation.ring_score import choose_ring_score, population_threshold
 from graphtrain.fraud.pipeline.baseline import BaselineResult
 from graphtrain.fraud.pipeline.dataset_baseline import SCORES_FILE as BASELINE_SCORES_FILE
+from graphtrain.fraud.pipeline.memory_budget import (candidate_degrees, limit_ring_candidates, resolve_memory_limit,
+                                                     ring_transaction_budget)
 from graphtrain.fraud.pipeline.stages import StageLog
 from graphtrain.fraud.rings.ring_groups import flow_candidates
 from graphtrain.fraud.rings.rings import (MEMBERS_BASENAME, RINGS_BASENAME, RingConfig, detect_rings, no_rings_reason,
@@ -106,6 +108,9 @@ class PipelineConfig:
             count; ``--edge-weight``): the report says "edge weight".
         top_rings, bad_cases: how many rings and bad cases the report draws.
         title: report title.
+        memory_limit: the run's memory limit (a size such as ``"8G"``, bytes, or None: half the
+            machine's memory). Ring finding's candidates are cut to the transactions it leaves
+            (:mod:`graphtrain.fraud.pipeline.memory_budget`; ``ring_memory_budget`` in the summary).
     """
 
     seed: int = 0
@@ -122,6 +127,7 @@ class PipelineConfig:
     bad_cases: int = 4
     weight_is_money: bool = True
     title: str = "graphtrain fraud-ring report"
+    memory_limit: Optional[object] = None
 
 
 @dataclass
@@ -338,7 +344,18 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     high_risk = high_risk_in_dataset(data.dataset, ring_scores, threshold, grow, ring_config.grow_min_share)
     flow = ring_config.flow and data.directed and data.time is not None  # money-flow rings reach the flow candidates
     inside = (high_risk | flow_candidates(ring_scores, ring_config)) if flow else high_risk.copy()
-    inside[missed] = inside[alarms] = True
+    # the candidates' transactions within what the memory limit leaves (the lowest-scoring left out)
+    limit, per_degree = resolve_memory_limit(config.memory_limit), 1 if data.directed else 2
+    bad = np.zeros(n, dtype=bool)  # the report's bad cases come along whatever their score: their share first
+    bad[missed] = bad[alarms] = True
+    budget = max(ring_transaction_budget(limit, n) - int(candidate_degrees(data.dataset, bad).sum()) * per_degree, 0)
+    ring_cut = limit_ring_candidates(inside, ring_scores, candidate_degrees(data.dataset, inside), budget, per_degree)
+    if ring_cut.cut:
+        least = ring_cut.min_score
+        high_risk &= inside
+        ring_config = replace(ring_config, threshold=max(ring_config.threshold, least),
+                              grow_threshold=None if grow is None else max(grow, least))
+    inside |= bad
     sub = touching_subgraph(data.dataset, inside, amount=data.amount, time=data.time, with_features=False)
     stage["rings_subgraph_seconds"] = round(time.perf_counter() - t0, 2)  # candidates and their subgraph
     bar.update()  # the touching subgraph
@@ -349,6 +366,8 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     bar.update()  # the rings
     rings.members["account_index"] = sub.global_ids[rings.members["account_index"].to_numpy(dtype=np.int64)]
     warnings = list(choice.warnings) if choice is not None else []
+    if ring_cut.cut:
+        warnings.append(ring_cut.warning(limit))
     if not len(rings.rings):
         warnings.append(no_rings_reason(sub.graph, sub_scores, ring_config, high_risk=high_risk[sub.global_ids]))
     match = ring_metrics(rings.member_lists(), truth.members, n) if truth is not None else None
@@ -377,6 +396,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
         "high_risk_fraction": rings.high_risk / max(n, 1),
         "ring_subgraph": {"accounts": int(sub.graph.num_accounts), "high_risk": int(high_risk.sum()),
                           "transactions": int(sub.graph.num_edges)},
+        "ring_memory_budget": {"memory_limit_bytes": limit, **ring_cut.as_dict()},
         "accounts": n, "transactions": data.num_transactions,
         "test_accounts": metrics["test_accounts"], "test_positives": metrics["test_positives"],
         "split": split_note, "ring_config": asdict(ring_config), "baseline": baseline.params, "config": asdict(config),
