@@ -605,6 +605,7 @@ class Plan:
     free_bytes: Optional[int] = None
     disk_path: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
+    memory: Optional[Dict[str, int]] = None  # detect-rings: the memory limit and what it leaves ring finding
 
     @property
     def disk_need_bytes(self) -> int:
@@ -632,7 +633,8 @@ class Plan:
                           "stage_seconds": part.detail["seconds"]},
             "disk_need_bytes": self.disk_need_bytes, "free_bytes": self.free_bytes, "disk_path": self.disk_path,
             "fits": None if self.free_bytes is None else self.free_bytes >= self.disk_need_bytes,
-            "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes, "warnings": self.warnings,
+            "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes, "memory": self.memory,
+            "warnings": self.warnings,
         }
 
 
@@ -681,6 +683,8 @@ def plan(w: Workload, job: str = "partition", out=None) -> Plan:
     if job == "detect-rings":
         stages += _fraud_stages(w, stages[0].disk_after_bytes)
     result = Plan(job, w, stages, out=str(out) if out is not None else None)
+    if job == "detect-rings":
+        result.memory = _pipeline_memory(w, result.warnings)
     if out is not None:
         where, free = free_disk(out)
         result.free_bytes, result.disk_path = free, str(where)
@@ -696,6 +700,20 @@ def plan(w: Workload, job: str = "partition", out=None) -> Plan:
         result.warnings.append(f"partitioning needs about {format_size(stages[0].peak_rss_bytes)} of memory, more than "
                                f"this machine's {format_size(_total_memory())}")
     return result
+
+
+def _pipeline_memory(w: Workload, warnings: List[str]) -> Dict[str, int]:
+    """detect-rings' memory limit (``w.memory_limit``), the anonymous memory its stages after partitioning
+    are estimated to need, and the transactions it leaves ring finding
+    (:mod:`graphtrain.fraud.pipeline.memory_budget`); a warning when the run would refuse the limit."""
+    from graphtrain.fraud.pipeline import memory_budget as mb
+
+    try:
+        mb.check_memory_limit(w.memory_limit, w.nodes)
+    except ConfigError as exc:
+        warnings.append(str(exc))
+    return {"memory_limit_bytes": int(w.memory_limit), "stages_anon_bytes": mb.pipeline_bytes(w.nodes),
+            "ring_transaction_budget": mb.ring_transaction_budget(w.memory_limit, w.nodes)}
 
 
 def _peak_stage(p: Plan) -> str:

@@ -193,3 +193,23 @@ def test_plan_cli_sizes_say_when_500m_transactions_do_not_fit(tmp_path, monkeypa
     assert 60 * 10**9 < peak < 80 * 10**9
     _short_disk(monkeypatch, 80 * 10**9)
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["fits"] is True
+
+
+def test_plan_detect_rings_says_what_the_memory_limit_leaves_ring_finding(tmp_path, capsys):
+    from graphtrain.fraud.pipeline import memory_budget as mb
+
+    argv = ["plan", "--transactions", "8M", "--accounts", "1M", "--job", "detect-rings", "--keys-per-row", "1.8"]
+    assert main(argv + ["--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["memory"]
+    assert got["memory_limit_bytes"] == mb.default_memory_limit()  # detect-rings' default, not partition's 2G
+    assert got["stages_anon_bytes"] == mb.pipeline_bytes(1_000_000)
+    assert got["ring_transaction_budget"] == mb.ring_transaction_budget(mb.default_memory_limit(), 1_000_000)
+    assert main(argv + ["--memory-limit", "6G"]) == 0
+    out = capsys.readouterr()
+    budget = (6 * 2**30 - mb.pipeline_bytes(1_000_000)) // mb.RING_BYTES_PER_TRANSACTION
+    assert "--memory-limit 6.0 GiB" in out.out and f"up to {budget:,} transactions" in out.out and not out.err
+    # a limit the run would refuse: the plan warns with the run's own message and exits 1, as for the disk
+    assert main(argv + ["--memory-limit", "2G"]) == 1
+    assert "below what the fraud pipeline needs for about 1,000,000 accounts" in capsys.readouterr().err
+    assert main(["plan", "--transactions", "8M", "--accounts", "1M", "--json"]) == 0  # partition: no pipeline memory
+    assert json.loads(capsys.readouterr().out)["memory"] is None

@@ -29,7 +29,8 @@ def register(sub) -> None:
         "with --transactions N --accounts M (transactions as `graphtrain generate` makes them). Partitioning's "
         "figures are calibrated on runs measured on this machine; the fraud stages after it are fitted to "
         "benchmark runs at three sizes with one training budget (2 epochs of a 500,000-account sample), and the output says which "
-        "is which. Exits with status 1 when the free disk at --out is below the need.",
+        "is which. For detect-rings it also says what --memory-limit leaves ring finding. Exits with status 1 when the "
+        "free disk at --out is below the need, or when detect-rings would refuse the memory limit.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="edge list (transactions) file(s), as for graphtrain partition")
@@ -71,7 +72,9 @@ def register(sub) -> None:
     m = p.add_argument_group("partitioning")
     m.add_argument("--method", choices=["hash", "ldg", "fennel", "metis"], default="hash")
     m.add_argument("--passes", type=int, default=3, metavar="N")
-    m.add_argument("--memory-limit", default="2G", metavar="SIZE")
+    m.add_argument("--memory-limit", metavar="SIZE",
+                   help="as the planned command's (default: partition's 2G; for detect-rings the whole run's, half "
+                   "this machine's memory)")
     m.add_argument("--add-reverse", action="store_true", help="every edge also stored reversed (as detect-rings does)")
     m.add_argument("--edge-aggregates", action="store_true")
     same = p.add_argument_group("accepted so that a partition command line can be planned as it is (no effect "
@@ -88,6 +91,12 @@ def register(sub) -> None:
 def _workload(args):
     from graphtrain.errors import ConfigError
     from graphtrain.plan import workload_from_sources, workload_synthetic
+
+    if args.memory_limit is None:  # the planned command's default
+        from graphtrain.fraud.pipeline.memory_budget import default_memory_limit
+        from graphtrain.partition.partitioner import DEFAULT_MEMORY_LIMIT
+
+        args.memory_limit = default_memory_limit() if args.job == "detect-rings" else DEFAULT_MEMORY_LIMIT
 
     parts = args.num_parts or (2 if args.job == "detect-rings" else 1)
     if args.transactions or args.accounts:
@@ -151,7 +160,8 @@ def run_plan(args) -> int:
 
     w = _workload(args)
     result = plan(w, args.job, out=args.out)
-    fits = not any(x.startswith("not enough free disk") for x in result.warnings)
+    fits = not any(x.startswith("not enough free disk") or "below what the fraud pipeline needs" in x
+                   for x in result.warnings)  # the disk, or a memory limit detect-rings would refuse
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -201,6 +211,11 @@ def print_plan(result) -> None:
     print("  basis: partition -- " + part.basis.split(": ", 1)[1])
     if len(result.stages) > 1:
         print("         " + result.stages[1].name + ".. -- " + result.stages[1].basis.split(": ", 1)[1])
+    if result.memory is not None:
+        m = result.memory
+        print(f"  memory: --memory-limit {fs(m['memory_limit_bytes'])} (anonymous, all processes); the stages after "
+              f"partitioning about {fs(m['stages_anon_bytes'])}; ring finding may load up to "
+              f"{m['ring_transaction_budget']:,} transactions (the lowest-scoring candidates beyond that are left out)")
     if result.free_bytes is not None:
         verdict = "fits" if result.free_bytes >= result.disk_need_bytes else "DOES NOT FIT"
         print(f"  disk: needs {fs(result.disk_need_bytes)} at its peak, {fs(result.free_bytes)} free under "
