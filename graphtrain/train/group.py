@@ -289,11 +289,7 @@ class WorkerGroup:
         from graphtrain.train.worker import run_worker
 
         addr, port = self.rendezvous()
-        # max_calls=1: each worker process exits after its task, so what it held (torch, the model, the shard's
-        # arrays, Arrow's memory pools) is returned before the caller's next stage instead of staying in an idle
-        # pooled process; the cost is a fresh process's imports per task
-        remote = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=1 if self.use_gpu else 0, max_retries=0,
-                            max_calls=1)(run_worker)
+        remote = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=1 if self.use_gpu else 0, max_retries=0)(run_worker)
         refs = [remote.options(scheduling_strategy=self._strategy(r)).remote(make_task(r, addr, port))
                 for r in range(self.num_workers)]
         rank_of = {ref: r for r, ref in enumerate(refs)}
