@@ -605,7 +605,7 @@ class Plan:
     free_bytes: Optional[int] = None
     disk_path: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
-    memory: Optional[Dict[str, int]] = None  # detect-rings: the memory limit and what it leaves ring finding
+    memory: Optional[Dict[str, object]] = None  # detect-rings: the memory limit and what it leaves ring finding
 
     @property
     def disk_need_bytes(self) -> int:
@@ -702,18 +702,21 @@ def plan(w: Workload, job: str = "partition", out=None) -> Plan:
     return result
 
 
-def _pipeline_memory(w: Workload, warnings: List[str]) -> Dict[str, int]:
+def _pipeline_memory(w: Workload, warnings: List[str]) -> Dict[str, object]:
     """detect-rings' memory limit (``w.memory_limit``), the anonymous memory its stages after partitioning
-    are estimated to need, and the transactions it leaves ring finding
-    (:mod:`graphtrain.fraud.pipeline.memory_budget`); a warning when the run would refuse the limit."""
+    are estimated to need, the transactions it leaves ring finding
+    (:mod:`graphtrain.fraud.pipeline.memory_budget`) and ``limit_fits``: False, with the run's own
+    message as a warning, when the run would refuse the limit."""
     from graphtrain.fraud.pipeline import memory_budget as mb
 
+    fits = True
     try:
         mb.check_memory_limit(w.memory_limit, w.nodes)
     except ConfigError as exc:
         warnings.append(str(exc))
+        fits = False
     return {"memory_limit_bytes": int(w.memory_limit), "stages_anon_bytes": mb.pipeline_bytes(w.nodes),
-            "ring_transaction_budget": mb.ring_transaction_budget(w.memory_limit, w.nodes)}
+            "ring_transaction_budget": mb.ring_transaction_budget(w.memory_limit, w.nodes), "limit_fits": fits}
 
 
 def _peak_stage(p: Plan) -> str:

@@ -204,6 +204,7 @@ def test_plan_detect_rings_says_what_the_memory_limit_leaves_ring_finding(tmp_pa
     assert got["memory_limit_bytes"] == mb.default_memory_limit()  # detect-rings' default, not partition's 2G
     assert got["stages_anon_bytes"] == mb.pipeline_bytes(1_000_000)
     assert got["ring_transaction_budget"] == mb.ring_transaction_budget(mb.default_memory_limit(), 1_000_000)
+    assert got["limit_fits"] is True
     assert main(argv + ["--memory-limit", "6G"]) == 0
     out = capsys.readouterr()
     budget = (6 * 2**30 - mb.pipeline_bytes(1_000_000)) // mb.RING_BYTES_PER_TRANSACTION

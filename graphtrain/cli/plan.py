@@ -160,8 +160,8 @@ def run_plan(args) -> int:
 
     w = _workload(args)
     result = plan(w, args.job, out=args.out)
-    fits = not any(x.startswith("not enough free disk") or "below what the fraud pipeline needs" in x
-                   for x in result.warnings)  # the disk, or a memory limit detect-rings would refuse
+    fits = not any(x.startswith("not enough free disk") for x in result.warnings)
+    fits = fits and (result.memory is None or result.memory["limit_fits"])  # a limit detect-rings would refuse
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
