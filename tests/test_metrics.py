@@ -23,6 +23,32 @@ def test_recall_at_k():
     assert metrics.recall_at_k(y, s, k=4) == pytest.approx(2 / 3)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0])), min_size=1, max_size=60),
+       st.integers(1, 70))
+def test_recall_at_k_breaks_ties_by_position_as_a_stable_sort(rows, k):
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    if y.sum() == 0:
+        assert np.isnan(metrics.recall_at_k(y, s, k))
+        return
+    top = np.argsort(-s, kind="stable")[:k]  # the definition: the k first of a stable sort, highest first
+    assert metrics.recall_at_k(y, s, k) == y[top].sum() / y.sum()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0])), min_size=1, max_size=60),
+       st.sampled_from([0.0, 0.5, 0.95]))
+def test_binary_report_equals_the_single_metrics(rows, threshold):
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    report = metrics.binary_report(y, s, threshold=threshold)
+    single = {"auc": metrics.roc_auc(y, s), "ap": metrics.average_precision(y, s),
+              "f1_macro": metrics.f1_macro(y, s, threshold), "recall_at_k": metrics.recall_at_k(y, s)}
+    for name, want in single.items():
+        assert report[name] == want or (np.isnan(report[name]) and np.isnan(want)), name
+
+
 def test_degenerate_inputs():
     assert np.isnan(metrics.roc_auc([0, 0], [0.1, 0.2]))
     with pytest.raises(ConfigError):
