@@ -7,6 +7,8 @@ import numpy as np
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphtrain import metrics
 from graphtrain.errors import ConfigError, OutputExistsError
@@ -63,6 +65,40 @@ def test_bridges_match_networkx(seed):
     u, v = (np.array(x, dtype=np.int64) for x in zip(*g.edges()))
     got = {tuple(sorted(e)) for e, flag in zip(zip(u.tolist(), v.tolist()), substantial_bridges(40, u, v, 1)) if flag}
     assert got == {tuple(sorted(e)) for e in nx.bridges(g)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 30), st.integers(0, 45), st.integers(1, 6), st.integers(0, 10**6))
+def test_bridges_cut_where_both_sides_are_substantial_as_networkx_says(n, m, min_side, seed):
+    g = nx.gnm_random_graph(n, min(m, n * (n - 1) // 2), seed=seed)
+    if not g.number_of_edges():
+        assert substantial_bridges(n, [], [], min_side).size == 0
+        return
+    u, v = (np.array(x, dtype=np.int64) for x in zip(*g.edges()))
+    want = set()
+    for a, b in nx.bridges(g):
+        h = g.copy()
+        h.remove_edge(a, b)
+        if min(len(nx.node_connected_component(h, a)), len(nx.node_connected_component(h, b))) >= min_side:
+            want.add((min(a, b), max(a, b)))
+    got = {(min(a, b), max(a, b)) for a, b, cut in zip(u.tolist(), v.tolist(), substantial_bridges(n, u, v, min_side)) if cut}
+    assert got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12), st.booleans(), st.integers(0, 11),
+       st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=12))
+def test_strong_connectivity_as_networkx_says(n, cycle, drop, extra):
+    # near-strongly-connected graphs: a cycle through every node less (perhaps) one edge, plus random edges
+    from graphtrain.fraud.rings.ring_shapes import _strongly_connected
+
+    pairs = [(i, (i + 1) % n) for i in range(n) if cycle and i != drop] + [(a % n, b % n) for a, b in extra]
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(pairs)
+    src = np.array([a for a, _ in pairs], dtype=np.int64)
+    dst = np.array([b for _, b in pairs], dtype=np.int64)
+    assert _strongly_connected(n, src, dst) == nx.is_strongly_connected(g)
 
 
 def test_bridges_with_substantial_sides():

@@ -23,12 +23,56 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
+from numba import njit
 
 from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
 from graphtrain.graph import REVERSE
 from graphtrain.ordering import row_blocks
 
 BLOCK_EDGES = 1 << 22
+
+
+@njit(cache=True)
+def _touching_edges(indptr, src, reverse, inside, lo, a, b):  # pragma: no cover - compiled
+    """In-edges of destination rows ``[a, b)`` (partition-local; global ID ``lo + row``) with an endpoint
+    ``inside``, the stored reverse copies (``reverse`` 1; an empty array: none stored) left out.
+    Returns ``(offsets, dst)``: int64 ``[k]`` each, the edges' positions from ``indptr[a]`` and their
+    destinations' global IDs, in storage order. One pass over the block."""
+    e0 = indptr[a]
+    offsets = np.empty(indptr[b] - e0, dtype=np.int64)
+    dst = np.empty(indptr[b] - e0, dtype=np.int64)
+    k = 0
+    with_reverse = reverse.size > 0
+    for row in range(a, b):
+        d = lo + row
+        d_inside = inside[d]
+        for e in range(indptr[row], indptr[row + 1]):
+            if with_reverse and reverse[e - e0] != 0:
+                continue
+            if d_inside or inside[src[e - e0]]:
+                offsets[k] = e - e0
+                dst[k] = d
+                k += 1
+    return offsets[:k], dst[:k]
+
+
+@njit(cache=True)
+def _grown_rows(indptr, src, cand, core, lo, a, b, min_share, grown):  # pragma: no cover - compiled
+    """For each candidate destination row in ``[a, b)``: ``grown[lo + row]`` when at least two of its
+    distinct counterparties (sources of its in-edges ``src``, offsets from ``indptr[a]``) are core and
+    they are at least ``min_share`` of them (:func:`high_risk_in_dataset`)."""
+    e0 = indptr[a]
+    for row in range(a, b):
+        if not cand[lo + row]:
+            continue
+        partners = np.sort(src[indptr[row] - e0 : indptr[row + 1] - e0])
+        distinct = links = 0
+        for i in range(partners.size):
+            if i == 0 or partners[i] != partners[i - 1]:
+                distinct += 1
+                if core[partners[i]]:
+                    links += 1
+        grown[lo + row] = links >= 2 and links / max(distinct, 1) >= min_share
 
 
 @dataclass
@@ -98,22 +142,20 @@ def touching_subgraph(dataset, inside: np.ndarray, *, amount: Optional[str] = "a
     for p in range(dataset.num_parts):
         lo, _ = dataset.book.node_range(p)
         graph = dataset.graph(p)
-        indptr = np.asarray(graph.indptr)
+        indptr = np.asarray(graph.indptr, dtype=np.int64)
         for a, b in row_blocks(indptr, block_edges):  # destination rows [a, b): their in-edges [e0, e1)
             e0, e1 = int(indptr[a]), int(indptr[b])
-            src = np.asarray(graph.src[e0:e1], dtype=np.int64)
-            dst = np.repeat(np.arange(lo + a, lo + b, dtype=np.int64), np.diff(indptr[a:b + 1]))
-            keep = inside[src] | inside[dst]
-            if directed:
-                keep &= np.asarray(graph.edge_attrs[REVERSE][e0:e1]) == 0
-            if not keep.any():
+            block_src = np.asarray(graph.src[e0:e1])
+            reverse = np.asarray(graph.edge_attrs[REVERSE][e0:e1]) if directed else np.empty(0, np.int8)
+            offsets, dst = _touching_edges(indptr, block_src, reverse, inside, lo, a, b)
+            if not offsets.size:
                 continue
-            srcs.append(src[keep])
-            dsts.append(dst[keep])
+            srcs.append(block_src[offsets].astype(np.int64))
+            dsts.append(dst)
             if amount:
-                amounts.append(np.asarray(graph.edge_attrs[amount][e0:e1])[keep].astype(np.float64))
+                amounts.append(np.asarray(graph.edge_attrs[amount][e0:e1])[offsets].astype(np.float64))
             if time:
-                times.append(np.asarray(graph.edge_attrs[time][e0:e1])[keep].astype(np.int64))
+                times.append(np.asarray(graph.edge_attrs[time][e0:e1])[offsets].astype(np.int64))
     src = np.concatenate(srcs) if srcs else np.empty(0, np.int64)
     dst = np.concatenate(dsts) if dsts else np.empty(0, np.int64)
     member = inside.copy()  # the accounts inside and their counterparties, by global ID
@@ -162,22 +204,14 @@ def high_risk_in_dataset(dataset, scores: np.ndarray, threshold: float, grow_thr
         return core
     cand = (scores >= grow_threshold) & ~core
     grown = np.zeros_like(core)
-    n = int(dataset.meta.num_nodes)
     for p in range(dataset.num_parts):
         lo, hi = dataset.book.node_range(p)
         if not cand[lo:hi].any():
             continue
         graph = dataset.graph(p)
-        indptr = np.asarray(graph.indptr)
+        indptr = np.asarray(graph.indptr, dtype=np.int64)
         for a, b in row_blocks(indptr, block_edges):
-            if not cand[lo + a : lo + b].any():
-                continue
-            owner = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(indptr[a : b + 1]))
-            other = np.asarray(graph.src[int(indptr[a]) : int(indptr[b])], dtype=np.int64)
-            keep = cand[lo + owner]
-            pairs = np.unique(owner[keep] * n + other[keep])  # distinct (candidate, counterparty)
-            who, partner = pairs // n - a, pairs % n
-            partners = np.bincount(who, minlength=b - a)
-            links = np.bincount(who[core[partner]], minlength=b - a)
-            grown[lo + a : lo + b] = (links >= 2) & (links / np.maximum(partners, 1) >= grow_min_share)  # as ring_groups
+            if cand[lo + a : lo + b].any():
+                block_src = np.asarray(graph.src[int(indptr[a]) : int(indptr[b])])
+                _grown_rows(indptr, block_src, cand, core, lo, a, b, float(grow_min_share), grown)
     return core | grown

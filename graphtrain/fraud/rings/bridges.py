@@ -10,9 +10,12 @@ rings and keeps real ones whole.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def _csr(n: int, u: np.ndarray, v: np.ndarray):
+    """Both directions of each undirected edge grouped by endpoint: ``(indptr [n+1], neighbour [2m],
+    edge id [2m])``."""
     ends = np.concatenate([u, v])
     others = np.concatenate([v, u])
     edge_id = np.concatenate([np.arange(u.size), np.arange(u.size)])
@@ -20,6 +23,63 @@ def _csr(n: int, u: np.ndarray, v: np.ndarray):
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(ends, minlength=n), out=indptr[1:])
     return indptr, others[order], edge_id[order]
+
+
+@njit(cache=True)
+def _bridges(n, u, v, indptr, nbr, eid, min_side, result):  # pragma: no cover - compiled
+    """Iterative DFS (Tarjan's low-link) from every unvisited node: marks ``result[e]`` for each bridge
+    with at least ``min_side`` nodes on each side. Time O(n + m)."""
+    tin = np.full(n, -1, dtype=np.int64)
+    low = np.zeros(n, dtype=np.int64)
+    size = np.ones(n, dtype=np.int64)
+    parent_edge = np.full(n, -1, dtype=np.int64)
+    stack_node = np.empty(n, dtype=np.int64)  # the DFS path and each node's next neighbour position
+    stack_next = np.empty(n, dtype=np.int64)
+    visited = np.empty(n, dtype=np.int64)  # this component's nodes in visit order
+    timer = 0
+    for root in range(n):
+        if tin[root] >= 0:
+            continue
+        count = 0
+        visited[count] = root
+        count += 1
+        tin[root] = timer
+        low[root] = timer
+        timer += 1
+        top = 0
+        stack_node[0], stack_next[0] = root, indptr[root]
+        while top >= 0:
+            x, k = stack_node[top], stack_next[top]
+            if k < indptr[x + 1]:
+                stack_next[top] = k + 1
+                y, e = nbr[k], eid[k]
+                if e == parent_edge[x]:
+                    continue
+                if tin[y] < 0:
+                    tin[y] = timer
+                    low[y] = timer
+                    timer += 1
+                    parent_edge[y] = e
+                    visited[count] = y
+                    count += 1
+                    top += 1
+                    stack_node[top], stack_next[top] = y, indptr[y]
+                elif tin[y] < low[x]:
+                    low[x] = tin[y]
+            else:
+                top -= 1
+                if top >= 0:
+                    p = stack_node[top]
+                    if low[x] < low[p]:
+                        low[p] = low[x]
+                    size[p] += size[x]
+        whole = size[root]
+        for i in range(1, count):
+            y = visited[i]
+            e = parent_edge[y]
+            p = u[e] if v[e] == y else v[e]
+            if low[y] > tin[p] and size[y] >= min_side and whole - size[y] >= min_side:
+                result[e] = True
 
 
 def substantial_bridges(n: int, u, v, min_side: int) -> np.ndarray:
@@ -36,45 +96,5 @@ def substantial_bridges(n: int, u, v, min_side: int) -> np.ndarray:
     if u.size == 0:
         return result
     indptr, nbr, eid = _csr(n, u, v)
-    tin = np.full(n, -1, dtype=np.int64)
-    low = np.zeros(n, dtype=np.int64)
-    size = np.ones(n, dtype=np.int64)
-    parent_edge = np.full(n, -1, dtype=np.int64)
-    comp_size = np.zeros(n, dtype=np.int64)
-    timer = 0
-    for root in range(n):
-        if tin[root] >= 0:
-            continue
-        # iterative DFS: stack of (node, next neighbour position)
-        visited = [root]
-        tin[root] = low[root] = timer
-        timer += 1
-        stack = [(root, indptr[root])]
-        while stack:
-            x, k = stack[-1]
-            if k < indptr[x + 1]:
-                stack[-1] = (x, k + 1)
-                y, e = nbr[k], eid[k]
-                if e == parent_edge[x]:
-                    continue
-                if tin[y] < 0:
-                    tin[y] = low[y] = timer
-                    timer += 1
-                    parent_edge[y] = e
-                    visited.append(y)
-                    stack.append((y, indptr[y]))
-                else:
-                    low[x] = min(low[x], tin[y])
-            else:
-                stack.pop()
-                if stack:
-                    p = stack[-1][0]
-                    low[p] = min(low[p], low[x])
-                    size[p] += size[x]
-        comp_size[visited] = size[root]
-        for y in visited[1:]:
-            e = parent_edge[y]
-            p = u[e] if v[e] == y else v[e]
-            if low[y] > tin[p] and size[y] >= min_side and comp_size[root] - size[y] >= min_side:
-                result[e] = True
+    _bridges(n, u, v, indptr, nbr, eid, int(min_side), result)
     return result

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import List, Tuple
 
 import numpy as np
+from numba import njit
 
 TYPOLOGY_GUESSES = ("cycle", "scatter_gather", "bipartite", "fan_in", "fan_out", "other")
 HUB_SHARE = 0.6
@@ -38,13 +39,39 @@ def _distinct_pairs(n: int, src: np.ndarray, dst: np.ndarray) -> Tuple[np.ndarra
     return key // n, key % n
 
 
-def _strongly_connected(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+@njit(cache=True)
+def _reaches_all(n, first, second):  # pragma: no cover - compiled
+    """Whether every node ``0 .. n-1`` is reached from node 0 along the edges ``first[i] -> second[i]``."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for a in first:
+        indptr[a + 1] += 1
+    for i in range(n):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    heads = np.empty(first.size, dtype=np.int64)
+    for i in range(first.size):
+        heads[fill[first[i]]] = second[i]
+        fill[first[i]] += 1
+    seen = np.zeros(n, dtype=np.bool_)
+    todo = np.empty(n, dtype=np.int64)
+    seen[0], todo[0], top, count = True, 0, 1, 1
+    while top:
+        top -= 1
+        x = todo[top]
+        for k in range(indptr[x], indptr[x + 1]):
+            y = heads[k]
+            if not seen[y]:
+                seen[y] = True
+                todo[top] = y
+                top += 1
+                count += 1
+    return count == n
 
-    adj = coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n)).tocsr()
-    count, _ = connected_components(adj, directed=True, connection="strong")
-    return count == 1
+
+def _strongly_connected(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
+    """Whether the directed graph on ``0 .. n-1`` (``n >= 1``) is one strongly connected component:
+    node 0 reaches every node and every node reaches node 0. Linear time."""
+    return bool(_reaches_all(n, src, dst) and _reaches_all(n, dst, src))
 
 
 def guess_shape(n: int, src, dst) -> Tuple[str, List[str]]:
