@@ -21,8 +21,11 @@ partition, a block of destinations at a time, with everything per account in mem
   hop-1 maxima gathered from ``base.npy`` and the hop-2 means from ``hop1_mean.npy`` then; nothing
   of width ``C`` (``9 B`` columns for a directed graph) is ever stored for all accounts.
 
-Memory: one block of edges (``block_edges``) and their gathered rows (``block_edges * D * B * 4``
-bytes), whatever the graph's size; disk: ``(1 + D) * B * 4`` bytes per account (e.g. 204 bytes for a
+The means and maxima over counterparties are one Numba kernel (:func:`_gathered_mean_max`, owners in
+parallel) that reads the counterparties' rows in place from the memory-mapped table: no per-edge
+copy of the rows is made.
+
+Memory: one block of edges (``block_edges``) and its accounts' output rows, whatever the graph's size; disk: ``(1 + D) * B * 4`` bytes per account (e.g. 204 bytes for a
 directed graph with amount, time and one own feature). Accounts are indexed by their global node ID
 (the dataset's order), not by the input's row order.
 
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+from numba import njit, prange
 
 from graphtrain.errors import ConfigError
 from graphtrain.graph import REVERSE
@@ -56,6 +60,36 @@ def nan_mean(reduce, values: np.ndarray) -> np.ndarray:
     n = reduce(np.add, ok.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / n, np.nan)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _gathered_mean_max(ptr, other, table, with_max):  # pragma: no cover - compiled
+    """Per owner ``i`` (edges ``ptr[i] .. ptr[i+1]-1``): the mean over its edges of the rows
+    ``table[other[e]]`` (float ``[N, K]``, read in place), NaN values skipped, and with ``with_max``
+    their maximum (NaN skipped, as ``np.fmax``). float64 ``[n, K]`` each (the maximum ``[0, K]``
+    without ``with_max``); NaN where an owner has no edges or only NaN values. Owners run in
+    parallel; each owner's sums run in edge order, so the result does not depend on the threads."""
+    n, k_cols = ptr.size - 1, table.shape[1]
+    mean = np.full((n, k_cols), np.nan)
+    top = np.full((n if with_max else 0, k_cols), np.nan)
+    for i in prange(n):
+        if ptr[i] == ptr[i + 1]:
+            continue
+        total = np.zeros(k_cols)
+        count = np.zeros(k_cols)
+        for e in range(ptr[i], ptr[i + 1]):
+            row = other[e]
+            for k in range(k_cols):
+                v = np.float64(table[row, k])
+                if v == v:
+                    total[k] += v
+                    count[k] += 1.0
+                    if with_max and not (top[i, k] >= v):  # NaN so far, or a larger value
+                        top[i, k] = v
+        for k in range(k_cols):
+            if count[k] > 0:
+                mean[i, k] = total[k] / count[k]
+    return mean, top
 
 
 @dataclass
@@ -90,12 +124,14 @@ class _Block:
         pairs = np.unique(self.owner * span + keys)
         return np.bincount(pairs // span, minlength=self.n).astype(np.float64)
 
-    def mean_of(self, rows: np.ndarray) -> np.ndarray:
-        """Mean over each owner's edges of the gathered counterparty ``rows`` ``[e, k]`` (NaN skipped)."""
-        return nan_mean(self.reduce, rows)
-
-    def max_of(self, rows: np.ndarray) -> np.ndarray:
-        return self.reduce(np.fmax, rows)
+    def mean_max_of(self, table: np.ndarray, with_max: bool = True):
+        """float64 ``[n, K]`` each: the mean and (``with_max``; else None) the maximum over each owner's
+        edges of the counterparties' rows of ``table`` (``[N, K]`` by global ID, a memory-mapped file
+        read in place: no ``[e, K]`` copy), NaN values skipped; NaN for owners without edges."""
+        ptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(self.count.astype(np.int64), out=ptr[1:])
+        mean, top = _gathered_mean_max(ptr, self.other, np.asarray(table), with_max)
+        return mean, (top if with_max else None)
 
 
 class AccountFeatures:
@@ -156,13 +192,12 @@ class AccountFeatures:
             hop1_mean = np.asarray(self.hop1[lo + a : lo + b], dtype=np.float64)
             hop2 = []
             for d, block in enumerate(_direction_blocks(graph, a, b, self.directions)):
-                rows = np.asarray(self.base[block.other], dtype=np.float64)
-                mean, mx = hop1_mean[:, d * B : (d + 1) * B], block.max_of(rows)
+                mean, mx = hop1_mean[:, d * B : (d + 1) * B], block.mean_max_of(self.base)[1]
                 inter = np.empty((b - a, 2 * B))
                 inter[:, 0::2], inter[:, 1::2] = mean, mx
                 cols.append(inter)
                 if self.hops >= 2:
-                    hop2.append(block.mean_of(np.asarray(self.hop1[block.other], dtype=np.float64)))
+                    hop2.append(block.mean_max_of(self.hop1, with_max=False)[0])
             cols.extend(hop2)
         return np.concatenate(cols, axis=1).astype(np.float32)
 
@@ -264,7 +299,7 @@ def build_account_features(dataset, work_dir, *, amount: Optional[str] = "amount
             graph = dataset.graph(p)
             for a, b in row_blocks(np.asarray(graph.indptr), block_edges):
                 for d, block in enumerate(_direction_blocks(graph, a, b, directions)):
-                    hop1[lo + a : lo + b, d * B : (d + 1) * B] = block.mean_of(np.asarray(base[block.other], dtype=np.float64))
+                    hop1[lo + a : lo + b, d * B : (d + 1) * B] = block.mean_max_of(base, with_max=False)[0]
                 if progress:
                     progress(int(graph.indptr[b] - graph.indptr[a]))
         hop1.flush()
