@@ -18,6 +18,9 @@
   :meth:`WorkerGroup.run` waits for all of them; the first that fails makes it cancel (kill) the
   others -- they would otherwise wait in a collective -- and raise :class:`WorkerFailure`, or the
   worker's own :class:`~graphtrain.errors.GraphtrainError` when the failure is the user's input.
+- :func:`released_after` ends what a block connected: a Ray the block started or joined is shut
+  down when it exits (its idle worker processes, and a local cluster's own processes, give their
+  memory back); a Ray the process had before the block is kept.
 - :class:`ProgressChannel` is a tiny actor the workers post progress to (fire and forget: the
   dataclasses of :mod:`graphtrain.train.results`); the driver drains it while it waits.
 
@@ -28,8 +31,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 from graphtrain.errors import ConfigError, GraphtrainError
 from graphtrain.log import get_logger
@@ -153,6 +157,26 @@ def connect(address: Optional[str] = None, num_cpus: Optional[int] = None) -> No
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, TimeoutError, ray.exceptions.AuthenticationError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from None
+
+
+@contextmanager
+def released_after() -> Iterator[None]:
+    """Shut Ray down when the block exits if the block connected it (:func:`connect`), on success or
+    error; a Ray this process had before the block (the user's ``ray.init``, a Tune trial's) is left
+    as it was.
+
+    Ray keeps task worker processes alive for reuse, each holding its imports (torch) and the
+    memory its last task touched; a local cluster also keeps its own processes. A job whose later
+    stages run in the driver (the fraud pipeline's baseline and rings) gets that memory back here.
+    """
+    import ray
+
+    before = ray.is_initialized()
+    try:
+        yield
+    finally:
+        if not before and ray.is_initialized():
+            ray.shutdown()
 
 
 def _progress_actor():

@@ -25,10 +25,35 @@ FAST = PipelineConfig(baseline_hops=2, baseline_folds=2, top_rings=3, bad_cases=
 OPTIONS = ModelOptions(epochs=25, patience=6, num_parts=2, num_workers=2, num_cpus=4)
 
 
+RAY_AT_BASELINE = {}  # whether Ray was up before the demo run, and when its baseline and rings stages began
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    import ray
+
+    import graphtrain.fraud.pipeline.detect as detect
+
     out = tmp_path_factory.mktemp("detect") / "demo"
-    return out, run_generated(out, GEN, OPTIONS, FAST)
+    inner = detect.write_stages
+
+    def write_stages(*args, **kwargs):
+        RAY_AT_BASELINE["at_baseline"] = ray.is_initialized()
+        return inner(*args, **kwargs)
+
+    RAY_AT_BASELINE["before"] = ray.is_initialized()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detect, "write_stages", write_stages)
+        return out, run_generated(out, GEN, OPTIONS, FAST)
+
+
+def test_the_ray_the_run_started_is_shut_down_before_its_baseline_and_rings(demo_run):
+    import ray
+
+    if RAY_AT_BASELINE["before"]:  # a Ray this process had before the run is the caller's: kept
+        assert RAY_AT_BASELINE["at_baseline"] and ray.is_initialized()
+    else:
+        assert RAY_AT_BASELINE["at_baseline"] is False and not ray.is_initialized()
 
 
 def test_demo_trains_the_model_and_finds_the_planted_rings(demo_run):

@@ -208,3 +208,23 @@ def test_detect_rings_whose_cluster_dies_leaves_only_a_resumable_staging_directo
     assert finished == ["features", "model_inputs", "partition"], finished  # training never finished
     removed = reclaim_dead_staging(out, keep=STAGES_DIR)  # what the next run without --resume does
     assert [p.name for p in removed] == left and _staging_left(out) == []
+
+
+def test_released_after_ends_only_the_ray_its_block_started():
+    import ray
+
+    from graphtrain.train.group import connect, released_after
+
+    if ray.is_initialized():
+        ray.shutdown()
+    with pytest.raises(RuntimeError):
+        with released_after():
+            connect(num_cpus=1)
+            assert ray.is_initialized()
+            raise RuntimeError("a stage failed")
+    assert not ray.is_initialized()  # ended on error too
+    connect(num_cpus=1)
+    with released_after():
+        connect(num_cpus=1)  # joins the process's Ray: a no-op
+    assert ray.is_initialized()  # the process's own Ray is kept
+    ray.shutdown()

@@ -33,6 +33,8 @@ Stages, all inside one staged output directory (built under a temporary name, re
    split), then **score** every account layer-wise (:func:`graphtrain.train.predict`). With
    ``ModelOptions.temporal`` the sampler is temporal on the transaction time: only transactions up
    to the seed time (the end of the log) are sampled, and scoring uses the same transactions.
+   A Ray the run started (no ``ray.init`` of the caller's) is shut down after training, scoring
+   and the stacking folds, so its idle worker processes do not hold memory through the later stages.
 6. **Baseline, rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.pipeline.write_stages`
    with the model's scores: the tree on a bounded sample, scored in chunks; rings on the
    transactions touching the high-risk accounts only.
@@ -403,8 +405,11 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
     if stages.done("rings") is not None:  # everything was written; the run died before the rename
         return json.loads((tmp / SUMMARY_FILE).read_text(encoding="utf-8"))
     features, split, names, t_features = _features_stage(data, tmp, options, config, stages, labels_where, progress)
-    scores, fit = train_and_score(data, tmp, options, stages, progress)
-    stack_input, t_stack = stack_stage(data, tmp, split[0], options, stages, progress)
+    from graphtrain.train.group import released_after
+
+    with released_after():  # the Ray this run started ends before the stages that run in this process
+        scores, fit = train_and_score(data, tmp, options, stages, progress)
+        stack_input, t_stack = stack_stage(data, tmp, split[0], options, stages, progress)
     source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
               f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
               f"account features, {options.num_workers} Ray worker(s), "
