@@ -585,7 +585,9 @@ def workload_synthetic(transactions: int, accounts: int, *, job: str = "detect-r
 # -- the plan ----------------------------------------------------------------------------------------------
 @dataclass
 class Stage:
-    """One stage of a job: disk at its peak and after it, peak memory, seconds, and how they were obtained."""
+    """One stage of a job: disk at its peak and after it, peak memory (resident: mapped file pages
+    included, which the kernel can drop; anonymous: heap and arrays, what must fit), seconds, and how
+    they were obtained."""
 
     name: str
     disk_peak_bytes: int
@@ -594,6 +596,7 @@ class Stage:
     seconds: float
     basis: str
     detail: Dict[str, object] = field(default_factory=dict)
+    peak_anon_bytes: int = 0
 
 
 @dataclass
@@ -619,6 +622,10 @@ class Plan:
     def peak_rss_bytes(self) -> int:
         return max(s.peak_rss_bytes for s in self.stages)
 
+    @property
+    def peak_anon_bytes(self) -> int:
+        return max(s.peak_anon_bytes for s in self.stages)
+
     def to_dict(self) -> dict:
         part = self.stages[0]
         return {
@@ -633,7 +640,8 @@ class Plan:
                           "stage_seconds": part.detail["seconds"]},
             "disk_need_bytes": self.disk_need_bytes, "free_bytes": self.free_bytes, "disk_path": self.disk_path,
             "fits": None if self.free_bytes is None else self.free_bytes >= self.disk_need_bytes,
-            "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes, "memory": self.memory,
+            "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes, "peak_anon_bytes": self.peak_anon_bytes,
+            "memory": self.memory,
             "warnings": self.warnings,
         }
 
@@ -646,16 +654,21 @@ def partition_stage(w: Workload) -> Stage:
     if w.method != "hash":
         basis += f"; the {w.method} assignment's time is rough (not measured)"
     return Stage("partition", disk["scratch_peak"], disk["dataset"], mem["peak_rss_bytes"], seconds["total"], basis,
-                 {"disk": disk, "seconds": seconds, "peak_anon_bytes": mem["peak_anon_bytes"]})
+                 {"disk": disk, "seconds": seconds, "peak_anon_bytes": mem["peak_anon_bytes"]},
+                 peak_anon_bytes=mem["peak_anon_bytes"])
 
 
 def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
     f = FRAUD_FIT
     T = w.transactions or w.edges // 2
     A = w.nodes
+    from graphtrain.fraud.pipeline.memory_budget import pipeline_bytes
+
     mem = int(f["memory_fixed_bytes"] + f["memory_per_account_bytes"] * A)
+    anon = pipeline_bytes(A)
     basis = (f"measured-fitted: each stage's time a fixed cost plus a power law, fitted to benchmark runs ({f['runs']}) "
-             "with their training budget (--epochs 2 --train-sample 500000 --val-sample 100000); memory a line through them")
+             "with their training budget (--epochs 2 --train-sample 500000 --val-sample 100000); resident memory a "
+             "line through them, anonymous memory the memory limit's envelope (fraud/pipeline/memory_budget.py)")
 
     def secs(name):
         fixed, at_ref, exponent = f["seconds"][name]
@@ -665,13 +678,14 @@ def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
     scores = A * f["scores_bytes_per_account"]
     ckpt = f["checkpoint_bytes"]
     return [
-        Stage("features", dataset, dataset, mem, secs("features"), basis),
-        Stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis),
+        Stage("features", dataset, dataset, mem, secs("features"), basis, peak_anon_bytes=anon),
+        Stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis, peak_anon_bytes=anon),
         Stage("score", dataset + ckpt + emb + scores, dataset + ckpt + scores, mem, secs("score"),
-              basis + "; disk: two fp32 embedding layers of hidden 64 on disk while scoring"),
-        Stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis),
+              basis + "; disk: two fp32 embedding layers of hidden 64 on disk while scoring", peak_anon_bytes=anon),
+        Stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis, peak_anon_bytes=anon),
         Stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"),
-              basis + "; rings: the choice of score and threshold, ring finding, the output files and the report"),
+              basis + "; rings: the choice of score and threshold, ring finding, the output files and the report",
+              peak_anon_bytes=anon),
     ]
 
 

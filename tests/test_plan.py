@@ -200,7 +200,11 @@ def test_plan_detect_rings_says_what_the_memory_limit_leaves_ring_finding(tmp_pa
 
     argv = ["plan", "--transactions", "8M", "--accounts", "1M", "--job", "detect-rings", "--keys-per-row", "1.8"]
     assert main(argv + ["--json"]) == 0
-    got = json.loads(capsys.readouterr().out)["memory"]
+    plan = json.loads(capsys.readouterr().out)
+    got = plan["memory"]
+    # each stage after partitioning: the anonymous estimate the limit is checked against, beside the resident line
+    assert [s["peak_anon_bytes"] for s in plan["stages"][1:]] == [mb.pipeline_bytes(1_000_000)] * 5
+    assert plan["peak_anon_bytes"] == max(s["peak_anon_bytes"] for s in plan["stages"]) < plan["peak_rss_bytes"]
     assert got["memory_limit_bytes"] == mb.default_memory_limit()  # detect-rings' default, not partition's 2G
     assert got["stages_anon_bytes"] == mb.pipeline_bytes(1_000_000)
     assert got["ring_transaction_budget"] == mb.ring_transaction_budget(mb.default_memory_limit(), 1_000_000)

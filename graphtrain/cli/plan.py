@@ -190,12 +190,15 @@ def print_plan(result) -> None:
     print(f"  into {w.num_parts} partition(s) ({w.method}), --memory-limit {fs(w.memory_limit)}"
           + (f"; input files {fs(w.input_bytes)}" if w.input_bytes else ""))
     print()
-    print(f"  {'stage':<10} {'disk peak':>11} {'disk after':>11} {'peak memory':>12} {'time':>9}   basis")
+    print(f"  {'stage':<10} {'disk peak':>11} {'disk after':>11} {'anon memory':>12} {'resident':>10} {'time':>9}   basis")
     for s in result.stages:
         basis = s.basis.split(":", 1)[0]  # measured-calibrated (partition) or measured-fitted (the fraud stages)
-        print(f"  {s.name:<10} {fs(s.disk_peak_bytes):>11} {fs(s.disk_after_bytes):>11} {fs(s.peak_rss_bytes):>12} "
-              f"{_duration(s.seconds):>9}   {basis}")
-    print(f"  {'all':<10} {fs(result.disk_need_bytes):>11} {'':>11} {fs(result.peak_rss_bytes):>12} {_duration(result.seconds):>9}")
+        print(f"  {s.name:<10} {fs(s.disk_peak_bytes):>11} {fs(s.disk_after_bytes):>11} {fs(s.peak_anon_bytes):>12} "
+              f"{fs(s.peak_rss_bytes):>10} {_duration(s.seconds):>9}   {basis}")
+    print(f"  {'all':<10} {fs(result.disk_need_bytes):>11} {'':>11} {fs(result.peak_anon_bytes):>12} "
+          f"{fs(result.peak_rss_bytes):>10} {_duration(result.seconds):>9}")
+    print("  (anon memory: heap and arrays, what must fit in RAM; resident adds mapped file pages, which the kernel "
+          "can drop)")
     part = result.stages[0]
     d, t = part.detail["disk"], part.detail["seconds"]
     print()
