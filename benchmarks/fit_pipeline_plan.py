@@ -31,7 +31,9 @@ def _runs(paths):
     for path in paths:
         for line in Path(path).read_text().splitlines():
             if line.startswith("{"):
-                yield json.loads(line)
+                run = json.loads(line)
+                if "stages" in run:  # not the generator's line, which a size generated afresh also prints
+                    yield run
 
 
 def fit_stage(transactions: np.ndarray, seconds: np.ndarray, ref: float):

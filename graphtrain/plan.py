@@ -107,11 +107,10 @@ CALIBRATION = {
 FRAUD_FIT = {
     "ref_transactions": 8_157_696,
     # stage -> (fixed seconds, seconds more at ref_transactions, exponent)
-    "seconds": {"features": (0.0, 24.3, 1.073), "train": (7.0, 21.6, 0.826), "score": (0.8, 13.6, 1.175),
-                "baseline": (13.6, 162.7, 0.914), "rings": (3.0, 3.2, 1.545)},
-    "runs": "100K and 1M accounts at 62f9930, 12.5M at be87891 (the same code but for the rings stage), "
-            "2026-12-07, a quiet machine",
-    "memory_fixed_bytes": 2.96e9, "memory_per_account_bytes": 692.5,
+    "seconds": {"features": (0.4, 19.3, 1.11), "train": (9.8, 42.2, 0.762), "score": (0.9, 12.0, 1.222),
+                "baseline": (0.0, 104.9, 0.583), "rings": (5.8, 4.8, 1.218)},
+    "runs": "100K, 1M and 12.5M accounts at 2453f1d, 2026-12-07, a quiet machine",
+    "memory_fixed_bytes": 2.48e9, "memory_per_account_bytes": 666.5,
     "embedding_bytes_per_account": 2 * 64 * 4,  # layer-wise inference: two fp32 layers of hidden 64, on disk
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
     "checkpoint_bytes": 5 << 20,
