@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -632,7 +633,7 @@ class Plan:
             "workload": asdict(self.workload),
             "stages": [asdict(s) for s in self.stages],
             "partition": {"seconds": part.seconds, "peak_rss_bytes": part.peak_rss_bytes,
-                          "peak_anon_bytes": part.detail["peak_anon_bytes"], "scratch_peak_bytes": part.disk_peak_bytes,
+                          "peak_anon_bytes": part.peak_anon_bytes, "scratch_peak_bytes": part.disk_peak_bytes,
                           "spill_peak_bytes": part.detail["disk"]["spill_peak"], "dataset_bytes": part.disk_after_bytes,
                           "dataset_bytes_per_edge": round(part.disk_after_bytes / max(self.workload.edges, 1), 2),
                           "edge_bytes_per_edge": round(part.detail["disk"]["edge_arrays"] / max(self.workload.edges, 1), 2),
@@ -653,18 +654,17 @@ def partition_stage(w: Workload) -> Stage:
     if w.method != "hash":
         basis += f"; the {w.method} assignment's time is rough (not measured)"
     return Stage("partition", disk["scratch_peak"], disk["dataset"], mem["peak_rss_bytes"], seconds["total"], basis,
-                 {"disk": disk, "seconds": seconds, "peak_anon_bytes": mem["peak_anon_bytes"]},
-                 peak_anon_bytes=mem["peak_anon_bytes"])
+                 {"disk": disk, "seconds": seconds}, peak_anon_bytes=mem["peak_anon_bytes"])
 
 
 def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
+    from graphtrain.fraud.pipeline.memory_budget import pipeline_bytes
+
     f = FRAUD_FIT
     T = w.transactions or w.edges // 2
     A = w.nodes
-    from graphtrain.fraud.pipeline.memory_budget import pipeline_bytes
-
     mem = int(f["memory_fixed_bytes"] + f["memory_per_account_bytes"] * A)
-    anon = pipeline_bytes(A)
+    stage = partial(Stage, peak_anon_bytes=pipeline_bytes(A))  # every stage after partitioning: the limit's envelope
     basis = (f"measured-fitted: each stage's time a fixed cost plus a power law, fitted to benchmark runs ({f['runs']}) "
              "with their training budget (--epochs 2 --train-sample 500000 --val-sample 100000); resident memory a "
              "line through them, anonymous memory the memory limit's envelope (fraud/pipeline/memory_budget.py)")
@@ -677,14 +677,13 @@ def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
     scores = A * f["scores_bytes_per_account"]
     ckpt = f["checkpoint_bytes"]
     return [
-        Stage("features", dataset, dataset, mem, secs("features"), basis, peak_anon_bytes=anon),
-        Stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis, peak_anon_bytes=anon),
-        Stage("score", dataset + ckpt + emb + scores, dataset + ckpt + scores, mem, secs("score"),
-              basis + "; disk: two fp32 embedding layers of hidden 64 on disk while scoring", peak_anon_bytes=anon),
-        Stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis, peak_anon_bytes=anon),
-        Stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"),
-              basis + "; rings: the choice of score and threshold, ring finding, the output files and the report",
-              peak_anon_bytes=anon),
+        stage("features", dataset, dataset, mem, secs("features"), basis),
+        stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis),
+        stage("score", dataset + ckpt + emb + scores, dataset + ckpt + scores, mem, secs("score"),
+              basis + "; disk: two fp32 embedding layers of hidden 64 on disk while scoring"),
+        stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis),
+        stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"),
+              basis + "; rings: the choice of score and threshold, ring finding, the output files and the report"),
     ]
 
 
@@ -705,9 +704,9 @@ def plan(w: Workload, job: str = "partition", out=None) -> Plan:
             result.warnings.append(
                 f"not enough free disk: {job} needs about {format_size(result.disk_need_bytes)} at its peak under "
                 f"{where} ({_peak_stage(result)}), {format_size(free)} is free")
-    if w.memory_limit and stages[0].detail["peak_anon_bytes"] > w.memory_limit:
+    if w.memory_limit and stages[0].peak_anon_bytes > w.memory_limit:
         result.warnings.append(
-            f"the partitioner's per-node arrays alone (about {format_size(stages[0].detail['peak_anon_bytes'])} for "
+            f"the partitioner's per-node arrays alone (about {format_size(stages[0].peak_anon_bytes)} for "
             f"{w.nodes:,} nodes) exceed --memory-limit {format_size(w.memory_limit)}")
     if stages[0].peak_rss_bytes > _total_memory():
         result.warnings.append(f"partitioning needs about {format_size(stages[0].peak_rss_bytes)} of memory, more than "

@@ -209,7 +209,7 @@ def print_plan(result) -> None:
           f"edge arrays: src {w.index_bytes['src']} B, indptr {w.index_bytes['indptr']} B per node, "
           f"columns {w.stored_column_bytes} B{' + reverse 1 B' if w.ingest_rows else ''})")
     print("  partition time: " + ", ".join(f"{k} {_duration(v)}" for k, v in t.items() if k != "total"))
-    print(f"  partition memory: {fs(part.peak_rss_bytes)} resident, {fs(part.detail['peak_anon_bytes'])} anonymous")
+    print(f"  partition memory: {fs(part.peak_rss_bytes)} resident, {fs(part.peak_anon_bytes)} anonymous")
     print("  estimated: " + "; ".join(f"{k} {v}" for k, v in w.notes.items()))
     print("  basis: partition -- " + part.basis.split(": ", 1)[1])
     if len(result.stages) > 1:
