@@ -49,16 +49,21 @@ def _threshold_counts(y_true: np.ndarray, score: np.ndarray):
 
 
 def _roc_auc_sorted(pos: np.ndarray, neg: np.ndarray) -> float:
-    """ROC-AUC from each class's sorted scores (both non-empty): the share of (positive, negative) pairs
-    ordered right, a tie counting half -- the area under scikit-learn's trapezoid curve, counted exactly."""
+    """ROC-AUC from each class's sorted scores: the share of (positive, negative) pairs ordered right, a
+    tie counting half -- the area under scikit-learn's trapezoid curve, counted exactly. NaN when a
+    class is missing."""
+    if not (pos.size and neg.size):
+        return float("nan")
     below = np.searchsorted(neg, pos, side="left").sum(dtype=np.int64)  # negatives under each positive
     at_or_below = np.searchsorted(neg, pos, side="right").sum(dtype=np.int64)
     return float((below + at_or_below) / (2.0 * pos.size * neg.size))
 
 
 def _average_precision_sorted(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Average precision from each class's sorted scores (``pos`` non-empty): ``sum_t (R_t - R_{t-1}) P_t``
-    over the distinct scores ``t``; only the scores some positive has add recall."""
+    """Average precision from each class's sorted scores: ``sum_t (R_t - R_{t-1}) P_t`` over the
+    distinct scores ``t``; only the scores some positive has add recall. NaN without positives."""
+    if not pos.size:
+        return float("nan")
     last = np.r_[pos[1:] != pos[:-1], True]  # the last of each run of equal positive scores
     values = pos[last]
     tps = pos.size - np.searchsorted(pos, values, side="left")  # positives scoring >= t
@@ -71,8 +76,6 @@ def roc_auc(y_true, score) -> float:
     """Area under the ROC curve (trapezoids: a tie of positives and negatives counts half); NaN when
     only one class is present. scikit-learn's ``roc_auc_score``, from value sorts of each class's scores."""
     y_true, score = _check(y_true, score)
-    if y_true.min() == y_true.max():
-        return float("nan")
     return _roc_auc_sorted(*_by_class(y_true, score))
 
 
@@ -85,8 +88,6 @@ def average_precision(y_true, score) -> float:
     rings' score choice computes dozens of these.
     """
     y_true, score = _check(y_true, score)
-    if y_true.max() == 0:
-        return float("nan")
     return _average_precision_sorted(*_by_class(y_true, score))
 
 
@@ -162,8 +163,8 @@ def binary_report(y_true, score, threshold: float = 0.5, k: Optional[int] = None
     y_true, score = _check(y_true, score)
     pos, neg = _by_class(y_true, score)
     return {
-        "auc": _roc_auc_sorted(pos, neg) if pos.size and neg.size else float("nan"),
-        "ap": _average_precision_sorted(pos, neg) if pos.size else float("nan"),
+        "auc": _roc_auc_sorted(pos, neg),
+        "ap": _average_precision_sorted(pos, neg),
         "f1_macro": float(_f1_macro_at(pos, neg, np.array([threshold], dtype=np.float64))[0]),
         "recall_at_k": _recall_at_k(y_true, score, k),
         "threshold": float(threshold),
