@@ -18,16 +18,18 @@ partition, a block of destinations at a time, with everything per account in mem
   ``base.npy`` (random reads of a memory-mapped file), averaged per direction (NaN skipped) ->
   ``hop1_mean.npy`` ``[N, D * B]`` float32 (``D`` directions).
 - **Rows on demand** (:meth:`AccountFeatures.rows`): a block of accounts' whole feature rows, the
-  hop-1 maxima gathered from ``base.npy`` and the hop-2 means from ``hop1_mean.npy`` then; nothing
-  of width ``C`` (``9 B`` columns for a directed graph) is ever stored for all accounts.
+  hop-1 means and maxima gathered from ``base.npy`` (the means equal pass 2's, bit for bit) and the
+  hop-2 means from ``hop1_mean.npy`` then; nothing of width ``C`` (``9 B`` columns for a directed
+  graph) is ever stored for all accounts.
 
 The means and maxima over counterparties are one Numba kernel (:func:`_gathered_mean_max`, owners in
 parallel) that reads the counterparties' rows in place from the memory-mapped table: no per-edge
 copy of the rows is made.
 
-Memory: one block of edges (``block_edges``) and its accounts' output rows, whatever the graph's size; disk: ``(1 + D) * B * 4`` bytes per account (e.g. 204 bytes for a
-directed graph with amount, time and one own feature). Accounts are indexed by their global node ID
-(the dataset's order), not by the input's row order.
+Memory: one block of edges (``block_edges``) and its accounts' output rows, whatever the graph's
+size; disk: ``(1 + D) * B * 4`` bytes per account (e.g. 204 bytes for a directed graph with amount,
+time and one own feature). Accounts are indexed by their global node ID (the dataset's order), not by
+the input's row order.
 
 Arithmetic is float64 within a block; the stored tables are float32, so values equal the in-memory
 function's up to float32 rounding of the intermediate columns.
@@ -189,10 +191,10 @@ class AccountFeatures:
         B = len(self.base_names)
         cols = [np.asarray(self.base[lo + a : lo + b], dtype=np.float64)]
         if self.hops >= 1:
-            hop1_mean = np.asarray(self.hop1[lo + a : lo + b], dtype=np.float64)
             hop2 = []
             for d, block in enumerate(_direction_blocks(graph, a, b, self.directions)):
-                mean, mx = hop1_mean[:, d * B : (d + 1) * B], block.mean_max_of(self.base)[1]
+                # the kernel's mean is the one hop1_mean.npy stores (same edges, same order): the same float32
+                mean, mx = block.mean_max_of(self.base)
                 inter = np.empty((b - a, 2 * B))
                 inter[:, 0::2], inter[:, 1::2] = mean, mx
                 cols.append(inter)
