@@ -3,6 +3,7 @@ end on generated data, through the API and the ``graphtrain demo`` / ``detect-ri
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from graphtrain.errors import ConfigError, OutputExistsError
 from graphtrain.fraud.evaluation.blend import scaled_ranks
-from graphtrain.fraud.pipeline.detect import ModelOptions, run_generated, run_pipeline
+from graphtrain.fraud.pipeline.detect import ModelOptions, run_generated, run_pipeline, scoring_threads
 from graphtrain.fraud.pipeline.pipeline import PipelineConfig
 from graphtrain.fraud.synth.generate import load_generated
 from graphtrain.fraud.synth.generator_config import GeneratorConfig
@@ -26,6 +27,7 @@ OPTIONS = ModelOptions(epochs=25, patience=6, num_parts=2, num_workers=2, num_cp
 
 
 RAY_AT_BASELINE = {}  # whether Ray was up before the demo run, and when its baseline and rings stages began
+PREDICT_OVERRIDES = []  # the TrainConfig overrides of each Trainer.predict call of the demo run
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +43,18 @@ def demo_run(tmp_path_factory):
         RAY_AT_BASELINE["at_baseline"] = ray.is_initialized()
         return inner(*args, **kwargs)
 
+    from graphtrain.train import Trainer
+
+    predict = Trainer.predict
+
+    def recorded_predict(self, *args, **overrides):
+        PREDICT_OVERRIDES.append(overrides)
+        return predict(self, *args, **overrides)
+
     RAY_AT_BASELINE["before"] = ray.is_initialized()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(detect, "write_stages", write_stages)
+        patch.setattr(Trainer, "predict", recorded_predict)
         return out, run_generated(out, GEN, OPTIONS, FAST)
 
 
@@ -54,6 +65,15 @@ def test_the_ray_the_run_started_is_shut_down_before_its_baseline_and_rings(demo
         assert RAY_AT_BASELINE["at_baseline"] and ray.is_initialized()
     else:
         assert RAY_AT_BASELINE["at_baseline"] is False and not ray.is_initialized()
+
+
+def test_scoring_takes_the_local_rays_cpus_shared_among_the_workers(demo_run):
+    # OPTIONS: 4 CPUs, 2 workers, 1 training thread each -> 2 scoring threads each
+    assert PREDICT_OVERRIDES == [{"threads_per_worker": 2}]
+    assert scoring_threads(replace(OPTIONS, num_cpus=1)) == 1  # never below threads_per_worker
+    assert scoring_threads(replace(OPTIONS, threads_per_worker=3)) == 3
+    assert scoring_threads(replace(OPTIONS, num_workers=1, num_parts=1)) == 4
+    assert scoring_threads(replace(OPTIONS, address="10.0.0.1:6379")) == 1  # a named cluster: as trained
 
 
 def test_demo_trains_the_model_and_finds_the_planted_rings(demo_run):

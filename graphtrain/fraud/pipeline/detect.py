@@ -52,6 +52,7 @@ Python API) and writes it as the dataset first.
 from __future__ import annotations
 
 import json
+import os
 import time
 import time as time_module
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -119,7 +120,8 @@ class ModelOptions:
         disk_check: refuse, before any work, a run the free disk beside the output cannot hold
             (``graphtrain plan``'s estimate; ``--skip-disk-check``).
         num_workers: Ray workers. address: Ray cluster (None: a local Ray). num_cpus: local Ray's CPUs.
-        threads_per_worker: torch and Numba threads per worker.
+        threads_per_worker: torch and Numba threads per worker in training. Scoring takes more on a
+            local Ray: :func:`scoring_threads`.
         temporal: None, ``"uniform"`` or ``"recent"``: temporal neighbour sampling on the transaction
             time (needs a time column): every account is trained on, evaluated and scored as of the
             end of the log (``TrainConfig.seed_time`` None, the latest transaction time), sampling only
@@ -264,6 +266,20 @@ def _read_model_scores(scores_path: Path, num_accounts: int) -> np.ndarray:
     return scores
 
 
+def scoring_threads(options: ModelOptions) -> int:
+    """torch and Numba threads of each scoring worker: on a local Ray, the local Ray's CPUs
+    (``num_cpus``, default the cores this process may run on) shared among the ``num_workers``
+    workers, at least ``threads_per_worker``; on a named cluster (``address``), ``threads_per_worker``
+    (the driver cannot see the nodes' cores).
+
+    Nothing else of the run works while it scores; the scores do not depend on the thread count.
+    """
+    if options.address:
+        return options.threads_per_worker
+    cpus = options.num_cpus or len(os.sched_getaffinity(0))
+    return max(options.threads_per_worker, cpus // options.num_workers)
+
+
 FIT_KEYS = ("epochs_run", "best_epoch", "stopped_early", "max_steps_reached", "global_step", "batches_per_epoch", "val")
 
 
@@ -288,7 +304,7 @@ def train_and_score(data: TransactionDataset, tmp: Path, options: ModelOptions, 
     if scored is None:
         stages.begin("score", [MODEL_SCORES_FILE])
         trainer = trainer or _trainer(data.path, tmp / CHECKPOINT_DIR, options, progress, resume=False)
-        trainer.predict(tmp / MODEL_SCORES_FILE)
+        trainer.predict(tmp / MODEL_SCORES_FILE, threads_per_worker=scoring_threads(options))
         scored = stages.finish("score", [MODEL_SCORES_FILE])
     return (_read_model_scores(tmp / MODEL_SCORES_FILE, data.num_accounts),
             dict(fit["data"], seconds=fit["seconds"] + scored["seconds"]))
@@ -323,7 +339,7 @@ def stack_stage(data: TransactionDataset, tmp: Path, split: np.ndarray, options:
         shutil.rmtree(fold_dir, ignore_errors=True)
         trainer = _trainer(data.path, fold_dir / CHECKPOINT_DIR, options, progress, resume=False)
         trainer.fit()
-        trainer.predict(fold_dir / MODEL_SCORES_FILE)
+        trainer.predict(fold_dir / MODEL_SCORES_FILE, threads_per_worker=scoring_threads(options))
         scores = _read_model_scores(fold_dir / MODEL_SCORES_FILE, data.num_accounts)
         shutil.rmtree(fold_dir, ignore_errors=True)
         return scores
