@@ -121,9 +121,13 @@ FRAUD_FIT = {
 EDGE_COLUMN_BYTES = 8  # an edge column as ingested and spilled (int64 / float64)
 COMPACT_COLUMN_BYTES = 4  # stored as int32 offsets or float32 (graphtrain.columns)
 INV_BYTES = 4  # spilled key index of each endpoint (int32 within a chunk)
-KEY_STREAM_BYTES = 32  # per distinct key per chunk: hash, in- and out-degree, chunk order (int64 each)
-RID_BYTES = 8  # rid of each spilled key, after the ID map's buckets are done
-STRING_KEY_BYTES = 8  # string IDs: length per key, plus the bytes themselves
+# the ID map's spill of each chunk's distinct keys (partition/idmap.py, KEY_SPILL_DTYPES)
+ORDER_BYTES = 4  # a key's position in its chunk's bucket order (int32)
+KEY_STREAM_BYTES = 12  # per distinct edge key per chunk: its order, in- and out-degree (int32 each)
+HASH_KEY_BYTES = 8  # int IDs: the hash of each key (string keys are hashed again from their bytes)
+STRING_KEY_BYTES = 4  # string IDs: length per key (int32), plus the bytes themselves
+ROW_BYTES = 8  # node keys: the node-table row (int64)
+RID_BYTES = 4  # rid of each spilled key, after the ID map's buckets are done (int32; int64 from 2**31 keys)
 ADJ_BYTES_PER_EDGE = 32  # ldg/fennel/metis: both directions of each edge, (key, neighbour) int64
 META_BYTES = 64 << 10
 WORST_KEYS_PER_ROW = 2.0  # every ID of a chunk distinct
@@ -223,19 +227,20 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     C = w.edge_columns * EDGE_COLUMN_BYTES
     C_stored = C + (1 if w.ingest_rows else 0)  # + the int8 reverse column
     s = w.is_string
-    key = KEY_STREAM_BYTES + (STRING_KEY_BYTES + w.id_bytes if s else 0)
+    id_key = STRING_KEY_BYTES + w.id_bytes if s else HASH_KEY_BYTES  # how a spilled key holds its ID
+    rid = RID_BYTES if K + R < 2**31 else 8
     idmap_spill = N * (8 + (8 + w.id_bytes if s else 0))  # sorted hashes (+ lengths and bytes of strings)
     node_chunks = R * (8 + w.node_data_bytes)  # node-table key indices and data
-    node_keys_ingest = R * (16 + 8 + (STRING_KEY_BYTES + w.id_bytes if s else 0))  # hash, row, order (+ strings)
-    node_keys_after = R * (8 + RID_BYTES)  # order, rid
+    node_keys_ingest = R * (ORDER_BYTES + ROW_BYTES + id_key)
+    node_keys_after = R * (ORDER_BYTES + rid)
     echunk = E_in * (2 * INV_BYTES + C)
-    after_ingest = echunk + K * key + node_chunks + node_keys_ingest
-    after_ids = echunk + K * (8 + RID_BYTES) + node_chunks + node_keys_after + idmap_spill
+    after_ingest = echunk + K * (KEY_STREAM_BYTES + id_key) + node_chunks + node_keys_ingest
+    after_ids = echunk + K * (ORDER_BYTES + rid) + node_chunks + node_keys_after + idmap_spill
     # within the ID map's bucket loop a bucket's rids and sorted IDs are written before its keys are deleted
-    during_ids = after_ingest + (K * RID_BYTES + R * RID_BYTES + idmap_spill) / max(1, w.num_buckets)
+    during_ids = after_ingest + (K * rid + R * rid + idmap_spill) / max(1, w.num_buckets)
     during_assign = after_ids + (ADJ_BYTES_PER_EDGE * E if w.method != "hash" else 0)
     ebin = E * (16 + C_stored)  # destination and source global IDs, columns
-    after_route = K * RID_BYTES + ebin + node_chunks + node_keys_after + idmap_spill
+    after_route = K * rid + ebin + node_chunks + node_keys_after + idmap_spill
     ib = w.index_bytes
     edge_arrays = E * (ib["src"] + w.stored_column_bytes + (1 if w.ingest_rows else 0)) + ib["indptr"] * (N + w.num_parts)
     id_arrays = N * (16 + (16 if not s else 2 * (8 + w.id_bytes)))  # idmap hash + global, raw IDs twice

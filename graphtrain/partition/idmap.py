@@ -5,7 +5,10 @@ Building (:class:`IdMapBuilder`) -- no hash table of all raw IDs is ever held in
 1. Each ingest chunk's IDs are hashed (int IDs: ``mix64``, a bijection; strings: FNV-1a + mix64)
    and de-duplicated within the chunk, grouped by the top bits of the hash (the *bucket*). Each
    chunk appends its distinct keys to one spill stream per bucket and keeps, per ID occurrence, the
-   index of its distinct key (``inverse``).
+   index of its distinct key (``inverse``). Disk is the binding limit of a large run, and these
+   streams are most of the spill, so a key costs as few bytes as it can (:data:`KEY_SPILL_DTYPES`):
+   positions, lengths and degrees within a chunk are int32 (a chunk holds fewer than 2**31 IDs),
+   and a string key spills its bytes but not its hash, which is recomputed from them.
 2. :meth:`IdMapBuilder.finish` takes one bucket at a time, de-duplicates its keys across chunks and
    sorts them by (hash, bytes). The node's **dense rank** (``rid``) is its position in that global
    hash order, so bucket ``b`` owns a contiguous rid range and the sorted keys, written bucket after
@@ -38,6 +41,13 @@ from graphtrain.partition.spill import SpillDir
 HASH_SCHEME = "splitmix64-v1"  # int IDs: mix64(id); string IDs: mix64(FNV-1a(bytes) ^ length)
 _EMPTY_OFFSETS = np.zeros(1, dtype=np.int64)
 _EMPTY_BYTES = np.zeros(0, dtype=np.uint8)
+# dtype of each per-bucket (per-chunk for "order") spill stream of a distinct key of one chunk; "h"
+# (the hash) only for int IDs, "len" and "bytes" only for strings, "row" only for node keys, "din"
+# and "dout" (occurrences as destination and as source in the chunk) only for edge keys
+KEY_SPILL_DTYPES = {"order": np.int32, "h": np.uint64, "len": np.int32, "bytes": np.uint8, "row": np.int64,
+                    "din": np.int32, "dout": np.int32}
+MAX_CHUNK_IDS = 2**31 - 1  # chunk-local positions, lengths and counts fit int32
+INT32_RID_KEYS = 2**31 - 1  # rids (< the keys spilled over all chunks) are spilled as int32 up to this many keys
 
 
 def hash_ids(ids: IdArray) -> np.ndarray:
@@ -90,6 +100,7 @@ class IdMapBuilder:
         self.num_buckets = int(num_buckets)
         self.shift = group_shift(self.num_buckets)
         self._counts = {k: [] for k in self.KINDS}  # per chunk: int64 [num_buckets] distinct keys per bucket
+        self._rid_dtype = np.dtype(np.int64)  # of the per-bucket rid streams: int32 when every spilled key fits (finish)
         self._seg_start = {}  # kind -> int64 [num_chunks, num_buckets] offsets into the rid streams
         self.num_nodes: Optional[int] = None
         self.bucket_bounds: Optional[np.ndarray] = None  # rid range of each bucket, int64 [K + 1]
@@ -136,6 +147,8 @@ class IdMapBuilder:
         """
         if self.num_nodes is not None:
             raise RuntimeError("add_chunk after finish")
+        if len(ids) > MAX_CHUNK_IDS:
+            raise ValueError(f"a chunk holds at most {MAX_CHUNK_IDS} IDs, got {len(ids)}")
         h, first, inverse = keys if keys is not None else self.distinct_keys(ids)
         is_string = isinstance(ids, StringIds)
         if kind == "node" and first.shape[0] != h.shape[0]:
@@ -146,21 +159,22 @@ class IdMapBuilder:
         ustarts, order = group_order(uh, self.shift, self.num_buckets)  # distinct keys by bucket
         counts = np.diff(ustarts)
         self._counts[kind].append(counts)
-        self.spill.write(self._stream(kind, "order", len(self._counts[kind]) - 1), order)
+        self.spill.write(self._stream(kind, "order", len(self._counts[kind]) - 1), order.astype(KEY_SPILL_DTYPES["order"]))
         grouped = first[order]  # input position of each distinct key, in bucket order
         ustr = ids.take(grouped) if is_string else None
         degrees = {}
         if kind == "edge":
             out_deg, in_deg = count_roles(inverse, num_sources, first.shape[0])
-            degrees = {"dout": out_deg[order], "din": in_deg[order]}
-        ugh = uh[order]
+            degrees = {what: d[order].astype(KEY_SPILL_DTYPES[what]) for what, d in (("dout", out_deg), ("din", in_deg))}
+        ugh = None if is_string else uh[order]
         for b in np.flatnonzero(counts):
             lo, hi = ustarts[b], ustarts[b + 1]
-            self.spill.append(self._stream(kind, "h", b), ugh[lo:hi])
             if is_string:
                 part = StringIds(ustr.offsets[lo : hi + 1] - ustr.offsets[lo], ustr.data[ustr.offsets[lo] : ustr.offsets[hi]])
-                self.spill.append(self._stream(kind, "len", b), np.diff(part.offsets))
+                self.spill.append(self._stream(kind, "len", b), np.diff(part.offsets).astype(KEY_SPILL_DTYPES["len"]))
                 self.spill.append(self._stream(kind, "bytes", b), part.data)
+            else:
+                self.spill.append(self._stream(kind, "h", b), ugh[lo:hi])
             if kind == "node":
                 self.spill.append(self._stream(kind, "row", b), rows[grouped[lo:hi]])
             for what, per_key in degrees.items():
@@ -190,25 +204,30 @@ class IdMapBuilder:
         rid_base = 0
         in_deg: List[np.ndarray] = []
         out_deg: List[np.ndarray] = []
+        spilled = sum(int(np.sum(c)) for kind in self.KINDS for c in self._counts[kind])
+        self._rid_dtype = np.dtype(np.int32 if spilled <= INT32_RID_KEYS else np.int64)
         for b in range(self.num_buckets):
-            nh = self.spill.read(self._stream("node", "h", b), np.uint64)
-            eh = self.spill.read(self._stream("edge", "h", b), np.uint64)
-            keys = np.concatenate([nh, eh]) if nh.size else eh
-            self.max_bucket_keys = max(self.max_bucket_keys, int(keys.size))
             offsets, data = _EMPTY_OFFSETS, _EMPTY_BYTES
-            if is_string:
-                lens = np.concatenate([self.spill.read(self._stream(k, "len", b), np.int64) for k in ("node", "edge")])
-                offsets = np.zeros(lens.size + 1, dtype=np.int64)
-                np.cumsum(lens, out=offsets[1:])
+            if is_string:  # the hashes of string keys are not spilled: they come from the bytes
+                node_lens, edge_lens = (self.spill.read(self._stream(k, "len", b), KEY_SPILL_DTYPES["len"]) for k in ("node", "edge"))
+                offsets = np.zeros(node_lens.size + edge_lens.size + 1, dtype=np.int64)
+                np.cumsum(np.concatenate([node_lens, edge_lens]), dtype=np.int64, out=offsets[1:])
                 data = np.concatenate([self.spill.read(self._stream(k, "bytes", b), np.uint8) for k in ("node", "edge")])
+                keys = hash_strings(offsets, data)
+                n_node = node_lens.size
+            else:
+                nh = self.spill.read(self._stream("node", "h", b), np.uint64)
+                eh = self.spill.read(self._stream("edge", "h", b), np.uint64)
+                keys = np.concatenate([nh, eh]) if nh.size else eh
+                n_node = nh.size
+            self.max_bucket_keys = max(self.max_bucket_keys, int(keys.size))
             groups = groups_for(keys.shape[0])
             first, _, inverse = dedupe_grouped(keys, max(self.shift - (groups.bit_length() - 1), 0), groups,
                                                offsets, data, is_string, True)
-            n_node = nh.size
             if n_node:
                 node_inv = inverse[:n_node]
                 if np.unique(node_inv).size != n_node:  # same ID in two node chunks
-                    rows = self.spill.read(self._stream("node", "row", b), np.int64)
+                    rows = self.spill.read(self._stream("node", "row", b), KEY_SPILL_DTYPES["row"])
                     seen = {}
                     for i, u in enumerate(node_inv.tolist()):
                         if u in seen:
@@ -222,9 +241,9 @@ class IdMapBuilder:
                     examples.append(MissingNode(self._raw_of(keys, offsets, data, int(first[u]))))
             for kind, lo, hi in (("node", 0, n_node), ("edge", n_node, keys.size)):
                 if hi > lo:
-                    self.spill.write(self._stream(kind, "rid", b), inverse[lo:hi] + rid_base)
+                    self.spill.write(self._stream(kind, "rid", b), (inverse[lo:hi] + rid_base).astype(self._rid_dtype))
             for what, acc in (("din", in_deg), ("dout", out_deg)):
-                per_entry = self.spill.read(self._stream("edge", what, b), np.int64)
+                per_entry = self.spill.read(self._stream("edge", what, b), KEY_SPILL_DTYPES[what])
                 acc.append(np.bincount(inverse[n_node:], weights=per_entry, minlength=first.shape[0]).astype(np.int64))
             self.spill.append("idmap_h", keys[first])
             if is_string:
@@ -260,12 +279,12 @@ class IdMapBuilder:
         counts = self._counts[kind][chunk]
         seg = self._seg_start[kind][chunk]
         parts = [
-            self.spill.read(self._stream(kind, "rid", b), np.int64, int(seg[b]), int(counts[b]))
+            self.spill.read(self._stream(kind, "rid", b), self._rid_dtype, int(seg[b]), int(counts[b]))
             for b in np.flatnonzero(counts)
         ]
-        by_bucket = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-        rids = np.empty_like(by_bucket)
-        rids[self.spill.read(self._stream(kind, "order", chunk), np.int64)] = by_bucket
+        by_bucket = np.concatenate(parts) if parts else np.empty(0, dtype=self._rid_dtype)
+        rids = np.empty(by_bucket.shape[0], dtype=np.int64)
+        rids[self.spill.read(self._stream(kind, "order", chunk), KEY_SPILL_DTYPES["order"])] = by_bucket
         return rids
 
     def num_chunks(self, kind: str) -> int:

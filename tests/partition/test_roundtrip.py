@@ -158,6 +158,25 @@ def test_deterministic_across_chunking(tmp_path):
         assert runs[0] == runs[1] == runs[2], method
 
 
+@pytest.mark.parametrize("string_ids", [False, True])
+def test_id_map_spills_rids_as_int64_beyond_int32_with_the_same_dataset(tmp_path, monkeypatch, string_ids):
+    """Past 2**31 spilled keys the ID map's rid streams are int64 (idmap.INT32_RID_KEYS): the
+    threshold lowered to 0 takes that path on a small graph, and the dataset is byte-identical."""
+    from graphtrain.partition import idmap
+
+    rng = np.random.default_rng(5)
+    src, dst = rng.integers(0, 400, 2500), rng.integers(0, 400, 2500)
+    if string_ids:
+        src, dst = [f"acct-{x}" for x in src], [f"acct-{x}" for x in dst]
+    digests = []
+    for limit in (idmap.INT32_RID_KEYS, 0):
+        monkeypatch.setattr(idmap, "INT32_RID_KEYS", limit)
+        root = tmp_path / f"limit-{limit}"
+        partition_arrays(src, dst, root, 3, tuning=Tuning(300, 8, 200, 50))
+        digests.append({k: v.sha256 for k, v in open_dataset(root).meta.files.items()})
+    assert digests[0] == digests[1]
+
+
 @pytest.mark.parametrize("method", ["ldg", "fennel", "metis"])
 def test_locality_methods_cut_fewer_edges_than_hash(tmp_path, method):
     from graphtrain.rmat import rmat_edges, scramble_ids
