@@ -112,7 +112,9 @@ FRAUD_FIT = {
                 "baseline": (0.0, 104.9, 0.583), "rings": (5.8, 4.8, 1.218)},
     "runs": "100K, 1M and 12.5M accounts at 2453f1d, 2026-12-07, a quiet machine",
     "memory_fixed_bytes": 2.48e9, "memory_per_account_bytes": 666.5,
-    "embedding_bytes_per_account": 2 * 64 * 4,  # layer-wise inference: two fp32 layers of hidden 64, on disk
+    # layer-wise inference's tables on disk at once with the pipeline's two layers: the hidden layer's
+    # (64 wide) and the output layer's (2 classes), float32 (train/inference.py)
+    "embedding_bytes_per_account": (64 + 2) * 4,
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
     "checkpoint_bytes": 5 << 20,
 }
