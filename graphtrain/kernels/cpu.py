@@ -31,9 +31,23 @@ _sample_entry = make_hop_functions(
 _mix64 = rng.mix64
 _combine = rng.combine
 
-_NO_F64 = np.empty(0, dtype=np.float64)
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (no copy). A read-only array is another Numba type than a writable
+    one, so the sampling kernels, whose compilation takes tens of seconds per signature, get every
+    graph array read-only: one signature for mapped partitions and in-memory graphs alike."""
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 _NO_I64 = np.empty(0, dtype=np.int64)
-_NO_I32 = np.empty(0, dtype=np.int32)
+# the graph arrays a kernel call does not use (read-only, as the graph's own)
+_NO_WEIGHT = _read_only(np.empty(0, dtype=np.float64))
+_NO_POSITIVE = _read_only(np.empty(0, dtype=np.int32))
+_NO_TIME = _read_only(np.empty(0, dtype=np.int64))
 
 
 _AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
@@ -101,6 +115,18 @@ def prepare(graph: HopGraph) -> HopGraph:
     return graph
 
 
+def _graph_arrays(graph: HopGraph, use_weight: bool, temporal: bool) -> Tuple[np.ndarray, ...]:
+    """``(indptr, src, weight, cum_weight, cum_positive, time)`` as the sampling kernels take them:
+    read-only, empty where unused."""
+    if use_weight and not (temporal and not graph.time_sorted) and graph.cum_weight is None:
+        raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
+    return (_read_only(graph.indptr), _read_only(graph.src),
+            _read_only(graph.weight) if use_weight else _NO_WEIGHT,
+            _read_only(graph.cum_weight) if use_weight and graph.cum_weight is not None else _NO_WEIGHT,
+            _read_only(graph.cum_positive) if use_weight and graph.cum_positive is not None else _NO_POSITIVE,
+            _read_only(graph.time) if temporal else _NO_TIME)
+
+
 def sample_hop(
     graph: HopGraph,
     local_dst: np.ndarray,
@@ -119,16 +145,10 @@ def sample_hop(
     k = int(fanout)
     temporal = time_bound is not None
     bounds = bounds_for(graph, time_bound) if temporal else _NO_I64
-    weight = graph.weight if use_weight else _NO_F64
-    cum_weight = graph.cum_weight if use_weight and graph.cum_weight is not None else _NO_F64
-    cum_positive = graph.cum_positive if use_weight and graph.cum_positive is not None else _NO_I32
-    if use_weight and not (temporal and not graph.time_sorted) and graph.cum_weight is None:
-        raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
-    time = graph.time if temporal else _NO_I64
     slots = np.empty(n * k, dtype=np.int64)
     nbr_slots = np.empty(n * k, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64)
-    _sample_slots(graph.indptr, graph.src, weight, cum_weight, cum_positive, time, local_dst, keys, bounds, k, bool(replace), bool(use_weight), temporal,
+    _sample_slots(*_graph_arrays(graph, use_weight, temporal), local_dst, keys, bounds, k, bool(replace), bool(use_weight), temporal,
                   bool(graph.time_sorted), bool(strict), bool(recent), slots, nbr_slots, counts)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -401,17 +421,13 @@ def sample_batch(
     caller raises). ``graph`` holds the in-edges of global nodes ``[node_start, node_stop)``.
     """
     temporal = seed_time is not None
-    if use_weight and not (temporal and not graph.time_sorted) and graph.cum_weight is None:
-        raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
+    arrays = _graph_arrays(graph, use_weight, temporal)
     hops = fanouts.shape[0]
     hop_nodes = np.zeros(hops + 1, dtype=np.int64)
     hop_edges = np.zeros(hops, dtype=np.int64)
     bad = np.full(1, -1, dtype=np.int64)
     ids, times, e_src, e_dst, e_id = _sample_batch(
-        graph.indptr, graph.src, graph.weight if use_weight else _NO_F64,
-        graph.cum_weight if use_weight and graph.cum_weight is not None else _NO_F64,
-        graph.cum_positive if use_weight and graph.cum_positive is not None else _NO_I32,
-        graph.time if temporal else _NO_I64, np.int64(graph.time_base or 0), graph.time_base is not None,
+        *arrays, np.int64(graph.time_base or 0), graph.time_base is not None,
         np.int64(node_start), np.int64(node_stop), np.int64(graph.edge_start),
         np.ascontiguousarray(seeds, dtype=np.int64),
         np.ascontiguousarray(seed_time, dtype=np.int64) if temporal else None,

@@ -63,6 +63,28 @@ def test_row_copies_from_mapped_and_in_memory_tables_share_one_signature():
     assert table.flags.writeable  # the caller's array is left as it was
 
 
+def test_sampling_from_mapped_and_in_memory_graphs_shares_one_signature(three_parts):
+    """A mapped partition's arrays are read-only, an in-memory graph's writable: the CPU backend
+    passes both read-only, so the sampling kernels (tens of seconds of compilation per signature)
+    compile once for both."""
+    from graphtrain.kernels import cpu
+    from graphtrain.kernels.hop_graph import HopGraph
+
+    mapped = open_dataset(three_parts).graph(0)
+    graphs = [HopGraph(np.asarray(mapped.indptr), np.asarray(mapped.src), mapped.edge_start)]
+    graphs.append(HopGraph(np.array(mapped.indptr), np.array(mapped.src), mapped.edge_start))  # writable copies
+    assert not graphs[0].indptr.flags.writeable and graphs[1].indptr.flags.writeable
+    seeds = np.arange(0, mapped.num_nodes, 3)
+    got = []
+    for g in graphs:
+        got.append(cpu.sample_hop(g, seeds, np.arange(seeds.size, dtype=np.uint64), 4))
+        if len(got) == 1:
+            signatures = set(cpu._sample_slots.signatures)
+    assert set(cpu._sample_slots.signatures) == signatures
+    assert all(np.array_equal(a, b) for a, b in zip(*got))
+    assert graphs[1].indptr.flags.writeable  # the caller's arrays are left as they were
+
+
 def _kernel_use() -> dict:
     """``{function: {"used": [signatures], "compiled": [signatures not found in the cache]}}`` of
     every graphtrain kernel this process called."""
