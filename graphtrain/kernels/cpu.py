@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from graphtrain.kernels import rng
 from graphtrain.kernels.hop_body import make_hop_functions
-from graphtrain.kernels.hop_graph import HopGraph, bounds_for, stored_bounds_nb
+from graphtrain.kernels.hop_graph import HopGraph, bounds_for, read_only, stored_bounds_nb
 from graphtrain.kernels.prefetch import prefetch
 from graphtrain.kernels.rows import scatter_rows
 
@@ -32,22 +32,11 @@ _mix64 = rng.mix64
 _combine = rng.combine
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a`` (no copy). A read-only array is another Numba type than a writable
-    one, so the sampling kernels, whose compilation takes tens of seconds per signature, get every
-    graph array read-only: one signature for mapped partitions and in-memory graphs alike."""
-    if not a.flags.writeable:
-        return a
-    v = a.view()
-    v.flags.writeable = False
-    return v
-
-
 _NO_I64 = np.empty(0, dtype=np.int64)
 # the graph arrays a kernel call does not use (read-only, as the graph's own)
-_NO_WEIGHT = _read_only(np.empty(0, dtype=np.float64))
-_NO_POSITIVE = _read_only(np.empty(0, dtype=np.int32))
-_NO_TIME = _read_only(np.empty(0, dtype=np.int64))
+_NO_WEIGHT = read_only(np.empty(0, dtype=np.float64))
+_NO_POSITIVE = read_only(np.empty(0, dtype=np.int32))
+_NO_TIME = read_only(np.empty(0, dtype=np.int64))
 
 
 _AHEAD = 16  # entries ahead whose indptr is prefetched; half as far ahead, the segment's first sources
@@ -120,11 +109,11 @@ def _graph_arrays(graph: HopGraph, use_weight: bool, temporal: bool) -> Tuple[np
     read-only, empty where unused."""
     if use_weight and not (temporal and not graph.time_sorted) and graph.cum_weight is None:
         raise ValueError("weighted sampling needs the graph's weight prefix sums: pass it through hop_graph.with_weight_prefix")
-    return (_read_only(graph.indptr), _read_only(graph.src),
-            _read_only(graph.weight) if use_weight else _NO_WEIGHT,
-            _read_only(graph.cum_weight) if use_weight and graph.cum_weight is not None else _NO_WEIGHT,
-            _read_only(graph.cum_positive) if use_weight and graph.cum_positive is not None else _NO_POSITIVE,
-            _read_only(graph.time) if temporal else _NO_TIME)
+    return (read_only(graph.indptr), read_only(graph.src),
+            read_only(graph.weight) if use_weight else _NO_WEIGHT,
+            read_only(graph.cum_weight) if use_weight and graph.cum_weight is not None else _NO_WEIGHT,
+            read_only(graph.cum_positive) if use_weight and graph.cum_positive is not None else _NO_POSITIVE,
+            read_only(graph.time) if temporal else _NO_TIME)
 
 
 def sample_hop(

@@ -48,6 +48,17 @@ class HopGraph(NamedTuple):
         return int(self.indptr.shape[0] - 1)
 
 
+def read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` as the kernels take it: read-only (a view, no copy, when ``a`` is writable). A read-only
+    array is another Numba type than a writable one, so mapped partitions and in-memory arrays passed
+    through here share one compiled signature (the sampling kernels take tens of seconds each)."""
+    if not a.flags.writeable:
+        return a
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 def bounds_for(graph: HopGraph, time_bound: np.ndarray) -> np.ndarray:
     """int64 time bounds (original domain) as ``graph.time`` stores them (exact; see
     :func:`graphtrain.columns.stored_bounds`)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from graphtrain.kernels.hop_graph import read_only
 from graphtrain.kernels.prefetch import AHEAD_ROWS, prefetch, prefetch_row, row_prefetch_args
 from graphtrain.kernels.rng import mix64
 
@@ -39,10 +40,9 @@ def scatter_rows(table: np.ndarray, rows: np.ndarray, out: np.ndarray, positions
         (validated by the caller). out: ``[N, F]`` destination. positions: int64 ``[m]`` distinct
         rows of ``out``.
     """
-    # always a read-only view (no copy), mapped or not: one Numba signature, compiled and cached once
-    # for local partitions, received rows and the feature cache alike
-    table = table.view()
-    table.flags.writeable = False
+    # read-only, mapped or not: one Numba signature, compiled and cached once for local partitions,
+    # received rows and the feature cache alike
+    table = read_only(table)
     _scatter_rows(table, np.ascontiguousarray(rows, dtype=np.int64), out,
                   np.ascontiguousarray(positions, dtype=np.int64), *row_prefetch_args(table))
 

@@ -24,6 +24,7 @@ from numba import njit, prange, typed
 from graphtrain.columns import stored_bounds
 from graphtrain.errors import ConfigError
 from graphtrain.kernels.cpu import _sample_range
+from graphtrain.kernels.hop_graph import read_only
 from graphtrain.kernels.segments import reorder_segments
 from graphtrain.partition.view import PartitionedGraph
 from graphtrain.sampling.features import split_by_owner
@@ -33,11 +34,10 @@ _BLOCK = 2048  # grouped entries per parallel work item (each partition switch r
 
 
 def _read_only(a: Optional[np.ndarray], dtype) -> np.ndarray:
-    """A read-only view of ``a`` (an empty array for None): every partition's arrays, mapped or
-    computed, then have one Numba type, so the kernels compile once."""
-    v = (np.empty(0, dtype=dtype) if a is None else np.asarray(a, dtype=dtype)).view()
-    v.setflags(write=False)
-    return v
+    """``a`` as ``dtype``, read-only (:func:`~graphtrain.kernels.hop_graph.read_only`; an empty array
+    for None): every partition's arrays, mapped or computed, then have one Numba type, so the kernels
+    compile once."""
+    return read_only(np.empty(0, dtype=dtype) if a is None else np.asarray(a, dtype=dtype))
 
 
 def _common(arrays, default=np.int64) -> np.dtype:

@@ -24,6 +24,7 @@ from graphtrain.columns import OffsetColumn, column_base, index_dtype, stored_ar
 from graphtrain.comm.exchange import Exchange
 from graphtrain.errors import ConfigError
 from graphtrain.graph import CSCGraph
+from graphtrain.kernels.hop_graph import read_only
 from graphtrain.partition.book import RangePartitionBook
 from graphtrain.partition.view import PartitionedGraph
 from graphtrain.sampling.distributed_sampler import DistributedHopSampler
@@ -60,8 +61,8 @@ def merge_graphs(graphs: Sequence[CSCGraph]) -> CSCGraph:
         indptr.append(np.asarray(g.indptr[1:], dtype=np.int64) + base)
         base += g.num_edges
     return CSCGraph(
-        indptr=_read_only(np.concatenate(indptr).astype(dtype, copy=False)),
-        src=_read_only(np.concatenate([np.asarray(g.src) for g in graphs])),
+        indptr=read_only(np.concatenate(indptr).astype(dtype, copy=False)),
+        src=read_only(np.concatenate([np.asarray(g.src) for g in graphs])),
         node_start=graphs[0].node_start,
         edge_start=graphs[0].edge_start,
         num_global_nodes=graphs[0].num_global_nodes,
@@ -74,13 +75,8 @@ def _merge_column(columns):
     """Concatenated edge columns; offset columns with one base stay offsets (compact)."""
     bases = {column_base(c) for c in columns}
     if len(bases) == 1 and None not in bases:
-        return OffsetColumn(_read_only(np.concatenate([stored_array(c) for c in columns])), bases.pop())
-    return _read_only(np.concatenate([np.asarray(c) for c in columns]))
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
+        return OffsetColumn(read_only(np.concatenate([stored_array(c) for c in columns])), bases.pop())
+    return read_only(np.concatenate([np.asarray(c) for c in columns]))
 
 
 def run_graph(graphs: Sequence[CSCGraph], book: RangePartitionBook, first: int) -> Union[CSCGraph, PartitionedGraph]:
