@@ -687,7 +687,7 @@ def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
         stage("features", dataset, dataset, mem, secs("features"), basis),
         stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis),
         stage("score", dataset + ckpt + emb + scores, dataset + ckpt + scores, mem, secs("score"),
-              basis + "; disk: two fp32 embedding layers of hidden 64 on disk while scoring"),
+              basis + "; disk: the hidden and output layers' fp32 embedding tables (64 + 2 columns) while scoring"),
         stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis),
         stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"),
               basis + "; rings: the choice of score and threshold, ring finding, the output files and the report"),
