@@ -129,7 +129,8 @@ KEY_STREAM_BYTES = 12  # per distinct edge key per chunk: its order, in- and out
 HASH_KEY_BYTES = 8  # int IDs: the hash of each key (string keys are hashed again from their bytes)
 STRING_KEY_BYTES = 4  # string IDs: length per key (int32), plus the bytes themselves
 ROW_BYTES = 8  # node keys: the node-table row (int64)
-RID_BYTES = 4  # rid of each spilled key, after the ID map's buckets are done (int32; int64 from 2**31 keys)
+RID_BYTES = 4  # rid of each spilled key, after the ID map's buckets are done (int32 up to INT32_RID_KEYS keys, else int64)
+INT32_RID_KEYS = 2**31 - 1  # as partition/idmap.py's INT32_RID_KEYS (this module imports no NumPy)
 ADJ_BYTES_PER_EDGE = 32  # ldg/fennel/metis: both directions of each edge, (key, neighbour) int64
 META_BYTES = 64 << 10
 WORST_KEYS_PER_ROW = 2.0  # every ID of a chunk distinct
@@ -230,7 +231,7 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     C_stored = C + (1 if w.ingest_rows else 0)  # + the int8 reverse column
     s = w.is_string
     id_key = STRING_KEY_BYTES + w.id_bytes if s else HASH_KEY_BYTES  # how a spilled key holds its ID
-    rid = RID_BYTES if K + R < 2**31 else 8
+    rid = RID_BYTES if K + R <= INT32_RID_KEYS else 8
     idmap_spill = N * (8 + (8 + w.id_bytes if s else 0))  # sorted hashes (+ lengths and bytes of strings)
     node_chunks = R * (8 + w.node_data_bytes)  # node-table key indices and data
     node_keys_ingest = R * (ORDER_BYTES + ROW_BYTES + id_key)

@@ -55,12 +55,13 @@ def test_disk_model_matches_a_real_run(tmp_path, fraud_files):
 
 
 def test_disk_model_counts_the_id_maps_key_spill_as_the_code_writes_it():
-    from graphtrain.partition.idmap import KEY_SPILL_DTYPES
+    from graphtrain.partition.idmap import INT32_RID_KEYS, KEY_SPILL_DTYPES
 
     size = {k: np.dtype(v).itemsize for k, v in KEY_SPILL_DTYPES.items()}
     assert plan.KEY_STREAM_BYTES == size["order"] + size["din"] + size["dout"]
     assert (plan.ORDER_BYTES, plan.HASH_KEY_BYTES, plan.STRING_KEY_BYTES, plan.ROW_BYTES) == (
         size["order"], size["h"], size["len"], size["row"])
+    assert (plan.RID_BYTES, plan.INT32_RID_KEYS) == (4, INT32_RID_KEYS)  # int32 rids up to the same count
 
 
 def test_edge_array_model_is_the_compact_format(tmp_path, fraud_files):
