@@ -27,10 +27,16 @@ watcher removes it); with ``resume`` the next run of the same output adopts the 
 directory of a dead owner -- only if its fingerprint is the same; otherwise it refuses, naming what
 changed, and deletes nothing (:func:`fingerprint_changes`). Without ``resume`` it is reclaimed as
 above, and the log says whether ``--resume`` would have continued it.
+
+Runs that start at once on one host take turns for that set-up (:func:`setup_lock`: an ``flock`` on
+the output's parent directory, held from the scan of the staging directories until the new or
+adopted one records its owner), so two runs resuming the same output never adopt the same directory,
+and no run removes a dead run's directory that another has just adopted.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -206,6 +212,19 @@ def _resume_hint(tmp: Path, keep: Optional[str], fingerprint: Optional[dict]) ->
     return f"; it held finished stages ({', '.join(done)}) of a run with other arguments or inputs ({changes[0]})"
 
 
+@contextlib.contextmanager
+def setup_lock(final) -> Iterator[None]:
+    """Exclusive, across processes on this host, while a writer of ``final`` scans, reclaims, adopts or
+    creates its staging directory (an ``flock`` on ``final``'s parent directory: no file is created;
+    released when the block ends or the process dies). Hold it only for that set-up (milliseconds)."""
+    fd = os.open(Path(final).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def reclaim_dead_staging(final, keep: Optional[str] = None, fingerprint: Optional[dict] = None,
                          spare: Optional[Path] = None) -> List[Path]:
     """Remove the staging directories (``.NAME.tmp-*`` beside ``final``) of writers that are no longer
@@ -356,22 +375,23 @@ def staged_directory(final, force: bool = False, marker: str = DATASET_MARKER, *
                 f"{final} exists and is not a graphtrain dataset or output (no {marker}); refusing to replace it even with --force"
             )
     final.parent.mkdir(parents=True, exist_ok=True)
-    adopted = _adoptable(final, fingerprint, keep) if resume else None
-    reclaim_dead_staging(final, keep=keep, fingerprint=fingerprint, spare=adopted)
-    if adopted is not None:
-        tmp = adopted
-        dead = _read_json(tmp / STAGING_OWNER) or {}
-        log.warning("resuming: adopted %s, the staging directory of a run that died (%s), with finished stages: %s",
-                    tmp, _describe(dead), ", ".join(_finished_work(tmp, keep)))
-    else:
-        if resume:
-            log.warning("nothing to resume for %s: no staging directory of a dead run with finished stages beside it; "
-                        "starting afresh", final)
-        tmp = _temp_sibling(final)
-        tmp.mkdir()
-        if fingerprint is not None:
-            write_text_atomic(tmp / RUN_FINGERPRINT, json.dumps(fingerprint, indent=1) + "\n")
-    write_text_atomic(tmp / STAGING_OWNER, json.dumps(_owner_record()))
+    with setup_lock(final):  # until the directory records its owner: another run sees it as this run's
+        adopted = _adoptable(final, fingerprint, keep) if resume else None
+        reclaim_dead_staging(final, keep=keep, fingerprint=fingerprint, spare=adopted)
+        if adopted is not None:
+            tmp = adopted
+            dead = _read_json(tmp / STAGING_OWNER) or {}
+            log.warning("resuming: adopted %s, the staging directory of a run that died (%s), with finished stages: %s",
+                        tmp, _describe(dead), ", ".join(_finished_work(tmp, keep)))
+        else:
+            if resume:
+                log.warning("nothing to resume for %s: no staging directory of a dead run with finished stages beside it; "
+                            "starting afresh", final)
+            tmp = _temp_sibling(final)
+            tmp.mkdir()
+            if fingerprint is not None:
+                write_text_atomic(tmp / RUN_FINGERPRINT, json.dumps(fingerprint, indent=1) + "\n")
+        write_text_atomic(tmp / STAGING_OWNER, json.dumps(_owner_record()))
     watcher = _watch_staging(tmp, keep)
     try:
         try:

@@ -634,10 +634,12 @@ def partition(
 
     out_dir = Path(out_dir)
     if options.disk_check:
-        from graphtrain.io import reclaim_dead_staging
+        from graphtrain.io import reclaim_dead_staging, setup_lock
         from graphtrain.plan import check_disk
 
-        reclaim_dead_staging(out_dir)  # a dead run's staging directory gives its disk back first
+        if out_dir.parent.is_dir():
+            with setup_lock(out_dir):
+                reclaim_dead_staging(out_dir)  # a dead run's staging directory gives its disk back first
         check_disk(out_dir, edges, nodes=nodes, edge_columns=edge_columns, node_columns=node_columns, options=options)
     with PeakMemory() as peak, staged_directory(out_dir, options.force) as tmp, \
             contextlib.closing(SpillDir(tmp / "_spill")) as spill:

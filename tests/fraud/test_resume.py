@@ -129,6 +129,57 @@ def test_a_live_owners_directory_is_never_adopted(tmp_path, tx, caplog):
     assert (live / "partition.out").is_file() and "nothing to resume" in caplog.text
 
 
+def test_two_runs_resuming_at_once_do_not_both_adopt_the_dead_runs_directory(tmp_path, tx, monkeypatch):
+    """The first run is held between finding the dead run's directory and recording itself as its owner
+    (the window where the directory still looks dead); a second run started then waits for it
+    (io.setup_lock), finds the directory owned by a live run, and starts afresh."""
+    import threading
+
+    from graphtrain import io
+
+    final = tmp_path / "out"
+    dead = _dead_run(final, _fingerprint(tmp_path))
+    found_first, second_scanning, release_first = threading.Event(), threading.Event(), threading.Event()
+    real = io._adoptable
+
+    def adoptable(*args):
+        got = real(*args)
+        if not found_first.is_set():
+            found_first.set()
+            release_first.wait(timeout=30)
+        else:
+            second_scanning.set()
+        return got
+
+    monkeypatch.setattr(io, "_adoptable", adoptable)
+    got, errors = {}, []
+
+    def run(name):
+        try:
+            with staged_directory(final, marker="m.json", fingerprint=_fingerprint(tmp_path), keep=STAGES_DIR,
+                                  resume=True) as tmp:
+                got[name] = tmp
+                if name == "second":
+                    raise ConfigError("stop before writing")  # leaves the first run's output alone
+                (tmp / "m.json").write_text("{}")
+        except ConfigError:
+            pass
+        except BaseException as e:  # noqa: BLE001 -- reported below
+            errors.append(e)
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert found_first.wait(timeout=30)
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    second_scanning.wait(timeout=2)  # with the lock the second run cannot scan before the first is set up
+    release_first.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert not errors and got["first"] == dead and got["second"] != dead
+    assert (final / "partition.out").is_file()
+
+
 def test_a_crash_keeps_a_directory_with_finished_stages_and_a_user_error_removes_it(tmp_path, tx, caplog):
     final = tmp_path / "out"
     caplog.set_level("INFO", logger="graphtrain")
