@@ -216,10 +216,17 @@ def _resume_hint(tmp: Path, keep: Optional[str], fingerprint: Optional[dict]) ->
 def setup_lock(final) -> Iterator[None]:
     """Exclusive, across processes on this host, while a writer of ``final`` scans, reclaims, adopts or
     creates its staging directory (an ``flock`` on ``final``'s parent directory: no file is created;
-    released when the block ends or the process dies). Hold it only for that set-up (milliseconds)."""
-    fd = os.open(Path(final).parent, os.O_RDONLY)
+    released when the block ends or the process dies). Hold it only for that set-up (milliseconds).
+    Where the directory cannot be opened or locked (a file system without ``flock``), the set-up runs
+    without it, as before this lock existed."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(Path(final).parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
