@@ -1,9 +1,12 @@
-"""graphtrain.ordering: the packed-key sorts equal np.lexsort, overflow included; CSR row blocks."""
+"""graphtrain.ordering: the packed-key sorts equal np.lexsort, overflow included; CSR row blocks;
+search_sorted."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphtrain.ordering import csr_order, pair_order, row_blocks, sorted_pairs
+import tracemalloc
+
+from graphtrain.ordering import csr_order, pair_order, row_blocks, search_sorted, sorted_pairs
 
 ints = st.integers(min_value=-(2**40), max_value=2**40)
 
@@ -59,3 +62,26 @@ def test_row_blocks_cover_every_row_once_within_the_edge_budget(degrees, max_edg
         assert b > a and (indptr[b] - indptr[a] <= max_edges or b == a + 1)  # within budget, or one big row
         if b < len(degrees):  # maximal: the next row would not fit
             assert indptr[b + 1] - indptr[a] > max_edges
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=30), st.integers(-(2**40), 2**40),
+       st.sampled_from(["left", "right"]), st.sampled_from([np.int32, np.int64, np.uint32]))
+def test_search_sorted_is_searchsorted_in_any_integer_dtype(values, value, side, dtype):
+    info = np.iinfo(dtype)
+    a = np.sort(np.clip(np.array(values, dtype=np.int64), info.min, info.max)).astype(dtype)
+    assert search_sorted(a, value, side) == int(np.searchsorted(a.astype(np.int64), value, side=side))
+
+
+def test_row_blocks_over_an_int32_indptr_never_copy_it():
+    """A compact dataset's indptr is int32: searching it with a Python int made NumPy convert all of it
+    (8 bytes a row) at every block."""
+    indptr = (np.arange(2_000_001, dtype=np.int64) * 3).astype(np.int32)
+    tracemalloc.start()
+    try:
+        blocks = list(row_blocks(indptr, 600_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(blocks) == 10 and blocks[0] == (0, 200_000) and blocks[-1][1] == 2_000_000
+    assert peak < 1 << 20  # an int64 copy of indptr is 16 MB

@@ -48,7 +48,8 @@ def iter_edge_tables(dataset: fmt.Dataset, batch_edges: int = 1 << 20) -> Iterat
             hi = min(graph.num_edges, lo + batch_edges)
             src = np.asarray(graph.src[lo:hi])
             # destination of edge i: the local node whose segment contains i
-            dst = graph.node_start + np.searchsorted(graph.indptr, np.arange(lo, hi), side="right") - 1
+            # edge positions in the indptr's own dtype (they fit it): NumPy converts the whole indptr otherwise
+            dst = graph.node_start + np.searchsorted(graph.indptr, np.arange(lo, hi, dtype=graph.indptr.dtype), side="right") - 1
             columns = {src_name: _raw_column(idmap.to_raw(src)), dst_name: _raw_column(idmap.to_raw(dst))}
             for col in meta.edge_columns:
                 values = pa.array(np.asarray(graph.edge_attrs[col.name][lo:hi]))
