@@ -3,6 +3,8 @@
 for several partition counts and block sizes (blocks of one node, hubs spanning the block size)."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphtrain.fraud.data.account_aggregates import build_account_features
 from graphtrain.fraud.data.transaction_graph import AccountTable, TransactionGraph
@@ -169,3 +171,14 @@ def test_model_inputs_are_finite_with_indicators_for_accounts_without_transactio
     np.testing.assert_array_equal(x[:, B:], np.isnan(base[:, missing]).astype(np.float32))
     with_hop1, names1 = model_inputs(feats, hops=1)
     assert len(names1) >= B * (1 + 2 * len(feats.directions)) and np.isfinite(with_hop1(0, 40)).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.integers(-3, 40), max_size=70), max_size=12))
+def test_distinct_per_owner_counts_each_owners_distinct_keys(segments):
+    """Owners with few edges (counted pairwise) and many (past _PAIRWISE: sorted), and owners with none."""
+    from graphtrain.fraud.data.account_aggregates import _distinct_per_owner
+
+    ptr = np.concatenate([[0], np.cumsum([len(s) for s in segments])]).astype(np.int64)
+    keys = np.array([k for s in segments for k in s], dtype=np.int64)
+    assert np.array_equal(_distinct_per_owner(ptr, keys), np.array([len(set(s)) for s in segments], dtype=np.float64))

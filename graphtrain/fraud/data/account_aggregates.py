@@ -24,7 +24,8 @@ partition, a block of destinations at a time, with everything per account in mem
 
 The means and maxima over counterparties are one Numba kernel (:func:`_gathered_mean_max`, owners in
 parallel) that reads the counterparties' rows in place from the memory-mapped table: no per-edge
-copy of the rows is made.
+copy of the rows is made. The distinct counterparties and active days are another
+(:func:`_distinct_per_owner`, owners in parallel), not a sort of the whole block's pairs.
 
 Memory: one block of edges (``block_edges``) and its accounts' output rows, whatever the graph's
 size; disk: ``(1 + D) * B * 4`` bytes per account (e.g. 204 bytes for a directed graph with amount,
@@ -118,13 +119,10 @@ class _Block:
         return out
 
     def distinct(self, keys: np.ndarray) -> np.ndarray:
-        """Distinct ``keys`` (int64 per edge) per owner."""
-        if keys.size == 0:
-            return np.zeros(self.n)
-        keys = keys - keys.min()
-        span = int(keys.max()) + 1
-        pairs = np.unique(self.owner * span + keys)
-        return np.bincount(pairs // span, minlength=self.n).astype(np.float64)
+        """Distinct ``keys`` (int64 per edge) per owner, float64 ``[n]``."""
+        ptr = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(self.count.astype(np.int64), out=ptr[1:])
+        return _distinct_per_owner(ptr, np.ascontiguousarray(keys, dtype=np.int64))
 
     def mean_max_of(self, table: np.ndarray, with_max: bool = True):
         """float64 ``[n, K]`` each: the mean and (``with_max``; else None) the maximum over each owner's
@@ -134,6 +132,38 @@ class _Block:
         np.cumsum(self.count.astype(np.int64), out=ptr[1:])
         mean, top = _gathered_mean_max(ptr, self.other, np.asarray(table), with_max)
         return mean, (top if with_max else None)
+
+
+_PAIRWISE = 32  # owners with at most this many edges count distinct keys pairwise; larger ones sort a copy
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _distinct_per_owner(ptr, keys):  # pragma: no cover - compiled
+    """float64 ``[n]``: per owner ``i`` the number of distinct values among ``keys[ptr[i] .. ptr[i+1]-1]``
+    (0 for an owner without edges). Owners run in parallel; exact, whatever the thread count."""
+    n = ptr.size - 1
+    out = np.zeros(n)
+    for i in prange(n):
+        lo, hi = ptr[i], ptr[i + 1]
+        if hi - lo <= _PAIRWISE:
+            c = 0
+            for j in range(lo, hi):
+                seen = False
+                for q in range(lo, j):
+                    if keys[q] == keys[j]:
+                        seen = True
+                        break
+                if not seen:
+                    c += 1
+            out[i] = c
+        else:
+            seg = np.sort(keys[lo:hi])
+            c = 1
+            for j in range(1, seg.size):
+                if seg[j] != seg[j - 1]:
+                    c += 1
+            out[i] = c
+    return out
 
 
 class AccountFeatures:
