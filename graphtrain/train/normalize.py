@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
+from numba import njit, prange
 
 BLOCK_ROWS = 65536
 STD_FLOOR = 1e-12  # relative to |mean|: below it a feature is constant up to rounding and gets std 1
@@ -49,8 +50,16 @@ class FeatureNorm:
         return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64), int(d["count"]))
 
     def numpy(self, x: np.ndarray) -> np.ndarray:
-        """float32 standardised copy of rows ``x`` (``[n, F]``)."""
-        return ((np.asarray(x, dtype=np.float32) - self.mean.astype(np.float32)) / self.std.astype(np.float32)).astype(np.float32)
+        """float32 standardised copy of rows ``x`` (``[n, F]``): bit for bit what :meth:`torch` gives
+        (float32 ``(x - mean) / std``), in one parallel pass without temporaries (layer-wise
+        inference standardises every input row it fetches)."""
+        x = np.asarray(x)
+        mean, std = self.mean.astype(np.float32), self.std.astype(np.float32)
+        if x.ndim != 2:
+            return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
+        out = np.empty(x.shape, dtype=np.float32)
+        _standardise(x, mean, std, out)
+        return out
 
     def torch(self, x):
         """Standardised rows of the tensor ``x`` (``[n, F]``, on any device; float32)."""
@@ -61,6 +70,14 @@ class FeatureNorm:
                                        torch.as_tensor(self.std, dtype=torch.float32, device=x.device))
         mean, std = self._tensors[x.device]
         return (x.float() - mean) / std
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _standardise(x, mean, std, out):  # pragma: no cover - compiled
+    """``out[i, j] = (float32(x[i, j]) - mean[j]) / std[j]`` in float32 (``mean``, ``std`` float32 ``[F]``)."""
+    for i in prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            out[i, j] = (np.float32(x[i, j]) - mean[j]) / std[j]
 
 
 def _block_sums(x: np.ndarray, mask: np.ndarray, center: Optional[np.ndarray]) -> np.ndarray:

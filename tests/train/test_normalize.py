@@ -100,3 +100,18 @@ def test_training_stats_numpy_oracle():
     assert got.std[1] == 1.0 and got.count == mask.sum()
     z = got.numpy(x)
     assert abs(z[mask, 0].mean()) < 1e-5 and abs(z[mask, 0].std() - 1) < 1e-5
+
+
+def test_numpy_rows_are_the_torch_rows_bit_for_bit():
+    """Layer-wise inference standardises fetched rows with ``numpy``, training batches with ``torch``."""
+    import torch
+
+    rs = np.random.default_rng(1)
+    norm = FeatureNorm(rs.normal(3e4, 1e4, 5), rs.uniform(1e-3, 2e4, 5), 10)
+    x = rs.normal(3e4, 3e4, (257, 5)).astype(np.float32)
+    x[3, 1], x[7, 4] = np.nan, np.inf
+    for rows in (x, x.astype(np.float64), np.asfortranarray(x), x[::2]):
+        want = norm.torch(torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))).numpy()
+        got = norm.numpy(rows)
+        assert got.dtype == np.float32 and got.shape == rows.shape
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
