@@ -116,6 +116,15 @@ FRAUD_FIT = {
     # (64 wide) and the output layer's (2 classes), float32 (train/inference.py)
     "embedding_bytes_per_account": (64 + 2) * 4,
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
+    # the baseline's account feature tables (fraud/data/account_aggregates.py: base.npy [A, B] and
+    # hop1_mean.npy [A, 2 B], float32, kept until the end) and the GNN's inputs, which replace the own
+    # features in the dataset (fraud/pipeline/detect.py, model_inputs: own + structure columns + one
+    # missing-value indicator per column that can be missing), for directed transactions with an amount
+    # and a time: B = own features + 2 x 8 structure columns; 4 per direction can be missing (amount
+    # mean / max / std, span). The 500M run (62.5M accounts, 7 own features): base.npy 5.75 GB,
+    # hop1_mean.npy 11.5 GB, node_feat.npy 7.75 GB (31 columns) -- 276 and 124 bytes per account.
+    "structure_columns_per_direction": 8,
+    "missing_columns_per_direction": 4,
     "checkpoint_bytes": 5 << 20,
 }
 
@@ -684,15 +693,30 @@ def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
     emb = A * f["embedding_bytes_per_account"]
     scores = A * f["scores_bytes_per_account"]
     ckpt = f["checkpoint_bytes"]
+    tables, inputs = account_table_bytes(w)
+    kept = dataset + tables + inputs + ckpt  # from training on
     return [
-        stage("features", dataset, dataset, mem, secs("features"), basis),
-        stage("train", dataset + ckpt, dataset + ckpt, mem, secs("train"), basis),
-        stage("score", dataset + ckpt + emb + scores, dataset + ckpt + scores, mem, secs("score"),
+        stage("features", dataset + tables, dataset + tables, mem, secs("features"),
+              basis + "; disk: the account feature tables (fp32, own + structure columns, and their hop-1 means)"),
+        stage("train", kept, kept, mem, secs("train"), basis + "; disk: the GNN's inputs written into the dataset"),
+        stage("score", kept + emb + scores, kept + scores, mem, secs("score"),
               basis + "; disk: the hidden and output layers' fp32 embedding tables (64 + 2 columns) while scoring"),
-        stage("baseline", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("baseline"), basis),
-        stage("rings", dataset + ckpt + 2 * scores, dataset + ckpt + 2 * scores, mem, secs("rings"),
+        stage("baseline", kept + 2 * scores, kept + 2 * scores, mem, secs("baseline"), basis),
+        stage("rings", kept + 2 * scores, kept + 2 * scores, mem, secs("rings"),
               basis + "; rings: the choice of score and threshold, ring finding, the output files and the report"),
     ]
+
+
+def account_table_bytes(w: Workload) -> tuple:
+    """``(tables, inputs)``: bytes of the fraud pipeline's account feature tables (base and hop-1
+    means, float32, and the split's int8) and what the GNN's inputs add to the dataset (float32
+    columns beyond the own features; own features taken as complete: each with missing values adds an
+    indicator column), for ``w.nodes`` accounts (see :data:`FRAUD_FIT`)."""
+    f = FRAUD_FIT
+    base_columns = w.num_features + 2 * f["structure_columns_per_direction"]
+    tables = w.nodes * (3 * base_columns * 4 + 1)
+    inputs = w.nodes * 2 * (f["structure_columns_per_direction"] + f["missing_columns_per_direction"]) * 4
+    return tables, inputs
 
 
 def plan(w: Workload, job: str = "partition", out=None) -> Plan:

@@ -202,7 +202,15 @@ def test_plan_cli_sizes_say_when_500m_transactions_do_not_fit(tmp_path, monkeypa
     # detect-rings partitions with --add-reverse: 500M rows ingested, 1B edges routed; about 50 GB at the
     # peak, the end of ingest: 24 B per row and 16 + 21 B per distinct ID of a chunk (1.8 per row)
     assert 45 * 10**9 < peak < 55 * 10**9
+    # the run's peak is the score stage: the dataset with the GNN's inputs (~26 GB), the account feature
+    # tables (~17 GB), the embedding tables (~16.5 GB); the 500M run of 2026-12-07 nearly filled a disk
+    # that the partition peak alone fitted
     _short_disk(monkeypatch, 60 * 10**9)
+    assert main(argv) == 1
+    got = json.loads(capsys.readouterr().out)
+    score = next(s for s in got["stages"] if s["name"] == "score")
+    assert 60 * 10**9 < score["disk_peak_bytes"] < 66 * 10**9 and got["disk_need_bytes"] == score["disk_peak_bytes"]
+    _short_disk(monkeypatch, 70 * 10**9)
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["fits"] is True
 
 
@@ -229,3 +237,26 @@ def test_plan_detect_rings_says_what_the_memory_limit_leaves_ring_finding(tmp_pa
     assert "below what the fraud pipeline needs for about 1,000,000 accounts" in capsys.readouterr().err
     assert main(["plan", "--transactions", "8M", "--accounts", "1M", "--json"]) == 0  # partition: no pipeline memory
     assert json.loads(capsys.readouterr().out)["memory"] is None
+
+
+def test_fraud_disk_counts_the_account_tables_and_model_inputs_the_pipeline_writes(tmp_path):
+    """The bytes per account of the baseline's feature tables and of the GNN's inputs, as the code
+    writes them for directed transactions with an amount and a time (some accounts without any)."""
+    from graphtrain.fraud.data.account_aggregates import BASE_FILE, HOP1_FILE, build_account_features
+    from graphtrain.fraud.pipeline.detect import model_inputs
+    from tests.fraud.test_account_aggregates import _dataset, _graph
+
+    g = _graph(directed=True)
+    ds = _dataset(g, tmp_path / "ds", 2)
+    feats = build_account_features(ds, tmp_path / "work", own_feature_names=["a", "b"])
+    _, names = model_inputs(feats)
+    A = g.num_accounts
+    w = plan.Workload(edges=2 * len(g.src), nodes=A, num_features=2)
+    tables, inputs = plan.account_table_bytes(w)
+    data = sum(np.load(tmp_path / "work" / f, mmap_mode="r").nbytes for f in (BASE_FILE, HOP1_FILE))
+    assert tables == data + A  # + the split's int8 per account
+    # the inputs' columns beyond the 2 own features, float32; the plan takes own features as complete
+    # (this graph's own feature "a" has a missing value: one indicator column more)
+    own_missing = [n for n in names if n.startswith("own_") and n.endswith("_missing")]
+    assert own_missing == ["own_a_missing"]
+    assert inputs == (len(names) - 2 - len(own_missing)) * 4 * A
