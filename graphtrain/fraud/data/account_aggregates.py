@@ -107,9 +107,9 @@ class _Block:
     def __post_init__(self):
         self.count = np.bincount(self.owner, minlength=self.n).astype(np.float64)
         self.has = self.count > 0
-        starts = np.zeros(self.n, dtype=np.int64)
-        np.cumsum(self.count[:-1].astype(np.int64), out=starts[1:])
-        self.starts = starts[self.has]
+        self.ptr = np.zeros(self.n + 1, dtype=np.int64)  # owner i's edges: ptr[i] .. ptr[i+1]-1
+        np.cumsum(self.count.astype(np.int64), out=self.ptr[1:])
+        self.starts = self.ptr[:-1][self.has]
 
     def reduce(self, ufunc, values: np.ndarray) -> np.ndarray:
         """``ufunc`` over each owner's edges of ``values`` (``[e]`` or ``[e, k]``); NaN rows for owners without edges."""
@@ -120,17 +120,13 @@ class _Block:
 
     def distinct(self, keys: np.ndarray) -> np.ndarray:
         """Distinct ``keys`` (int64 per edge) per owner, float64 ``[n]``."""
-        ptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(self.count.astype(np.int64), out=ptr[1:])
-        return _distinct_per_owner(ptr, np.ascontiguousarray(keys, dtype=np.int64))
+        return _distinct_per_owner(self.ptr, np.ascontiguousarray(keys, dtype=np.int64))
 
     def mean_max_of(self, table: np.ndarray, with_max: bool = True):
         """float64 ``[n, K]`` each: the mean and (``with_max``; else None) the maximum over each owner's
         edges of the counterparties' rows of ``table`` (``[N, K]`` by global ID, a memory-mapped file
         read in place: no ``[e, K]`` copy), NaN values skipped; NaN for owners without edges."""
-        ptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(self.count.astype(np.int64), out=ptr[1:])
-        mean, top = _gathered_mean_max(ptr, self.other, np.asarray(table), with_max)
+        mean, top = _gathered_mean_max(self.ptr, self.other, np.asarray(table), with_max)
         return mean, (top if with_max else None)
 
 
