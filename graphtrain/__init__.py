@@ -20,12 +20,13 @@ Sub-packages, in the order data flows (docs/layout.md is the map of where things
 - :mod:`graphtrain.train`     -- Ray + torch.distributed trainer.
 - :mod:`graphtrain.fraud`     -- synthetic transaction graphs, ring detection, reports.
 """
-from graphtrain import _jit_cache
+from graphtrain import _jit_cache, _numba_inline
 from graphtrain._lazy import lazy_exports
 from graphtrain._version import __version__
 from graphtrain.errors import GraphtrainError
 
 _jit_cache.configure()
+_numba_inline.install()
 
 _LAZY = {
     "partition": "graphtrain.partition",  # the package itself, callable as graphtrain.partition.partitioner.partition

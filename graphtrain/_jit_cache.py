@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.abc
-import importlib.util
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Tuple
+
+from graphtrain._import_hooks import when_imported
 
 _PACKAGE = Path(__file__).resolve().parent
 # a jit decorator (``@njit``, ``@numba.njit``, ``@cuda.jit``, ``@vectorize``), or a jit applied in an
@@ -111,30 +110,6 @@ def _register(caching) -> None:
         classes.insert(0, _locator_class(caching))
 
 
-class _RegisterWhenImported(importlib.abc.MetaPathFinder):
-    """Registers the locator right after ``numba.core.caching`` is first imported (Numba itself
-    stays unimported until graphtrain or the user needs it)."""
-
-    def find_spec(self, name, path, target=None):
-        if name != _CACHING:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_then_register(module):
-            exec_module(module)
-            _register(module)
-
-        spec.loader.exec_module = exec_then_register
-        return spec
-
-
 def configure() -> None:
     """Have Numba cache graphtrain's kernels in :func:`cache_dir` (see the module docstring)."""
-    if _CACHING in sys.modules:
-        _register(sys.modules[_CACHING])
-    elif not any(isinstance(f, _RegisterWhenImported) for f in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterWhenImported())
+    when_imported(_CACHING, _register)
