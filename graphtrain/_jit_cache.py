@@ -17,16 +17,26 @@ stay where Numba puts them, and no environment variable is changed. The director
 ``$XDG_CACHE_HOME/graphtrain/numba-<digest>`` (``~/.cache`` by default). A user's
 ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces Numba's locator list, and is respected as it is.
 
+Processes on one host compile each of graphtrain's kernel signatures once: a compile of a graphtrain
+signature cached here holds an ``flock`` on a lock file beside the function's cache index
+(:func:`compile_lock`). Another process that needs that signature waits, then Numba finds it in
+the cache and loads it, instead of compiling it too (two Ray workers starting on a
+fresh cache; the test suite's two processes). Compiles of one process are serialised by Numba's own
+lock first, and a compile holds the locks of the functions it compiles as callees, so locks are taken
+in call order: no cycle. Where the lock file cannot be created or locked, the compile runs unlocked.
+
 :func:`configure` runs when ``graphtrain`` is imported; it imports nothing heavy.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Tuple
+from typing import Iterator, Optional, Tuple
 
 from graphtrain._import_hooks import when_imported
 
@@ -36,6 +46,8 @@ _PACKAGE = Path(__file__).resolve().parent
 _JIT_CODE = re.compile(rb"^[ \t]*@(?:\w+\.)*(?:n?jit|vectorize|guvectorize|stencil)\b"
                        rb"|[=:,(][ \t]*(?:\w+\.)*n?jit\([\w)]", re.MULTILINE)
 _CACHING = "numba.core.caching"
+_DISPATCHER = "numba.core.dispatcher"
+_HELD = set()  # lock files this process holds (a recursive compile of a held function does not lock again)
 
 
 def jit_sources(package: Path = None) -> Tuple[str, ...]:
@@ -110,6 +122,70 @@ def _register(caching) -> None:
         classes.insert(0, _locator_class(caching))
 
 
+def lock_path(dispatcher, args: tuple = ()) -> Optional[str]:
+    """The compile lock file of one signature (argument types ``args``) of a Numba dispatcher cached by
+    graphtrain's locator (beside its cache index), or None for any other dispatcher."""
+    cache = getattr(dispatcher, "_cache", None)
+    locator = getattr(getattr(cache, "_impl", None), "locator", None)
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if type(locator).__name__ != "GraphtrainCacheLocator" or not index:
+        return None
+    return f"{index}.{hashlib.sha256(str(tuple(args)).encode()).hexdigest()[:16]}.lock"
+
+
+@contextlib.contextmanager
+def compile_lock(dispatcher, args: tuple = ()) -> Iterator[None]:
+    """Exclusive across this host's processes while ``dispatcher`` (a graphtrain function cached by
+    :func:`cache_dir`) compiles the signature of argument types ``args``; nothing for any other
+    dispatcher, or where the lock cannot be taken."""
+    path = lock_path(dispatcher, args)
+    if path is None or path in _HELD:
+        yield
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        _HELD.add(path)
+        try:
+            yield
+        finally:
+            _HELD.discard(path)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_compiles(dispatcher_module) -> None:
+    """Wrap ``Dispatcher.compile`` so that a graphtrain function's compile holds :func:`compile_lock`
+    (taken inside Numba's own compiler lock: one thread of a process at a time)."""
+    cls = dispatcher_module.Dispatcher
+    compile = cls.compile
+    if getattr(compile, "_graphtrain_compile_lock", False):
+        return
+    from numba.core import sigutils
+    from numba.core.compiler_lock import global_compiler_lock
+
+    @functools.wraps(compile)
+    def compile_locked(self, sig):
+        if lock_path(self) is None:
+            return compile(self, sig)
+        args, _ = sigutils.normalize_signature(sig)
+        with global_compiler_lock, compile_lock(self, args):
+            return compile(self, sig)
+
+    compile_locked._graphtrain_compile_lock = True
+    cls.compile = compile_locked
+
+
 def configure() -> None:
-    """Have Numba cache graphtrain's kernels in :func:`cache_dir` (see the module docstring)."""
+    """Have Numba cache graphtrain's kernels in :func:`cache_dir`, one compile per signature on this
+    host (see the module docstring)."""
     when_imported(_CACHING, _register)
+    when_imported(_DISPATCHER, _lock_compiles)

@@ -1,6 +1,7 @@
 """graphtrain's Numba cache: keyed by every module with jitted code, found from the code itself,
 and used for graphtrain's functions only."""
 import importlib
+import json
 import inspect
 import os
 import pkgutil
@@ -116,3 +117,58 @@ def test_numba_imported_first_still_gets_the_locator():
         "graphtrain._jit_cache.configure()\n"
         "print([k.__name__ for k in graphtrain._jit_cache.locator_classes(c)].count('GraphtrainCacheLocator'))\n")
     assert lines == ["1", "1"]
+
+
+_COMPILE_GATHER = (
+    "import json, sys, time\n"
+    "import numba\n"
+    "import numpy as np\n"
+    "import graphtrain\n"
+    "from graphtrain import _jit_cache\n"
+    "from graphtrain.kernels import cpu\n"
+    "TABLE, ROWS = np.arange(5, dtype=np.int16), np.array([1, 3], dtype=np.int64)\n"
+    "ARGS = tuple(numba.typeof(a) for a in (TABLE, ROWS, np.empty(2, np.int16)))  # _gather_1d(table, rows, out)\n"
+    "def gather():\n"
+    "    cpu.gather_rows(TABLE, ROWS)\n"
+    "    stats = cpu._gather_1d.stats\n"
+    "    print(json.dumps([sum(stats.cache_misses.values()), sum(stats.cache_hits.values())]), flush=True)\n")
+
+
+def test_a_kernel_another_process_is_compiling_is_waited_for_and_loaded(tmp_path):
+    """Two processes need one signature of a kernel on an empty cache: the second waits for the
+    first's compile (it holds the kernel's compile lock), then loads it from the cache."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _COMPILE_GATHER +
+         "with _jit_cache.compile_lock(cpu._gather_1d, ARGS):\n"
+         "    print('locked', flush=True)\n"
+         "    sys.stdin.readline()\n"  # the other process has started its compile
+         "    time.sleep(1.0)\n"
+         "    gather()\n"],  # compiles (the lock it holds is not taken again) and writes the cache
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        waiter = subprocess.Popen([sys.executable, "-c", _COMPILE_GATHER + "print('compiling', flush=True)\ngather()\n"],
+                                  env=env, stdout=subprocess.PIPE, text=True)
+        assert waiter.stdout.readline().strip() == "compiling"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        waited = json.loads(waiter.stdout.readline())
+        compiled = json.loads(holder.stdout.readline())
+        assert waiter.wait(60) == 0 and holder.wait(60) == 0
+    finally:
+        holder.kill()
+    assert compiled == [1, 0]  # the holder compiled the signature
+    assert waited == [0, 1]  # the other loaded it from the cache: it had waited for the lock
+
+
+def test_a_compile_of_another_librarys_function_takes_no_lock(tmp_path):
+    lines = _in_fresh_python(
+        "import graphtrain, numba\n"
+        "from graphtrain import _jit_cache\n"
+        "f = numba.njit(lambda x: x + 1)\n"
+        "print(_jit_cache.lock_path(f), f(1))\n"
+        "from graphtrain.kernels import cpu\n"
+        "a, b = (_jit_cache.lock_path(cpu._gather_1d, (numba.int64[:],) * k) for k in (2, 3))\n"
+        "print(a.endswith('.lock') and '.nbi.' in a, a != b)\n", NUMBA_CACHE_DIR=str(tmp_path))
+    assert lines == ["None 2", "True True"]  # one lock per signature
