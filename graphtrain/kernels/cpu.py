@@ -435,7 +435,10 @@ def _gather_1d(table, rows, out):
 
 
 def gather_rows(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``table[rows]`` for a 1-D or 2-D (possibly memory-mapped) table, in parallel; rows validated by the caller."""
+    """``table[rows]`` for a 1-D or 2-D (possibly memory-mapped) table, in parallel; rows validated by the
+    caller. float16 rows (which Numba cannot type) are copied as their bytes."""
+    if table.dtype == np.float16:
+        return gather_rows(table.view(np.uint16), rows).view(np.float16)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     out = np.empty((rows.shape[0],) + table.shape[1:], dtype=table.dtype)
     if table.ndim == 1:

@@ -173,14 +173,6 @@ def _table(scratch: Path, name: str, n: int, width: int, dtype) -> np.ndarray:
     return np.lib.format.open_memmap(scratch / f"{name}.npy", mode="w+", dtype=dtype, shape=shape).view(np.ndarray)
 
 
-def _gather(table: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``table[rows]`` of a mapped ``[n, w]`` embedding table, rows copied in parallel and prefetched
-    ahead (:func:`graphtrain.kernels.cpu.gather_rows`); float16 rows copied as their bytes."""
-    if table.dtype == np.float16:
-        return gather_rows(table.view(np.uint16), rows).view(np.float16)
-    return gather_rows(table, rows)
-
-
 def _packed_rows(serve, deg: Optional[np.ndarray], lo: int, dtype: np.dtype, width: int):
     """``(serve', fetch dtype, row shape, unpack)`` for fetching ``serve``'s rows (``dtype``): float32
     rows as they are; float16 rows, and rows with GCN's float32 degree appended (so both travel in one
@@ -312,7 +304,7 @@ def _layers(model, shard, read_features, chunk_size, device, backend, amp, max_t
                               "score with embedding_dtype 'float32' (--inference-dtype float32)")
         # the next layer reads this one: rows gathered in parallel, prefetched ahead (NumPy's fancy index
         # of the mapped table was one thread waiting on each row: 73% of the 500M run's second layer)
-        serve = lambda ids, table=out: _gather(table, ids - lo)  # noqa: E731
+        serve = lambda ids, table=out: gather_rows(table, ids - lo)  # noqa: E731
         in_width, in_dtype = width, out_dtype
         if l > 0:  # every worker has fetched its last rows of layer l - 1 (each step is a collective): free its disk
             (scratch / f"layer{l - 1}.npy").unlink(missing_ok=True)

@@ -81,6 +81,7 @@ def test_gather_rows_across_blocks_dtypes_and_layouts():
     non-C-contiguous one (no prefetch there) give the same rows as NumPy."""
     rs = np.random.default_rng(7)
     for table in (rs.random((5000, 64)).astype(np.float32), rs.integers(0, 9, (5000, 3)),
-                  np.asfortranarray(rs.random((5000, 5))), rs.random((5000, 1))):
+                  np.asfortranarray(rs.random((5000, 5))), rs.random((5000, 1)),
+                  rs.random((5000, 7)).astype(np.float16), rs.random(5000).astype(np.float16)):
         rows = rs.integers(0, 5000, 4100)
         assert np.array_equal(cpu.gather_rows(table, rows), table[rows])
