@@ -101,8 +101,13 @@ def patched(module) -> bool:
     return getattr(getattr(module, "copy", None), _PATCHED, False)
 
 
+def _patchable(module, applies) -> bool:
+    """``module``'s ``copy`` is still the copy module (no stand-in, ours or another's) and ``applies(module)``."""
+    return isinstance(getattr(module, "copy", None), types.ModuleType) and applies(module)
+
+
 def _patch_inliner(module) -> None:
-    if patched(module) or not isinstance(getattr(module, "copy", None), types.ModuleType) or not _inliner_applies(module):
+    if not _patchable(module, _inliner_applies):
         return
     from numba.core import ir
 
@@ -128,7 +133,7 @@ def _patch_inliner(module) -> None:
 
 
 def _patch_ir_utils(module) -> None:
-    if patched(module) or not isinstance(getattr(module, "copy", None), types.ModuleType) or not _ir_utils_applies(module):
+    if not _patchable(module, _ir_utils_applies):
         return
     module.copy = _CopyModule(_deepcopy_name_sets)
 
