@@ -21,7 +21,7 @@ Each is applied only where Numba's source still does what is described (checked,
 :data:`PATCHES`); any other Numba is left as it is. They change how the copies are made for every
 compile in the process, not only graphtrain's. ``tests/kernels/test_numba_inline.py`` checks that
 the copies are made once and that inlined code computes the same; ``benchmarks/RESULTS.md``
-("Cold compile") has the times.
+("Changes kept") has the times.
 
 :func:`install` runs when ``graphtrain`` is imported and imports nothing: each patch is applied
 right after its Numba module is first imported (:mod:`graphtrain._import_hooks`).
