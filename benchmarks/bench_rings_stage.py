@@ -4,8 +4,8 @@
 The stage (score choice, thresholds, the ring subgraph, ring finding, the scores / rings files and
 the report) is what ``graphtrain.fraud.pipeline.pipeline.write_stages`` runs after the tree baseline.
 This script runs that function on the run's dataset with the run's GNN scores, split and
-configuration, and the tree's scores read from the run's ``scores.parquet`` in place of refitting the
-tree (the baseline stage is stubbed: it is not what is measured). A thread samples the process's
+configuration, and the tree's scores read from the run's ``scores.parquet`` (the tree is not refitted:
+the baseline stage is not what is measured). A thread samples the process's
 ``RssAnon`` every 50 ms; each step (a function of the stage, wrapped) reports the most anonymous
 memory seen while it ran, and ``--profile FILE`` writes a cProfile of the whole stage.
 
@@ -26,7 +26,6 @@ import shutil
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +95,6 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
-    import graphtrain.fraud.pipeline.dataset_baseline as dataset_baseline
     import graphtrain.fraud.pipeline.pipeline as pipeline
     from graphtrain.fraud.data.transaction_dataset import TransactionDataset
     from graphtrain.fraud.pipeline.baseline import BaselineResult
@@ -109,8 +107,7 @@ def main() -> None:
     names = table["split"].to_numpy(zero_copy_only=False)
     split = np.select([names == s for s in ("train", "val", "test")], [0, 1, 2], -1).astype(np.int8)
     del table, names
-    dataset_baseline.run_dataset_baseline = lambda *a, **k: BaselineResult(scores=tree, feature_names=["(stubbed)"],
-                                                                          params=summary["baseline"])
+    baseline = BaselineResult(scores=tree, feature_names=["(the run's)"], params=summary["baseline"])
     for module, functions in STEPS.items():
         mod = importlib.import_module(module)
         for name in functions:
@@ -128,8 +125,7 @@ def main() -> None:
     memory.step = "write_stages"
     t0 = time.perf_counter()
     result = pipeline.write_stages(data, args.work, args.work / "out", pipeline.ModelScores(gnn, "gnn"), truth,
-                                   pipeline.PipelineConfig(**summary["config"]), split=(split, "the run's"),
-                                   features=types.SimpleNamespace(hops=summary["config"]["baseline_hops"]),
+                                   pipeline.PipelineConfig(**summary["config"]), baseline, split=(split, "the run's"),
                                    stages=StageLog(args.work))
     seconds = time.perf_counter() - t0
     if profile is not None:

@@ -120,8 +120,8 @@ FRAUD_FIT = {
     "embedding_bytes_per_account": (64 + 2) * 4,
     "scores_bytes_per_account": 40,  # scores.parquet by raw ID (compressed)
     # the baseline's account feature tables (fraud/data/account_aggregates.py: base.npy [A, B] and
-    # hop1_mean.npy [A, 2 B], float32, kept until the end) and the GNN's inputs, which replace the own
-    # features in the dataset (fraud/pipeline/detect.py, model_inputs: own + structure columns + one
+    # hop1_mean.npy [A, 2 B], float32; deleted once the GNN's inputs are written) and the GNN's inputs,
+    # which replace the own features in the dataset (fraud/pipeline/detect.py, model_inputs: own + structure columns + one
     # missing-value indicator per column that can be missing), for directed transactions with an amount
     # and a time: B = own features + 2 x 8 structure columns; 4 per direction can be missing (amount
     # mean / max / std, span). The 500M run (62.5M accounts, 7 own features): base.npy 5.75 GB,
@@ -677,7 +677,10 @@ def partition_stage(w: Workload) -> Stage:
                  {"disk": disk, "seconds": seconds}, peak_anon_bytes=mem["peak_anon_bytes"])
 
 
-def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
+def _fraud_stages(w: Workload, dataset: int, stack_folds: int = 0) -> List[Stage]:
+    """detect-rings' stages after partitioning, in its order (fraud/pipeline/stages.py). The account
+    feature tables exist from ``features`` until the GNN's inputs are written (after ``baseline``),
+    or, with ``stack_folds``, until the stacked tree has read them (after ``score``)."""
     from graphtrain.fraud.pipeline.memory_budget import pipeline_bytes
 
     f = FRAUD_FIT
@@ -697,14 +700,17 @@ def _fraud_stages(w: Workload, dataset: int) -> List[Stage]:
     scores = A * f["scores_bytes_per_account"]
     ckpt = f["checkpoint_bytes"]
     tables, inputs = account_table_bytes(w)
-    kept = dataset + tables + inputs + ckpt  # from training on
+    with_tables = dataset + tables
+    kept = dataset + inputs + scores + ckpt + (tables if stack_folds else 0)  # from training on
     return [
-        stage("features", dataset + tables, dataset + tables, mem, secs("features"),
+        stage("features", with_tables, with_tables, mem, secs("features"),
               basis + "; disk: the account feature tables (fp32, own + structure columns, and their hop-1 means)"),
-        stage("train", kept, kept, mem, secs("train"), basis + "; disk: the GNN's inputs written into the dataset"),
+        stage("baseline", with_tables + inputs + scores, kept - ckpt, mem, secs("baseline"),
+              basis + "; disk: the tree's scores and the GNN's inputs written into the dataset, then the feature "
+              "tables deleted" + (" (kept for the stacked tree)" if stack_folds else "")),
+        stage("train", kept, kept, mem, secs("train"), basis + "; disk: checkpoints"),
         stage("score", kept + emb + scores, kept + scores, mem, secs("score"),
               basis + "; disk: the hidden and output layers' fp32 embedding tables (64 + 2 columns) while scoring"),
-        stage("baseline", kept + 2 * scores, kept + 2 * scores, mem, secs("baseline"), basis),
         stage("rings", kept + 2 * scores, kept + 2 * scores, mem, secs("rings"),
               basis + "; rings: the choice of score and threshold, ring finding, the output files and the report"),
     ]
@@ -722,13 +728,15 @@ def account_table_bytes(w: Workload) -> tuple:
     return tables, inputs
 
 
-def plan(w: Workload, job: str = "partition", out=None) -> Plan:
-    """Every stage of ``job`` for workload ``w``; with ``out``, the free disk there and a warning if short."""
+def plan(w: Workload, job: str = "partition", out=None, stack_folds: int = 0) -> Plan:
+    """Every stage of ``job`` for workload ``w``; with ``out``, the free disk there and a warning if short.
+    ``stack_folds``: detect-rings' ``--stack-folds`` (the feature tables are kept longer; its extra
+    trainings' time is not modelled)."""
     if job not in JOBS:
         raise ConfigError(f"job must be one of {', '.join(JOBS)}, got {job!r}")
     stages = [partition_stage(w)]
     if job == "detect-rings":
-        stages += _fraud_stages(w, stages[0].disk_after_bytes)
+        stages += _fraud_stages(w, stages[0].disk_after_bytes, stack_folds)
     result = Plan(job, w, stages, out=str(out) if out is not None else None)
     if job == "detect-rings":
         result.memory = _pipeline_memory(w, result.warnings)
@@ -784,7 +792,8 @@ def free_disk(path) -> tuple:
 
 
 def check_disk(out_dir, edges, *, nodes=None, edge_columns=None, node_columns=None, options=None, job: str = "partition",
-               extra_bytes: int = 0, what: Optional[str] = None, both_directions: Optional[bool] = None) -> Optional[Plan]:
+               extra_bytes: int = 0, what: Optional[str] = None, both_directions: Optional[bool] = None,
+               stack_folds: int = 0) -> Optional[Plan]:
     """Refuse a run that the free disk beside ``out_dir`` cannot hold, before it does any work.
 
     The estimate reads no data: row counts come from Parquet metadata or the first MiB of a text
@@ -805,6 +814,7 @@ def check_disk(out_dir, edges, *, nodes=None, edge_columns=None, node_columns=No
         what: how to name the run in the message (default ``graphtrain <job>``).
         both_directions: every row stored twice (default: ``job == "detect-rings"`` or
             ``options.add_reverse``; False for an undirected list the pipeline stores as given).
+        stack_folds: detect-rings' ``--stack-folds`` (:func:`plan`).
 
     Returns:
         the :class:`Plan` the check used (its ``disk_need_bytes`` and ``free_bytes``), or None when
@@ -827,10 +837,10 @@ def check_disk(out_dir, edges, *, nodes=None, edge_columns=None, node_columns=No
     where, free = free_disk(out_dir)
     try:
         w = workload_from_sources(edges, edge_columns, options, nodes, node_columns, both_directions=both, sample=False)
-        result = plan(w, job)
+        result = plan(w, job, stack_folds=stack_folds)
         if result.disk_need_bytes + extra_bytes > free:
             w = workload_from_sources(edges, edge_columns, options, nodes, node_columns, both_directions=both, sample=True)
-            result = plan(w, job)
+            result = plan(w, job, stack_folds=stack_folds)
     except Exception as exc:  # noqa: BLE001 -- bad input is the reader's to report, with its file, line and column
         log.debug("disk check skipped: the input could not be estimated (%s: %s)", type(exc).__name__, exc)
         return None

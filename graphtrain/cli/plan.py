@@ -76,6 +76,9 @@ def register(sub) -> None:
                    help="as the planned command's (default: partition's 2G; for detect-rings the whole run's, half "
                    "this machine's memory)")
     m.add_argument("--add-reverse", action="store_true", help="every edge also stored reversed (as detect-rings does)")
+    m.add_argument("--stack-folds", type=int, default=0, metavar="K",
+                   help="detect-rings' --stack-folds: the account feature tables stay on disk until the stacked "
+                        "tree has read them, after scoring (its K extra trainings' time is not estimated)")
     m.add_argument("--edge-aggregates", action="store_true")
     same = p.add_argument_group("accepted so that a partition command line can be planned as it is (no effect "
                                 "on the estimate; the times are for Numba on all of this machine's cores)")
@@ -159,7 +162,7 @@ def run_plan(args) -> int:
     from graphtrain.plan import plan
 
     w = _workload(args)
-    result = plan(w, args.job, out=args.out)
+    result = plan(w, args.job, out=args.out, stack_folds=args.stack_folds)
     fits = not any(x.startswith("not enough free disk") for x in result.warnings)
     fits = fits and (result.memory is None or result.memory["limit_fits"])  # a limit detect-rings would refuse
     if args.json:

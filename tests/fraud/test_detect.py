@@ -28,6 +28,7 @@ OPTIONS = ModelOptions(epochs=25, patience=6, num_parts=2, num_workers=2, num_cp
 
 RAY_AT_BASELINE = {}  # whether Ray was up before the demo run, and when its baseline and rings stages began
 PREDICT_OVERRIDES = []  # the TrainConfig overrides of each Trainer.predict call of the demo run
+TABLES_AT_TRAIN = []  # whether the account feature tables were on disk when training began
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +38,19 @@ def demo_run(tmp_path_factory):
     import graphtrain.fraud.pipeline.detect as detect
 
     out = tmp_path_factory.mktemp("detect") / "demo"
-    inner = detect.write_stages
+    inner_baseline, inner_rings, inner_train = detect.baseline_stage, detect.write_stages, detect.train_and_score
+
+    def baseline_stage(*args, **kwargs):
+        RAY_AT_BASELINE["at_baseline"] = ray.is_initialized()
+        return inner_baseline(*args, **kwargs)
 
     def write_stages(*args, **kwargs):
-        RAY_AT_BASELINE["at_baseline"] = ray.is_initialized()
-        return inner(*args, **kwargs)
+        RAY_AT_BASELINE["at_rings"] = ray.is_initialized()
+        return inner_rings(*args, **kwargs)
+
+    def train_and_score(data, tmp, *args, **kwargs):
+        TABLES_AT_TRAIN.append((tmp / detect.FEATURES_DIR / "base.npy").exists())
+        return inner_train(data, tmp, *args, **kwargs)
 
     from graphtrain.train import Trainer
 
@@ -53,7 +62,9 @@ def demo_run(tmp_path_factory):
 
     RAY_AT_BASELINE["before"] = ray.is_initialized()
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detect, "baseline_stage", baseline_stage)
         patch.setattr(detect, "write_stages", write_stages)
+        patch.setattr(detect, "train_and_score", train_and_score)
         patch.setattr(Trainer, "predict", recorded_predict)
         return out, run_generated(out, GEN, OPTIONS, FAST)
 
@@ -62,9 +73,19 @@ def test_the_ray_the_run_started_is_shut_down_before_its_baseline_and_rings(demo
     import ray
 
     if RAY_AT_BASELINE["before"]:  # a Ray this process had before the run is the caller's: kept
-        assert RAY_AT_BASELINE["at_baseline"] and ray.is_initialized()
+        assert RAY_AT_BASELINE["at_baseline"] and RAY_AT_BASELINE["at_rings"] and ray.is_initialized()
     else:
-        assert RAY_AT_BASELINE["at_baseline"] is False and not ray.is_initialized()
+        assert RAY_AT_BASELINE["at_baseline"] is False and RAY_AT_BASELINE["at_rings"] is False
+        assert not ray.is_initialized()
+
+
+def test_the_feature_tables_are_deleted_before_training_once_the_tree_and_the_models_inputs_are_built(demo_run):
+    out, summary = demo_run
+    assert TABLES_AT_TRAIN == [False]  # built in stage features, read by baseline and model_inputs, then released
+    record = json.loads((out / "run" / "stages" / "features.json").read_text())
+    assert record["released"] == ["work/features"] and "work/features" not in record["outputs"]
+    assert summary["baseline"]["num_features"] > len(summary["model"]["features"])  # the tree did read the tables
+    assert summary["stage_seconds"]["baseline_seconds"] > 0
 
 
 def test_scoring_takes_the_local_rays_cpus_shared_among_the_workers(demo_run):

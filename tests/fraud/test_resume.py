@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graphtrain.errors import ConfigError
@@ -229,6 +230,46 @@ def test_an_unfinished_stage_is_run_again_and_so_is_every_stage_after_it(tmp_pat
 
     (root / "features.out").unlink()
     assert StageLog(root, trusted=True).done("features") is None  # its output is gone
+
+
+def test_a_released_output_is_deleted_and_its_stage_still_counts_as_finished(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir()
+    log = StageLog(root)
+    log.begin("partition")
+    log.finish("partition")
+    log.begin("features", ["tables", "split.npy"])
+    (root / "tables").mkdir()
+    (root / "tables" / "base.npy").write_bytes(b"t")
+    (root / "split.npy").write_bytes(b"s")
+    log.finish("features", ["tables", "split.npy"], {"n": 1})
+    log.release("features", ["tables"])
+    assert not (root / "tables").exists() and (root / "split.npy").is_file()
+    record = log.read("features")
+    assert record["outputs"] == ["split.npy"] and record["released"] == ["tables"] and record["data"] == {"n": 1}
+    assert StageLog(root, trusted=True).done("features") is not None  # not run again for what it released
+    log.release("baseline", ["split.npy"])  # a stage without a record: nothing happens
+    assert (root / "split.npy").is_file()
+    (root / "split.npy").unlink()
+    assert StageLog(root, trusted=True).done("features") is None  # an output it did not release is gone
+
+
+def test_a_resumed_run_never_rebuilds_the_feature_tables_from_features_the_models_inputs_replaced(tmp_path):
+    from types import SimpleNamespace
+
+    from graphtrain.fraud.pipeline.detect import ModelOptions, _features_stage
+    from graphtrain.fraud.pipeline.pipeline import FEATURES_DIR, PipelineConfig
+
+    root = tmp_path / "run"
+    root.mkdir()
+    log = StageLog(root)
+    for name, outputs in (("partition", []), ("features", [FEATURES_DIR]), ("baseline", []), ("model_inputs", [])):
+        log.begin(name)
+        log.finish(name, outputs)  # the tables it names were never written: gone, as if deleted by hand
+    data = SimpleNamespace(labels=lambda: np.zeros(4, dtype=np.int64))  # read before the check, nothing else is
+    with pytest.raises(ConfigError, match=r"own features they are built from were already replaced by the model's "
+                                          r"inputs\. Rerun without --resume"):
+        _features_stage(data, root, ModelOptions(), PipelineConfig(), StageLog(root, trusted=True), "accounts", False)
 
 
 def test_demo_resume_refuses_data_generated_with_other_settings(tmp_path):

@@ -1,5 +1,7 @@
 """GNN-to-tree stacking: folds, cross-fitting without label leaks, the stacked tree in the pipeline's
 stages, and the stacking run of ``detect-rings`` end to end."""
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -140,6 +142,8 @@ def test_detect_rings_with_stacking_trains_a_model_per_fold_and_restores_the_spl
     assert 0.0 <= summary["stack_auc"] <= 1.0 and summary["stack"]["num_features"] == summary["baseline"]["num_features"] + 1
     assert summary["shipped_score"] in ("gnn", "tree", "blend", "stack")
     assert not list((tmp_path / "run").glob("**/stack-fold-*"))  # the folds' checkpoints and scores are gone
+    record = json.loads((tmp_path / "run" / "stages" / "features.json").read_text())
+    assert record["released"] == ["work/features"]  # kept for the stacked tree, then released
     stored = TransactionDataset.open(tmp_path / "run" / "dataset").given_split()
     names = np.array(["train", "val", "test"])
     written = pq.read_table(tmp_path / "run" / "scores.parquet", columns=["split"]).column("split").to_numpy(zero_copy_only=False)

@@ -25,19 +25,24 @@ Stages, all inside one staged output directory (built under a temporary name, re
    read against the ID map; labels 0/1 and both classes where the later stages need them -- all
    before training.
 4. **Account features** (:mod:`graphtrain.fraud.data.account_aggregates`, partition by partition):
-   the tree baseline's table; the GNN's node features are its own and per-direction structure
-   columns (counts, distinct counterparties, amount sum/mean/max/std, active span and days),
-   signed-log scaled, missing values 0 with an indicator column (:func:`model_inputs`), written into
-   the dataset with the split; the trainer standardises them on the training split.
+   the tree baseline's tables, then **the tree baseline** on them
+   (:func:`graphtrain.fraud.pipeline.pipeline.baseline_stage`: a bounded training sample, scored in
+   chunks). The GNN's node features are its own and per-direction structure columns (counts,
+   distinct counterparties, amount sum/mean/max/std, active span and days), signed-log scaled,
+   missing values 0 with an indicator column (:func:`model_inputs`), written into the dataset with
+   the split; the trainer standardises them on the training split. The tables are then deleted
+   (:meth:`~graphtrain.fraud.pipeline.stages.StageLog.release`): nothing after reads them, and
+   scoring's embedding tables would otherwise share the disk with them. With stacking they stay
+   until the stacked tree (stage ``stack``) has read them.
 5. **Train** with :class:`graphtrain.train.Trainer` on Ray workers (early stopping on the validation
    split), then **score** every account layer-wise (:func:`graphtrain.train.predict`). With
    ``ModelOptions.temporal`` the sampler is temporal on the transaction time: only transactions up
    to the seed time (the end of the log) are sampled, and scoring uses the same transactions.
-   A Ray the run started (no ``ray.init`` of the caller's) is shut down after training, scoring
-   and the stacking folds, so its idle worker processes do not hold memory through the later stages.
-6. **Baseline, rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.pipeline.write_stages`
-   with the model's scores: the tree on a bounded sample, scored in chunks; rings on the
-   transactions touching the high-risk accounts only.
+   A Ray the run started (no ``ray.init`` of the caller's) is shut down after training and scoring,
+   and after the stacking folds, so its idle worker processes do not hold memory through the
+   stages that run in this process.
+6. **Rings, evaluation, report**: :func:`graphtrain.fraud.pipeline.pipeline.write_stages` with the
+   model's and the tree's scores: rings on the transactions touching the high-risk accounts only.
 
 Every stage records that it finished (``OUT/stages/NAME.json``, :mod:`graphtrain.fraud.pipeline.stages`)
 and shows a progress bar when ``progress`` is on. With ``resume`` a run of the same arguments and
@@ -65,8 +70,9 @@ from graphtrain.errors import ConfigError, InputError
 from graphtrain.fraud.data.transaction_dataset import TransactionDataset
 from graphtrain.fraud.data.transaction_graph import TransactionGraph
 from graphtrain.fraud.evaluation.evaluate import TrueRings, load_true_rings
-from graphtrain.fraud.pipeline.pipeline import (DATASET_DIR, SUMMARY_FILE, WORK_DIR, ModelScores, PipelineConfig, choose_split,
-                                                write_stages)
+from graphtrain.fraud.pipeline.pipeline import (DATASET_DIR, FEATURES_DIR, STACK_FILE, SUMMARY_FILE, WORK_DIR,
+                                                ModelScores, PipelineConfig, baseline_stage, choose_split,
+                                                feature_tables, stacked_tree, write_stages)
 from graphtrain.fraud.pipeline.memory_budget import check_memory_limit, resolve_memory_limit
 from graphtrain.fraud.pipeline.stages import STAGES_DIR, StageLog
 from graphtrain.io import file_identity, staged_directory
@@ -310,26 +316,33 @@ def train_and_score(data: TransactionDataset, tmp: Path, options: ModelOptions, 
             dict(fit["data"], seconds=fit["seconds"] + scored["seconds"]))
 
 
-STACK_INPUT_FILE = "stack_input.npy"
+STACK_INPUT_FILE = f"{WORK_DIR}/stack_input.npy"  # the GNN's cross-fitted scores (stage stack)
 
 
-def stack_stage(data: TransactionDataset, tmp: Path, split: np.ndarray, options: ModelOptions, stages: StageLog,
-                progress: bool = False) -> Tuple[Optional[np.ndarray], float]:
+def stack_stage(data: TransactionDataset, tmp: Path, split: np.ndarray, options: ModelOptions, config: PipelineConfig,
+                stages: StageLog, features, progress: bool = False) -> Tuple[Optional[Tuple[np.ndarray, dict]], float]:
     """Stage ``stack``: the GNN's cross-fitted scores by global ID
-    (:func:`graphtrain.fraud.pipeline.stacking.cross_fitted_scores`), or None without stacking (the
-    stage is recorded either way, so the stages after it can be resumed). One training per fold, on
-    the dataset with that fold's training accounts out of its split; the dataset's split is the
-    pipeline's again afterwards, also when an earlier try was killed mid-fold. Returns the scores
-    and the stage's seconds."""
+    (:func:`graphtrain.fraud.pipeline.stacking.cross_fitted_scores`) and the stacked tree on them
+    (:func:`graphtrain.fraud.pipeline.pipeline.stacked_tree`); nothing without stacking (the stage is
+    recorded either way, so the stages after it can be resumed). One training per fold, on the
+    dataset with that fold's training accounts out of its split; the dataset's split is the
+    pipeline's again afterwards, also when an earlier try was killed mid-fold. A Ray the folds
+    started is shut down before the tree. The account feature tables are released after it.
+
+    Returns:
+        the stacked tree's float64 ``[N]`` scores and parameters (or None), and the stage's seconds.
+    """
     import shutil
 
     from graphtrain.fraud.pipeline.stacking import cross_fitted_scores
+    from graphtrain.train.group import released_after
 
-    out_file = f"{WORK_DIR}/{STACK_INPUT_FILE}"
     done = stages.done("stack")
     if done is not None:
-        return (np.load(tmp / out_file) if options.stack_folds else None), done["seconds"]
-    stages.begin("stack", [out_file])
+        if not options.stack_folds:
+            return None, done["seconds"]
+        return (np.load(tmp / STACK_FILE).astype(np.float64), done["data"]["stack_params"]), done["seconds"]
+    stages.begin("stack", [STACK_INPUT_FILE, STACK_FILE])
     if not options.stack_folds:
         return None, stages.finish("stack")["seconds"]
 
@@ -344,54 +357,67 @@ def stack_stage(data: TransactionDataset, tmp: Path, split: np.ndarray, options:
         shutil.rmtree(fold_dir, ignore_errors=True)
         return scores
 
+    labels = data.labels()
     try:
-        column = cross_fitted_scores(train_without, data.labels(), split, options.stack_folds, options.seed)
+        with released_after():
+            column = cross_fitted_scores(train_without, labels, split, options.stack_folds, options.seed)
     finally:
         data.write_node_arrays(split=split)
-    np.save(tmp / out_file, column)
-    return column, stages.finish("stack", [out_file])["seconds"]
+    np.save(tmp / STACK_INPUT_FILE, column)
+    scores, params = stacked_tree(data, tmp, column, labels, split, config, features, progress)
+    record = stages.finish("stack", [STACK_INPUT_FILE, STACK_FILE], {"stack_params": params})
+    stages.release("features", [FEATURES_DIR])
+    return (scores, params), record["seconds"]
 
 
 def _features_stage(data: TransactionDataset, tmp: Path, options: ModelOptions, config: PipelineConfig,
                     stages: StageLog, labels_where: str, progress: bool):
-    """Stages ``features`` (the split, checked, and the account feature tables) and ``model_inputs``
-    (the GNN's features and the split written into the dataset). Returns the features, the split
-    codes and note, and the model's feature names."""
-    from graphtrain.fraud.data.account_aggregates import AccountFeatures, build_account_features
+    """Stage ``features``: the split (chosen, checked, kept in ``work/split.npy``) and the account
+    feature tables. Returns the tables (None once released: no later stage reads them), the split
+    codes and note, and the stage's seconds."""
+    from graphtrain.fraud.data.account_aggregates import AccountFeatures
 
     labels = data.labels()
-    features_dir, split_file = f"{WORK_DIR}/features", f"{WORK_DIR}/{SPLIT_FILE}"
+    split_file = f"{WORK_DIR}/{SPLIT_FILE}"
     done = stages.done("features")
     if done is None:
+        if stages.resuming and stages.read("model_inputs") is not None:  # the dataset's own features: replaced
+            raise ConfigError(f"cannot resume {tmp}: the account feature tables ({tmp / FEATURES_DIR}) are gone, and "
+                              "the accounts' own features they are built from were already replaced by the model's "
+                              "inputs. Rerun without --resume")
         # the split is chosen here, from the dataset's own split column, and kept in a file: model_inputs
         # overwrites that column, so a resumed run reads the split from the file, never from the dataset
         split, split_note = choose_split(labels, data.given_split(), config)
         _check_labels(labels, split, max(config.baseline_folds, options.stack_folds), labels_where)
-        stages.begin("features", [features_dir, split_file])
+        stages.begin("features", [FEATURES_DIR, split_file])
         hops = max(config.baseline_hops, options.feature_hops)
         edges = int(data.dataset.meta.num_edges) * (2 if hops >= 1 else 1)  # the in-edges, once per pass
         with Progress(progress, "account features", edges, "edges") as bar:
-            features = build_account_features(data.dataset, tmp / features_dir, amount=data.amount, time=data.time,
-                                              hops=hops, own_feature_names=data.own_feature_names, progress=bar.update)
+            features = feature_tables(data, tmp, hops, progress=bar.update)
         np.save(tmp / split_file, split)
         table = {"names": features.names, "base_names": features.base_names, "directions": list(features.directions),
                  "hops": features.hops, "block_edges": features.block_edges}
-        done = stages.finish("features", [features_dir, split_file], {"table": table, "split_note": split_note})
-    else:
+        done = stages.finish("features", [FEATURES_DIR, split_file], {"table": table, "split_note": split_note})
+        return features, (split, split_note), done["seconds"]
+    features = None
+    if FEATURES_DIR in done["outputs"]:
         t = done["data"]["table"]
-        features = AccountFeatures(data.dataset, tmp / features_dir, t["names"], t["base_names"], tuple(t["directions"]),
-                                   t["hops"], t["block_edges"])
-        split, split_note = np.load(tmp / split_file), done["data"]["split_note"]
+        features = AccountFeatures(data.dataset, tmp / FEATURES_DIR, t["names"], t["base_names"],
+                                   tuple(t["directions"]), t["hops"], t["block_edges"])
+    return features, (np.load(tmp / split_file), done["data"]["split_note"]), done["seconds"]
+
+
+def _model_inputs_stage(data: TransactionDataset, tmp: Path, features, split: np.ndarray, options: ModelOptions,
+                        stages: StageLog) -> Tuple[List[str], float]:
+    """Stage ``model_inputs``: the GNN's features (:func:`model_inputs`) and the split written into the
+    dataset. Returns the model's feature names and the stage's seconds."""
     written = stages.done("model_inputs")
     if written is None:
         stages.begin("model_inputs")
         rows, names = model_inputs(features, options.feature_hops)
         data.write_node_arrays(split=split, features=rows, feature_names=names)
         written = stages.finish("model_inputs", [DATASET_DIR], {"names": names})
-    names = written["data"]["names"]
-    log.info("account features: %d for the model, %d for the tree (%.1f s)", len(names), len(features.names),
-             done["seconds"] + written["seconds"])
-    return features, (split, split_note), names, done["seconds"] + written["seconds"]
+    return written["data"]["names"], written["seconds"]
 
 
 def _truth_by_global_id(true_rings, data: TransactionDataset, graph: Optional[TransactionGraph] = None):
@@ -420,12 +446,22 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
     stages = stages or StageLog(tmp)
     if stages.done("rings") is not None:  # everything was written; the run died before the rename
         return json.loads((tmp / SUMMARY_FILE).read_text(encoding="utf-8"))
-    features, split, names, t_features = _features_stage(data, tmp, options, config, stages, labels_where, progress)
     from graphtrain.train.group import released_after
 
+    features, split, t_features = _features_stage(data, tmp, options, config, stages, labels_where, progress)
+    # the tree before training, so that the feature tables (a third of the run's disk at its peak)
+    # are gone before scoring writes the embedding tables: model_inputs is their last reader
+    baseline = baseline_stage(data, tmp, data.labels(), split[0], config, stages, features, progress)
+    names, t_inputs = _model_inputs_stage(data, tmp, features, split[0], options, stages)
+    t_features += t_inputs
+    log.info("account features: %d for the model, %d for the tree (%.1f s)", len(names),
+             len(baseline.feature_names), t_features)
+    if not options.stack_folds:  # else the stacked tree reads them, in stage stack
+        stages.release("features", [FEATURES_DIR])
+        features = None
     with released_after():  # the Ray this run started ends before the stages that run in this process
         scores, fit = train_and_score(data, tmp, options, stages, progress)
-        stack_input, t_stack = stack_stage(data, tmp, split[0], options, stages, progress)
+    stack, t_stack = stack_stage(data, tmp, split[0], options, config, stages, features, progress)
     source = (f"graphtrain {options.model} ({len(options.fanouts)} layers, fanouts {list(options.fanouts)}, hidden "
               f"{options.hidden}{', temporal ' + options.temporal if options.temporal else ''}) on {len(names)} "
               f"account features, {options.num_workers} Ray worker(s), "
@@ -442,8 +478,8 @@ def _run_on_dataset(data: TransactionDataset, tmp: Path, out: Path, options: Mod
     }}
     if stages.skipped:
         extra["resumed"] = {"skipped_stages": list(stages.skipped)}
-    return write_stages(data, tmp, out, ModelScores(scores, source, stack_input), truth, config, split=split,
-                        extra=extra, features=features, stages=stages, progress=progress)
+    return write_stages(data, tmp, out, ModelScores(scores, source), truth, config, baseline, stack=stack, split=split,
+                        extra=extra, stages=stages, progress=progress)
 
 
 def run_pipeline(graph: TransactionGraph, out, options: ModelOptions = ModelOptions(),
@@ -571,7 +607,8 @@ def detect_rings(edges, accounts, out, *, label: str, src: str = "src", dst: str
         from graphtrain.plan import check_disk
 
         check_disk(out, spec.edges, nodes=spec.accounts, edge_columns=spec.edge_columns, node_columns=spec.node_columns,
-                   options=spec.options, job="detect-rings", both_directions=not undirected, what="graphtrain detect-rings")
+                   options=spec.options, job="detect-rings", both_directions=not undirected, what="graphtrain detect-rings",
+                   stack_folds=options.stack_folds)
     arguments = {"--src": src, "--dst": dst, "--time": time, "--amount": amount, "--edge-weight": edge_weight,
                  "--id": id, "--label": label, "--split": split, "--features": list(features) if features else None,
                  "--undirected": undirected, "--add-unknown-accounts": add_unknown_accounts, "--rings-id": rings_id,

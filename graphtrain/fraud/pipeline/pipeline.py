@@ -1,4 +1,6 @@
-"""The fraud pipeline's stages after scoring: baseline -> rings -> evaluation -> report.
+"""The fraud pipeline's tree stages and its stages after scoring: baseline (:func:`baseline_stage`,
+before training in ``detect-rings``), the stacked tree (:func:`stacked_tree`), then rings ->
+evaluation -> report (:func:`write_stages`).
 
 They read the pipeline's dataset (:class:`~graphtrain.fraud.data.transaction_dataset.TransactionDataset`),
 with accounts indexed by global ID: the tree baseline's features partition by partition
@@ -79,7 +81,10 @@ FORMAT_VERSION = 1
 SUMMARY_FILE = "summary.json"
 DATASET_DIR = "dataset"
 WORK_DIR = "work"  # scratch tables of the stages (removed at the end)
+FEATURES_DIR = f"{WORK_DIR}/features"  # the tree baseline's account feature tables
 STACK_DIR = "stack"  # the stacked tree's scores, inside WORK_DIR
+BASELINE_FILE = f"{WORK_DIR}/{BASELINE_SCORES_FILE}"  # the tree baseline's scores (stage baseline)
+STACK_FILE = f"{WORK_DIR}/{STACK_DIR}/{BASELINE_SCORES_FILE}"  # the stacked tree's
 SCORES_FILE = "scores.parquet"
 REPORT_DIR = "report"
 RING_FILES = tuple(f"{base}.{ext}" for base in (RINGS_BASENAME, MEMBERS_BASENAME) for ext in ("parquet", "csv"))  # write_rings's
@@ -235,76 +240,122 @@ def run_stages(graph: TransactionGraph, out, model_scores: Optional[ModelScores]
                                        None if stack_input is None else stack_input[rows])
         if true_rings is not None and not isinstance(true_rings, TrueRings):
             true_rings = load_true_rings(true_rings, data)
-        summary = write_stages(data, tmp, out, model_scores, true_rings, config)
+        labels = data.labels()
+        split = choose_split(labels, data.given_split(), config)
+        stages = StageLog(tmp)
+        baseline = baseline_stage(data, tmp, labels, split[0], config, stages)
+        stack = None
+        if model_scores is not None and model_scores.stack_input is not None:
+            stack = stacked_tree(data, tmp, model_scores.stack_input, labels, split[0], config)
+        summary = write_stages(data, tmp, out, model_scores, true_rings, config, baseline, stack=stack, split=split,
+                               stages=stages)
     return summary
 
 
+def feature_tables(data: TransactionDataset, tmp: Path, hops: int, progress=None):
+    """The tree baseline's account feature tables (:func:`~graphtrain.fraud.data.account_aggregates.build_account_features`,
+    ``hops`` hops), built into ``tmp/work/features`` from the dataset's own account features.
+
+    Only before :func:`graphtrain.fraud.pipeline.detect.model_inputs` replaces those in the dataset
+    with the GNN's inputs: ``detect-rings`` builds the tables once, in its ``features`` stage."""
+    from graphtrain.fraud.data.account_aggregates import build_account_features
+
+    return build_account_features(data.dataset, tmp / FEATURES_DIR, amount=data.amount, time=data.time, hops=hops,
+                                  own_feature_names=data.own_feature_names, progress=progress)
+
+
+def baseline_stage(data: TransactionDataset, tmp: Path, labels: np.ndarray, split: np.ndarray, config: PipelineConfig,
+                   stages: StageLog, features=None, progress: bool = False) -> BaselineResult:
+    """Stage ``baseline``: the tree baseline on the account feature tables (a bounded training sample,
+    every account scored in chunks; :func:`~graphtrain.fraud.pipeline.dataset_baseline.run_dataset_baseline`),
+    its float32 ``[N]`` scores by global ID in ``tmp/work/baseline_scores.npy``. Skipped, its scores
+    read back, when ``stages`` records it finished.
+
+    Args:
+        labels, split: by global ID.
+        features: the tables (:class:`~graphtrain.fraud.data.account_aggregates.AccountFeatures`) with
+            at least ``config.baseline_hops`` hops, or None: built here (:func:`feature_tables`).
+    """
+    from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
+
+    done = stages.done("baseline")
+    if done is not None:
+        return BaselineResult(scores=np.load(tmp / BASELINE_FILE, mmap_mode="r"),
+                              feature_names=done["data"]["feature_names"], params=done["data"]["params"])
+    stages.begin("baseline", [BASELINE_FILE])
+    if features is None or features.hops < config.baseline_hops:
+        features = feature_tables(data, tmp, config.baseline_hops)
+    with Progress(progress, "baseline: score", data.num_accounts, "accounts") as bar:
+        baseline = run_dataset_baseline(features, labels, split, tmp / WORK_DIR, seed=config.seed,
+                                        folds=config.baseline_folds, max_train=config.baseline_max_train,
+                                        progress=bar.update)
+    stages.finish("baseline", [BASELINE_FILE], {"feature_names": baseline.feature_names, "params": baseline.params})
+    return baseline
+
+
+def stacked_tree(data: TransactionDataset, tmp: Path, stack_input: np.ndarray, labels: np.ndarray, split: np.ndarray,
+                 config: PipelineConfig, features=None, progress: bool = False) -> Tuple[np.ndarray, dict]:
+    """The stacked tree (:mod:`graphtrain.fraud.pipeline.stacking`): the baseline's classifier on the
+    account feature tables plus the GNN's cross-fitted scores ``stack_input`` (float ``[N]`` by global
+    ID) as one more column. Returns its float64 ``[N]`` scores (also ``tmp/work/stack/baseline_scores.npy``)
+    and its parameters. ``features``: as :func:`baseline_stage`'s."""
+    from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
+    from graphtrain.fraud.pipeline.stacking import GNN_COLUMN, WithColumns
+
+    stack_input = _check_scores(data.num_accounts, stack_input, "the stack's input")
+    if features is None or features.hops < config.baseline_hops:
+        features = feature_tables(data, tmp, config.baseline_hops)
+    with Progress(progress, "stacked tree: score", data.num_accounts, "accounts") as bar:
+        result = run_dataset_baseline(WithColumns(features, {GNN_COLUMN: stack_input}), labels, split,
+                                      tmp / WORK_DIR / STACK_DIR, seed=config.seed, folds=config.baseline_folds,
+                                      max_train=config.baseline_max_train, progress=bar.update)
+    return np.asarray(result.scores, dtype=np.float64), result.params
+
+
 def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: Optional[ModelScores], true_rings,
-                 config: PipelineConfig, split: Optional[Tuple[np.ndarray, str]] = None,
-                 extra: Optional[Dict[str, object]] = None, features=None, stages=None,
-                 progress: bool = False) -> Dict[str, object]:
-    """:func:`run_stages` on a dataset, into ``tmp``, an open staging directory that becomes ``out``.
+                 config: PipelineConfig, baseline: BaselineResult, stack: Optional[Tuple[np.ndarray, dict]] = None,
+                 split: Optional[Tuple[np.ndarray, str]] = None, extra: Optional[Dict[str, object]] = None,
+                 stages=None, progress: bool = False) -> Dict[str, object]:
+    """Stage ``rings`` -- the choice of score, rings, evaluation, every output file and the report --
+    into ``tmp``, an open staging directory that becomes ``out``, after the tree baseline
+    (:func:`baseline_stage`).
 
     Args:
         data: the pipeline's dataset; accounts are indexed by global ID everywhere below.
-        model_scores: scores by global ID, or None (the tree's are used).
+        model_scores: scores by global ID, or None (the tree's are used). Its ``stack_input`` is not
+            read here: the stacked tree comes as ``stack``.
         true_rings: :class:`TrueRings` by global ID, a rings file, or None.
+        baseline: the tree baseline's scores by global ID.
+        stack: the stacked tree's scores by global ID and parameters (:func:`stacked_tree`), or None.
         split: (codes by global ID, note); default :func:`choose_split`.
         extra: entries added to the summary.
-        features: the baseline's :class:`~graphtrain.fraud.data.account_aggregates.AccountFeatures`
-            when already built (``detect-rings`` builds them for the GNN's inputs); default: built here.
-        stages: the run's :class:`~graphtrain.fraud.pipeline.stages.StageLog`: stage ``baseline`` is
-            skipped when it records it finished; ``baseline`` and ``rings`` (rings, evaluation and every
-            output file) are recorded when they finish. Default: a fresh log in ``tmp``.
-        progress: progress bars on stderr (the baseline's scoring, the rings' steps).
+        stages: the run's :class:`~graphtrain.fraud.pipeline.stages.StageLog` (``rings`` is recorded
+            when it finishes; the ``baseline`` record's seconds go into the summary). Default: a fresh
+            log in ``tmp``.
+        progress: a progress bar on stderr over the rings' steps.
     """
-    from graphtrain.fraud.data.account_aggregates import build_account_features
     from graphtrain.fraud.data.touching_subgraph import high_risk_in_dataset, touching_subgraph
     from graphtrain.fraud.evaluation.report import select_bad_cases
-    from graphtrain.fraud.pipeline.dataset_baseline import run_dataset_baseline
 
     n = data.num_accounts
-    scores = source = stack_input = None
+    scores = source = None
     if model_scores is not None:
         model_scores = _checked(n, model_scores)
-        scores, source, stack_input = model_scores.scores, model_scores.source, model_scores.stack_input
+        scores, source = model_scores.scores, model_scores.source
     labels = data.labels()
     split, split_note = split if split is not None else choose_split(labels, data.given_split(), config)
     truth = true_rings if true_rings is None or isinstance(true_rings, TrueRings) else load_true_rings(true_rings, data)
     work = tmp / WORK_DIR
     stages = stages or StageLog(tmp)
     stage: Dict[str, float] = {}
-    done = stages.done("baseline")
-    baseline_file = f"{WORK_DIR}/{BASELINE_SCORES_FILE}"
-    stack_file = f"{WORK_DIR}/{STACK_DIR}/{BASELINE_SCORES_FILE}"
-    outputs = [baseline_file] + ([stack_file] if stack_input is not None else [])
-    if done is None:
-        stages.begin("baseline", outputs)
-        if features is None or features.hops < config.baseline_hops:
-            features = build_account_features(data.dataset, work / "features", amount=data.amount, time=data.time,
-                                              hops=config.baseline_hops, own_feature_names=data.own_feature_names)
-        with Progress(progress, "baseline: score", n, "accounts") as bar:
-            baseline = run_dataset_baseline(features, labels, split, work, seed=config.seed, folds=config.baseline_folds,
-                                            max_train=config.baseline_max_train, progress=bar.update)
-        stack_params = None
-        if stack_input is not None:  # the stacked tree: the same features plus the GNN's cross-fitted score
-            from graphtrain.fraud.pipeline.stacking import GNN_COLUMN, WithColumns
-
-            with Progress(progress, "stacked tree: score", n, "accounts") as bar:
-                stack_params = run_dataset_baseline(WithColumns(features, {GNN_COLUMN: stack_input}), labels, split,
-                                                    work / STACK_DIR, seed=config.seed, folds=config.baseline_folds,
-                                                    max_train=config.baseline_max_train, progress=bar.update).params
-        done = stages.finish("baseline", outputs, {"feature_names": baseline.feature_names, "params": baseline.params,
-                                                   "stack_params": stack_params})
-    else:
-        baseline = BaselineResult(scores=np.load(tmp / baseline_file, mmap_mode="r"),
-                                  feature_names=done["data"]["feature_names"], params=done["data"]["params"])
     baseline_scores = np.asarray(baseline.scores, dtype=np.float64)
-    stack = stack_metrics = None
-    if stack_input is not None:
-        stack, stack_params = np.load(tmp / stack_file).astype(np.float64), done["data"]["stack_params"]
-        stack_metrics = metrics_at_chosen_threshold(labels, stack, split)
-    stage["baseline_seconds"] = round(done["seconds"], 2)
+    stack_scores = stack_params = stack_metrics = None
+    if stack is not None:
+        stack_scores, stack_params = _check_scores(n, stack[0], "the stacked tree's scores"), stack[1]
+        stack_metrics = metrics_at_chosen_threshold(labels, stack_scores, split)
+    recorded = stages.read("baseline")
+    if recorded is not None:
+        stage["baseline_seconds"] = round(recorded["seconds"], 2)
     stages.begin("rings", [SCORES_FILE, *RING_FILES, REPORT_DIR, SUMMARY_FILE])
     bar = Progress(progress, "rings", len(RING_STEPS), "steps")
     from_baseline = scores is None
@@ -323,11 +374,12 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     ring_name = "tree" if from_baseline else "gnn"
     if not from_baseline:
         choice = choose_ring_score(scores, baseline_scores, labels, split, blend=blend is not None, seed=config.seed,
-                                   stack=stack, ranks=ranks)
+                                   stack=stack_scores, ranks=ranks)
         ring_name = choice.name
     del ranks
     by_name = {"gnn": (scores, metrics), "tree": (baseline_scores, b_metrics),
-               "blend": (blend.scores if blend is not None else None, blend_metrics), "stack": (stack, stack_metrics)}
+               "blend": (blend.scores if blend is not None else None, blend_metrics),
+               "stack": (stack_scores, stack_metrics)}
     ring_scores, ring_node_metrics = by_name[ring_name]
     shipped = choice.shipped if choice is not None else ring_name
     if from_baseline:
@@ -384,7 +436,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
         **({f"blend_{k}": blend_metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")}
            | {"blend_weight": blend.weight, "blend_val_ap": blend.val_ap} if blend is not None else {}),
         **({f"stack_{k}": stack_metrics[k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")}
-           | {"stack": stack_params} if stack is not None else {}),
+           | {"stack": stack_params} if stack_scores is not None else {}),
         "shipped_score": shipped,
         **{f"shipped_{k}": by_name[shipped][1][k] for k in ("auc", "ap", "f1_macro", "recall_at_k", "threshold")},
         "ring_score": ring_name, "ring_threshold": threshold, "flagged_fraction": population.flagged_fraction,
@@ -416,7 +468,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
 
     t0 = time.perf_counter()
     _write_scores(tmp / SCORES_FILE, data, scores, baseline_scores, labels, split,
-                  {"blend_score": blend.scores if blend is not None else None, "stack_score": stack})
+                  {"blend_score": blend.scores if blend is not None else None, "stack_score": stack_scores})
     write_rings(rings, tmp)
     bar.update()  # scores and rings files
     report = ReportData(
@@ -433,7 +485,7 @@ def write_stages(data: TransactionDataset, tmp: Path, out: Path, model_scores: O
     bar.close()
     stage["outputs_seconds"] = round(time.perf_counter() - t0, 2)  # scores, rings and report files
     summary["stage_seconds"] = dict(stage)
-    del baseline, features, stack
+    del baseline, stack, stack_scores
     write_text_atomic(tmp / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     stages.finish("rings", [SCORES_FILE, *RING_FILES, REPORT_DIR, SUMMARY_FILE])
     shutil.rmtree(work, ignore_errors=True)  # scratch tables (the dataset stays)

@@ -11,11 +11,16 @@ the outputs of a stage without a record are never trusted: a resumed run removes
 (:meth:`StageLog.begin`) and runs the stage again. The records stay in the final output
 (``OUT/stages/``), with ``OUT/run_fingerprint.json`` (:mod:`graphtrain.io`).
 
-Stages, in order: ``partition``, ``features`` (the account feature tables), ``model_inputs`` (the
-GNN's features and the split written into the dataset), ``train``, ``score``, ``stack`` (the GNN's
-cross-fitted scores with ``--stack-folds``; recorded, empty, without), ``baseline`` (and the stacked tree),
-``rings`` (rings, evaluation and every output file). ``train`` is the exception to "run again
-from scratch": :class:`graphtrain.train.Trainer` resumes from its newest checkpoint.
+Stages, in order: ``partition``, ``features`` (the split and the account feature tables),
+``baseline`` (the tree), ``model_inputs`` (the GNN's features and the split written into the
+dataset), ``train``, ``score``, ``stack`` (with ``--stack-folds``, the GNN's cross-fitted scores
+and the stacked tree; recorded, empty, without), ``rings`` (rings, evaluation and every output
+file). ``train`` is the exception to "run again from scratch": :class:`graphtrain.train.Trainer`
+resumes from its newest checkpoint.
+
+An output that no later stage reads is deleted once its last reader finishes
+(:meth:`StageLog.release`; the feature tables, the largest scratch files of a run, after
+``model_inputs``, or after ``stack`` with stacking), and its stage's record stops naming it.
 
 Test hook: the environment variable :data:`PAUSE_ENV` = a stage name makes the run log
 ``test hook: pausing after stage NAME wrote its outputs`` and sleep before that stage's record is
@@ -36,7 +41,7 @@ from graphtrain.log import get_logger
 log = get_logger("fraud.stages")
 
 STAGES_DIR = "stages"  # inside the run's directory: one record per finished stage
-STAGES = ("partition", "features", "model_inputs", "train", "score", "stack", "baseline", "rings")
+STAGES = ("partition", "features", "baseline", "model_inputs", "train", "score", "stack", "rings")
 PAUSE_ENV = "GRAPHTRAIN_TEST_PAUSE_AFTER_STAGE"
 PAUSE_SECONDS = 600
 
@@ -99,13 +104,34 @@ class StageLog:
             raise ValueError(f"unknown stage {name!r}")
         (self.dir / f"{name}.json").unlink(missing_ok=True)
         for rel in outputs:
-            path = self.root / rel
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
+            self._remove(rel)
         self.ran.append(name)
         self._started[name] = time.perf_counter()
+
+    def release(self, name: str, outputs: Sequence[str]) -> None:
+        """Delete ``outputs`` (relative paths) of finished stage ``name`` that no later stage reads.
+
+        Its record stops naming them (``released`` lists them) before they are deleted, so the stage
+        still counts as finished without them; a kill between the two leaves files that no record
+        names, inside the run's scratch directory. Nothing happens without a record.
+        """
+        record = self.read(name)
+        if record is None:
+            return
+        kept = [o for o in record.get("outputs", []) if o not in outputs]
+        if kept != record.get("outputs", []):
+            record["outputs"] = kept
+            record["released"] = sorted(set(record.get("released", [])) | set(outputs))
+            write_text_atomic(self.dir / f"{name}.json", json.dumps(record, indent=1) + "\n")
+        for rel in outputs:
+            self._remove(rel)
+
+    def _remove(self, rel: str) -> None:
+        path = self.root / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
     def finish(self, name: str, outputs: Sequence[str] = (), data: Optional[dict] = None) -> dict:
         """Record that stage ``name`` finished with ``outputs`` (relative paths) and ``data`` (JSON)
