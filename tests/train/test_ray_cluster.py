@@ -205,7 +205,7 @@ def test_detect_rings_whose_cluster_dies_leaves_only_a_resumable_staging_directo
     left = _staging_left(out)
     assert len(left) == 1, (left, err[-2000:])
     finished = sorted(p.stem for p in (tmp_path / left[0] / STAGES_DIR).iterdir())
-    assert finished == ["features", "model_inputs", "partition"], finished  # training never finished
+    assert finished == ["baseline", "features", "model_inputs", "partition"], finished  # training never finished
     removed = reclaim_dead_staging(out, keep=STAGES_DIR)  # what the next run without --resume does
     assert [p.name for p in removed] == left and _staging_left(out) == []
 
