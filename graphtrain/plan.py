@@ -84,12 +84,15 @@ CALIBRATION = {
     "anon_ingest_per_chunk_key": {"int64": 95, "string": 340},
     "anon_per_node_bytes": 36,
     "rss_file_bytes": 135 << 20,
-    # disk: when the spill's peak exceeds what the page cache holds, the run cannot be faster than
-    # writing the excess out (writeback overlaps the computing, so the run takes the larger of the
-    # two, not their sum). Sequential write with fdatasync, `dd if=/dev/zero of=F bs=16M count=256
-    # conv=fdatasync`: 79.4 and 68.3 MB/s (two runs).
+    # disk: a run moves the input, everything it writes (spill and dataset), and the spill that the
+    # page cache (``page_cache_fraction`` of the RAM) cannot keep until it is read back; it cannot be
+    # faster than the disk moves those bytes (the I/O overlaps the computing, so the run takes the
+    # larger of the two, not their sum). The rate is the 500M-transaction run of 2026-12-07
+    # (benchmarks/RESULTS.md, "500M transactions"): 81.3 GiB read and 104.8 GiB written in its
+    # 2098 s partition stage (`vmstat 5`), CPU 45% user, 11% waiting for the disk; the model counts
+    # 200 GiB for that run. (Sequential writes alone, `dd ... conv=fdatasync`: 68-79 MB/s.)
     "page_cache_fraction": 0.6,
-    "disk_write_bytes_per_s": 70e6,
+    "disk_bytes_per_s": 95e6,
 }
 
 # The fraud pipeline after partitioning, fitted to runs of benchmarks/bench_pipeline_scale.py on this machine
@@ -234,7 +237,8 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     Returns:
         ``edge_arrays`` (the dataset's ``indptr``, ``src`` and edge columns), ``after_ingest``, ``during_ids`` (the ID map's peak), ``after_ids``, ``during_assign``,
         ``after_route``, ``after_edges`` and ``at_end`` (spill plus dataset written so far),
-        ``spill_peak`` (spill alone), ``scratch_peak`` (the most of all) and ``dataset`` (final size).
+        ``spill_peak`` (spill alone), ``scratch_peak`` (the most of all), ``dataset`` (final size),
+        ``spill_written`` (every byte spilled) and ``written`` (spill, dataset and aggregates).
     """
     E, N, R = w.edges, w.nodes, w.node_rows
     E_in = w.ingest_rows or E  # rows read and spilled at ingest
@@ -265,16 +269,21 @@ def partition_disk(w: Workload) -> Dict[str, int]:
     dataset = int(edge_arrays + id_arrays + node_arrays + META_BYTES)
     at_end = dataset + idmap_spill + aggregates
     spill_peak = max(during_ids, after_ids, during_assign, after_route)
+    # every byte spilled (each is read back once) and everything written, the dataset included
+    spill_written = (after_ingest + K * rid + R * rid + idmap_spill + (during_assign - after_ids) + ebin)
+    written = spill_written + dataset + aggregates
     figures = {"edge_arrays": edge_arrays, "after_ingest": after_ingest, "during_ids": during_ids, "after_ids": after_ids, "during_assign": during_assign,
                "after_route": after_route, "after_edges": after_edges, "at_end": at_end, "spill_peak": spill_peak,
-               "scratch_peak": max(spill_peak, after_edges, at_end), "dataset": dataset}
+               "scratch_peak": max(spill_peak, after_edges, at_end), "dataset": dataset,
+               "spill_written": spill_written, "written": written}
     return {k: int(v) for k, v in figures.items()}
 
 
 # -- time and memory ----------------------------------------------------------------------------------
 def partition_time(w: Workload, disk: Optional[Dict[str, int]] = None) -> Dict[str, float]:
     """Seconds per stage of ``graphtrain partition`` on this machine (fitted: :data:`CALIBRATION`);
-    ``disk wait`` when writing out the spill that the page cache cannot hold takes longer than computing."""
+    ``disk wait`` when moving the run's bytes (the input, what it writes, and the spill read back
+    from the disk because the page cache could not keep it) takes longer than computing."""
     c = CALIBRATION
     t = w.id_type if w.id_type in ("int64", "string") else "string"
     E, N = w.edges, w.nodes
@@ -292,9 +301,10 @@ def partition_time(w: Workload, disk: Optional[Dict[str, int]] = None) -> Dict[s
     }
     compute = c["startup_s"] + sum(stages.values())
     disk = disk or partition_disk(w)
-    missed = max(0.0, disk["spill_peak"] - c["page_cache_fraction"] * _total_memory())
-    if missed:
-        stages["disk wait"] = max(0.0, missed / c["disk_write_bytes_per_s"] - compute)
+    read_back = max(0.0, disk["spill_written"] - c["page_cache_fraction"] * _total_memory())  # from the disk
+    moved = w.input_bytes + disk["written"] + read_back
+    if moved / c["disk_bytes_per_s"] > compute:
+        stages["disk wait"] = moved / c["disk_bytes_per_s"] - compute
     stages = {k: round(v, 2) for k, v in stages.items()}
     stages["total"] = round(c["startup_s"] + sum(stages.values()), 1)
     return stages
@@ -572,6 +582,12 @@ def synthetic_keys_per_row(transactions: int, accounts: int, chunk_rows: int = 1
     return float(np.unique(ids).size) / n
 
 
+# bytes of graphtrain generate's Parquet files per transaction and per account (transactions.parquet,
+# accounts.parquet): 41.35 and 28.2 at 12.5M accounts (101,968,183 transactions), 41.38 and 28.2 at
+# 62.5M (509,823,254 transactions; 21.1 GB and 1.76 GB)
+GENERATED_PARQUET_BYTES = {"transaction": 41.4, "account": 28.2}
+
+
 def workload_synthetic(transactions: int, accounts: int, *, job: str = "detect-rings", num_parts: int = 2,
                        method: str = "hash", memory_limit="2G", id_type: str = "string", id_bytes: float = 21.0,
                        num_features: int = 7, edge_columns: int = 2, keys_per_row: Optional[float] = None,
@@ -594,12 +610,14 @@ def workload_synthetic(transactions: int, accounts: int, *, job: str = "detect-r
                                  f"graphtrain generate's R-MAT for this size")
     else:
         notes["keys_per_row"] = "given"
+    notes["input_bytes"] = "graphtrain generate's Parquet files (GENERATED_PARQUET_BYTES)"
+    input_bytes = int(GENERATED_PARQUET_BYTES["transaction"] * transactions + GENERATED_PARQUET_BYTES["account"] * accounts)
     return Workload(
         edges=int(transactions) * (2 if both else 1), nodes=int(accounts), ingest_rows=int(transactions) if both else 0,
         node_rows=int(accounts), id_type=id_type,
         id_bytes=id_bytes if id_type == "string" else 0.0, edge_columns=edge_columns,
         column_bytes=COMPACT_COLUMN_BYTES * edge_columns, num_features=num_features, label=True, keys_per_row=keys_per_row, chunk_rows=chunk, num_buckets=tuning.num_buckets, num_parts=num_parts, method=method, passes=passes,
-        memory_limit=memory_limit, transactions=int(transactions), notes=notes)
+        memory_limit=memory_limit, transactions=int(transactions), input_bytes=input_bytes, notes=notes)
 
 
 # -- the plan ----------------------------------------------------------------------------------------------

@@ -268,3 +268,22 @@ def test_fraud_disk_counts_the_account_tables_and_model_inputs_the_pipeline_writ
     own_missing = [n for n in names if n.startswith("own_") and n.endswith("_missing")]
     assert own_missing == ["own_a_missing"]
     assert inputs == (len(names) - 2 - len(own_missing)) * 4 * A
+
+
+def test_partition_time_waits_for_the_disk_when_moving_the_runs_bytes_takes_longer_than_computing(monkeypatch):
+    """The disk-bound regime of the 500M-transaction runs: the input, everything written, and the
+    spill the page cache could not keep (read back from the disk), at the disk's rate."""
+    w = plan.workload_synthetic(500_000_000, 62_500_000, keys_per_row=1.8)
+    assert w.input_bytes == pytest.approx(41.4 * 5e8 + 28.2 * 62.5e6, rel=1e-6)  # generate's Parquet files
+    disk = plan.partition_disk(w)
+    monkeypatch.setattr(plan, "_total_memory", lambda: 24 << 30)
+    t = plan.partition_time(w, disk)
+    read_back = disk["spill_written"] - plan.CALIBRATION["page_cache_fraction"] * (24 << 30)
+    moved = w.input_bytes + disk["written"] + read_back
+    compute = t["total"] - t["disk wait"]
+    assert t["disk wait"] == pytest.approx(moved / plan.CALIBRATION["disk_bytes_per_s"] - compute, abs=0.5)
+    assert disk["written"] > disk["spill_written"] > disk["spill_peak"]  # spilled bytes are written once each
+    monkeypatch.setattr(plan, "_total_memory", lambda: 1 << 40)  # a page cache that keeps the whole spill
+    assert plan.partition_time(w, disk)["disk wait"] < t["disk wait"]
+    monkeypatch.setitem(plan.CALIBRATION, "disk_bytes_per_s", 1e12)  # a disk faster than the computing
+    assert "disk wait" not in plan.partition_time(w, disk)
